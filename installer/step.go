@@ -1,0 +1,195 @@
+package installer
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Step is one idempotent unit of desired state on one host. Audit and
+// converge are one code path: CheckApply(apply=false) only reports what it
+// would change; CheckApply(apply=true) changes it. A step reads the host's
+// state from env.Facts (gathered in one batch from all steps' Probes) and
+// writes only through env.Conn, and only when apply is true.
+type Step interface {
+	// ID names the step in reports, unique within a host's plan, e.g.
+	// "file /opt/lcg/etc/hagd.conf" or "mysql grant lbserver@198.18.0.11".
+	ID() string
+	// Probes are the facts the step needs, gathered before any step runs.
+	Probes() []Probe
+	// CheckApply audits (apply=false) or converges (apply=true).
+	CheckApply(ctx context.Context, env *Env, apply bool) Result
+}
+
+// Env is what a step sees of its host during a run.
+type Env struct {
+	Host    string
+	Conn    Conn
+	Facts   *Facts
+	Diff    bool      // produce unified diffs for files
+	Secrets *Redactor // register every secret a step handles
+	// Shared carries values between steps of one run (for example a key a
+	// step on one host produced for a step on another, in a later phase).
+	Shared *Shared
+	// Log receives progress lines (already redacted by the runner).
+	Log func(format string, args ...any)
+}
+
+// Reprobe gathers fresh facts after a change (apply mode only; audits use
+// the batch) and merges them into env.Facts.
+func (e *Env) Reprobe(ctx context.Context, probes ...Probe) error {
+	f, err := Gather(ctx, e.Conn, probes)
+	if err != nil {
+		return err
+	}
+	e.Facts.Merge(f)
+	return nil
+}
+
+// Status is the outcome of a step.
+type Status string
+
+// Statuses. In audit mode a step that would change reports Drift (it exists
+// but differs) or Missing (it does not exist); --check shows both as "would
+// change".
+const (
+	StatusOK          Status = "ok"
+	StatusChanged     Status = "changed"
+	StatusDrift       Status = "drift"
+	StatusMissing     Status = "missing"
+	StatusFailed      Status = "failed"
+	StatusSkipped     Status = "skipped"
+	StatusUnreachable Status = "unreachable"
+)
+
+// NeedsChange reports whether the status means "not as desired yet".
+func (s Status) NeedsChange() bool { return s == StatusDrift || s == StatusMissing }
+
+// Result is the outcome of one step on one host.
+type Result struct {
+	Host     string        `json:"host"`
+	Step     string        `json:"step"`
+	Status   Status        `json:"status"`
+	Message  string        `json:"message,omitempty"`
+	Expected string        `json:"expected,omitempty"`
+	Found    string        `json:"found,omitempty"`
+	Diff     string        `json:"diff,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// OK, Changed, Drift, Missing and Failed build results; the runner fills
+// Host, Step and Duration.
+func OK(msg string) Result      { return Result{Status: StatusOK, Message: msg} }
+func Changed(msg string) Result { return Result{Status: StatusChanged, Message: msg} }
+func Drift(msg, expected, found string) Result {
+	return Result{Status: StatusDrift, Message: msg, Expected: expected, Found: found}
+}
+func Missing(msg string) Result { return Result{Status: StatusMissing, Message: msg} }
+func Failed(err error) Result {
+	return Result{Status: StatusFailed, Message: err.Error(), Error: err.Error()}
+}
+
+// Phase is a set of steps per host; every host finishes a phase before any
+// host starts the next one, which is how roles order work across hosts.
+type Phase struct {
+	Name  string
+	Steps map[string][]Step // host name -> ordered steps
+}
+
+// Plan is the ordered list of phases of a run.
+type Plan struct {
+	Phases []Phase
+}
+
+// Hosts lists every host that has a step in the plan, sorted.
+func (p *Plan) Hosts() []string {
+	set := map[string]bool{}
+	for _, ph := range p.Phases {
+		for h := range ph.Steps {
+			set[h] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for h := range set {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Redactor replaces registered secrets with "********" in anything that is
+// logged or reported. Safe for concurrent use.
+type Redactor struct {
+	mu      sync.RWMutex
+	secrets []string
+}
+
+// Add registers secrets (empty and very short strings are ignored: they
+// would redact ordinary text).
+func (r *Redactor) Add(secrets ...string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range secrets {
+		s = strings.TrimSpace(s)
+		if len(s) >= 4 {
+			r.secrets = append(r.secrets, s)
+		}
+	}
+}
+
+// Redact returns s with every registered secret replaced.
+func (r *Redactor) Redact(s string) string {
+	if r == nil {
+		return s
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, sec := range r.secrets {
+		s = strings.ReplaceAll(s, sec, "********")
+	}
+	return s
+}
+
+// RedactResult redacts every text field of res.
+func (r *Redactor) RedactResult(res Result) Result {
+	res.Message = r.Redact(res.Message)
+	res.Expected = r.Redact(res.Expected)
+	res.Found = r.Redact(res.Found)
+	res.Diff = r.Redact(res.Diff)
+	res.Error = r.Redact(res.Error)
+	return res
+}
+
+// Shared is a concurrency-safe map of values that steps hand to later steps.
+type Shared struct {
+	mu sync.Mutex
+	m  map[string]any
+}
+
+// Set stores v under key.
+func (s *Shared) Set(key string, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]any{}
+	}
+	s.m[key] = v
+}
+
+// Get loads the value under key.
+func (s *Shared) Get(key string) (any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[key]
+	return v, ok
+}
+
+// MarshalJSON of Status keeps it a plain string.
+func (s Status) MarshalJSON() ([]byte, error) { return json.Marshal(string(s)) }

@@ -1,0 +1,4 @@
+package inventory
+
+// BDIIClient is the settings of the bdii-client role (roles: bdii-client:).
+type BDIIClient struct{}

@@ -1,0 +1,4 @@
+package inventory
+
+// DNS is the settings of the dns role (roles: dns:).
+type DNS struct{}

@@ -1,0 +1,99 @@
+// Package roles turns an inventory into plans: one Role per kind of host
+// (state-server, rb-node, bdii-client, dns, base), each composing the
+// primitive steps of installer/steps. Reading a role should read like the
+// slide of the notes it implements.
+package roles
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/inventory"
+)
+
+// Options are the run-wide choices that change what a role plans.
+type Options struct {
+	// Limit restricts the plan to these inventory host names (nil: all).
+	Limit []string
+	// RotateKey asks the dns role to replace the TSIG key everywhere.
+	RotateKey bool
+	// StateFrom names the rb node whose local state wins when the shared copy
+	// and a node's own state conflict (rb-node role).
+	StateFrom string
+}
+
+// Role plans the steps of one role for the hosts that play it.
+type Role interface {
+	// Name is the role's name in the inventory and on the command line.
+	Name() string
+	// Summary is one line for --help.
+	Summary() string
+	// Plan builds the phases for the role's hosts (honouring opts.Limit).
+	Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
+}
+
+// Registry maps role names to roles.
+type Registry struct {
+	roles map[string]Role
+}
+
+// NewRegistry registers roles.
+func NewRegistry(rs ...Role) *Registry {
+	reg := &Registry{roles: map[string]Role{}}
+	for _, r := range rs {
+		reg.roles[r.Name()] = r
+	}
+	return reg
+}
+
+// Get returns the role called name, or an error listing the known ones.
+func (reg *Registry) Get(name string) (Role, error) {
+	if r, ok := reg.roles[name]; ok {
+		return r, nil
+	}
+	return nil, fmt.Errorf("unknown role %q (known roles: %v)", name, reg.Names())
+}
+
+// Names lists the registered roles, sorted.
+func (reg *Registry) Names() []string {
+	out := make([]string, 0, len(reg.roles))
+	for n := range reg.roles {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// InLimit reports whether host passes opts.Limit.
+func (o Options) InLimit(host string) bool {
+	if len(o.Limit) == 0 {
+		return true
+	}
+	for _, h := range o.Limit {
+		if h == host {
+			return true
+		}
+	}
+	return false
+}
+
+// MergePlans concatenates plans phase by phase (phase i of each plan runs
+// together), so several roles can run in one pass.
+func MergePlans(plans ...*installer.Plan) *installer.Plan {
+	out := &installer.Plan{}
+	for _, p := range plans {
+		if p == nil {
+			continue
+		}
+		for i, ph := range p.Phases {
+			if i >= len(out.Phases) {
+				out.Phases = append(out.Phases, installer.Phase{Name: ph.Name, Steps: map[string][]installer.Step{}})
+			}
+			for h, steps := range ph.Steps {
+				out.Phases[i].Steps[h] = append(out.Phases[i].Steps[h], steps...)
+			}
+		}
+	}
+	return out
+}

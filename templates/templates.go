@@ -1,0 +1,45 @@
+// Package templates holds gridha's text/template assets (*.tmpl), embedded in
+// the binary. Each template renders from a typed struct defined by the role
+// that uses it.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"strings"
+	"text/template"
+)
+
+//go:embed *.tmpl
+var assets embed.FS
+
+// Render executes the named template (e.g. "hagd.conf.tmpl") with data.
+// Missing keys are errors, never "<no value>".
+func Render(name string, data any) ([]byte, error) {
+	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).ParseFS(assets, name)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
+// Names lists the embedded templates.
+func Names() []string {
+	ents, _ := assets.ReadDir(".")
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+var funcs = template.FuncMap{
+	"join": strings.Join,
+	// shq quotes a value for POSIX sh.
+	"shq": func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" },
+}
