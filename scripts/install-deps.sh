@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages gridha's test bed needs, only when missing.
+# The test bed runs real OpenSSH, MariaDB, BIND9, the Debian bdii package
+# (slapd) and sshfs inside network namespaces; none of them is started on the
+# machine itself.
+set -euo pipefail
+pkgs=(openssh-server openssh-client mariadb-server mariadb-client bind9 bind9-utils bind9-dnsutils
+      bdii ldap-utils slapd sshfs fuse3 tcsh iproute2 iputils-arping psmisc procps rsync util-linux
+      sudo make git ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages (${missing[*]}); run as root or install them" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Keep package scripts from starting daemons on the machine itself: the test
+# bed starts its own copies inside each host's namespaces.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; created_policy=1
+fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[ $created_policy -eq 1 ] && rm -f "$policy"
+echo "install-deps: done"
