@@ -1,0 +1,162 @@
+package installer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// DefaultLockPath is the per-host lock file a converging run holds.
+const DefaultLockPath = "/var/lock/gridha.lock"
+
+// lockWait bounds how long the first fact batch waits for the lock session
+// to report that it holds the lock.
+const lockWait = 30 * time.Second
+
+// Exit codes of the lock session.
+const (
+	lockExitBusy    = 75
+	lockExitNoFlock = 69
+)
+
+// hostLock is a held per-host lock: a session running flock on the lock
+// file whose stdin stays open for the run. Closing stdin (or the connection
+// dying, or gridha dying) ends the session and frees the lock by itself:
+// there is no stale lock file to clean up after a crash.
+type hostLock struct {
+	stdin  *io.PipeWriter
+	cancel context.CancelFunc
+	done   chan lockResult
+}
+
+type lockResult struct {
+	res CmdResult
+	err error
+}
+
+// release frees the lock and waits (bounded) for the lock session to end.
+func (l *hostLock) release() {
+	_ = l.stdin.Close()
+	select {
+	case <-l.done:
+	case <-time.After(5 * time.Second):
+	}
+	l.cancel()
+}
+
+// lockScript takes the lock on fd 9 without waiting, writes who holds it
+// into the lock file (the loser shows it), and then holds it until stdin
+// closes.
+func lockScript(path, owner string) string {
+	q := ShellQuote(path)
+	return fmt.Sprintf(`command -v flock >/dev/null 2>&1 || { echo "flock(1) (util-linux) is not installed" >&2; exit %d; }
+exec 9>>%s || exit 70
+if ! flock -n 9; then cat %s 2>/dev/null; exit %d; fi
+printf '%%s\n' %s > %s
+echo locked
+cat >/dev/null
+`, lockExitNoFlock, q, q, lockExitBusy, ShellQuote(owner), q)
+}
+
+// lockPrelude makes the first fact batch wait until the lock file names this
+// run (the lock session writes it once flock succeeded).
+func lockPrelude(path, nonce string) string {
+	tries := int(lockWait / (100 * time.Millisecond))
+	return fmt.Sprintf(`i=0; w=
+while [ $i -lt %d ]; do
+  read -r w _ < %s 2>/dev/null
+  [ "$w" = %s ] && break
+  i=$((i+1)); sleep 0.1
+done
+if [ "$w" != %s ]; then echo "per-host lock not acquired" >&2; exit %d; fi
+`, tries, ShellQuote(path), nonce, nonce, lockExitBusy)
+}
+
+// acquireLockAndGather takes the per-host lock (one long session) and gathers
+// probes in a second session that first waits for the lock.
+func acquireLockAndGather(ctx context.Context, conn Conn, path string, probes []Probe) (*hostLock, *Facts, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, nil, err
+	}
+	nonce := "gridha-" + hex.EncodeToString(b[:])
+	local, _ := os.Hostname()
+	if local == "" {
+		local = "unknown host"
+	}
+	owner := fmt.Sprintf("%s pid %d on %s since %s", nonce, os.Getpid(), local, time.Now().UTC().Format(time.RFC3339))
+
+	lctx, lcancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	l := &hostLock{stdin: pw, cancel: lcancel, done: make(chan lockResult, 1)}
+	gctx, gcancel := context.WithCancel(ctx)
+	defer gcancel()
+	go func() {
+		res, err := conn.Run(lctx, lockScript(path, owner), pr)
+		_ = pr.Close()
+		l.done <- lockResult{res, err}
+		gcancel() // the lock session ended: nothing to wait for
+	}()
+
+	script := lockPrelude(path, nonce) + BatchScript(probes)
+	res, gerr := conn.Run(gctx, "sh -s", strings.NewReader(script))
+	if gerr == nil && res.ExitCode == 0 {
+		facts, err := ParseBatch(probes, res.Stdout)
+		if err != nil {
+			l.release()
+			return nil, nil, fmt.Errorf("%s: gather facts: %w", conn.Host(), err)
+		}
+		return l, facts, nil
+	}
+	// Not locked: say why, from the lock session's own result when it ended.
+	var lr lockResult
+	select {
+	case lr = <-l.done:
+		l.done <- lr
+	case <-time.After(2 * time.Second):
+		l.release()
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		if gerr != nil {
+			return nil, nil, fmt.Errorf("%s: gather facts: %w", conn.Host(), gerr)
+		}
+		return nil, nil, fmt.Errorf("%s: %w", conn.Host(), res.Err("take per-host lock"))
+	}
+	l.release()
+	if ctx.Err() != nil {
+		return nil, nil, ctx.Err()
+	}
+	return nil, nil, lockError(conn.Host(), path, lr)
+}
+
+// ErrLocked is wrapped by the error of a run refused because another gridha
+// run holds the host's lock.
+var ErrLocked = errors.New("host locked by another gridha run")
+
+func lockError(host, path string, lr lockResult) error {
+	if lr.err != nil {
+		return fmt.Errorf("%s: take per-host lock %s: %w", host, path, lr.err)
+	}
+	switch lr.res.ExitCode {
+	case lockExitBusy:
+		holder := strings.TrimSpace(string(lr.res.Stdout))
+		if f := strings.SplitN(holder, " ", 2); len(f) == 2 && strings.HasPrefix(f[0], "gridha-") {
+			holder = f[1]
+		}
+		if holder == "" {
+			holder = "holder unknown"
+		}
+		return fmt.Errorf("host %s is being converged by another gridha run (%s; lock %s): %w", host, holder, path, ErrLocked)
+	case 0:
+		return fmt.Errorf("%s: per-host lock session ended early", host)
+	default:
+		return fmt.Errorf("%s: %w", host, lr.res.Err("take per-host lock "+path))
+	}
+}

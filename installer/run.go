@@ -1,0 +1,423 @@
+package installer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Mode is what a run does to the hosts.
+type Mode int
+
+// Modes. ModeAudit (gridha verify) and ModeCheck (install --check) never
+// write; ModeApply converges and takes the per-host lock.
+const (
+	ModeAudit Mode = iota
+	ModeCheck
+	ModeApply
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeAudit:
+		return "audit"
+	case ModeCheck:
+		return "check"
+	case ModeApply:
+		return "apply"
+	}
+	return fmt.Sprintf("mode(%d)", int(m))
+}
+
+// DefaultConcurrency is the number of hosts worked on at once when
+// RunOptions.Concurrency is not set.
+const DefaultConcurrency = 20
+
+// RunOptions are the choices of one run.
+type RunOptions struct {
+	Mode        Mode
+	Diff        bool // unified diffs of files in results
+	Concurrency int  // hosts at once; 0 means DefaultConcurrency
+	Secrets     *Redactor
+	// Events receives live progress. Calls are serialised (never two at
+	// once), so a reporter needs no locking of its own. It must not block
+	// for long: every host waits on it.
+	Events func(Event)
+	// LockPath is the per-host lock file (ModeApply); "" means
+	// DefaultLockPath.
+	LockPath string
+}
+
+// EventKind says what an Event reports.
+type EventKind string
+
+// Event kinds.
+const (
+	EventHostStart       EventKind = "host-start"       // a host starts a phase
+	EventStepResult      EventKind = "step-result"      // one step finished (Result set)
+	EventHostUnreachable EventKind = "host-unreachable" // dial failed (Message says why)
+	EventHostDone        EventKind = "host-done"        // a host finished a phase
+	EventLog             EventKind = "log"              // a step's progress line (Message)
+)
+
+// Event is one piece of live progress.
+type Event struct {
+	Time    time.Time
+	Host    string
+	Phase   string
+	Step    string
+	Kind    EventKind
+	Result  *Result
+	Message string // redacted
+}
+
+// HostReport is how one host fared.
+type HostReport struct {
+	Host        string         `json:"host"`
+	Unreachable bool           `json:"unreachable,omitempty"`
+	Err         string         `json:"error,omitempty"` // dial, lock, fact gathering, interruption
+	Stats       Stats          `json:"stats"`
+	Counts      map[Status]int `json:"counts"`
+	// Phase is the last phase the host reached; Stopped says where it
+	// stood when the run was interrupted or the host failed ("" when it ran
+	// to the end).
+	Phase   string `json:"phase,omitempty"`
+	Stopped string `json:"stopped,omitempty"`
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Mode     Mode                   `json:"-"`
+	Results  []Result               `json:"results"` // phase by phase, host by host (sorted), in step order
+	Hosts    map[string]*HostReport `json:"hosts"`
+	Started  time.Time              `json:"started"`
+	Duration time.Duration          `json:"duration_ns"`
+}
+
+// Counts totals results by status over all hosts.
+func (r *Report) Counts() map[Status]int {
+	out := map[Status]int{}
+	for _, res := range r.Results {
+		out[res.Status]++
+	}
+	return out
+}
+
+// severity orders statuses from best to worst, for Worst.
+var severity = map[Status]int{
+	StatusOK:          0,
+	StatusSkipped:     1,
+	StatusChanged:     2,
+	StatusDrift:       3,
+	StatusMissing:     4,
+	StatusFailed:      5,
+	StatusUnreachable: 6,
+}
+
+// Worst is the worst status of the run (ok < skipped < changed < drift <
+// missing < failed < unreachable); ok for an empty run. A host-level error
+// without any step result (lock refused) counts as failed.
+func (r *Report) Worst() Status {
+	worst := StatusOK
+	for _, res := range r.Results {
+		if severity[res.Status] > severity[worst] {
+			worst = res.Status
+		}
+	}
+	for _, h := range r.Hosts {
+		if h.Unreachable && severity[StatusUnreachable] > severity[worst] {
+			worst = StatusUnreachable
+		} else if h.Err != "" && severity[StatusFailed] > severity[worst] {
+			worst = StatusFailed
+		}
+	}
+	return worst
+}
+
+// HostNames lists the hosts of the report, sorted.
+func (r *Report) HostNames() []string {
+	out := make([]string, 0, len(r.Hosts))
+	for h := range r.Hosts {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// hostRun is the state of one host across the phases of a run.
+type hostRun struct {
+	name   string
+	conn   Conn
+	dialed bool
+	lock   *hostLock
+	// stopped is set once the host can run nothing more: unreachable,
+	// lock refused, a step failed, or the run was interrupted.
+	stopped    bool
+	stopStatus Status // StatusUnreachable or StatusSkipped for the remaining steps
+	stopWhy    string // message for remaining steps
+	rep        *HostReport
+}
+
+// runner holds what every host of one run shares.
+type runner struct {
+	dialer Dialer
+	opts   RunOptions
+	shared *Shared
+	evMu   sync.Mutex
+}
+
+func (r *runner) emit(ev Event) {
+	if r.opts.Events == nil {
+		return
+	}
+	ev.Time = time.Now()
+	ev.Message = r.opts.Secrets.Redact(ev.Message)
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
+	r.opts.Events(ev)
+}
+
+// Run carries out plan on the hosts dialer reaches.
+//
+// Per host (hosts in parallel, at most opts.Concurrency at once): one
+// connection for the whole run; in ModeApply a per-host lock held for the
+// whole run; per phase, the probes of all the host's steps of the phase in
+// one session, then each step's CheckApply in order. A failed step skips the
+// rest of that host's steps, in this and later phases. Phases are barriers
+// across hosts. Unreachable hosts get StatusUnreachable for every step while
+// the others go on.
+//
+// Run returns a report in every case; the error is non-nil only for a bad
+// plan or when ctx was cancelled (the report then says where each host
+// stood).
+func Run(ctx context.Context, dialer Dialer, plan *Plan, opts RunOptions) (*Report, error) {
+	if plan == nil {
+		return nil, errors.New("run: no plan")
+	}
+	if dialer == nil {
+		return nil, errors.New("run: no dialer")
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.LockPath == "" {
+		opts.LockPath = DefaultLockPath
+	}
+	r := &runner{dialer: dialer, opts: opts, shared: &Shared{}}
+	rep := &Report{Mode: opts.Mode, Hosts: map[string]*HostReport{}, Started: time.Now()}
+	hosts := map[string]*hostRun{}
+	for _, h := range plan.Hosts() {
+		hr := &HostReport{Host: h, Counts: map[Status]int{}}
+		rep.Hosts[h] = hr
+		hosts[h] = &hostRun{name: h, rep: hr}
+	}
+	defer func() {
+		for _, h := range hosts {
+			if h.lock != nil {
+				h.lock.release()
+			}
+			if h.conn != nil {
+				h.rep.Stats = h.conn.Stats()
+				_ = h.conn.Close()
+			}
+		}
+		rep.Duration = time.Since(rep.Started)
+	}()
+
+	sem := make(chan struct{}, opts.Concurrency)
+	for pi := range plan.Phases {
+		ph := &plan.Phases[pi]
+		names := make([]string, 0, len(ph.Steps))
+		for h, steps := range ph.Steps {
+			if len(steps) > 0 {
+				names = append(names, h)
+			}
+		}
+		sort.Strings(names)
+		results := make([][]Result, len(names))
+		var wg sync.WaitGroup
+		for i, name := range names {
+			h := hosts[name]
+			steps := ph.Steps[name]
+			if h.stopped || ctx.Err() != nil {
+				results[i] = r.notRun(ctx, h, ph.Name, steps)
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					results[i] = r.notRun(ctx, h, ph.Name, steps)
+					return
+				}
+				defer func() { <-sem }()
+				results[i] = r.runPhase(ctx, h, ph.Name, steps)
+			}()
+		}
+		wg.Wait()
+		for i, name := range names {
+			for _, res := range results[i] {
+				rep.Results = append(rep.Results, res)
+				hosts[name].rep.Counts[res.Status]++
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, fmt.Errorf("run interrupted: %w", err)
+	}
+	return rep, nil
+}
+
+// notRun reports steps that cannot run: the host is unreachable or stopped
+// earlier, or the run was interrupted before the phase.
+func (r *runner) notRun(ctx context.Context, h *hostRun, phase string, steps []Step) []Result {
+	if !h.stopped && ctx.Err() != nil {
+		h.stopped, h.stopStatus = true, StatusSkipped
+		h.stopWhy = "not run: interrupted before phase " + phase
+		h.rep.Phase = phase
+		h.rep.Stopped = "interrupted before phase " + phase + " started"
+	}
+	return r.skipAll(h, phase, steps)
+}
+
+func (r *runner) skipAll(h *hostRun, phase string, steps []Step) []Result {
+	out := make([]Result, 0, len(steps))
+	for _, s := range steps {
+		res := Result{Host: h.name, Step: s.ID(), Status: h.stopStatus, Message: h.stopWhy}
+		res = r.opts.Secrets.RedactResult(res)
+		out = append(out, res)
+		r.emit(Event{Host: h.name, Phase: phase, Step: res.Step, Kind: EventStepResult, Result: &res})
+	}
+	return out
+}
+
+// stop marks h as unable to run any more steps.
+func (h *hostRun) stop(status Status, why, where string) {
+	h.stopped, h.stopStatus, h.stopWhy = true, status, why
+	if h.rep.Stopped == "" {
+		h.rep.Stopped = where
+	}
+}
+
+// runPhase runs one phase on one host.
+func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps []Step) []Result {
+	h.rep.Phase = phase
+	r.emit(Event{Host: h.name, Phase: phase, Kind: EventHostStart})
+	defer r.emit(Event{Host: h.name, Phase: phase, Kind: EventHostDone})
+
+	if !h.dialed {
+		h.dialed = true
+		conn, err := r.dialer.Dial(ctx, h.name)
+		if err != nil {
+			if ctx.Err() != nil {
+				h.stop(StatusSkipped, "not run: interrupted while connecting", "interrupted while connecting in phase "+phase)
+				h.rep.Err = r.opts.Secrets.Redact(fmt.Sprintf("%s: connect: %v", h.name, err))
+				return r.skipAll(h, phase, steps)
+			}
+			msg := r.opts.Secrets.Redact(fmt.Sprintf("%s: unreachable: %v", h.name, err))
+			h.rep.Unreachable, h.rep.Err = true, msg
+			h.stop(StatusUnreachable, msg, "unreachable in phase "+phase)
+			r.emit(Event{Host: h.name, Phase: phase, Kind: EventHostUnreachable, Message: msg})
+			return r.skipAll(h, phase, steps)
+		}
+		h.conn = conn
+	}
+
+	var probes []Probe
+	for _, s := range steps {
+		probes = append(probes, s.Probes()...)
+	}
+	var facts *Facts
+	var err error
+	if r.opts.Mode == ModeApply && h.lock == nil {
+		// The first session of the host takes the lock; the fact batch
+		// waits for it, so locking costs one extra session only.
+		h.lock, facts, err = acquireLockAndGather(ctx, h.conn, r.opts.LockPath, probes)
+		if err != nil {
+			if ctx.Err() != nil {
+				h.stop(StatusSkipped, "not run: interrupted while locking the host", "interrupted while locking, phase "+phase)
+			} else {
+				h.stop(StatusSkipped, "not run: host not locked", "lock refused in phase "+phase)
+			}
+			h.rep.Err = r.opts.Secrets.Redact(err.Error())
+			return r.skipAll(h, phase, steps)
+		}
+	} else {
+		facts, err = Gather(ctx, h.conn, probes)
+		if err != nil {
+			if ctx.Err() != nil {
+				h.stop(StatusSkipped, "not run: interrupted while gathering facts", "interrupted while gathering facts, phase "+phase)
+				h.rep.Err = "interrupted"
+				return r.skipAll(h, phase, steps)
+			}
+			err = fmt.Errorf("%s: phase %s: %w", h.name, phase, err)
+			h.rep.Err = r.opts.Secrets.Redact(err.Error())
+			res := r.opts.Secrets.RedactResult(Failed(err))
+			res.Host, res.Step = h.name, steps[0].ID()
+			r.emit(Event{Host: h.name, Phase: phase, Step: res.Step, Kind: EventStepResult, Result: &res})
+			h.stop(StatusSkipped, "skipped: facts of phase "+phase+" could not be gathered", "fact gathering failed in phase "+phase)
+			return append([]Result{res}, r.skipAll(h, phase, steps[1:])...)
+		}
+	}
+
+	env := &Env{
+		Host:    h.name,
+		Conn:    h.conn,
+		Facts:   facts,
+		Diff:    r.opts.Diff,
+		Secrets: r.opts.Secrets,
+		Shared:  r.shared,
+	}
+	out := make([]Result, 0, len(steps))
+	for i, s := range steps {
+		id := s.ID()
+		if ctx.Err() != nil {
+			h.stop(StatusSkipped, "not run: interrupted", fmt.Sprintf("interrupted in phase %s before step %q (%d of %d steps of the phase done)", phase, id, i, len(steps)))
+			h.rep.Err = "interrupted"
+			return append(out, r.skipAll(h, phase, steps[i:])...)
+		}
+		env.Log = func(format string, args ...any) {
+			r.emit(Event{Host: h.name, Phase: phase, Step: id, Kind: EventLog, Message: fmt.Sprintf(format, args...)})
+		}
+		start := time.Now()
+		res := checkApply(ctx, s, env, r.opts.Mode == ModeApply)
+		res.Host, res.Step, res.Duration = h.name, id, time.Since(start)
+		if res.Status == "" {
+			res.Status = StatusFailed
+			res.Error = "step returned no status"
+			res.Message = res.Error
+		}
+		if res.Status == StatusFailed && res.Error == "" {
+			res.Error = res.Message
+		}
+		res = r.opts.Secrets.RedactResult(res)
+		out = append(out, res)
+		r.emit(Event{Host: h.name, Phase: phase, Step: id, Kind: EventStepResult, Result: &res})
+		if res.Status == StatusFailed {
+			where := fmt.Sprintf("failed at step %q in phase %s", id, phase)
+			if ctx.Err() != nil {
+				where = fmt.Sprintf("interrupted at step %q in phase %s", id, phase)
+				h.rep.Err = "interrupted"
+			}
+			h.stop(StatusSkipped, fmt.Sprintf("skipped: earlier step %q failed", id), where)
+			return append(out, r.skipAll(h, phase, steps[i+1:])...)
+		}
+	}
+	return out
+}
+
+// checkApply calls s.CheckApply, turning a panic into a failed result so one
+// bad step cannot take the whole run down.
+func checkApply(ctx context.Context, s Step, env *Env, apply bool) (res Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = Failed(fmt.Errorf("%s: %s: internal error: %v", env.Host, s.ID(), p))
+		}
+	}()
+	return s.CheckApply(ctx, env, apply)
+}
