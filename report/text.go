@@ -1,0 +1,384 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/gridha/gridha/installer"
+)
+
+// ANSI colours (only written when Options.Color is set).
+const (
+	ansiReset   = "\x1b[0m"
+	ansiBold    = "\x1b[1m"
+	ansiRed     = "\x1b[31m"
+	ansiGreen   = "\x1b[32m"
+	ansiYellow  = "\x1b[33m"
+	ansiMagenta = "\x1b[35m"
+	ansiCyan    = "\x1b[36m"
+)
+
+// text is the human format: live progress while the run goes on (one
+// updating line per host on a terminal, timestamped lines otherwise), then
+// the results grouped by host and an Ansible-style recap.
+type text struct {
+	o Options
+
+	mu     sync.Mutex
+	order  []string             // hosts in the order they first appeared
+	state  map[string]*liveHost // host -> what it is doing
+	drawn  int                  // live lines currently on screen
+	counts map[string]map[installer.Status]int
+}
+
+type liveHost struct {
+	what string
+	done bool
+}
+
+func newText(o Options) *text {
+	return &text{o: o, state: map[string]*liveHost{}, counts: map[string]map[installer.Status]int{}}
+}
+
+func (t *text) paint(color, s string) string {
+	if !t.o.Color || color == "" {
+		return s
+	}
+	return color + s + ansiReset
+}
+
+func statusColor(s installer.Status) string {
+	switch s {
+	case installer.StatusOK:
+		return ansiGreen
+	case installer.StatusChanged:
+		return ansiYellow
+	case installer.StatusDrift, installer.StatusMissing:
+		return ansiMagenta
+	case installer.StatusFailed, installer.StatusUnreachable:
+		return ansiRed
+	case installer.StatusSkipped:
+		return ansiCyan
+	}
+	return ""
+}
+
+// Event implements Reporter.
+func (t *text) Event(e installer.Event) {
+	p := progressOf(e, t.o.Now)
+	if p.Host == "" {
+		return
+	}
+	if p.Result != nil {
+		r := t.o.Secrets.RedactResult(*p.Result)
+		p.Result = &r
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.state[p.Host]
+	if h == nil {
+		h = &liveHost{}
+		t.state[p.Host] = h
+		t.order = append(t.order, p.Host)
+		t.counts[p.Host] = map[installer.Status]int{}
+	}
+	h.what, h.done = t.o.Secrets.Redact(p.What), p.Done
+	if p.Result != nil {
+		t.counts[p.Host][p.Status]++
+	}
+	if t.o.Live {
+		t.redraw()
+		return
+	}
+	t.logLine(p)
+}
+
+// logLine writes one timestamped progress line (not a terminal).
+func (t *text) logLine(p progress) {
+	ts := p.Time.Format("15:04:05")
+	switch {
+	case p.Result != nil:
+		if p.Status == installer.StatusOK && !t.o.Verbose {
+			return
+		}
+		msg := oneLine(p.Result.Message)
+		if msg != "" {
+			msg = ": " + msg
+		}
+		fmt.Fprintf(t.o.Out, "%s %s %s %s%s\n", ts, p.Host, t.paint(statusColor(p.Status), string(p.Status)), p.What, msg)
+	case p.Done:
+		fmt.Fprintf(t.o.Out, "%s %s done %s\n", ts, p.Host, countsBrief(t.counts[p.Host]))
+	case t.o.Verbose:
+		fmt.Fprintf(t.o.Out, "%s %s %s\n", ts, p.Host, p.What)
+	}
+}
+
+// redraw repaints the live block: one line per host, in order of appearance.
+func (t *text) redraw() {
+	var b strings.Builder
+	if t.drawn > 0 {
+		fmt.Fprintf(&b, "\x1b[%dA", t.drawn)
+	}
+	width := 0
+	for _, n := range t.order {
+		if len(n) > width {
+			width = len(n)
+		}
+	}
+	for _, n := range t.order {
+		h := t.state[n]
+		state := "…"
+		if h.done {
+			state = "✓"
+		}
+		line := fmt.Sprintf("%-*s %s %s  %s", width, n, state, countsBrief(t.counts[n]), h.what)
+		if t.o.Width > 0 {
+			line = truncate(line, t.o.Width-1)
+		}
+		b.WriteString("\r\x1b[2K")
+		b.WriteString(line)
+		b.WriteString("\n")
+	}
+	t.drawn = len(t.order)
+	io.WriteString(t.o.Out, b.String())
+}
+
+// clearLive erases the live block before the final report.
+func (t *text) clearLive() {
+	if t.drawn > 0 {
+		fmt.Fprintf(t.o.Out, "\x1b[%dA\r\x1b[J", t.drawn)
+		t.drawn = 0
+	}
+}
+
+// Finish implements Reporter.
+func (t *text) Finish(r *installer.Report, mode installer.Mode) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.clearLive()
+	s := Summarize(r, mode, t.o.Secrets, t.o.Interrupted())
+	w := &errWriter{w: t.o.Out}
+	for _, h := range s.Hosts {
+		t.writeHost(w, h)
+	}
+	if s.Interrupted {
+		t.writeInterrupted(w, s)
+	}
+	t.writeRecap(w, s)
+	return s.ExitCode(), w.err
+}
+
+func (t *text) writeHost(w io.Writer, h *HostSummary) {
+	var shown []installer.Result
+	for _, res := range h.Results {
+		if res.Status == installer.StatusOK && !t.o.Verbose {
+			continue
+		}
+		if res.Status == installer.StatusUnreachable && h.Unreachable {
+			continue // said once for the host below
+		}
+		shown = append(shown, res)
+	}
+	if len(shown) == 0 && !h.Unreachable && h.Error == "" {
+		return
+	}
+	fmt.Fprintf(w, "%s\n", t.paint(ansiBold, h.Name))
+	indent := "  " + strings.Repeat(" ", len(pad(""))+1)
+	switch {
+	case h.Unreachable:
+		fmt.Fprintf(w, "  %s %s\n", t.paint(ansiRed, pad("unreachable")), oneLine(firstNonEmpty(h.Error, "could not connect")))
+	case h.Error != "" && h.Count(installer.StatusFailed) > 0 && !hasFailed(h.Results):
+		fmt.Fprintf(w, "  %s %s\n", t.paint(ansiRed, pad("failed")), oneLine(h.Error))
+	}
+	for i := 0; i < len(shown); i++ {
+		res := shown[i]
+		if res.Status == installer.StatusSkipped {
+			// Fold a run of steps skipped for the same reason into one line.
+			j := i
+			for j+1 < len(shown) && shown[j+1].Status == installer.StatusSkipped && shown[j+1].Message == res.Message {
+				j++
+			}
+			if j > i {
+				fmt.Fprintf(w, "  %s %d steps (%s … %s): %s\n", t.paint(statusColor(res.Status), pad(string(res.Status))),
+					j-i+1, res.Step, shown[j].Step, oneLine(res.Message))
+				i = j
+				continue
+			}
+		}
+		line := res.Step
+		if m := oneLine(res.Message); m != "" {
+			line += ": " + m
+		}
+		fmt.Fprintf(w, "  %s %s\n", t.paint(statusColor(res.Status), pad(string(res.Status))), line)
+		if (res.Expected != "" || res.Found != "") && res.Diff == "" {
+			fmt.Fprintf(w, "%sexpected: %s\n%sfound:    %s\n", indent, oneLine(res.Expected), indent, oneLine(res.Found))
+		}
+		if res.Error != "" && res.Error != res.Message {
+			fmt.Fprintf(w, "%serror: %s\n", indent, oneLine(res.Error))
+		}
+		// Diffs of drift are always shown; diffs of changes with --diff.
+		if res.Diff != "" && (t.o.Diff || res.Status != installer.StatusChanged) {
+			for _, dl := range strings.Split(strings.TrimRight(res.Diff, "\n"), "\n") {
+				fmt.Fprintf(w, "%s%s\n", indent, t.paintDiff(dl))
+			}
+		}
+	}
+}
+
+func hasFailed(rs []installer.Result) bool {
+	for _, r := range rs {
+		if r.Status == installer.StatusFailed {
+			return true
+		}
+	}
+	return false
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func (t *text) paintDiff(line string) string {
+	switch {
+	case strings.HasPrefix(line, "+++"), strings.HasPrefix(line, "---"):
+		return t.paint(ansiBold, line)
+	case strings.HasPrefix(line, "+"):
+		return t.paint(ansiGreen, line)
+	case strings.HasPrefix(line, "-"):
+		return t.paint(ansiRed, line)
+	case strings.HasPrefix(line, "@@"):
+		return t.paint(ansiCyan, line)
+	}
+	return line
+}
+
+// writeInterrupted says where each host stood when the run was cut short.
+func (t *text) writeInterrupted(w io.Writer, s *Summary) {
+	fmt.Fprintf(w, "%s\n", t.paint(ansiRed+ansiBold, "INTERRUPTED: where each host stood"))
+	names := make([]string, len(s.Hosts))
+	for i, h := range s.Hosts {
+		names[i] = h.Name
+	}
+	width := maxLen(names)
+	for _, h := range s.Hosts {
+		where := h.Stopped
+		if where == "" {
+			where = "finished"
+			if lh := t.state[h.Name]; lh != nil && !lh.done {
+				where = "stopped during: " + lh.what
+			}
+		}
+		fmt.Fprintf(w, "%-*s : %s\n", width, h.Name, where)
+	}
+}
+
+func (t *text) writeRecap(w io.Writer, s *Summary) {
+	title := "RECAP"
+	if t.o.Command != "" {
+		title += " (" + t.o.Command + ")"
+	}
+	if len(s.Hosts) > 0 || s.Interrupted {
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "%s\n", t.paint(ansiBold, title))
+	names := make([]string, len(s.Hosts))
+	for i, h := range s.Hosts {
+		names[i] = h.Name
+	}
+	width := maxLen(names)
+	for _, h := range s.Hosts {
+		color := ansiGreen
+		switch {
+		case h.Unreachable || h.Count(installer.StatusFailed) > 0:
+			color = ansiRed
+		case h.Count(installer.StatusDrift)+h.Count(installer.StatusMissing) > 0:
+			color = ansiMagenta
+		case h.Count(installer.StatusChanged) > 0:
+			color = ansiYellow
+		}
+		name := fmt.Sprintf("%-*s", width, h.Name)
+		fmt.Fprintf(w, "%s : %s\n", t.paint(color, name), RecapLine(h, s.Mode))
+	}
+	if len(s.Hosts) == 0 {
+		fmt.Fprintf(w, "no host had anything to do\n")
+	}
+}
+
+// errWriter keeps the first write error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return len(p), nil
+	}
+	n, err := e.w.Write(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, nil
+}
+
+// Abort implements Reporter: the message goes to Err (stderr), prefixed
+// "gridha: ", the way the CLI reports bad input.
+func (t *text) Abort(cause error, code int) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.clearLive()
+	if cause != nil {
+		fmt.Fprintf(t.o.Err, "gridha: %s\n", t.o.Secrets.Redact(cause.Error()))
+	}
+	return code
+}
+
+func pad(s string) string { return fmt.Sprintf("%-11s", s) }
+
+func maxLen(ss []string) int {
+	n := 0
+	for _, s := range ss {
+		if len(s) > n {
+			n = len(s)
+		}
+	}
+	return n
+}
+
+func countsBrief(c map[installer.Status]int) string {
+	var parts []string
+	for _, s := range []installer.Status{installer.StatusOK, installer.StatusChanged, installer.StatusDrift,
+		installer.StatusMissing, installer.StatusFailed, installer.StatusSkipped, installer.StatusUnreachable} {
+		if c[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", s, c[s]))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+// oneLine folds a message onto one line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ⏎ ")), " ")
+}
+
+func truncate(s string, n int) string {
+	if n <= 0 {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
