@@ -15,9 +15,10 @@ import (
 var assets embed.FS
 
 // Render executes the named template (e.g. "hagd.conf.tmpl") with data.
-// Missing keys are errors, never "<no value>".
+// Missing keys are errors, never "<no value>". Every template may use
+// {{template "header"}}, the managed-by comment of header.tmpl.
 func Render(name string, data any) ([]byte, error) {
-	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).ParseFS(assets, name)
+	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).ParseFS(assets, name, "header.tmpl")
 	if err != nil {
 		return nil, fmt.Errorf("template %s: %w", name, err)
 	}
