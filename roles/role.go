@@ -21,6 +21,9 @@ type Options struct {
 	// StateFrom names the rb node whose local state wins when the shared copy
 	// and a node's own state conflict (rb-node role).
 	StateFrom string
+	// ReadOnly is set for verify and --check: planning must not write
+	// anything, not even on the admin machine (no key generation).
+	ReadOnly bool
 }
 
 // Role plans the steps of one role for the hosts that play it.
