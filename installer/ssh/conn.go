@@ -1,0 +1,282 @@
+package sshx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/gridha/gridha/installer"
+)
+
+// Conn is the SSH connection to one host. It is safe for concurrent use.
+type Conn struct {
+	host   string
+	target *target
+	dialer *Dialer
+
+	client *ssh.Client
+	jump   *ssh.Client // nil without ProxyJump
+
+	connections atomic.Int64
+	sessions    atomic.Int64
+
+	sftpMu sync.Mutex
+	sftp   *sftp.Client
+
+	idMu sync.Mutex
+	ids  *idCache
+
+	// shellFiles forces ReadFile/WriteFile through shell commands, as with
+	// become: sudo (tests use it to cover that path without sudo).
+	shellFiles bool
+
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+var _ installer.Conn = (*Conn)(nil)
+
+// connect dials the jump host (if any) and the target, and starts the
+// keepalives.
+func (c *Conn) connect(ctx context.Context) error {
+	d := c.dialer
+	t := c.target
+	if t.proxyJump != "" {
+		jt, err := d.jumpTarget(t)
+		if err != nil {
+			return err
+		}
+		jc, err := d.dialTarget(ctx, jt, nil)
+		if err != nil {
+			return fmt.Errorf("jump host %s: %w", t.proxyJump, err)
+		}
+		c.connections.Add(1)
+		c.jump = jc
+		go c.keepalive(jc)
+	}
+	cl, err := d.dialTarget(ctx, t, c.jump)
+	if err != nil {
+		if c.jump != nil {
+			c.jump.Close()
+			err = fmt.Errorf("%w (through jump host %s)", err, t.proxyJump)
+		}
+		return err
+	}
+	c.connections.Add(1)
+	c.client = cl
+	go c.keepalive(cl)
+	return nil
+}
+
+// keepalive sends keepalive@openssh.com every interval; a failed request or
+// KeepaliveMax unanswered intervals close the whole Conn, so that every
+// blocked operation on it fails instead of hanging.
+func (c *Conn) keepalive(cl *ssh.Client) {
+	interval := c.dialer.opts.KeepaliveInterval
+	maxMissed := c.dialer.opts.KeepaliveMax
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := cl.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		answered := false
+		for missed := 0; !answered; {
+			select {
+			case <-c.done:
+				return
+			case err := <-reply:
+				if err != nil {
+					c.dialer.logf("%s: keepalive failed: %v; closing the connection", c.host, err)
+					c.Close()
+					return
+				}
+				answered = true
+			case <-time.After(interval):
+				missed++
+				if missed >= maxMissed {
+					c.dialer.logf("%s: no answer to %d keepalives; closing the connection", c.host, missed)
+					c.Close()
+					return
+				}
+			}
+		}
+	}
+}
+
+// Host is the inventory name of the host.
+func (c *Conn) Host() string { return c.host }
+
+// Stats counts the connections (jump host included) and sessions (SFTP
+// included) this Conn opened.
+func (c *Conn) Stats() installer.Stats {
+	return installer.Stats{Connections: int(c.connections.Load()), Sessions: int(c.sessions.Load())}
+}
+
+// Close closes the SFTP client and the connections.
+func (c *Conn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.sftpMu.Lock()
+		if c.sftp != nil {
+			c.sftp.Close()
+			c.sftp = nil
+		}
+		c.sftpMu.Unlock()
+		if c.client != nil {
+			err = c.client.Close()
+		}
+		if c.jump != nil {
+			c.jump.Close()
+		}
+	})
+	return err
+}
+
+// become reports whether commands and files go through sudo.
+func (c *Conn) become() bool { return c.target.become == "sudo" && c.target.user != "root" }
+
+// wrap makes cmd run under /bin/sh whatever the login shell, and under sudo
+// when become says so. sudo -n fails instead of prompting for a password.
+func (c *Conn) wrap(cmd string) string {
+	if c.become() {
+		return "exec sudo -n -- /bin/sh -c " + installer.ShellQuote(cmd)
+	}
+	return "exec /bin/sh -c " + installer.ShellQuote(cmd)
+}
+
+// newSession opens a session, giving up when ctx ends.
+func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
+	s, err := await(ctx, c.client.NewSession, func(s *ssh.Session) { s.Close() })
+	if err != nil {
+		return nil, err
+	}
+	c.sessions.Add(1)
+	return s, nil
+}
+
+// Run runs cmd with /bin/sh on the host in one session. A non-zero exit is
+// in the result, not the error. When ctx ends, the remote command gets
+// SIGKILL, the session is closed and ctx.Err() is returned.
+func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader) (installer.CmdResult, error) {
+	res, err := c.run(ctx, c.wrap(cmd), stdin)
+	if err != nil {
+		return res, fmt.Errorf("%s: run: %w", c.host, err)
+	}
+	return res, nil
+}
+
+func (c *Conn) run(ctx context.Context, wrapped string, stdin io.Reader) (installer.CmdResult, error) {
+	var res installer.CmdResult
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	s, err := c.newSession(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer s.Close()
+	var stdout, stderr bytes.Buffer
+	s.Stdout = &stdout
+	s.Stderr = &stderr
+	if stdin != nil {
+		s.Stdin = stdin
+	}
+	if err := s.Start(wrapped); err != nil {
+		return res, err
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- s.Wait() }()
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		_ = s.Signal(ssh.SIGKILL)
+		s.Close()
+		return res, ctx.Err()
+	}
+	res.Stdout = stdout.Bytes()
+	res.Stderr = stderr.Bytes()
+	var ee *ssh.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		res.ExitCode = ee.ExitStatus()
+	default:
+		return res, err
+	}
+	return res, nil
+}
+
+// Dial opens a stream to addr ("tcp" host:port or "unix" socket path) as
+// seen from the host, through the SSH connection. The socket is opened by
+// sshd as the login user (not through sudo).
+func (c *Conn) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6", "unix":
+	default:
+		return nil, fmt.Errorf("%s: dial %s %s: unsupported network", c.host, network, addr)
+	}
+	nc, err := c.client.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: dial %s %s through ssh: %w", c.host, network, addr, err)
+	}
+	return nc, nil
+}
+
+// await runs f in a goroutine and waits for it or for ctx. When ctx wins,
+// a result that arrives later is released with drop.
+func await[T any](ctx context.Context, f func() (T, error), drop func(T)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	var mu sync.Mutex
+	abandoned := false
+	go func() {
+		v, err := f()
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			if err == nil && drop != nil {
+				drop(v)
+			}
+			return
+		}
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		mu.Lock()
+		select {
+		case r := <-ch:
+			if r.err == nil && drop != nil {
+				drop(r.v)
+			}
+		default:
+			abandoned = true
+		}
+		mu.Unlock()
+		var zero T
+		return zero, ctx.Err()
+	}
+}

@@ -1,0 +1,324 @@
+package sshx
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/pkg/sftp"
+
+	"github.com/gridha/gridha/installer"
+)
+
+// errClosed is returned by operations on a closed Conn.
+var errClosed = errors.New("connection closed")
+
+// exitNotExist is the exit code the shell ReadFile uses for a missing file.
+const exitNotExist = 44
+
+// shellFileOps reports whether files go through shell commands (sudo)
+// rather than SFTP (which runs as the login user).
+func (c *Conn) shellFileOps() bool { return c.shellFiles || c.become() }
+
+// sftpClient opens the host's SFTP client on first use (one session).
+func (c *Conn) sftpClient(ctx context.Context) (*sftp.Client, error) {
+	c.sftpMu.Lock()
+	defer c.sftpMu.Unlock()
+	select {
+	case <-c.done:
+		return nil, errClosed
+	default:
+	}
+	if c.sftp != nil {
+		return c.sftp, nil
+	}
+	c.sessions.Add(1) // the sftp subsystem runs in a session
+	s, err := await(ctx, func() (*sftp.Client, error) { return sftp.NewClient(c.client) },
+		func(s *sftp.Client) { s.Close() })
+	if err != nil {
+		return nil, fmt.Errorf("sftp: %w", err)
+	}
+	c.sftp = s
+	return s, nil
+}
+
+// ReadFile reads a whole file. A missing file gives an error wrapping
+// fs.ErrNotExist.
+func (c *Conn) ReadFile(ctx context.Context, p string) ([]byte, error) {
+	var b []byte
+	var err error
+	if c.shellFileOps() {
+		b, err = c.readShell(ctx, p)
+	} else {
+		b, err = c.readSFTP(ctx, p)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: read %s: %w", c.host, p, err)
+	}
+	return b, nil
+}
+
+func (c *Conn) readSFTP(ctx context.Context, p string) ([]byte, error) {
+	s, err := c.sftpClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return await(ctx, func() ([]byte, error) {
+		f, err := s.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		var buf bytes.Buffer
+		if _, err := f.WriteTo(&buf); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}, nil)
+}
+
+func (c *Conn) readShell(ctx context.Context, p string) ([]byte, error) {
+	q := installer.ShellQuote(p)
+	script := fmt.Sprintf("if [ ! -e %s ]; then exit %d; fi\nexec cat -- %s", q, exitNotExist, q)
+	res, err := c.run(ctx, c.wrap(script), nil)
+	if err != nil {
+		return nil, err
+	}
+	if res.ExitCode == exitNotExist {
+		return nil, fs.ErrNotExist
+	}
+	if err := res.Err("cat"); err != nil {
+		return nil, err
+	}
+	return res.Stdout, nil
+}
+
+// WriteFile writes data to a temporary file in the folder of p, sets
+// owner/group (when given; otherwise those of the file it replaces, if any)
+// and mode, then renames it over p: readers see the old or the new content,
+// never a mix.
+func (c *Conn) WriteFile(ctx context.Context, p string, data []byte, mode fs.FileMode, owner, group string) error {
+	if !path.IsAbs(p) {
+		return fmt.Errorf("%s: write %s: path is not absolute", c.host, p)
+	}
+	var err error
+	if c.shellFileOps() {
+		err = c.writeShell(ctx, p, data, mode, owner, group)
+	} else {
+		err = c.writeSFTP(ctx, p, data, mode, owner, group)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: write %s: %w", c.host, p, err)
+	}
+	return nil
+}
+
+func (c *Conn) writeShell(ctx context.Context, p string, data []byte, mode fs.FileMode, owner, group string) error {
+	dir, base := path.Split(p)
+	q := installer.ShellQuote
+	var b strings.Builder
+	b.WriteString("set -e\n")
+	fmt.Fprintf(&b, "p=%s\n", q(p))
+	fmt.Fprintf(&b, "t=$(mktemp %s)\n", q(path.Join(dir, "."+base+".gridha-XXXXXX")))
+	b.WriteString("trap 'rm -f -- \"$t\"' EXIT\n")
+	b.WriteString("cat > \"$t\"\n")
+	if owner == "" || group == "" {
+		b.WriteString("if [ -e \"$p\" ]; then chown --reference=\"$p\" -- \"$t\"; fi\n")
+	}
+	switch {
+	case owner != "" && group != "":
+		fmt.Fprintf(&b, "chown %s -- \"$t\"\n", q(owner+":"+group))
+	case owner != "":
+		fmt.Fprintf(&b, "chown %s -- \"$t\"\n", q(owner))
+	case group != "":
+		fmt.Fprintf(&b, "chgrp %s -- \"$t\"\n", q(group))
+	}
+	fmt.Fprintf(&b, "chmod %s -- \"$t\"\n", installer.OctalMode(mode))
+	b.WriteString("mv -f -- \"$t\" \"$p\"\ntrap - EXIT\n")
+	res, err := c.run(ctx, c.wrap(b.String()), bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	return res.Err("write")
+}
+
+func (c *Conn) writeSFTP(ctx context.Context, p string, data []byte, mode fs.FileMode, owner, group string) error {
+	s, err := c.sftpClient(ctx)
+	if err != nil {
+		return err
+	}
+	uid, gid := -1, -1
+	if owner != "" {
+		if uid, err = c.lookupID(ctx, s, "passwd", owner); err != nil {
+			return err
+		}
+	}
+	if group != "" {
+		if gid, err = c.lookupID(ctx, s, "group", group); err != nil {
+			return err
+		}
+	}
+	_, err = await(ctx, func() (struct{}, error) {
+		return struct{}{}, writeSFTP(ctx, s, p, data, mode, uid, gid)
+	}, nil)
+	return err
+}
+
+// writeSFTP does the SFTP writes in order; it checks ctx before the rename
+// so that an abandoned write never lands.
+func writeSFTP(ctx context.Context, s *sftp.Client, p string, data []byte, mode fs.FileMode, uid, gid int) error {
+	dir, base := path.Split(p)
+	tmp := path.Join(dir, "."+base+".gridha-"+randHex(6))
+	if uid < 0 || gid < 0 {
+		if st, err := s.Stat(p); err == nil {
+			if fst, ok := st.Sys().(*sftp.FileStat); ok {
+				if uid < 0 {
+					uid = int(fst.UID)
+				}
+				if gid < 0 {
+					gid = int(fst.GID)
+				}
+			}
+		}
+	}
+	f, err := s.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return err
+	}
+	landed := false
+	defer func() {
+		if !landed {
+			f.Close()
+			_ = s.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if uid >= 0 || gid >= 0 {
+		if uid < 0 || gid < 0 {
+			st, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			fst, _ := st.Sys().(*sftp.FileStat)
+			if fst == nil {
+				return errors.New("sftp: no owner in stat reply")
+			}
+			if uid < 0 {
+				uid = int(fst.UID)
+			}
+			if gid < 0 {
+				gid = int(fst.GID)
+			}
+		}
+		// chown before chmod: chown clears set-id bits.
+		if err := f.Chown(uid, gid); err != nil {
+			return fmt.Errorf("chown %d:%d: %w", uid, gid, err)
+		}
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fmt.Errorf("chmod %s: %w", installer.OctalMode(mode), err)
+	}
+	// fsync@openssh.com: the new content is on disk before it replaces
+	// the old. Servers without the extension only lose that guarantee.
+	_ = f.Sync()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.PosixRename(tmp, p); err != nil {
+		return err
+	}
+	landed = true
+	return nil
+}
+
+// idCache maps user and group names of a host to numbers.
+type idCache struct {
+	ids map[string]int // "passwd:name" / "group:name"
+}
+
+// lookupID resolves a user (db "passwd") or group (db "group") name to its
+// number: numbers pass through; names are looked up in the host's
+// /etc/passwd or /etc/group (read once over SFTP), then with getent (for
+// LDAP/NIS accounts), one session per name not found in the files.
+func (c *Conn) lookupID(ctx context.Context, s *sftp.Client, db, name string) (int, error) {
+	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
+		return n, nil
+	}
+	c.idMu.Lock()
+	defer c.idMu.Unlock()
+	if c.ids == nil {
+		c.ids = &idCache{ids: map[string]int{}}
+		for _, f := range []string{"passwd", "group"} {
+			b, err := await(ctx, func() ([]byte, error) {
+				r, err := s.Open("/etc/" + f)
+				if err != nil {
+					return nil, err
+				}
+				defer r.Close()
+				var buf bytes.Buffer
+				_, err = r.WriteTo(&buf)
+				return buf.Bytes(), err
+			}, nil)
+			if err != nil && ctx.Err() != nil {
+				c.ids = nil
+				return 0, err
+			}
+			parseIDs(c.ids.ids, f, b)
+		}
+	}
+	key := db + ":" + name
+	if n, ok := c.ids.ids[key]; ok {
+		return n, nil
+	}
+	res, err := c.run(ctx, c.wrap("getent "+db+" "+installer.ShellQuote(name)), nil)
+	if err != nil {
+		return 0, err
+	}
+	parseIDs(c.ids.ids, db, res.Stdout)
+	if n, ok := c.ids.ids[key]; ok {
+		return n, nil
+	}
+	what := "user"
+	if db == "group" {
+		what = "group"
+	}
+	return 0, fmt.Errorf("no %s %q on the host", what, name)
+}
+
+// parseIDs reads passwd/group lines (name:x:id:...) into ids.
+func parseIDs(ids map[string]int, db string, b []byte) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		fields := strings.SplitN(sc.Text(), ":", 4)
+		if len(fields) < 3 || fields[0] == "" || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		n, err := strconv.Atoi(fields[2])
+		if err != nil {
+			continue
+		}
+		if _, dup := ids[db+":"+fields[0]]; !dup {
+			ids[db+":"+fields[0]] = n
+		}
+	}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
