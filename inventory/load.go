@@ -132,10 +132,10 @@ func Parse(file string, data []byte) (*Inventory, error) {
 		inv.SecretsDir = absPath(doc.SecretsDir, inv.Dir)
 	}
 	inv.Defaults = doc.Defaults
-	if inv.Defaults.ConnectTimeout == 0 && !d.bad["defaults.connect_timeout"] {
+	d.checkSSH(&inv.Defaults, "defaults", func(string) bool { return true })
+	if _, set := d.pos["defaults.connect_timeout"]; !set || inv.Defaults.ConnectTimeout == 0 {
 		inv.Defaults.ConnectTimeout = DefaultConnectTimeout
 	}
-	d.checkSSH(&inv.Defaults, "defaults", func(string) bool { return true })
 
 	d.buildHosts(inv, doc.Hosts)
 
@@ -191,7 +191,7 @@ func (d *decoder) buildHosts(inv *Inventory, entries OrderedMap[hostEntry]) {
 		// address and hostname.
 		switch {
 		case h.Address == "":
-			if !d.bad[path+".address"] {
+			if !d.bad[path+".address"] && !d.bad[path] {
 				d.errorAt(h.Pos, path+".address", "required: the IP address or DNS name gridha connects to")
 			}
 		case !isIPOrDNSName(h.Address):
