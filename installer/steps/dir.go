@@ -1,0 +1,75 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/gridha/gridha/installer"
+)
+
+// Dir is a directory with a mode and ownership (parents are created as
+// needed with the default mode).
+type Dir struct {
+	Path  string
+	Mode  fs.FileMode // 0: leave an existing directory's mode (new: 0755)
+	Owner string      // "": leave
+	Group string
+}
+
+// ID implements installer.Step.
+func (d Dir) ID() string { return "dir " + d.Path }
+
+// Probes implements installer.Step.
+func (d Dir) Probes() []installer.Probe { return []installer.Probe{installer.FileProbe(d.Path)} }
+
+// CheckApply implements installer.Step.
+func (d Dir) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	ff, err := fileFact(env, d.Path)
+	if err != nil {
+		return failed(env, d.ID(), err)
+	}
+	want := attrs{Mode: d.Mode, Owner: d.Owner, Group: d.Group}
+	q := installer.ShellQuote(d.Path)
+	if ff.Exists && ff.Kind != installer.KindDir {
+		return failed(env, d.ID(), fmt.Errorf("%s is %s, not a directory; refusing to replace it", d.Path, kindName(ff)))
+	}
+	if !ff.Exists {
+		if !apply {
+			r := installer.Missing(d.Path + " does not exist")
+			r.Expected, r.Found = strings.TrimSuffix("directory, "+expectedAttrs(want), ", "), "absent"
+			return r
+		}
+		mode := d.Mode
+		if mode == 0 {
+			mode = 0o755
+		}
+		script := fmt.Sprintf("mkdir -p %s && chmod %s %s", q, installer.OctalMode(mode), q)
+		if d.Owner != "" || d.Group != "" {
+			spec := d.Owner
+			if d.Group != "" {
+				spec += ":" + d.Group
+			}
+			script += fmt.Sprintf(" && chown %s %s", installer.ShellQuote(spec), q)
+		}
+		if _, err := sh(ctx, env, "create "+d.Path, script, nil); err != nil {
+			return failed(env, d.ID(), err)
+		}
+		refresh(ctx, env, d.Path)
+		return installer.Changed("created " + d.Path)
+	}
+	diffs, fix := attrDiffs(ff, want)
+	if len(diffs) == 0 {
+		return installer.OK("")
+	}
+	msg := d.Path + ": " + strings.Join(diffs, "; ")
+	if !apply {
+		return installer.Drift(msg, expectedAttrs(want), foundAttrs(ff))
+	}
+	if _, err := sh(ctx, env, "set mode/owner of "+d.Path, strings.Join(fix, " && "), nil); err != nil {
+		return failed(env, d.ID(), err)
+	}
+	refresh(ctx, env, d.Path)
+	return installer.Changed(msg)
+}

@@ -1,0 +1,11 @@
+// Package steps holds gridha's primitive steps: File, KeyValue, Dir, Symlink,
+// Absent, Service, User, Mount and Exec. Each is a struct implementing
+// installer.Step: it names the facts it needs (Probes, gathered for all steps
+// of a host in one session), and one CheckApply method audits (apply=false)
+// or converges (apply=true), so --check cannot disagree with a real run.
+//
+// Reads go through the probes; writes happen only when apply is true. A step
+// that changed a path re-probes it, so a later step of the same phase on the
+// same path (two KeyValue lines of one file, two mounts in /etc/fstab) sees
+// the new state.
+package steps

@@ -1,0 +1,318 @@
+package steps
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/gridha/gridha/installer"
+)
+
+// User is a local account with a home directory and, when AuthorizedKeys
+// is not nil, ~/.ssh (0700) and ~/.ssh/authorized_keys (0600) owned by the
+// user and holding exactly AuthorizedKeys, one per line (an empty, non-nil
+// slice empties the file). Created with useradd, changed with usermod.
+type User struct {
+	Name  string
+	Home  string // "": useradd's default for a new user, leave for an existing one
+	Shell string // "": leave
+	// System creates a system account (useradd -r); it does not change an
+	// existing account.
+	System bool
+	// Group is the primary group (created when missing); "": leave.
+	Group          string
+	AuthorizedKeys []string
+}
+
+// ID implements installer.Step.
+func (u User) ID() string { return "user " + u.Name }
+
+func userKey(name string) string { return "user:" + name }
+
+// Probes implements installer.Step.
+func (u User) Probes() []installer.Probe {
+	script := fmt.Sprintf(`n=%s
+h=%s
+if e=$(getent passwd "$n"); then
+  echo "pw=$e"
+  echo "gid=$(id -gn "$n")"
+  h=$(echo "$e" | cut -d: -f6)
+fi
+if [ -n "$h" ]; then
+  echo "home=$h"
+  stat -c 'homestat=%%F|%%a|%%U|%%G' "$h" 2>/dev/null
+  stat -c 'sshstat=%%F|%%a|%%U|%%G' "$h/.ssh" 2>/dev/null
+  stat -c 'akstat=%%F|%%a|%%U|%%G' "$h/.ssh/authorized_keys" 2>/dev/null
+  if [ -f "$h/.ssh/authorized_keys" ]; then printf 'ak='; base64 -w0 "$h/.ssh/authorized_keys"; echo; fi
+fi
+if [ -n %s ]; then getent group %s >/dev/null && echo groupexists=1; fi
+`, installer.ShellQuote(u.Name), installer.ShellQuote(u.Home), installer.ShellQuote(u.Group), installer.ShellQuote(or(u.Group, "-")))
+	return []installer.Probe{{Key: userKey(u.Name), Script: script}}
+}
+
+// userState is what the probe found.
+type userState struct {
+	Exists             bool
+	Home, Shell, Group string
+	HomeStat           statLine
+	SSHStat, AKStat    statLine
+	Keys               []byte
+	KeysKnown          bool
+	GroupExists        bool
+}
+
+type statLine struct {
+	Exists       bool
+	Kind, Mode   string
+	Owner, Group string
+}
+
+func parseStatLine(v string) statLine {
+	f := strings.Split(v, "|")
+	if len(f) != 4 {
+		return statLine{}
+	}
+	return statLine{Exists: true, Kind: f[0], Mode: f[1], Owner: f[2], Group: f[3]}
+}
+
+func parseUserState(out string) userState {
+	var st userState
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "pw":
+			f := strings.Split(v, ":")
+			if len(f) >= 7 {
+				st.Exists = true
+				st.Home, st.Shell = f[5], f[6]
+			}
+		case "gid":
+			st.Group = v
+		case "home":
+			if !st.Exists {
+				st.Home = v
+			}
+		case "homestat":
+			st.HomeStat = parseStatLine(v)
+		case "sshstat":
+			st.SSHStat = parseStatLine(v)
+		case "akstat":
+			st.AKStat = parseStatLine(v)
+		case "ak":
+			if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+				st.Keys, st.KeysKnown = b, true
+			}
+		case "groupexists":
+			st.GroupExists = true
+		}
+	}
+	return st
+}
+
+// keysContent is the authorized_keys file holding exactly keys.
+func keysContent(keys []string) []byte {
+	var b strings.Builder
+	for _, k := range keys {
+		k = strings.TrimSpace(k)
+		if k != "" {
+			b.WriteString(k)
+			b.WriteByte('\n')
+		}
+	}
+	return []byte(b.String())
+}
+
+// KeyDiff compares authorized_keys content with the wanted keys and returns
+// the keys missing and extra (comments and blank lines ignored).
+func KeyDiff(content []byte, want []string) (missing, extra []string) {
+	have := map[string]bool{}
+	for _, l := range strings.Split(string(content), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "#") {
+			have[l] = true
+		}
+	}
+	wantSet := map[string]bool{}
+	for _, k := range want {
+		k = strings.TrimSpace(k)
+		if k == "" {
+			continue
+		}
+		wantSet[k] = true
+		if !have[k] {
+			missing = append(missing, KeyLabel(k))
+		}
+	}
+	for k := range have {
+		if !wantSet[k] {
+			extra = append(extra, KeyLabel(k))
+		}
+	}
+	sort.Strings(extra)
+	return missing, extra
+}
+
+// KeyLabel shortens a public key line for messages: type, the last 12
+// characters of the key, and the comment.
+func KeyLabel(line string) string {
+	f := strings.Fields(line)
+	// Options may precede the key type.
+	for i := 0; i+1 < len(f); i++ {
+		if strings.HasPrefix(f[i], "ssh-") || strings.HasPrefix(f[i], "ecdsa-") || strings.HasPrefix(f[i], "sk-") {
+			key := f[i+1]
+			if len(key) > 12 {
+				key = "..." + key[len(key)-12:]
+			}
+			label := f[i] + " " + key
+			if i+2 < len(f) {
+				label += " " + strings.Join(f[i+2:], " ")
+			}
+			return label
+		}
+	}
+	if len(line) > 40 {
+		return line[:40] + "..."
+	}
+	return line
+}
+
+// CheckApply implements installer.Step.
+func (u User) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	pr, ok := env.Facts.Get(userKey(u.Name))
+	if !ok {
+		return failed(env, u.ID(), fmt.Errorf("no fact gathered for user %s", u.Name))
+	}
+	st := parseUserState(string(pr.Stdout))
+	manageKeys := u.AuthorizedKeys != nil
+	wantKeys := keysContent(u.AuthorizedKeys)
+
+	var diffs, mod []string
+	if !st.Exists {
+		diffs = append(diffs, "user "+u.Name+" does not exist")
+	} else {
+		if u.Home != "" && path.Clean(st.Home) != path.Clean(u.Home) {
+			diffs = append(diffs, fmt.Sprintf("home %s, want %s", st.Home, u.Home))
+			mod = append(mod, "-d "+installer.ShellQuote(u.Home))
+		}
+		if u.Shell != "" && st.Shell != u.Shell {
+			diffs = append(diffs, fmt.Sprintf("shell %s, want %s", st.Shell, u.Shell))
+			mod = append(mod, "-s "+installer.ShellQuote(u.Shell))
+		}
+		if u.Group != "" && st.Group != u.Group {
+			diffs = append(diffs, fmt.Sprintf("primary group %s, want %s", st.Group, u.Group))
+			mod = append(mod, "-g "+installer.ShellQuote(u.Group))
+		}
+		if len(mod) == 0 && !st.HomeStat.Exists {
+			diffs = append(diffs, "home directory "+st.Home+" missing")
+		}
+	}
+	keysDiffer := false
+	if manageKeys && st.Exists && len(mod) == 0 {
+		owner := u.Name
+		if s := st.SSHStat; !s.Exists {
+			diffs = append(diffs, "~/.ssh missing")
+		} else if s.Kind != "directory" || s.Mode != "700" || s.Owner != owner {
+			diffs = append(diffs, fmt.Sprintf("~/.ssh is %s %s owned by %s, want directory 700 owned by %s", s.Kind, s.Mode, s.Owner, owner))
+		}
+		if s := st.AKStat; !s.Exists {
+			diffs = append(diffs, "~/.ssh/authorized_keys missing")
+			keysDiffer = true
+		} else {
+			if s.Mode != "600" || s.Owner != owner {
+				diffs = append(diffs, fmt.Sprintf("authorized_keys mode %s owner %s, want 600 owned by %s", s.Mode, s.Owner, owner))
+			}
+			if string(st.Keys) != string(wantKeys) {
+				keysDiffer = true
+				missing, extra := KeyDiff(st.Keys, u.AuthorizedKeys)
+				var d []string
+				if len(missing) > 0 {
+					d = append(d, "missing "+strings.Join(missing, ", "))
+				}
+				if len(extra) > 0 {
+					d = append(d, "extra "+strings.Join(extra, ", "))
+				}
+				if len(d) == 0 {
+					d = append(d, "same keys, other order or comments")
+				}
+				diffs = append(diffs, "authorized_keys: "+strings.Join(d, "; "))
+			}
+		}
+	} else if manageKeys {
+		keysDiffer = true
+	}
+	if len(diffs) == 0 {
+		return installer.OK("")
+	}
+	msg := "user " + u.Name + ": " + strings.Join(diffs, "; ")
+	if !apply {
+		if !st.Exists {
+			return installer.Missing(msg)
+		}
+		return installer.Drift(msg, "", "")
+	}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "set -e\nn=%s\n", installer.ShellQuote(u.Name))
+	if u.Group != "" && !st.GroupExists {
+		sys := ""
+		if u.System {
+			sys = "-r "
+		}
+		fmt.Fprintf(&b, "getent group %s >/dev/null || groupadd %s%s\n", installer.ShellQuote(u.Group), sys, installer.ShellQuote(u.Group))
+	}
+	if !st.Exists {
+		args := []string{"-m"}
+		if u.System {
+			args = append(args, "-r")
+		}
+		if u.Home != "" {
+			args = append(args, "-d", installer.ShellQuote(u.Home))
+		}
+		if u.Shell != "" {
+			args = append(args, "-s", installer.ShellQuote(u.Shell))
+		}
+		if u.Group != "" {
+			args = append(args, "-g", installer.ShellQuote(u.Group))
+		}
+		fmt.Fprintf(&b, "useradd %s \"$n\"\n", strings.Join(args, " "))
+	} else if len(mod) > 0 {
+		fmt.Fprintf(&b, "usermod %s \"$n\"\n", strings.Join(mod, " "))
+	}
+	b.WriteString(`g=$(id -gn "$n"); h=$(getent passwd "$n" | cut -d: -f6)
+[ -d "$h" ] || { mkdir -p "$h"; chown "$n:$g" "$h"; chmod 0755 "$h"; }
+`)
+	if manageKeys {
+		b.WriteString(`install -d -m 0700 -o "$n" -g "$g" "$h/.ssh"
+if [ -f "$h/.ssh/authorized_keys" ]; then chown "$n:$g" "$h/.ssh/authorized_keys"; chmod 0600 "$h/.ssh/authorized_keys"; fi
+`)
+	}
+	b.WriteString(`echo "group=$g"; echo "home=$h"` + "\n")
+	res, err := sh(ctx, env, "user "+u.Name, b.String(), nil)
+	if err != nil {
+		return failed(env, u.ID(), err)
+	}
+	var group, home string
+	for _, l := range strings.Split(string(res.Stdout), "\n") {
+		if v, ok := strings.CutPrefix(l, "group="); ok {
+			group = v
+		}
+		if v, ok := strings.CutPrefix(l, "home="); ok {
+			home = v
+		}
+	}
+	if manageKeys && (keysDiffer || string(st.Keys) != string(wantKeys)) {
+		if home == "" || group == "" {
+			return failed(env, u.ID(), fmt.Errorf("could not read home and group of %s after useradd", u.Name))
+		}
+		if err := env.Conn.WriteFile(ctx, path.Join(home, ".ssh", "authorized_keys"), wantKeys, 0o600, u.Name, group); err != nil {
+			return failed(env, u.ID(), err)
+		}
+	}
+	return installer.Changed(msg)
+}
