@@ -1,0 +1,184 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const netnsDir = "/run/netns"
+
+// netnsByID maps bed ID to the names of its network namespaces (ghN-*).
+func netnsByID(ctx context.Context) (map[int][]string, error) {
+	ents, err := os.ReadDir(netnsDir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return map[int][]string{}, nil
+		}
+		return nil, err
+	}
+	out := map[int][]string{}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, "gh") {
+			continue
+		}
+		num, _, ok := strings.Cut(name[2:], "-")
+		if !ok {
+			continue
+		}
+		id, err := strconv.Atoi(num)
+		if err != nil || id < 1 || id > MaxID {
+			continue
+		}
+		out[id] = append(out[id], name)
+	}
+	return out, ctx.Err()
+}
+
+// nsInode identifies a namespace file.
+type nsInode struct{ dev, ino uint64 }
+
+func statNS(path string) (nsInode, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return nsInode{}, err
+	}
+	return nsInode{uint64(st.Dev), st.Ino}, nil
+}
+
+// pidsInNetns lists the processes whose network namespace is one of nss.
+func pidsInNetns(nss map[nsInode]bool) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		ino, err := statNS(fmt.Sprintf("/proc/%d/ns/net", pid))
+		if err != nil {
+			continue
+		}
+		if nss[ino] {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// teardown removes everything bed id may have left: processes in its network
+// namespaces (which ends their PID and mount namespaces, so every overlay and
+// mount of the hosts goes too), the namespaces, veths, bridge, the bed's folder
+// and its record. The caller holds the bed's lock. It works from what exists on
+// the machine, so it also cleans after a crash.
+func teardown(ctx context.Context, id int, logf func(string, ...any)) error {
+	var errs []error
+	nsByID, err := netnsByID(ctx)
+	if err != nil {
+		return err
+	}
+	nss := map[nsInode]bool{}
+	for _, name := range nsByID[id] {
+		if ino, err := statNS(filepath.Join(netnsDir, name)); err == nil {
+			nss[ino] = true
+		}
+	}
+	if len(nss) > 0 {
+		if err := killAll(ctx, nss); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// veths (deleting one end deletes its peer) and the bridge.
+	if ents, err := os.ReadDir("/sys/class/net"); err == nil {
+		prefix := fmt.Sprintf("gh%dv", id)
+		for _, e := range ents {
+			if n := e.Name(); strings.HasPrefix(n, prefix) && isDigits(n[len(prefix):]) {
+				if _, err := run(ctx, "ip", "link", "del", n); err != nil && linkExists(n) {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	br := fmt.Sprintf("ghbr%d", id)
+	if linkExists(br) {
+		if _, err := run(ctx, "ip", "link", "del", br); err != nil && linkExists(br) {
+			errs = append(errs, err)
+		}
+	}
+	for _, name := range nsByID[id] {
+		if _, err := run(ctx, "ip", "netns", "del", name); err != nil {
+			if _, serr := os.Stat(filepath.Join(netnsDir, name)); serr == nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	dirs := []string{filepath.Join(BaseDir, strconv.Itoa(id))}
+	if m, err := readMeta(id); err == nil && m.Dir != "" {
+		dirs = append(dirs, m.Dir)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, markerFile)); err != nil {
+			continue
+		}
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", d, err))
+		}
+	}
+	if err := os.Remove(metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if len(nsByID[id]) > 0 {
+		logf("testbed: bed %d: removed %d hosts", id, len(nsByID[id]))
+	}
+	return errors.Join(errs...)
+}
+
+// killAll SIGKILLs every process in the namespaces and waits (bounded) until
+// none is left.
+func killAll(ctx context.Context, nss map[nsInode]bool) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := pidsInNetns(nss)
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v survive SIGKILL", pids)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func linkExists(name string) bool {
+	_, err := os.Lstat("/sys/class/net/" + name)
+	return err == nil
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
