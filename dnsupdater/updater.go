@@ -1,0 +1,305 @@
+package dnsupdater
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Updater is MAN05's fault-tolerant DNS updater: each cycle it checks every
+// BDII, applies flap damping, and makes the round-robin record set on every
+// primary equal to the BDIIs in service.
+type Updater struct {
+	cfg    *Config
+	checks []Check
+	dns    *DNSClient
+	log    *slog.Logger
+	damp   map[string]*Damper
+	why    map[string]string // last transition reason per BDII key
+	// Now is the clock for the state file (nil: time.Now).
+	Now func() time.Time
+}
+
+// New builds an updater. checks nil: ChecksFor(cfg).
+func New(cfg *Config, key *TSIGKey, checks []Check, log *slog.Logger) *Updater {
+	if checks == nil {
+		checks = ChecksFor(cfg)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	u := &Updater{
+		cfg:    cfg,
+		checks: checks,
+		dns: &DNSClient{Zone: cfg.Zone, Name: cfg.Name, TTL: uint32(cfg.TTL / time.Second), Key: key,
+			Timeout: cfg.DNSTimeout},
+		log:  log,
+		damp: map[string]*Damper{},
+		why:  map[string]string{},
+	}
+	for _, b := range cfg.BDIIs {
+		d := NewDamper()
+		u.damp[b.Key()] = &d
+	}
+	return u
+}
+
+// Restore takes the damping state of the BDIIs still configured from a
+// previous state (so --once from cron, or a restarted daemon, keeps its
+// counts).
+func (u *Updater) Restore(st *State) {
+	if st == nil || !strings.EqualFold(st.Name, u.cfg.Name) {
+		return
+	}
+	for _, b := range st.BDIIs {
+		if d, ok := u.damp[b.Name+"/"+b.Address]; ok {
+			*d = b.Damper
+			if b.Reason != "" {
+				u.why[b.Name+"/"+b.Address] = b.Reason
+			}
+		}
+	}
+}
+
+type checkOutcome struct {
+	healthy bool
+	status  Status
+	msg     string
+}
+
+func (u *Updater) checkAll(ctx context.Context) []checkOutcome {
+	out := make([]checkOutcome, len(u.cfg.BDIIs))
+	var wg sync.WaitGroup
+	for i, b := range u.cfg.BDIIs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := checkOutcome{healthy: true, status: OK}
+			var msgs []string
+			for _, c := range u.checks {
+				cctx, cancel := context.WithTimeout(ctx, u.cfg.CheckTimeout)
+				r := c.Run(cctx, b)
+				cancel()
+				msgs = append(msgs, r.Message)
+				if r.Status > o.status {
+					o.status = r.Status
+				}
+				if !r.Status.Healthy() {
+					o.healthy = false
+					break // the first failing check is the reason
+				}
+			}
+			o.msg = strings.Join(msgs, "; ")
+			out[i] = o
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Cycle runs one round: checks, damping, one update per primary that needs
+// one. It returns the state it also writes to the state file.
+func (u *Updater) Cycle(ctx context.Context) *State {
+	now := time.Now
+	if u.Now != nil {
+		now = u.Now
+	}
+	st := &State{Time: now().UTC(), Name: u.cfg.Name, Zone: u.cfg.Zone, Interval: u.cfg.Interval.String(),
+		FailAfter: u.cfg.FailAfter, RecoverAfter: u.cfg.RecoverAfter}
+	outs := u.checkAll(ctx)
+	if ctx.Err() != nil {
+		st.Status, st.Message = Unknown, "cycle interrupted"
+		return st
+	}
+
+	var desired []netip.Addr
+	why := map[netip.Addr]string{} // reason to add or remove each address
+	var failing, out []string
+	for i, b := range u.cfg.BDIIs {
+		o := outs[i]
+		d := u.damp[b.Key()]
+		changed, reason := d.Observe(o.healthy, u.cfg.FailAfter, u.cfg.RecoverAfter)
+		if changed {
+			u.why[b.Key()] = reason + ": " + o.msg
+			if d.InService {
+				u.log.Info("BDII back in service", "bdii", b.Key(), "reason", reason, "check", o.msg)
+			} else {
+				u.log.Warn("BDII out of service", "bdii", b.Key(), "reason", reason, "check", o.msg)
+			}
+		} else if !o.healthy {
+			u.log.Warn("BDII check failed", "bdii", b.Key(), "state", d.Describe(u.cfg.FailAfter, u.cfg.RecoverAfter), "check", o.msg)
+		}
+		if d.InService {
+			desired = append(desired, b.Address)
+			why[b.Address] = b.Key() + " in service, record missing on this primary (drift reconciled)"
+			if changed {
+				why[b.Address] = b.Key() + " back in service: " + u.why[b.Key()]
+			}
+		} else {
+			out = append(out, b.Key())
+			why[b.Address] = b.Key() + " out of service: " + u.why[b.Key()]
+		}
+		if !o.healthy {
+			failing = append(failing, b.Key())
+		}
+		st.BDIIs = append(st.BDIIs, BDIIState{Name: b.Name, Address: b.Address.String(), Port: b.Port,
+			Healthy: o.healthy, Check: o.msg, Damper: *d, Reason: u.why[b.Key()]})
+	}
+	slices.SortFunc(desired, netip.Addr.Compare)
+
+	keep := len(desired) == 0
+	if keep {
+		u.log.Error("CRITICAL: no BDII is healthy: keeping the current records of every primary unchanged",
+			"name", u.cfg.Name, "failing", strings.Join(failing, ","))
+	}
+	st.Primaries = make([]PrimaryState, len(u.cfg.Primaries))
+	var wg sync.WaitGroup
+	for i, p := range u.cfg.Primaries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st.Primaries[i] = u.reconcile(ctx, p, desired, keep, why)
+		}()
+	}
+	wg.Wait()
+
+	// Overall status, Nagios style.
+	var bad []string
+	for _, p := range st.Primaries {
+		if p.Error != "" {
+			bad = append(bad, p.Addr)
+		}
+	}
+	inSvc := len(u.cfg.BDIIs) - len(out)
+	summary := fmt.Sprintf("%s %d/%d BDIIs in service", strings.TrimSuffix(u.cfg.Name, "."), inSvc, len(u.cfg.BDIIs))
+	if len(out) > 0 {
+		summary += " (out: " + strings.Join(out, ", ") + ")"
+	}
+	if len(failing) > 0 && !keep {
+		summary += ", failing checks: " + strings.Join(failing, ", ")
+	}
+	summary += fmt.Sprintf(", %d/%d primaries updated", len(u.cfg.Primaries)-len(bad), len(u.cfg.Primaries))
+	if len(bad) > 0 {
+		summary += " (failed: " + strings.Join(bad, ", ") + ")"
+	}
+	switch {
+	case keep:
+		st.Status = Critical
+		summary = "no BDII is healthy, records kept unchanged: " + summary
+	case len(bad) == len(u.cfg.Primaries):
+		st.Status = Critical
+	case len(bad) > 0 || len(out) > 0 || len(failing) > 0:
+		st.Status = Warning
+	default:
+		st.Status = OK
+	}
+	st.Message = summary
+	return st
+}
+
+// reconcile makes one primary's set equal to desired (or only reads it when
+// keep is set). A concurrent change (prerequisite failure) is re-read and
+// retried, at most three times.
+func (u *Updater) reconcile(ctx context.Context, primary string, desired []netip.Addr, keep bool, why map[netip.Addr]string) PrimaryState {
+	ps := PrimaryState{Addr: primary}
+	ctx, cancel := context.WithTimeout(ctx, 8*u.cfg.DNSTimeout)
+	defer cancel()
+	for attempt := 1; attempt <= 3; attempt++ {
+		cur, err := u.dns.Read(ctx, primary)
+		if err != nil {
+			ps.Error = err.Error()
+			u.log.Error("primary unreachable or unusable", "primary", primary, "err", err)
+			return ps
+		}
+		ps.Records = cur.Strings()
+		if keep {
+			return ps
+		}
+		d := ComputeDiff(cur, desired, u.dns.TTL)
+		if d.Empty() {
+			return ps
+		}
+		err = u.dns.Update(ctx, primary, cur, desired, d)
+		if errors.Is(err, errPrereq) && attempt < 3 {
+			u.log.Info("record set changed under us, reading it again", "primary", primary, "attempt", attempt)
+			continue
+		}
+		if err != nil {
+			ps.Error = err.Error()
+			u.log.Error("update failed", "primary", primary, "err", err)
+			return ps
+		}
+		for _, a := range d.Remove {
+			reason, ok := why[a]
+			if !ok {
+				reason = "not the address of a configured BDII"
+			}
+			ch := Change{Op: "remove", Address: a.String(), Reason: reason}
+			ps.Changes = append(ps.Changes, ch)
+			u.log.Warn("DNS change", "primary", primary, "op", "remove", "name", u.cfg.Name, "address", a.String(), "reason", reason)
+		}
+		for _, a := range d.Add {
+			reason := why[a]
+			ch := Change{Op: "add", Address: a.String(), Reason: reason}
+			ps.Changes = append(ps.Changes, ch)
+			u.log.Warn("DNS change", "primary", primary, "op", "add", "name", u.cfg.Name, "address", a.String(),
+				"ttl", u.dns.TTL, "reason", reason)
+		}
+		if d.TTL {
+			ps.Changes = append(ps.Changes, Change{Op: "ttl", Reason: fmt.Sprintf("TTL set to %d", u.dns.TTL)})
+			u.log.Warn("DNS change", "primary", primary, "op", "ttl", "name", u.cfg.Name, "ttl", u.dns.TTL,
+				"reason", "TTL differs from the configuration")
+		}
+		ps.Records = make([]string, len(desired))
+		for i, a := range desired {
+			ps.Records[i] = a.String()
+		}
+		return ps
+	}
+	ps.Error = "record set kept changing under us (three attempts)"
+	return ps
+}
+
+// Run cycles every interval until ctx is cancelled (SIGTERM), saving the
+// state after each cycle and a "stopped" state on the way out.
+func (u *Updater) Run(ctx context.Context) error {
+	u.log.Info("dns-updater starting", "name", u.cfg.Name, "bdiis", len(u.cfg.BDIIs), "primaries",
+		strings.Join(u.cfg.Primaries, ","), "interval", u.cfg.Interval.String(), "fail_after", u.cfg.FailAfter,
+		"recover_after", u.cfg.RecoverAfter)
+	t := time.NewTicker(u.cfg.Interval)
+	defer t.Stop()
+	var last *State
+	for {
+		st := u.Cycle(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		last = st
+		if err := SaveState(u.cfg.StateFile, st); err != nil {
+			u.log.Error("cannot write the state file", "err", err)
+		}
+		u.log.Info("cycle done", "status", st.Status.String(), "summary", st.Message)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			continue
+		}
+		break
+	}
+	if last != nil {
+		last.Status = Unknown
+		last.Message = "dns-updater stopped at " + time.Now().UTC().Format(time.RFC3339) + "; last: " + last.Message
+		last.Stopped = true
+		if err := SaveState(u.cfg.StateFile, last); err != nil {
+			u.log.Error("cannot write the state file", "err", err)
+		}
+	}
+	u.log.Info("dns-updater stopped")
+	return nil
+}
