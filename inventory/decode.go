@@ -119,11 +119,7 @@ func describe(n *yaml.Node) string {
 
 // decode fills v (settable) from n; path names v in errors.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	d.budget--
-	if d.budget < 0 {
-		if d.budget == -1 {
-			d.errorf(n, path, "document too large (more than %d values after alias expansion)", maxNodes)
-		}
+	if !d.spend(n, path) {
 		return
 	}
 	if fp := d.pos[path]; fp.Value.Line == 0 {
@@ -230,6 +226,16 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
+// spend counts one unit of decoding work; false (reported once) when the
+// document has used up its budget.
+func (d *decoder) spend(n *yaml.Node, path string) bool {
+	d.budget--
+	if d.budget == -1 {
+		d.errorf(n, path, "document too large (more than %d values after alias expansion)", maxNodes)
+	}
+	return d.budget >= 0
+}
+
 func (d *decoder) numberError(n *yaml.Node, path string, err error) {
 	if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
 		d.errorf(n, path, "number %s is out of range", quoteValue(n.Value))
@@ -331,8 +337,7 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 
 // mergeSources resolves the value of a << key to the mappings it merges.
 func (d *decoder) mergeSources(val *yaml.Node, path string) []*yaml.Node {
-	d.budget--
-	if d.budget < 0 {
+	if !d.spend(val, path) {
 		return nil
 	}
 	var out []*yaml.Node

@@ -50,6 +50,20 @@ func (l ErrorList) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// maxErrors is how many mistakes an ErrorList shows; a file that is not an
+// inventory at all should not print a screenful per line.
+const maxErrors = 50
+
+// sortAndCap orders the list by position and keeps the first maxErrors.
+func (l ErrorList) sortAndCap() ErrorList {
+	l.sort()
+	if len(l) > maxErrors {
+		more := len(l) - maxErrors
+		l = append(l[:maxErrors:maxErrors], &Error{Pos: Pos{File: l[0].Pos.File}, Msg: fmt.Sprintf("and %d more mistakes", more)})
+	}
+	return l
+}
+
 func (l ErrorList) sort() {
 	sort.SliceStable(l, func(i, j int) bool {
 		a, b := l[i].Pos, l[j].Pos
@@ -75,8 +89,13 @@ type Checker struct {
 // struct itself).
 func (c *Checker) Errorf(field, format string, args ...any) {
 	full := joinPath(c.prefix, field)
-	if c.d.bad[full] {
-		return // already reported when decoding: do not pile on
+	for p := full; ; p = parentPath(p) {
+		if c.d.bad[p] {
+			return // already reported when decoding: do not pile on
+		}
+		if p == "" {
+			break
+		}
 	}
 	c.d.errs = append(c.d.errs, &Error{Pos: c.Pos(field), Field: full, Msg: fmt.Sprintf(format, args...)})
 }

@@ -154,8 +154,7 @@ func Parse(file string, data []byte) (*Inventory, error) {
 	inv.Roles = doc.Roles
 
 	if len(d.errs) > 0 {
-		d.errs.sort()
-		return nil, d.errs
+		return nil, d.errs.sortAndCap()
 	}
 	return inv, nil
 }
