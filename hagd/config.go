@@ -1,0 +1,572 @@
+// Package hagd is the HA group daemon of slides 9-13 of the 2005 LCG HA notes:
+// service providers broadcast signed heartbeats (ID, rank and state per HA
+// group), a provider not heard for ΔT1 is dead, the highest-ranked live
+// provider becomes group master after broadcasting takeover for ΔT2, and the
+// master runs the service through `script start|stop|status GROUP`.
+//
+// Beyond the 2005 design, a master must hold a lease (a row in the state
+// server's MySQL) before it starts the service and stops the service before
+// that lease can expire, so that two masters never run at once.
+//
+// The package is split so that the election is a pure state machine
+// (machine.go) tested without a network; config.go, wire.go, lease.go,
+// script.go and daemon.go connect it to the world.
+package hagd
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultConfigPath is where install rb-node renders hagd.conf (slide 12).
+const DefaultConfigPath = "/opt/lcg/etc/hagd.conf"
+
+// Group is one HA group this provider serves and its rank in it (slide 13:
+// "service provider with highest rank in a group wins the election").
+type Group struct {
+	Name string
+	Rank int
+}
+
+// Config is a parsed hagd.conf. Durations are Go durations; Parse fills the
+// defaults for keys that are absent.
+type Config struct {
+	Path string // file the config was read from (for messages)
+
+	ID      string   // node ID, unique in the multigroup (default: host name)
+	Port    int      // UDP port (3333)
+	Groups  []Group  // group = name:rank, ...
+	Script  string   // SCRIPT start|stop|status GROUP
+	Timeout time.Duration
+	// StopTimeout bounds `script stop` (default: Timeout). The lease budget
+	// depends on it: a master that cannot renew starts stop early enough for
+	// stop to finish before the lease can expire.
+	StopTimeout time.Duration
+	Debug       int      // 0-5 (2)
+	Ifaces      []string // empty: every non-loopback interface that is up
+	KeyFile     string   // path of the shared key (0600); the key is never in hagd.conf
+
+	DT1            time.Duration // ΔT1: a provider not heard for this long is dead
+	DT2            time.Duration // ΔT2: takeover/giveup broadcast before start/after stop
+	Heartbeat      time.Duration // broadcast interval
+	StatusInterval time.Duration // how often the master runs `script status`
+	Backoff        time.Duration // after a failed start/status/giveup: not a candidate for this long
+	MaxSkew        time.Duration // packets whose timestamp is further than this from our clock are dropped (0: off)
+
+	Lease        string // "mysql" (default), "file" or "none"
+	LeaseTTL     time.Duration
+	LeaseRenew   time.Duration
+	LeaseTimeout time.Duration
+	LeaseFile    string // directory for lease = file
+
+	MySQLHost         string // host[:port] of the state server's MySQL
+	MySQLUser         string
+	MySQLDB           string
+	MySQLPasswordFile string // 0600
+
+	Control string // unix socket for gridha hagd status/takeover/giveup
+	Log     string // log file ("" = standard error)
+}
+
+// Defaults of the optional keys.
+const (
+	DefaultPort           = 3333
+	DefaultTimeout        = 30 * time.Second
+	DefaultDebug          = 2
+	DefaultDT1            = 6 * time.Second
+	DefaultDT2            = 3 * time.Second
+	DefaultHeartbeat      = 1 * time.Second
+	DefaultStatusInterval = 5 * time.Second
+	DefaultBackoff        = 30 * time.Second
+	DefaultMaxSkew        = 60 * time.Second
+	DefaultLeaseTTL       = 20 * time.Second
+	DefaultLeaseRenew     = 2 * time.Second
+	DefaultLeaseTimeout   = 2 * time.Second
+	DefaultStopTimeout    = 10 * time.Second
+	DefaultControl        = "/run/hagd.sock"
+	DefaultMySQLDB        = "hagd"
+)
+
+type keyDef struct {
+	help string
+	set  func(c *Config, v string) error
+}
+
+var groupNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var nodeIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+
+// keys is the table of hagd.conf keys. It is read-only after package
+// initialisation.
+var keys = map[string]keyDef{
+	"id": {"node ID, unique in the multigroup (default: host name)", func(c *Config, v string) error {
+		if !nodeIDRE.MatchString(v) {
+			return fmt.Errorf("%q is not a node ID (letters, digits, . _ : -, at most 64)", v)
+		}
+		c.ID = v
+		return nil
+	}},
+	"port": {"UDP port of the broadcasts", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q is not a port (1-65535)", v)
+		}
+		c.Port = n
+		return nil
+	}},
+	"group": {"HA groups and ranks: name:rank[, name:rank...] (may repeat)", func(c *Config, v string) error {
+		for _, f := range splitList(v) {
+			name, r, ok := strings.Cut(f, ":")
+			if !ok {
+				return fmt.Errorf("%q: want name:rank", f)
+			}
+			if !groupNameRE.MatchString(name) {
+				return fmt.Errorf("%q is not a group name (letters, digits, . _ -, at most 64)", name)
+			}
+			rank, err := strconv.Atoi(r)
+			if err != nil || rank < 0 || rank > 65535 {
+				return fmt.Errorf("%s: rank %q is not a number 0-65535", name, r)
+			}
+			for _, g := range c.Groups {
+				if g.Name == name {
+					return fmt.Errorf("group %s listed twice", name)
+				}
+			}
+			c.Groups = append(c.Groups, Group{Name: name, Rank: rank})
+		}
+		if len(c.Groups) > maxGroups {
+			return fmt.Errorf("at most %d groups", maxGroups)
+		}
+		return nil
+	}},
+	"script":       {"service script: SCRIPT start|stop|status GROUP", setAbsPath(func(c *Config) *string { return &c.Script })},
+	"timeout":      {"time the script may take (start, status)", setDur(func(c *Config) *time.Duration { return &c.Timeout })},
+	"stop_timeout": {"time `script stop` may take (default: timeout)", setDur(func(c *Config) *time.Duration { return &c.StopTimeout })},
+	"debug": {"log verbosity 0-5", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 5 {
+			return fmt.Errorf("%q is not a level 0-5", v)
+		}
+		c.Debug = n
+		return nil
+	}},
+	"iface": {"interfaces to broadcast on (default: all up, non-loopback)", func(c *Config, v string) error {
+		for _, f := range splitList(v) {
+			if len(f) > 15 || strings.ContainsAny(f, "/ ") {
+				return fmt.Errorf("%q is not an interface name", f)
+			}
+			c.Ifaces = append(c.Ifaces, f)
+		}
+		return nil
+	}},
+	"key":             {"path of the shared key file (mode 0600)", setAbsPath(func(c *Config) *string { return &c.KeyFile })},
+	"dt1":             {"ΔT1: a provider not heard for this long is dead", setDur(func(c *Config) *time.Duration { return &c.DT1 })},
+	"dt2":             {"ΔT2: takeover/giveup broadcast time", setDur(func(c *Config) *time.Duration { return &c.DT2 })},
+	"heartbeat":       {"broadcast interval", setDur(func(c *Config) *time.Duration { return &c.Heartbeat })},
+	"status_interval": {"how often the master runs `script status`", setDur(func(c *Config) *time.Duration { return &c.StatusInterval })},
+	"backoff":         {"after a failure or giveup, not a candidate for this long", setDur(func(c *Config) *time.Duration { return &c.Backoff })},
+	"max_skew":        {"drop packets stamped further than this from our clock (0: off)", setDur0(func(c *Config) *time.Duration { return &c.MaxSkew })},
+	"lease": {"split-brain guard: mysql, file or none", func(c *Config, v string) error {
+		switch v {
+		case "mysql", "file", "none":
+			c.Lease = v
+			return nil
+		}
+		return fmt.Errorf("%q: want mysql, file or none", v)
+	}},
+	"lease_ttl":           {"lease length", setDur(func(c *Config) *time.Duration { return &c.LeaseTTL })},
+	"lease_renew":         {"lease renewal interval", setDur(func(c *Config) *time.Duration { return &c.LeaseRenew })},
+	"lease_timeout":       {"time one lease operation may take", setDur(func(c *Config) *time.Duration { return &c.LeaseTimeout })},
+	"lease_file":          {"directory of lease files (lease = file)", setAbsPath(func(c *Config) *string { return &c.LeaseFile })},
+	"mysql_host":          {"state server MySQL host[:port] (lease = mysql)", setMySQLHost},
+	"mysql_user":          {"MySQL user", setWord(func(c *Config) *string { return &c.MySQLUser })},
+	"mysql_db":            {"MySQL database holding hagd_lease", setWord(func(c *Config) *string { return &c.MySQLDB })},
+	"mysql_password_file": {"path of the MySQL password (mode 0600)", setAbsPath(func(c *Config) *string { return &c.MySQLPasswordFile })},
+	"control":             {"unix socket of the control commands", setAbsPath(func(c *Config) *string { return &c.Control })},
+	"log":                 {"log file (default: standard error)", setAbsPath(func(c *Config) *string { return &c.Log })},
+}
+
+// Keys returns the known hagd.conf keys with a one-line description each,
+// sorted (for documentation and the template test).
+func Keys() [][2]string {
+	var out [][2]string
+	for k, d := range keys {
+		out = append(out, [2]string{k, d.help})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out
+}
+
+func splitList(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+}
+
+func setDur(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		if d <= 0 {
+			return fmt.Errorf("%q: must be more than 0", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func setDur0(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		if d < 0 {
+			return fmt.Errorf("%q: must not be negative", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func setAbsPath(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if !strings.HasPrefix(v, "/") {
+			return fmt.Errorf("%q is not an absolute path", v)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+var wordRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+func setWord(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if !wordRE.MatchString(v) {
+			return fmt.Errorf("%q: letters, digits, _ . - only", v)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func setMySQLHost(c *Config, v string) error {
+	host, port := v, ""
+	if h, p, err := net.SplitHostPort(v); err == nil {
+		host, port = h, p
+	}
+	if host == "" || strings.ContainsAny(host, "/@() ") {
+		return fmt.Errorf("%q is not a host[:port]", v)
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: bad port", v)
+		}
+	}
+	c.MySQLHost = v
+	return nil
+}
+
+// ParseDuration accepts a Go duration ("1.5s", "500ms") or a plain number of
+// seconds ("30", as the 2005 hagd.conf had).
+func ParseDuration(v string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if f > 1e6 || f < -1e6 {
+			return 0, fmt.Errorf("%q is out of range", v)
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (e.g. 30, 1.5s, 500ms)", v)
+	}
+	return d, nil
+}
+
+// LineError is an error at a line of hagd.conf.
+type LineError struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *LineError) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
+}
+
+// LoadConfig reads and parses a hagd.conf file. It does not read the key or
+// password files (see Config.ReadKey, Config.ReadMySQLPassword).
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("hagd config: %w", err)
+	}
+	return ParseConfig(path, b)
+}
+
+// ParseConfig parses hagd.conf text: one `key = value` per line, `#` starts
+// a comment (at the start of a line or after white space), blank lines are
+// ignored. Every error found is reported, each as file:line: key: message.
+func ParseConfig(name string, data []byte) (*Config, error) {
+	c := &Config{Path: name, Debug: -1}
+	var errs []error
+	seen := map[string]int{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), 64*1024)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		if i := commentStart(text); i >= 0 {
+			text = text[:i]
+		}
+		text = strings.TrimSpace(text)
+		if text == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(text, "=")
+		if !ok {
+			errs = append(errs, &LineError{name, line, "", fmt.Sprintf("%q: want key = value", text)})
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		def, ok := keys[k]
+		if !ok {
+			msg := "unknown key"
+			if s := suggest(k); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			errs = append(errs, &LineError{name, line, k, msg})
+			continue
+		}
+		if prev, dup := seen[k]; dup && k != "group" && k != "iface" {
+			errs = append(errs, &LineError{name, line, k, fmt.Sprintf("set twice (first at line %d)", prev)})
+			continue
+		}
+		seen[k] = line
+		if v == "" {
+			errs = append(errs, &LineError{name, line, k, "empty value"})
+			continue
+		}
+		if err := def.set(c, v); err != nil {
+			errs = append(errs, &LineError{name, line, k, err.Error()})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("%s:%d: %w", name, line+1, err))
+	}
+	if len(errs) == 0 {
+		c.setDefaults()
+		errs = append(errs, c.validate(seen)...)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// commentStart finds a # that starts a comment: at the start of the line or
+// after white space (so a value may contain '#' inside a word).
+func commentStart(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t') {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *Config) setDefaults() {
+	if c.ID == "" {
+		if h, err := os.Hostname(); err == nil {
+			c.ID = strings.SplitN(h, ".", 2)[0]
+			if !nodeIDRE.MatchString(c.ID) {
+				c.ID = ""
+			}
+		}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	def(&c.Timeout, DefaultTimeout)
+	def(&c.StopTimeout, min(c.Timeout, DefaultStopTimeout))
+	if c.Debug < 0 {
+		c.Debug = DefaultDebug
+	}
+	def(&c.DT1, DefaultDT1)
+	def(&c.DT2, DefaultDT2)
+	def(&c.Heartbeat, DefaultHeartbeat)
+	def(&c.StatusInterval, DefaultStatusInterval)
+	def(&c.Backoff, DefaultBackoff)
+	if c.Lease == "" {
+		c.Lease = "mysql"
+	}
+	def(&c.LeaseTTL, DefaultLeaseTTL)
+	def(&c.LeaseRenew, DefaultLeaseRenew)
+	def(&c.LeaseTimeout, DefaultLeaseTimeout)
+	if c.MySQLDB == "" {
+		c.MySQLDB = DefaultMySQLDB
+	}
+	if c.Control == "" {
+		c.Control = DefaultControl
+	}
+}
+
+func (c *Config) validate(seen map[string]int) []error {
+	var errs []error
+	at := func(key string) int { return seen[key] }
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &LineError{c.Path, at(key), key, fmt.Sprintf(format, a...)})
+	}
+	if c.ID == "" {
+		bad("id", "not set and the host name is not a usable node ID")
+	}
+	for _, k := range []string{"group", "script", "key"} {
+		if _, ok := seen[k]; !ok {
+			bad(k, "required")
+		}
+	}
+	if c.Heartbeat*2 > c.DT1 {
+		bad("dt1", "%v must be at least twice the heartbeat (%v)", c.DT1, c.Heartbeat)
+	}
+	if c.MaxSkew != 0 && c.MaxSkew < c.DT1 {
+		bad("max_skew", "%v must be 0 or at least dt1 (%v)", c.MaxSkew, c.DT1)
+	}
+	switch c.Lease {
+	case "mysql":
+		for _, k := range []string{"mysql_host", "mysql_user", "mysql_password_file"} {
+			if _, ok := seen[k]; !ok {
+				bad(k, "required with lease = mysql")
+			}
+		}
+	case "file":
+		if c.LeaseFile == "" {
+			bad("lease_file", "required with lease = file")
+		}
+	}
+	if c.Lease != "none" {
+		// A master that cannot renew must start stop early enough that stop
+		// ends before the lease can expire, and must not do so merely
+		// because one renewal failed.
+		need := c.LeaseRenew + c.LeaseTimeout + c.StopTimeout + c.leaseMargin()
+		if c.LeaseTTL <= need {
+			bad("lease_ttl", "%v is too short: it must exceed lease_renew + lease_timeout + stop_timeout + margin = %v", c.LeaseTTL, need)
+		}
+		if c.LeaseRenew*2 > c.DT1 {
+			bad("lease_renew", "%v must be at most half of dt1 (%v)", c.LeaseRenew, c.DT1)
+		}
+	}
+	return errs
+}
+
+// leaseMargin is kept between the end of a stop and the earliest instant
+// the lease may expire.
+func (c *Config) leaseMargin() time.Duration {
+	return max(c.LeaseTimeout/2, 200*time.Millisecond)
+}
+
+// ReadKey reads the shared key file, refusing a file that group or others
+// may read (hagd.conf itself may be 0644; the key may not).
+func (c *Config) ReadKey() ([]byte, error) {
+	b, err := readSecretFile(c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	if len(b) < 16 {
+		return nil, fmt.Errorf("key: %s: the key is shorter than 16 bytes", c.KeyFile)
+	}
+	return b, nil
+}
+
+// ReadMySQLPassword reads mysql_password_file (same mode rule as the key).
+func (c *Config) ReadMySQLPassword() (string, error) {
+	b, err := readSecretFile(c.MySQLPasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("mysql_password_file: %w", err)
+	}
+	return string(b), nil
+}
+
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if m := st.Mode().Perm(); m&0o077 != 0 {
+		return nil, fmt.Errorf("%s has mode %04o: group and others must not have access (chmod 0600)", path, m)
+	}
+	b := make([]byte, 4097)
+	n, err := f.Read(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if n > 4096 {
+		return nil, fmt.Errorf("%s is larger than 4096 bytes", path)
+	}
+	v := bytes.TrimSpace(b[:n])
+	if len(v) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	return v, nil
+}
+
+// suggest returns the known key nearest to k, if it is near enough.
+func suggest(k string) string {
+	best, bestD := "", 1<<30
+	for name := range keys {
+		d := levenshtein(k, name)
+		if d < bestD || (d == bestD && name < best) {
+			best, bestD = name, d
+		}
+	}
+	if bestD <= max(2, len(k)/3) {
+		return best
+	}
+	return ""
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
