@@ -28,7 +28,7 @@ func newJSON(o Options) *jsonReporter {
 // JSONDocument is the schema of --output json.
 type JSONDocument struct {
 	Command     string         `json:"command,omitempty"`
-	Mode        string         `json:"mode"` // verify | check | apply
+	Mode        string         `json:"mode,omitempty"` // verify | check | apply (empty when the run could not start)
 	Finished    string         `json:"finished"`
 	DurationS   float64        `json:"duration_s"`
 	ExitCode    int            `json:"exit_code"`
@@ -113,7 +113,7 @@ func (j *jsonReporter) Abort(cause error, code int) int {
 	}
 	if cause != nil {
 		doc.Error = j.o.Secrets.Redact(cause.Error())
-		fmt.Fprintf(j.o.Err, "gridha: %s\n", doc.Error)
+		fmt.Fprint(j.o.Err, ErrorLines(doc.Error))
 	}
 	_ = j.write(doc)
 	return code

@@ -162,7 +162,7 @@ func (j *junit) Abort(cause error, code int) int {
 	msg := "aborted"
 	if cause != nil {
 		msg = j.o.Secrets.Redact(cause.Error())
-		fmt.Fprintf(j.o.Err, "gridha: %s\n", msg)
+		fmt.Fprint(j.o.Err, ErrorLines(msg))
 	}
 	typ := "bad-input"
 	if code == ExitInterrupted {

@@ -335,9 +335,21 @@ func (t *text) Abort(cause error, code int) int {
 	defer t.mu.Unlock()
 	t.clearLive()
 	if cause != nil {
-		fmt.Fprintf(t.o.Err, "gridha: %s\n", t.o.Secrets.Redact(cause.Error()))
+		fmt.Fprint(t.o.Err, ErrorLines(t.o.Secrets.Redact(cause.Error())))
 	}
 	return code
+}
+
+// ErrorLines prefixes every line of msg with "gridha: " (an inventory with
+// three mistakes gives three lines, each file:line:col: field: what).
+func ErrorLines(msg string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
+		b.WriteString("gridha: ")
+		b.WriteString(l)
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 func pad(s string) string { return fmt.Sprintf("%-11s", s) }

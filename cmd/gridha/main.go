@@ -1,0 +1,31 @@
+// Command gridha makes grid middleware highly available: it installs and
+// verifies the HA setup of gLite Resource Brokers (rb-ha-install-helper,
+// state server) and top/site BDIIs (MAN05), and runs the daemons (hagd, the
+// DNS updater). See `gridha --help` and README.md.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Set with -ldflags "-X main.version=... -X main.commit=..." (make build).
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first Ctrl-C the run winds down and reports; a second
+		// one kills the process the ordinary way.
+		<-ctx.Done()
+		stop()
+	}()
+	code := Run(ctx, os.Args, DefaultDeps())
+	stop()
+	os.Exit(code)
+}
