@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,13 +154,18 @@ func (c *Conn) Close() error {
 // become reports whether commands and files go through sudo.
 func (c *Conn) become() bool { return c.target.become == "sudo" && c.target.user != "root" }
 
-// wrap makes cmd run under /bin/sh whatever the login shell, and under sudo
-// when become says so. sudo -n fails instead of prompting for a password.
-func (c *Conn) wrap(cmd string) string {
+// wrap makes script run under /bin/sh whatever the login shell, and under
+// sudo when become says so (sudo -n fails instead of prompting for a
+// password). The script first reports its process group on stderr, after
+// marker, so that a cancelled Run can kill the whole group.
+func (c *Conn) wrap(script, marker string) string {
+	report := `g=$$; if [ -r /proc/$$/stat ]; then read -r _gp _gc _gs _gpp g _gr < /proc/$$/stat || g=$$; fi; ` +
+		`echo "` + marker + `$g" >&2; unset g _gp _gc _gs _gpp _gr` + "\n"
+	inner := installer.ShellQuote(report + script)
 	if c.become() {
-		return "exec sudo -n -- /bin/sh -c " + installer.ShellQuote(cmd)
+		return "exec sudo -n -- /bin/sh -c " + inner
 	}
-	return "exec /bin/sh -c " + installer.ShellQuote(cmd)
+	return "exec /bin/sh -c " + inner
 }
 
 // newSession opens a session, giving up when ctx ends.
@@ -174,16 +180,17 @@ func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
 
 // Run runs cmd with /bin/sh on the host in one session. A non-zero exit is
 // in the result, not the error. When ctx ends, the remote command gets
-// SIGKILL, the session is closed and ctx.Err() is returned.
+// SIGKILL (its whole process group, through a second session), the session
+// is closed and ctx.Err() is returned.
 func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader) (installer.CmdResult, error) {
-	res, err := c.run(ctx, c.wrap(cmd), stdin)
+	res, err := c.run(ctx, cmd, stdin)
 	if err != nil {
 		return res, fmt.Errorf("%s: run: %w", c.host, err)
 	}
 	return res, nil
 }
 
-func (c *Conn) run(ctx context.Context, wrapped string, stdin io.Reader) (installer.CmdResult, error) {
+func (c *Conn) run(ctx context.Context, script string, stdin io.Reader) (installer.CmdResult, error) {
 	var res installer.CmdResult
 	if err := ctx.Err(); err != nil {
 		return res, err
@@ -193,13 +200,15 @@ func (c *Conn) run(ctx context.Context, wrapped string, stdin io.Reader) (instal
 		return res, err
 	}
 	defer s.Close()
-	var stdout, stderr bytes.Buffer
+	marker := "@@gridha-pgid:" + randHex(6) + ":"
+	var stdout bytes.Buffer
+	stderr := &markedBuffer{marker: []byte(marker)}
 	s.Stdout = &stdout
-	s.Stderr = &stderr
+	s.Stderr = stderr
 	if stdin != nil {
 		s.Stdin = stdin
 	}
-	if err := s.Start(wrapped); err != nil {
+	if err := s.Start(c.wrap(script, marker)); err != nil {
 		return res, err
 	}
 	waited := make(chan error, 1)
@@ -209,10 +218,13 @@ func (c *Conn) run(ctx context.Context, wrapped string, stdin io.Reader) (instal
 	case <-ctx.Done():
 		_ = s.Signal(ssh.SIGKILL)
 		s.Close()
+		if pgid, ok := stderr.pgid(); ok {
+			c.killGroup(pgid)
+		}
 		return res, ctx.Err()
 	}
 	res.Stdout = stdout.Bytes()
-	res.Stderr = stderr.Bytes()
+	res.Stderr = stderr.without()
 	var ee *ssh.ExitError
 	switch {
 	case err == nil:
@@ -222,6 +234,87 @@ func (c *Conn) run(ctx context.Context, wrapped string, stdin io.Reader) (instal
 		return res, err
 	}
 	return res, nil
+}
+
+// killGroup kills the process group of a cancelled command: sshd's signal
+// reaches only the session's first process, not what it started.
+func (c *Conn) killGroup(pgid int) {
+	if pgid <= 1 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := c.newSession(ctx)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	// "kill -9 -N": dash's kill takes neither "--" nor "-s KILL -N".
+	cmd := "kill -9 -" + strconv.Itoa(pgid) + " 2>/dev/null"
+	if c.become() {
+		cmd = "sudo -n " + cmd
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = s.Run("exec /bin/sh -c " + installer.ShellQuote(cmd))
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// markedBuffer collects stderr and finds the process-group line that wrap
+// puts first (after anything the login shell itself printed).
+type markedBuffer struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker []byte
+}
+
+func (m *markedBuffer) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.buf.Write(p)
+}
+
+// line returns the span of the marker line in b (end after its newline).
+func (m *markedBuffer) line(b []byte) (start, end int, ok bool) {
+	start = bytes.Index(b, m.marker)
+	if start < 0 {
+		return 0, 0, false
+	}
+	nl := bytes.IndexByte(b[start:], '\n')
+	if nl < 0 {
+		return 0, 0, false
+	}
+	return start, start + nl + 1, true
+}
+
+func (m *markedBuffer) pgid() (int, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.buf.Bytes()
+	start, end, ok := m.line(b)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(string(b[start+len(m.marker) : end-1]))
+	return n, err == nil
+}
+
+// without returns stderr without the marker line.
+func (m *markedBuffer) without() []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.buf.Bytes()
+	start, end, ok := m.line(b)
+	if !ok {
+		return b
+	}
+	out := append([]byte(nil), b[:start]...)
+	return append(out, b[end:]...)
 }
 
 // Dial opens a stream to addr ("tcp" host:port or "unix" socket path) as

@@ -89,7 +89,7 @@ func (c *Conn) readSFTP(ctx context.Context, p string) ([]byte, error) {
 func (c *Conn) readShell(ctx context.Context, p string) ([]byte, error) {
 	q := installer.ShellQuote(p)
 	script := fmt.Sprintf("if [ ! -e %s ]; then exit %d; fi\nexec cat -- %s", q, exitNotExist, q)
-	res, err := c.run(ctx, c.wrap(script), nil)
+	res, err := c.run(ctx, script, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +110,7 @@ func (c *Conn) WriteFile(ctx context.Context, p string, data []byte, mode fs.Fil
 	if !path.IsAbs(p) {
 		return fmt.Errorf("%s: write %s: path is not absolute", c.host, p)
 	}
+	mode = normalizeMode(mode)
 	var err error
 	if c.shellFileOps() {
 		err = c.writeShell(ctx, p, data, mode, owner, group)
@@ -120,6 +121,23 @@ func (c *Conn) WriteFile(ctx context.Context, p string, data []byte, mode fs.Fil
 		return fmt.Errorf("%s: write %s: %w", c.host, p, err)
 	}
 	return nil
+}
+
+// normalizeMode accepts set-id and sticky bits both as Go's fs.ModeSetuid
+// etc. and as raw octal (0o4755), and returns them as Go's.
+func normalizeMode(m fs.FileMode) fs.FileMode {
+	raw := uint32(m) & 0o7000
+	out := m&^0o7000&fs.ModePerm | m&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
+	if raw&0o4000 != 0 {
+		out |= fs.ModeSetuid
+	}
+	if raw&0o2000 != 0 {
+		out |= fs.ModeSetgid
+	}
+	if raw&0o1000 != 0 {
+		out |= fs.ModeSticky
+	}
+	return out
 }
 
 func (c *Conn) writeShell(ctx context.Context, p string, data []byte, mode fs.FileMode, owner, group string) error {
@@ -144,7 +162,7 @@ func (c *Conn) writeShell(ctx context.Context, p string, data []byte, mode fs.Fi
 	}
 	fmt.Fprintf(&b, "chmod %s -- \"$t\"\n", installer.OctalMode(mode))
 	b.WriteString("mv -f -- \"$t\" \"$p\"\ntrap - EXIT\n")
-	res, err := c.run(ctx, c.wrap(b.String()), bytes.NewReader(data))
+	res, err := c.run(ctx, b.String(), bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
@@ -284,7 +302,7 @@ func (c *Conn) lookupID(ctx context.Context, s *sftp.Client, db, name string) (i
 	if n, ok := c.ids.ids[key]; ok {
 		return n, nil
 	}
-	res, err := c.run(ctx, c.wrap("getent "+db+" "+installer.ShellQuote(name)), nil)
+	res, err := c.run(ctx, "getent "+db+" "+installer.ShellQuote(name), nil)
 	if err != nil {
 		return 0, err
 	}
