@@ -394,7 +394,7 @@ func (d *Dialer) dialTarget(ctx context.Context, t *target, via *ssh.Client) (*s
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, ctxErr(ctx, err))
 	}
-	cfg, closeAuth, err := d.clientConfig(t)
+	cfg, hk, closeAuth, err := d.clientConfig(t)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
@@ -414,6 +414,9 @@ func (d *Dialer) dialTarget(ctx context.Context, t *target, via *ssh.Client) (*s
 	}
 	if err != nil {
 		nc.Close()
+		if hk.err != nil {
+			err = hk.err
+		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
@@ -430,15 +433,15 @@ func ctxErr(ctx context.Context, err error) error {
 }
 
 // clientConfig builds the ssh.ClientConfig of t: user, auth, host-key check.
-func (d *Dialer) clientConfig(t *target) (*ssh.ClientConfig, func(), error) {
+func (d *Dialer) clientConfig(t *target) (*ssh.ClientConfig, *hostKeyCheck, func(), error) {
 	auth, closeAuth, err := d.authMethods(t)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	hk, err := d.hostKeyCheck(t)
 	if err != nil {
 		closeAuth()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	return &ssh.ClientConfig{
 		User:              t.user,
@@ -447,5 +450,5 @@ func (d *Dialer) clientConfig(t *target) (*ssh.ClientConfig, func(), error) {
 		HostKeyAlgorithms: hk.algorithms,
 		Timeout:           t.timeout,
 		ClientVersion:     "SSH-2.0-gridha",
-	}, closeAuth, nil
+	}, hk, closeAuth, nil
 }

@@ -20,6 +20,9 @@ import (
 type hostKeyCheck struct {
 	callback   ssh.HostKeyCallback
 	algorithms []string
+	// err is the callback's refusal, reported instead of the handshake
+	// error that wraps it.
+	err error
 }
 
 // ErrHostKeyMismatch and ErrHostUnknown are wrapped by the errors of the
@@ -55,13 +58,15 @@ func (d *Dialer) hostKeyCheck(t *target) (*hostKeyCheck, error) {
 	}
 	hk.callback = func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		err := check(db, hostname, remote, key)
-		if err == nil || !skh.IsHostUnknown(err) {
-			return d.describeKeyError(t, key, err)
+		switch {
+		case err == nil:
+		case skh.IsHostUnknown(err) && d.opts.HostKeyPolicy == PolicyAcceptNew:
+			err = d.acceptNew(t, hostname, remote, key)
+		default:
+			err = d.describeKeyError(t, key, err)
 		}
-		if d.opts.HostKeyPolicy != PolicyAcceptNew {
-			return d.describeKeyError(t, key, err)
-		}
-		return d.acceptNew(t, hostname, remote, key)
+		hk.err = err
+		return err
 	}
 	return hk, nil
 }

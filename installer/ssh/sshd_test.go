@@ -46,7 +46,9 @@ type sshd struct {
 }
 
 // addr is the known_hosts form of the server's address.
-func (s *sshd) addr() string { return knownhosts.Normalize(net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))) }
+func (s *sshd) addr() string {
+	return knownhosts.Normalize(net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)))
+}
 
 // knownHostsLine is the known_hosts line for s.
 func (s *sshd) knownHostsLine() string { return knownhosts.Line([]string{s.addr()}, s.HostKey) }
