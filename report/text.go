@@ -100,14 +100,21 @@ func (t *text) logLine(p progress) {
 	ts := p.Time.Format("15:04:05")
 	switch {
 	case p.Result != nil:
-		if p.Status == installer.StatusOK && !t.o.Verbose {
-			return
+		switch p.Status {
+		case installer.StatusUnreachable:
+			return // said once for the host
+		case installer.StatusOK, installer.StatusSkipped:
+			if !t.o.Verbose {
+				return // the report lists skipped steps, folded
+			}
 		}
 		msg := oneLine(p.Result.Message)
 		if msg != "" {
 			msg = ": " + msg
 		}
 		fmt.Fprintf(t.o.Out, "%s %s %s %s%s\n", ts, p.Host, t.paint(statusColor(p.Status), string(p.Status)), p.What, msg)
+	case p.Status == installer.StatusUnreachable:
+		fmt.Fprintf(t.o.Out, "%s %s %s %s\n", ts, p.Host, t.paint(ansiRed, "unreachable"), oneLine(trimHost(p.Host, p.What)))
 	case p.Done:
 		fmt.Fprintf(t.o.Out, "%s %s done %s\n", ts, p.Host, countsBrief(t.counts[p.Host]))
 	case t.o.Verbose:
@@ -188,7 +195,7 @@ func (t *text) writeHost(w io.Writer, h *HostSummary) {
 	indent := "  " + strings.Repeat(" ", len(pad(""))+1)
 	switch {
 	case h.Unreachable:
-		fmt.Fprintf(w, "  %s %s\n", t.paint(ansiRed, pad("unreachable")), oneLine(firstNonEmpty(h.Error, "could not connect")))
+		fmt.Fprintf(w, "  %s %s\n", t.paint(ansiRed, pad("unreachable")), oneLine(firstNonEmpty(trimHost(h.Name, h.Error), "could not connect")))
 	case h.Error != "" && h.Count(installer.StatusFailed) > 0 && !hasFailed(h.Results):
 		fmt.Fprintf(w, "  %s %s\n", t.paint(ansiRed, pad("failed")), oneLine(h.Error))
 	}
@@ -366,8 +373,11 @@ func maxLen(ss []string) int {
 
 func countsBrief(c map[installer.Status]int) string {
 	var parts []string
+	if c[installer.StatusUnreachable] > 0 {
+		return "unreachable"
+	}
 	for _, s := range []installer.Status{installer.StatusOK, installer.StatusChanged, installer.StatusDrift,
-		installer.StatusMissing, installer.StatusFailed, installer.StatusSkipped, installer.StatusUnreachable} {
+		installer.StatusMissing, installer.StatusFailed, installer.StatusSkipped} {
 		if c[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%s=%d", s, c[s]))
 		}
@@ -393,4 +403,20 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// trimHost drops the "rb1: " and "unreachable: " prefixes a message repeats
+// when it is printed under the host's name anyway.
+func trimHost(host, msg string) string {
+	for range 4 {
+		switch {
+		case strings.HasPrefix(msg, host+": "):
+			msg = msg[len(host)+2:]
+		case strings.HasPrefix(msg, "unreachable: "):
+			msg = msg[len("unreachable: "):]
+		default:
+			return msg
+		}
+	}
+	return msg
 }
