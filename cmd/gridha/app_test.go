@@ -51,10 +51,10 @@ func runCLI(t *testing.T, ctx context.Context, dialer *refusingDialer, args ...s
 		NewDialer: func(*inventory.Inventory, DialOptions) (installer.Dialer, error) {
 			return dialer, nil
 		},
-		Stdout:  &out,
-		Stderr:  &errb,
-		Getenv:  func(string) string { return "" },
-		Now:     func() time.Time { return time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC) },
+		Stdout:   &out,
+		Stderr:   &errb,
+		Getenv:   func(string) string { return "" },
+		Now:      func() time.Time { return time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC) },
 		Version:  "1.2.3",
 		Commit:   "abc1234",
 		Commands: DefaultDeps().Commands,
