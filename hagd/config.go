@@ -42,10 +42,10 @@ type Group struct {
 type Config struct {
 	Path string // file the config was read from (for messages)
 
-	ID      string   // node ID, unique in the multigroup (default: host name)
-	Port    int      // UDP port (3333)
-	Groups  []Group  // group = name:rank, ...
-	Script  string   // SCRIPT start|stop|status GROUP
+	ID      string  // node ID, unique in the multigroup (default: host name)
+	Port    int     // UDP port (3333)
+	Groups  []Group // group = name:rank, ...
+	Script  string  // SCRIPT start|stop|status GROUP
 	Timeout time.Duration
 	// StopTimeout bounds `script stop` (default: Timeout). The lease budget
 	// depends on it: a master that cannot renew starts stop early enough for

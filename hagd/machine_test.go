@@ -45,7 +45,6 @@ type simNode struct {
 	startErr   map[string]error
 	startHang  map[string]bool
 	statusErr  map[string]error
-	log        []string
 	starts     map[string][]time.Time // start issued
 	takeovers  map[string][]time.Time // entered takeover
 	transition []string
