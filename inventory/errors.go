@@ -23,7 +23,14 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Msg)
-	return b.String()
+	// One mistake, one line: values and names from the file may hold
+	// line breaks or other control characters.
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, b.String())
 }
 
 // String prints file:line:col (file:line when the column is unknown, file

@@ -1,6 +1,9 @@
 package inventory
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // nearest returns the candidate closest to word by edit distance, or "" when
 // none is close enough to be a likely typo.
@@ -56,7 +59,8 @@ func quoteValue(s string) string {
 	if len(r) > 40 {
 		s = string(r[:40]) + "…"
 	}
-	return "'" + s + "'"
+	q := strconv.Quote(s) // escapes line breaks and control characters
+	return "'" + strings.ReplaceAll(q[1:len(q)-1], `\"`, `"`) + "'"
 }
 
 // looksSecret reports whether a key names an inline secret (password,
