@@ -88,3 +88,242 @@ func TestTwoHosts(t *testing.T) {
 		t.Errorf("alpha: host keys in /etc/ssh: %q, %v", out, err)
 	}
 }
+
+func TestMariaDBDaemonsAndSnapshot(t *testing.T) {
+	b := New(t, "db", "client")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	db, client := b.MustHost("db"), b.MustHost("client")
+
+	before, err := db.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.StartMariaDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := db.MySQL(ctx, "SELECT CURRENT_USER()"); err != nil || strings.TrimSpace(out) != "root@localhost" {
+		t.Fatalf("mariadb root over the socket: %q, %v", out, err)
+	}
+	// Reachable on the host's address from another host.
+	if _, err := db.MySQL(ctx, "CREATE USER 'probe'@'"+client.Addr+"' IDENTIFIED BY 'probe-pw'"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := client.ExecInput(ctx, []byte("SELECT CURRENT_USER()"), "mariadb", "-h", db.Addr, "-u", "probe", "-pprobe-pw", "-N")
+	if err != nil || !strings.Contains(string(out), "probe@"+client.Addr) {
+		t.Errorf("client -> db:3306: %q, %v", out, err)
+	}
+	// Nothing of the running database shows in a snapshot (VolatilePaths).
+	mid, err := db.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := DiffSnapshots(before, mid); len(d) > 0 {
+		t.Errorf("starting MariaDB shows in the snapshot: %v", d)
+	}
+	if err := db.WriteFile("/etc/testbed-snap", []byte("x\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Sh(ctx, "chmod 0600 /etc/hostname"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := db.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DiffSnapshots(before, after)
+	if len(d) != 2 || !strings.HasPrefix(d[0], "changed /etc/hostname ") || !strings.HasPrefix(d[1], "added /etc/testbed-snap ") {
+		t.Errorf("DiffSnapshots = %q, want the new file added and /etc/hostname changed", d)
+	}
+	if err := db.StopMariaDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if db.Running(ctx, "mariadb") {
+		t.Error("mariadb still running after StopMariaDB")
+	}
+	// A second start reuses the datadir: the user is still there.
+	if err := db.StartMariaDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := db.MySQL(ctx, "SELECT COUNT(*) FROM mysql.user WHERE user='probe'"); err != nil || strings.TrimSpace(out) != "1" {
+		t.Errorf("after restart: %q, %v", out, err)
+	}
+
+	// Start / Kill of an arbitrary daemon, and the PID namespace.
+	if err := client.Start(ctx, "sleeper", "sleep", "300"); err != nil {
+		t.Fatal(err)
+	}
+	if !client.Running(ctx, "sleeper") {
+		t.Fatal("sleeper not running")
+	}
+	if err := client.Kill("sleeper"); err != nil {
+		t.Fatal(err)
+	}
+	if client.Running(ctx, "sleeper") {
+		t.Error("sleeper survives Kill")
+	}
+	if out, err := client.Sh(ctx, "cat /proc/1/cmdline | tr '\\0' ' '"); err != nil || !strings.HasPrefix(out, "perl ") {
+		t.Errorf("PID 1 of the host is %q, %v; want the bed's init", out, err)
+	}
+
+	// LinkDown cuts the host off the bridge; LinkUp restores it.
+	if err := client.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Exec(ctx, "ping", "-c1", "-W1", db.Addr); err == nil {
+		t.Error("ping across a downed link works")
+	}
+	if err := client.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitTCP(ctx, client.Addr+":22"); err != nil {
+		t.Error(err)
+	}
+}
+
+// alive reports whether pid runs (a zombie waiting for its reaper does not),
+// waiting up to wait for it to go.
+func alive(pid int, wait time.Duration) bool {
+	for deadline := time.Now().Add(wait); ; {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		if i := strings.LastIndexByte(string(data), ')'); i > 0 && strings.HasPrefix(string(data[i:]), ") Z") {
+			return false
+		}
+		if time.Now().After(deadline) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// leftovers lists what of bed id (folder dir) still exists on the machine,
+// giving processes up to wait to go.
+func leftovers(t *testing.T, id int, dir string, pids []int, wait time.Duration) []string {
+	t.Helper()
+	var out []string
+	nss, _ := netnsByID(context.Background())
+	for _, n := range nss[id] {
+		out = append(out, "netns "+n)
+	}
+	ents, _ := os.ReadDir("/sys/class/net")
+	for _, e := range ents {
+		if n := e.Name(); n == fmt.Sprintf("ghbr%d", id) || strings.HasPrefix(n, fmt.Sprintf("gh%dv", id)) {
+			out = append(out, "link "+n)
+		}
+	}
+	if _, err := os.Stat(dir); err == nil {
+		out = append(out, "folder "+dir)
+	}
+	for _, pid := range pids {
+		if alive(pid, wait) {
+			out = append(out, fmt.Sprintf("process %d", pid))
+		}
+	}
+	// No mount namespace anywhere still mounts the bed's overlays.
+	procs, _ := filepath.Glob("/proc/[0-9]*/mountinfo")
+	for _, p := range procs {
+		data, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(data), dir+"/") {
+			out = append(out, "mount in "+p)
+			break
+		}
+	}
+	return out
+}
+
+func TestDownAndCrashRecovery(t *testing.T) {
+	Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	b, err := Up(ctx, Options{Hosts: []string{"one", "two"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := []int{b.MustHost("one").PID, b.MustHost("two").PID}
+	if err := b.MustHost("one").Start(ctx, "sleeper", "sleep", "300"); err != nil {
+		t.Fatal(err)
+	}
+	// A bed in use cannot be claimed by someone else.
+	if b2, err := Up(ctx, Options{ID: b.ID, Hosts: []string{"x"}}); err == nil {
+		b2.Down()
+		t.Fatalf("Up claimed bed %d while in use", b.ID)
+	}
+	if err := b.Down(); err != nil {
+		t.Fatal(err)
+	}
+	if l := leftovers(t, b.ID, b.Dir, pids, 2*time.Second); len(l) > 0 {
+		t.Errorf("after Down: %v", l)
+	}
+
+	// A crash: the bed's owner goes away without tear-down (its lock is released).
+	c, err := Up(ctx, Options{Hosts: []string{"crash", "crash2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids = []int{c.MustHost("crash").PID, c.MustHost("crash2").PID}
+	if err := c.MustHost("crash").Start(ctx, "sleeper", "sleep", "300"); err != nil {
+		t.Fatal(err)
+	}
+	unlock(c.lock) // what the kernel does when the process dies
+	if !InUse(c.ID) {
+		if l := leftovers(t, c.ID, c.Dir, pids, 0); len(l) == 0 {
+			t.Fatal("abandoned bed left nothing to clean up: the test proves nothing")
+		}
+	}
+	d, err := Up(ctx, Options{ID: c.ID, Hosts: []string{"fresh"}})
+	if err != nil {
+		t.Fatalf("Up over a crashed bed: %v", err)
+	}
+	for _, pid := range pids {
+		if alive(pid, 2*time.Second) {
+			t.Errorf("crashed bed's process %d survives the next Up", pid)
+		}
+	}
+	for _, h := range c.Hosts() {
+		if _, err := os.Stat(filepath.Join(netnsDir, h.Netns)); err == nil {
+			t.Errorf("crashed bed's netns %s survives the next Up", h.Netns)
+		}
+		if _, err := os.Stat(h.Dir); err == nil {
+			t.Errorf("crashed bed's folder %s survives the next Up", h.Dir)
+		}
+		if linkExists(h.Veth) && h.Index > 1 {
+			t.Errorf("crashed bed's veth %s survives the next Up", h.Veth)
+		}
+	}
+	if err := d.Down(); err != nil {
+		t.Fatal(err)
+	}
+	if l := leftovers(t, d.ID, d.Dir, []int{d.MustHost("fresh").PID}, 2*time.Second); len(l) > 0 {
+		t.Errorf("after Down: %v", l)
+	}
+}
+
+func TestInventoryBlocks(t *testing.T) {
+	b := &Bed{ID: 7, Dir: "/tmp/gridha-testbed/7", KnownHostsFile: "/tmp/gridha-testbed/7/known_hosts", ClientKeyFile: "/tmp/gridha-testbed/7/client_key"}
+	b.hosts = []*Host{b.newHost("state1", 1), b.newHost("rb1", 2)}
+	got := b.HostsYAML(map[string][]string{"rb1": {"rb-node", "bdii-client"}})
+	want := `hosts:
+  state1:
+    address: 198.18.7.11
+    hostname: state1.testbed.gridha
+  rb1:
+    address: 198.18.7.12
+    hostname: rb1.testbed.gridha
+    roles: [rb-node, bdii-client]
+`
+	if got != want {
+		t.Errorf("HostsYAML:\n%s\nwant:\n%s", got, want)
+	}
+	path := b.WriteInventory(t, got)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(data), "defaults:\n  user: root\n  identity_file: /tmp/gridha-testbed/7/client_key\n  known_hosts: /tmp/gridha-testbed/7/known_hosts\nhosts:\n") {
+		t.Errorf("inventory:\n%s", data)
+	}
+}
