@@ -75,10 +75,15 @@ type DNSUpdater struct {
 	CheckCommands []DNSCheckCommand `yaml:"check_commands"` // site checks with Nagios plugin exit codes
 	StateFile     string            `yaml:"state_file"`     // default /var/lib/gridha/dns-updater.state
 
-	Binary      string `yaml:"binary"`       // the gridha binary on updater hosts; default /usr/local/sbin/gridha
-	ConfigPath  string `yaml:"config_path"`  // default /etc/gridha/dns-updater.conf
-	KeyPath     string `yaml:"key_path"`     // default /etc/gridha/dns-updater.key
-	ServiceName string `yaml:"service_name"` // init script name; default gridha-dns-updater
+	Binary string `yaml:"binary"` // the gridha binary on updater hosts; default /usr/local/sbin/gridha
+	// BinarySource is the gridha binary on the admin machine that install
+	// copies to Binary on updater hosts: default the running gridha
+	// program; "none" leaves Binary to the site (a package, a shared
+	// file system).
+	BinarySource string `yaml:"binary_source"`
+	ConfigPath   string `yaml:"config_path"`  // default /etc/gridha/dns-updater.conf
+	KeyPath      string `yaml:"key_path"`     // default /etc/gridha/dns-updater.key
+	ServiceName  string `yaml:"service_name"` // init script name; default gridha-dns-updater
 	// Service: "enabled" (default: starts at boot and is running),
 	// "installed" (files only: the init script is written but neither
 	// enabled nor started, for sites that start it their own way).
@@ -324,6 +329,9 @@ func (d *DNS) issues() []settingsIssue {
 				add(f+".argv", "%q: arguments cannot hold white space (the configuration splits on it)", a)
 			}
 		}
+	}
+	if u.BinarySource != "" && u.BinarySource != "none" && !strings.HasPrefix(u.BinarySource, "/") {
+		add("updater.binary_source", "%q: want an absolute path or none", u.BinarySource)
 	}
 	for _, v := range []struct{ f, p string }{{"state_file", u.StateFile}, {"binary", u.Binary}, {"config_path", u.ConfigPath}, {"key_path", u.KeyPath},
 		{"bind.conf_dir", d.Bind.ConfDir}, {"bind.local_conf", d.Bind.LocalConf}, {"bind.zone_file", d.Bind.ZoneFile}} {

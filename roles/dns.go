@@ -1,0 +1,305 @@
+package roles
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gridha/gridha/dnsupdater"
+	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
+	"github.com/gridha/gridha/inventory"
+	"github.com/gridha/gridha/templates"
+)
+
+// DNS is the dns role: MAN05's DNS round robin with a fault-tolerant
+// updater. One TSIG key (HMAC-SHA256, generated here, kept in the
+// inventory's secrets folder) lets the updaters, and nothing else, change
+// the A/AAAA records of the round-robin name on every primary (IBERGRID's
+// one primary per site). Phases:
+//
+//  1. dns-primaries: on each primary, the key in its own file, gridha's
+//     zone statement with the update-policy (named.conf.gridha), its include
+//     line in named.conf.local, a zone file if there is none, and
+//     `rndc reconfig` when any of that changed;
+//  2. dns-records: the record set created on each primary with the
+//     configured TTL by a signed RFC 2136 update;
+//  3. dns-updaters: on each updater host, the key (0600), the dns-updater
+//     configuration, its init script, and the service enabled and running
+//     (restarted when its key or configuration changed).
+type DNS struct{}
+
+// Name implements Role.
+func (DNS) Name() string { return "dns" }
+
+// Summary implements Role.
+func (DNS) Summary() string {
+	return "BDII DNS round robin: TSIG key, BIND primaries' update-policy, record set, dns-updater service"
+}
+
+// Change-tracking groups.
+const (
+	groupNamed   = "dns-named"
+	groupUpdater = "dns-updater"
+)
+
+// DNSPaths are where the role puts things on the primaries.
+type DNSPaths struct {
+	KeyFile    string // <conf_dir>/gridha-<key>.key
+	GridhaConf string // <conf_dir>/named.conf.gridha
+	LocalConf  string
+	ZoneFile   string
+}
+
+// PrimaryPaths derives the primaries' paths from the settings.
+func PrimaryPaths(s inventory.DNS) DNSPaths {
+	dir := strings.TrimSuffix(s.Bind.ConfDir, "/")
+	return DNSPaths{
+		KeyFile:    dir + "/gridha-" + strings.TrimSuffix(s.KeyName, ".") + ".key",
+		GridhaConf: dir + "/named.conf.gridha",
+		LocalConf:  s.Bind.LocalConf,
+		ZoneFile:   s.Bind.ZoneFile,
+	}
+}
+
+// IncludeLine is gridha's line in named.conf.local.
+func IncludeLine(gridhaConf string) string {
+	return fmt.Sprintf("include %q; // managed by gridha", gridhaConf)
+}
+
+// NamedConfData is what named.conf.gridha.tmpl renders.
+type NamedConfData struct {
+	Path, LocalConf, KeyFile, Group string
+	Zone, ZoneFile, KeyName, Name   string
+}
+
+// ZoneFileData is what bind-zone.db.tmpl renders.
+type ZoneFileData struct {
+	ZoneFile, Zone, Primary string
+	NS                      []string
+	TTL                     int
+}
+
+// InitScriptData is what dns-updater.init.tmpl renders.
+type InitScriptData struct {
+	Service, Binary, Config, PIDFile, LogFile string
+}
+
+// Plan implements Role.
+func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error) {
+	s := inv.Roles.DNS
+	players := inv.HostsWithRole("dns")
+	if len(players) == 0 {
+		return &installer.Plan{}, nil
+	}
+	if s.Zone == "" || s.Name == "" || len(s.Primaries) == 0 || len(s.BDIIs) == 0 {
+		return nil, fmt.Errorf("dns: zone, name, primaries and bdiis must be set (inventory roles.dns)")
+	}
+	if s.TTL < inventory.MinDNSTTL {
+		return nil, fmt.Errorf("dns: ttl %d s is below MAN05's %d s", s.TTL, inventory.MinDNSTTL)
+	}
+	if opts.RotateKey && len(opts.Limit) > 0 {
+		for _, h := range players {
+			if !opts.InLimit(h.Name) {
+				return nil, fmt.Errorf("dns: --rotate-key replaces the key on every primary and updater in one run: "+
+					"%s is outside --limit (run without --limit, or include every dns host)", h.Name)
+			}
+		}
+	}
+	zone := strings.TrimSuffix(s.ZoneFQDN(), ".")
+	fqdn := s.FQDN()
+	var want []netip.Addr
+	for i, b := range s.BDIIs {
+		a, err := netip.ParseAddr(s.BDIIAddress(inv, b))
+		if err != nil {
+			return nil, fmt.Errorf("dns: bdiis[%d] (%s): no IP address", i, b.Name)
+		}
+		want = append(want, a.Unmap())
+	}
+	key, _, err := LoadOrCreateTSIGKey(inv, s.KeyName, opts.RotateKey, opts.ReadOnly)
+	if err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+	paths := PrimaryPaths(s)
+
+	primaries := installer.Phase{Name: "dns-primaries", Steps: map[string][]installer.Step{}}
+	records := installer.Phase{Name: "dns-records", Steps: map[string][]installer.Step{}}
+	updaters := installer.Phase{Name: "dns-updaters", Steps: map[string][]installer.Step{}}
+
+	// NS records of a zone gridha creates: every primary.
+	var ns []string
+	for _, name := range s.Primaries {
+		ns = append(ns, hostFQDN(inv.Host(name)))
+	}
+	for _, name := range s.Primaries {
+		h := inv.Host(name)
+		if h == nil {
+			return nil, fmt.Errorf("dns: primary %q is not an inventory host", name)
+		}
+		if !opts.InLimit(h.Name) {
+			continue
+		}
+		conf, err := templates.Render("named.conf.gridha.tmpl", NamedConfData{
+			Path: paths.GridhaConf, LocalConf: paths.LocalConf, KeyFile: paths.KeyFile, Group: s.Bind.Group,
+			Zone: zone, ZoneFile: paths.ZoneFile, KeyName: key.Name, Name: fqdn,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dns: %s: %w", h.Name, err)
+		}
+		zoneData, err := templates.Render("bind-zone.db.tmpl", ZoneFileData{
+			ZoneFile: paths.ZoneFile, Zone: zone + ".", Primary: hostFQDN(h), NS: ns, TTL: s.TTL,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dns: %s: %w", h.Name, err)
+		}
+		include := IncludeLine(paths.GridhaConf)
+		includeRe := fmt.Sprintf("include %q;", paths.GridhaConf)
+		primaries.Steps[h.Name] = []installer.Step{
+			zoneConflict{Zone: zone, ConfDir: s.Bind.ConfDir, Own: paths.GridhaConf},
+			createOnly{Path: paths.ZoneFile, Content: zoneData, Mode: 0o644, Owner: s.Bind.Group, Group: s.Bind.Group},
+			track(groupNamed, steps.File{Path: paths.KeyFile, Content: key.BINDFile(), Mode: 0o640, Owner: "root", Group: s.Bind.Group, Secret: true}),
+			track(groupNamed, steps.File{Path: paths.GridhaConf, Content: conf, Mode: 0o644, Owner: "root", Group: s.Bind.Group}),
+			track(groupNamed, ownedLines{
+				Path: paths.LocalConf,
+				Want: []ownedLine{{Key: "include", Line: include}},
+				Owns: func(line string) (string, bool) {
+					if strings.HasPrefix(strings.TrimSpace(line), includeRe) {
+						return "include", true
+					}
+					return "", false
+				},
+				Mode: 0o644, Owner: "root", Group: s.Bind.Group,
+			}),
+			namedReload{Group: groupNamed, Files: []string{paths.KeyFile, paths.GridhaConf, paths.LocalConf}},
+		}
+		addr := s.Bind.UpdateAddress
+		if s.UpdateVia == "controller" {
+			addr = net.JoinHostPort(h.Address, "53")
+		}
+		records.Steps[h.Name] = []installer.Step{rrsetStep{
+			Zone: zone + ".", Name: fqdn, TTL: uint32(s.TTL), Want: want, Key: key, Via: s.UpdateVia, Addr: addr,
+		}}
+	}
+
+	if len(s.Updaters) > 0 {
+		u := s.Updater
+		cfg := UpdaterConfig(inv, s)
+		check := *cfg
+		check.SetDefaults()
+		if err := check.Validate(); err != nil {
+			return nil, fmt.Errorf("dns: dns-updater configuration: %w", err)
+		}
+		source := u.BinarySource
+		if source == "" && u.Service == "enabled" {
+			exe, err := os.Executable()
+			if err != nil || !strings.HasPrefix(filepath.Base(exe), "gridha") || strings.HasSuffix(exe, ".test") {
+				return nil, fmt.Errorf("dns: the running program (%s) is not gridha: set roles.dns.updater.binary_source "+
+					"to the gridha binary to install on updater hosts, or none", exe)
+			}
+			source = exe
+		}
+		initScript, err := templates.Render("dns-updater.init.tmpl", InitScriptData{
+			Service: u.ServiceName, Binary: u.Binary, Config: u.ConfigPath,
+			PIDFile: "/run/" + u.ServiceName + ".pid", LogFile: "/var/log/" + u.ServiceName + ".log",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dns: %w", err)
+		}
+		for _, name := range s.Updaters {
+			h := inv.Host(name)
+			if h == nil {
+				return nil, fmt.Errorf("dns: updater %q is not an inventory host", name)
+			}
+			if !opts.InLimit(h.Name) {
+				continue
+			}
+			st := []installer.Step{
+				steps.Dir{Path: filepath.Dir(u.ConfigPath), Mode: 0o755, Owner: "root", Group: "root"},
+			}
+			if filepath.Dir(u.KeyPath) != filepath.Dir(u.ConfigPath) {
+				st = append(st, steps.Dir{Path: filepath.Dir(u.KeyPath), Mode: 0o755, Owner: "root", Group: "root"})
+			}
+			if source != "" && source != "none" {
+				st = append(st, track(groupUpdater, binaryCopy{Path: u.Binary, Source: source}))
+			}
+			st = append(st,
+				track(groupUpdater, steps.File{Path: u.KeyPath, Content: key.BINDFile(), Mode: 0o600, Owner: "root", Group: "root", Secret: true}),
+				track(groupUpdater, steps.File{Path: u.ConfigPath, Content: cfg.Marshal(), Mode: 0o644, Owner: "root", Group: "root"}),
+				track(groupUpdater, steps.File{Path: "/etc/init.d/" + u.ServiceName, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
+			)
+			if u.Service == "enabled" {
+				st = append(st,
+					steps.Service{Name: u.ServiceName, Boot: steps.BootEnabled, State: steps.StateRunning},
+					serviceRestart{Name: u.ServiceName, Group: groupUpdater},
+				)
+			}
+			updaters.Steps[h.Name] = st
+		}
+	}
+	return &installer.Plan{Phases: []installer.Phase{primaries, records, updaters}}, nil
+}
+
+// UpdaterConfig is the dns-updater configuration the updater hosts get.
+func UpdaterConfig(inv *inventory.Inventory, s inventory.DNS) *dnsupdater.Config {
+	u := s.Updater
+	sec := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	c := &dnsupdater.Config{
+		Zone:          s.ZoneFQDN(),
+		Name:          s.FQDN(),
+		TTL:           sec(s.TTL),
+		TSIGKeyName:   s.KeyFQDN(),
+		TSIGAlgorithm: TSIGAlgorithm,
+		TSIGKeyFile:   u.KeyPath,
+		Interval:      sec(u.Interval),
+		FailAfter:     u.FailAfter,
+		RecoverAfter:  u.RecoverAfter,
+		Freshness:     sec(u.Freshness),
+		MinEntries:    u.MinEntries,
+		QueryBase:     u.QueryBase,
+		CheckTimeout:  sec(u.CheckTimeout),
+		DNSTimeout:    sec(u.DNSTimeout),
+		StateFile:     u.StateFile,
+	}
+	for _, name := range s.Primaries {
+		if h := inv.Host(name); h != nil {
+			c.Primaries = append(c.Primaries, net.JoinHostPort(h.Address, "53"))
+		}
+	}
+	for _, b := range s.BDIIs {
+		a, err := netip.ParseAddr(s.BDIIAddress(inv, b))
+		if err != nil {
+			continue
+		}
+		name := b.Name
+		if name == "" {
+			name = a.String()
+		}
+		c.BDIIs = append(c.BDIIs, dnsupdater.BDII{Name: name, Address: a.Unmap(), Port: b.Port})
+	}
+	for _, cc := range u.CheckCommands {
+		c.Commands = append(c.Commands, dnsupdater.CommandCheck{Name: cc.Name, Argv: cc.Argv})
+	}
+	// Marshal writes only what is set: the updater applies its own defaults
+	// to what the inventory left out.
+	return c
+}
+
+func hostFQDN(h *inventory.Host) string {
+	if h == nil {
+		return ""
+	}
+	n := h.Hostname
+	if n == "" {
+		n = h.Address
+	}
+	if net.ParseIP(n) != nil {
+		// An address is no name server name: set the host's hostname in
+		// the inventory. A placeholder outside the zone keeps it loadable.
+		return h.Name + ".invalid."
+	}
+	return strings.TrimSuffix(n, ".") + "."
+}

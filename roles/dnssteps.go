@@ -1,0 +1,175 @@
+package roles
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/gridha/gridha/installer"
+)
+
+// zoneConflict stops the run when the zone is declared in a named
+// configuration file other than gridha's: named refuses two statements for
+// one zone, and gridha owns the statement (it carries the update-policy).
+// Files under ConfDir whose names start with "named.conf" are searched.
+type zoneConflict struct {
+	Zone    string // without the final dot
+	ConfDir string
+	Own     string // gridha's file, not searched
+}
+
+func (z zoneConflict) ID() string { return "zone " + z.Zone + " declared once" }
+
+func (z zoneConflict) probeKey() string { return "zone-conflict:" + z.Zone }
+
+func (z zoneConflict) Probes() []installer.Probe {
+	re := `zone[[:space:]]+"?` + strings.ReplaceAll(regexp.QuoteMeta(z.Zone), `\.`, `[.]`) + `[.]?"?([[:space:]]|\{|$)`
+	script := fmt.Sprintf(`for f in %s/named.conf*; do
+  [ -f "$f" ] && [ "$f" != %s ] || continue
+  case "$f" in *.gridha-bak|*~|*.dpkg-*) continue ;; esac
+  grep -nHiE %s "$f"
+done
+true`, installer.ShellQuote(strings.TrimSuffix(z.ConfDir, "/")), installer.ShellQuote(z.Own), installer.ShellQuote(re))
+	return []installer.Probe{{Key: z.probeKey(), Script: script}}
+}
+
+func (z zoneConflict) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	r, ok := env.Facts.Get(z.probeKey())
+	if !ok {
+		return installer.Failed(fmt.Errorf("%s: %s: no fact gathered", env.Host, z.ID()))
+	}
+	var where []string
+	for _, line := range strings.Split(string(r.Stdout), "\n") {
+		// file:line:text; skip commented-out statements.
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		text := strings.TrimSpace(parts[2])
+		if strings.HasPrefix(text, "//") || strings.HasPrefix(text, "#") || strings.HasPrefix(text, "/*") {
+			continue
+		}
+		where = append(where, parts[0]+":"+parts[1])
+	}
+	if len(where) == 0 {
+		return installer.OK("")
+	}
+	return installer.Failed(fmt.Errorf("%s: zone %q is already declared in %s; gridha declares it in %s "+
+		"(with the update key and policy): remove that statement, and point bind.zone_file at its zone file to keep "+
+		"the data", env.Host, z.Zone, strings.Join(where, ", "), z.Own))
+}
+
+// createOnly writes a file only when it does not exist; an existing one is
+// never compared or touched (a zone file belongs to named once it runs).
+type createOnly struct {
+	Path         string
+	Content      []byte
+	Mode         fs.FileMode
+	Owner, Group string
+}
+
+func (c createOnly) ID() string { return "file " + c.Path + " (created if missing)" }
+
+func (c createOnly) Probes() []installer.Probe {
+	return []installer.Probe{{Key: "exists:" + c.Path, Script: "[ -e " + installer.ShellQuote(c.Path) + " ] && echo yes || echo no"}}
+}
+
+func (c createOnly) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	r, ok := env.Facts.Get("exists:" + c.Path)
+	if !ok {
+		return installer.Failed(fmt.Errorf("%s: %s: no fact gathered", env.Host, c.ID()))
+	}
+	if strings.TrimSpace(string(r.Stdout)) == "yes" {
+		return installer.OK("")
+	}
+	if !apply {
+		return installer.Missing(c.Path + " does not exist")
+	}
+	if err := env.Conn.WriteFile(ctx, c.Path, c.Content, c.Mode, c.Owner, c.Group); err != nil {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, c.ID(), err))
+	}
+	return installer.Changed("created " + c.Path)
+}
+
+// binaryCopy installs a local program on the host, compared by SHA-256 (a
+// program is too big for the content probe).
+type binaryCopy struct {
+	Path   string // on the host
+	Source string // on the admin machine
+}
+
+func (b binaryCopy) ID() string { return "binary " + b.Path }
+
+func (b binaryCopy) Probes() []installer.Probe {
+	return []installer.Probe{{Key: "sha256:" + b.Path, Script: "[ -f " + installer.ShellQuote(b.Path) + " ] && sha256sum " + installer.ShellQuote(b.Path) + " | cut -d' ' -f1 || echo absent"}}
+}
+
+func (b binaryCopy) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	fail := func(err error) installer.Result {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, b.ID(), err))
+	}
+	r, ok := env.Facts.Get("sha256:" + b.Path)
+	if !ok {
+		return fail(fmt.Errorf("no fact gathered"))
+	}
+	data, err := os.ReadFile(b.Source)
+	if err != nil {
+		return fail(err)
+	}
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	found := strings.TrimSpace(string(r.Stdout))
+	if found == want {
+		return installer.OK("")
+	}
+	if !apply {
+		if found == "absent" {
+			return installer.Missing(b.Path + " does not exist")
+		}
+		return installer.Drift(b.Path+" is another build", "sha256 "+want, "sha256 "+found)
+	}
+	if err := env.Conn.WriteFile(ctx, b.Path, data, 0o755, "root", "root"); err != nil {
+		return fail(err)
+	}
+	return installer.Changed(fmt.Sprintf("installed %s from %s (sha256 %s)", b.Path, b.Source, want[:12]))
+}
+
+// serviceRestart restarts an init-script service when a tracked step of
+// group changed in this run and the service is running (a stopped service
+// is the Service step's business).
+type serviceRestart struct {
+	Name  string
+	Group string
+}
+
+func (s serviceRestart) ID() string { return "restart " + s.Name + " on change" }
+
+func (s serviceRestart) Probes() []installer.Probe { return nil }
+
+func (s serviceRestart) script(action string) string {
+	n := installer.ShellQuote(s.Name)
+	return fmt.Sprintf("if command -v service >/dev/null 2>&1; then service %s %s; else /etc/init.d/%s %s; fi", n, action, n, action)
+}
+
+func (s serviceRestart) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	if !changedIn(env, s.Group) {
+		return installer.OK("")
+	}
+	if !apply {
+		return installer.Drift(s.Name+" runs with the old key or configuration", "restarted", "not restarted")
+	}
+	res, err := env.Conn.Run(ctx, s.script("restart"), nil)
+	if err == nil {
+		err = res.Err(s.Name + " restart")
+	}
+	if err != nil {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, s.ID(), err))
+	}
+	return installer.Changed(strings.TrimSpace(string(bytes.TrimSpace(res.Stdout))))
+}
