@@ -108,7 +108,7 @@ func (t *text) logLine(p progress) {
 				return // the report lists skipped steps, folded
 			}
 		}
-		msg := oneLine(p.Result.Message)
+		msg := oneLine(trimTarget(p.What, p.Result.Message))
 		if msg != "" {
 			msg = ": " + msg
 		}
@@ -215,7 +215,7 @@ func (t *text) writeHost(w io.Writer, h *HostSummary) {
 			}
 		}
 		line := res.Step
-		if m := oneLine(res.Message); m != "" {
+		if m := oneLine(trimTarget(res.Step, res.Message)); m != "" {
 			line += ": " + m
 		}
 		fmt.Fprintf(w, "  %s %s\n", t.paint(statusColor(res.Status), pad(string(res.Status))), line)
@@ -417,6 +417,15 @@ func trimHost(host, msg string) string {
 		default:
 			return msg
 		}
+	}
+	return msg
+}
+
+// trimTarget drops a leading "/etc/motd: " from the message of step "file
+// /etc/motd": the step's name already says it.
+func trimTarget(step, msg string) string {
+	if _, target, ok := strings.Cut(step, " "); ok && target != "" {
+		return strings.TrimPrefix(msg, target+": ")
 	}
 	return msg
 }
