@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gridha/gridha/installer"
 )
@@ -30,6 +31,7 @@ type text struct {
 	order  []string             // hosts in the order they first appeared
 	state  map[string]*liveHost // host -> what it is doing
 	drawn  int                  // live lines currently on screen
+	last   time.Time            // last redraw
 	counts map[string]map[installer.Status]int
 }
 
@@ -89,7 +91,13 @@ func (t *text) Event(e installer.Event) {
 		t.counts[p.Host][p.Status]++
 	}
 	if t.o.Live {
-		t.redraw()
+		// Redraw at most ~12 times a second (30 hosts × 100 steps must not
+		// flood the terminal), but always for a new host or a finished phase.
+		now := t.o.Now()
+		if len(t.order) != t.drawn || p.Done || p.Status == installer.StatusUnreachable || now.Sub(t.last) >= 80*time.Millisecond {
+			t.redraw()
+			t.last = now
+		}
 		return
 	}
 	t.logLine(p)

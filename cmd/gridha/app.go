@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/gridha/gridha/dnsupdater"
+	"github.com/gridha/gridha/hagd"
 	"github.com/gridha/gridha/installer"
 	sshx "github.com/gridha/gridha/installer/ssh"
 	"github.com/gridha/gridha/inventory"
@@ -51,11 +52,10 @@ type Deps struct {
 
 // DefaultRegistry lists the roles this gridha can install and verify.
 //
-// WIRING POINT (lead): register the roles of issues 3, 4 and 6 here as they
-// land, e.g. roles.StateServer{}, roles.RBNode{}, roles.BDIIClient{},
-// roles.DNS{}.
+// WIRING POINT (lead): register the roles of issues 3 and 4 here as they
+// land (roles.StateServer{}, roles.RBNode{}).
 func DefaultRegistry() *roles.Registry {
-	return roles.NewRegistry(roles.Base{})
+	return roles.NewRegistry(roles.Base{}, roles.BDIIClient{}, roles.DNS{})
 }
 
 // DefaultDeps are the real ones: SSH, os.Stdout/Stderr, the clock.
@@ -68,9 +68,8 @@ func DefaultDeps() Deps {
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
 		Commands: []*cli.Command{
+			hagd.Command(),
 			dnsupdater.Command(),
-			// WIRING POINT (lead): hagd.Command() goes here once package
-			// hagd exports it (issue 8): `gridha hagd run|status|takeover|giveup`.
 		},
 		Version: version,
 		Commit:  commit,
