@@ -47,7 +47,7 @@ type Config struct {
 	Groups  []Group // group = name:rank, ...
 	Script  string  // SCRIPT start|stop|status GROUP
 	Timeout time.Duration
-	// StopTimeout bounds `script stop` (default: Timeout). The lease budget
+	// StopTimeout bounds `script stop` (default: the smaller of Timeout and 5s). The lease budget
 	// depends on it: a master that cannot renew starts stop early enough for
 	// stop to finish before the lease can expire.
 	StopTimeout time.Duration
@@ -88,10 +88,10 @@ const (
 	DefaultStatusInterval = 5 * time.Second
 	DefaultBackoff        = 30 * time.Second
 	DefaultMaxSkew        = 60 * time.Second
-	DefaultLeaseTTL       = 20 * time.Second
+	DefaultLeaseTTL       = 12 * time.Second
 	DefaultLeaseRenew     = 2 * time.Second
 	DefaultLeaseTimeout   = 2 * time.Second
-	DefaultStopTimeout    = 10 * time.Second
+	DefaultStopTimeout    = 5 * time.Second
 	DefaultControl        = "/run/hagd.sock"
 	DefaultMySQLDB        = "hagd"
 )
@@ -149,7 +149,7 @@ var keys = map[string]keyDef{
 	}},
 	"script":       {"service script: SCRIPT start|stop|status GROUP", setAbsPath(func(c *Config) *string { return &c.Script })},
 	"timeout":      {"time the script may take (start, status)", setDur(func(c *Config) *time.Duration { return &c.Timeout })},
-	"stop_timeout": {"time `script stop` may take (default: timeout)", setDur(func(c *Config) *time.Duration { return &c.StopTimeout })},
+	"stop_timeout": {"time `script stop` may take (default: timeout, at most 5s)", setDur(func(c *Config) *time.Duration { return &c.StopTimeout })},
 	"debug": {"log verbosity 0-5", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 5 {

@@ -1,0 +1,177 @@
+package hagd
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimalConf = `# test
+id = rb1
+group = rb1:100, rb2:50
+group = rb3:10   # a second group line adds
+script = /opt/lcg/sbin/hagd-service
+key = /opt/lcg/etc/hagd.key
+mysql_host = state1.example.org
+mysql_user = hagd
+mysql_password_file = /opt/lcg/etc/hagd.mysql
+`
+
+func TestParseConfigDefaults(t *testing.T) {
+	c, err := ParseConfig("hagd.conf", []byte(minimalConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Group{{"rb1", 100}, {"rb2", 50}, {"rb3", 10}}
+	if len(c.Groups) != 3 || c.Groups[0] != want[0] || c.Groups[1] != want[1] || c.Groups[2] != want[2] {
+		t.Errorf("groups %v", c.Groups)
+	}
+	if c.Port != 3333 || c.Debug != 2 || c.Timeout != DefaultTimeout || c.DT1 != DefaultDT1 || c.DT2 != DefaultDT2 ||
+		c.Lease != "mysql" || c.MySQLDB != "hagd" || c.Control != DefaultControl || c.StopTimeout != DefaultStopTimeout {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestParseConfigValues(t *testing.T) {
+	c, err := ParseConfig("x", []byte(minimalConf+`port = 4444
+timeout = 45
+debug = 0
+iface = eth0, eth1
+iface = bond0
+dt1 = 1.5s
+dt2 = 500ms
+heartbeat = 250ms
+lease_ttl = 4s
+lease_renew = 500ms
+lease_timeout = 500ms
+stop_timeout = 2s
+max_skew = 0
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 4444 || c.Timeout != 45*time.Second || c.Debug != 0 || strings.Join(c.Ifaces, " ") != "eth0 eth1 bond0" ||
+		c.DT1 != 1500*time.Millisecond || c.DT2 != 500*time.Millisecond || c.MaxSkew != 0 {
+		t.Errorf("%+v", c)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	cases := []struct{ conf, want string }{
+		{"prot = 3333\n", `f:1: prot: unknown key (did you mean "port"?)`},
+		{"port = 70000\n", `f:1: port: "70000" is not a port`},
+		{"port 3333\n", `f:1: "port 3333": want key = value`},
+		{"\n\ngroup = rb1\n", `f:3: group: "rb1": want name:rank`},
+		{"group = rb1:x\n", `f:1: group: rb1: rank "x" is not a number`},
+		{"group = rb1:1, rb1:2\n", `f:1: group: group rb1 listed twice`},
+		{"debug = 9\n", `f:1: debug: "9" is not a level 0-5`},
+		{"timeout = soon\n", `f:1: timeout: "soon" is not a duration`},
+		{"timeout = 0\n", `f:1: timeout: "0": must be more than 0`},
+		{"script = hagd-service\n", `f:1: script: "hagd-service" is not an absolute path`},
+		{"port = 1\nport = 2\n", `f:2: port: set twice (first at line 1)`},
+		{"key =\n", `f:1: key: empty value`},
+		{"lease = zookeeper\n", `f:1: lease: "zookeeper": want mysql, file or none`},
+		{"mysql_host = a b\n", `mysql_host: "a b" is not a host[:port]`},
+	}
+	for _, c := range cases {
+		_, err := ParseConfig("f", []byte(c.conf))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want %q", c.conf, err, c.want)
+		}
+	}
+	// Semantic errors, once the lines parse.
+	sem := []struct{ extra, want string }{
+		{"dt1 = 1s\nheartbeat = 1s\n", "dt1: 1s must be at least twice the heartbeat"},
+		{"lease_ttl = 3s\n", "lease_ttl: 3s is too short"},
+		{"lease = file\n", "lease_file: required with lease = file"},
+	}
+	for _, c := range sem {
+		_, err := ParseConfig("f", []byte(minimalConf+c.extra))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want %q", c.extra, err, c.want)
+		}
+	}
+	_, err := ParseConfig("f", []byte("port = 3333\n"))
+	for _, k := range []string{"group: required", "script: required", "key: required"} {
+		if err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("missing keys: got %v, want %q", err, k)
+		}
+	}
+	// All line errors are reported, not just the first.
+	_, err = ParseConfig("f", []byte("a = 1\nb = 2\n"))
+	if err == nil || !strings.Contains(err.Error(), "f:1: a:") || !strings.Contains(err.Error(), "f:2: b:") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestKeyFileMode(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "hagd.key")
+	if err := os.WriteFile(p, []byte("0123456789abcdef0123\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{KeyFile: p}
+	if _, err := c.ReadKey(); err == nil || !strings.Contains(err.Error(), "mode 0644") {
+		t.Errorf("0644 key accepted: %v", err)
+	}
+	os.Chmod(p, 0o600)
+	k, err := c.ReadKey()
+	if err != nil || string(k) != "0123456789abcdef0123" {
+		t.Errorf("key %q, %v", k, err)
+	}
+	os.WriteFile(p, []byte("short"), 0o600)
+	if _, err := c.ReadKey(); err == nil {
+		t.Error("short key accepted")
+	}
+}
+
+func TestTemplateRendersAndParses(t *testing.T) {
+	debug := 3
+	cases := []ConfigTemplate{
+		{ID: "rb1", Groups: []Group{{"rb1", 100}, {"rb2", 50}}, Script: "/opt/lcg/sbin/hagd-service",
+			KeyFile: "/opt/lcg/etc/hagd.key", MySQLHost: "state1", MySQLUser: "hagd", MySQLPasswordFile: "/opt/lcg/etc/hagd.mysql"},
+		{ID: "rb2", Groups: []Group{{"g", 1}}, Script: "/s", KeyFile: "/k", Ifaces: []string{"eth0", "eth1"}, Debug: &debug,
+			Lease: "file", LeaseFile: "/var/lib/hagd", DT1: 1500 * time.Millisecond, DT2: 500 * time.Millisecond,
+			Heartbeat: 250 * time.Millisecond, LeaseTTL: 3 * time.Second, LeaseRenew: 500 * time.Millisecond,
+			LeaseTimeout: 500 * time.Millisecond, StopTimeout: time.Second, Timeout: 3 * time.Second, Log: "/var/log/hagd.log"},
+		{ID: "rb3", Groups: []Group{{"g", 1}}, Script: "/s", KeyFile: "/k", Lease: "none"},
+	}
+	for _, tc := range cases {
+		b, err := tc.Render()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.ID, err)
+		}
+		c, err := ParseConfig("rendered", b)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", tc.ID, err, b)
+		}
+		if c.ID != tc.ID || len(c.Groups) != len(tc.Groups) || c.Script != tc.Script || c.KeyFile != tc.KeyFile {
+			t.Errorf("%s: parsed back %+v", tc.ID, c)
+		}
+		if !strings.HasPrefix(string(b), "# Managed by gridha") {
+			t.Errorf("no header:\n%s", b)
+		}
+		if tc.ID == "rb2" && (c.Debug != 3 || c.DT1 != 1500*time.Millisecond || strings.Join(c.Ifaces, ",") != "eth0,eth1" || c.LeaseFile != "/var/lib/hagd") {
+			t.Errorf("rb2: %+v", c)
+		}
+	}
+	if _, err := (ConfigTemplate{ID: "x"}).Render(); err == nil {
+		t.Error("incomplete template rendered")
+	}
+	if _, err := (ConfigTemplate{ID: "x", Groups: []Group{{"g", 1}}, Script: "/s # x", KeyFile: "/k", Lease: "none"}).Render(); err == nil {
+		t.Error("value with # rendered")
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(minimalConf))
+	f.Add([]byte("port = 1\n# x\n\tgroup = a:1 # c\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig("fuzz", b)
+		if err == nil && (len(c.Groups) == 0 || c.Script == "" || c.KeyFile == "") {
+			t.Fatalf("accepted an incomplete config: %+v", c)
+		}
+	})
+}

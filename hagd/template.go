@@ -1,0 +1,114 @@
+package hagd
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gridha/gridha/templates"
+)
+
+// ConfigTemplate is what the rb-node role fills to render hagd.conf
+// (templates/hagd.conf.tmpl). Zero values take the daemon's defaults.
+type ConfigTemplate struct {
+	ID      string  // node ID; required (usually the inventory host name)
+	Port    int     // 0: 3333
+	Groups  []Group // required
+	Script  string  // required: absolute path of the service script
+	KeyFile string  // required: absolute path of the 0600 key file
+	Ifaces  []string
+	Debug   *int // nil: 2
+	Log     string
+
+	Timeout, StopTimeout                             time.Duration
+	DT1, DT2, Heartbeat, StatusInterval, Backoff     time.Duration
+	Lease                                            string // "": mysql
+	LeaseTTL, LeaseRenew, LeaseTimeout               time.Duration
+	LeaseFile                                        string
+	MySQLHost, MySQLUser, MySQLDB, MySQLPasswordFile string
+	Control                                          string
+}
+
+type configView struct {
+	ID, GroupList, Script, KeyFile, IfaceList, Log   string
+	Port, Debug                                      int
+	Timeout, StopTimeout                             string
+	DT1, DT2, Heartbeat, StatusInterval, Backoff     string
+	Lease, LeaseTTL, LeaseRenew, LeaseTimeout        string
+	LeaseFile                                        string
+	MySQLHost, MySQLUser, MySQLDB, MySQLPasswordFile string
+	Control                                          string
+}
+
+// FormatDuration writes a duration the way hagd.conf reads it ("1.5s").
+func FormatDuration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	if d%time.Millisecond == 0 {
+		return strconv.FormatInt(int64(d/time.Millisecond), 10) + "ms"
+	}
+	return d.String()
+}
+
+// Render fills the defaults, renders hagd.conf and parses the result, so a
+// template that would not start the daemon is an error here.
+func (t ConfigTemplate) Render() ([]byte, error) {
+	or := func(d, def time.Duration) string {
+		if d == 0 {
+			d = def
+		}
+		return FormatDuration(d)
+	}
+	v := configView{ID: t.ID, Script: t.Script, KeyFile: t.KeyFile, Log: t.Log, Port: t.Port, Debug: DefaultDebug,
+		Lease: t.Lease, LeaseFile: t.LeaseFile, MySQLHost: t.MySQLHost, MySQLUser: t.MySQLUser,
+		MySQLDB: t.MySQLDB, MySQLPasswordFile: t.MySQLPasswordFile, Control: t.Control,
+		IfaceList: strings.Join(t.Ifaces, ", ")}
+	if v.Port == 0 {
+		v.Port = DefaultPort
+	}
+	if t.Debug != nil {
+		v.Debug = *t.Debug
+	}
+	if v.Lease == "" {
+		v.Lease = "mysql"
+	}
+	if v.MySQLDB == "" {
+		v.MySQLDB = DefaultMySQLDB
+	}
+	if v.Control == "" {
+		v.Control = DefaultControl
+	}
+	timeout := t.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	v.Timeout = FormatDuration(timeout)
+	v.StopTimeout = or(t.StopTimeout, min(timeout, DefaultStopTimeout))
+	v.DT1, v.DT2 = or(t.DT1, DefaultDT1), or(t.DT2, DefaultDT2)
+	v.Heartbeat, v.StatusInterval = or(t.Heartbeat, DefaultHeartbeat), or(t.StatusInterval, DefaultStatusInterval)
+	v.Backoff = or(t.Backoff, DefaultBackoff)
+	v.LeaseTTL, v.LeaseRenew, v.LeaseTimeout = or(t.LeaseTTL, DefaultLeaseTTL), or(t.LeaseRenew, DefaultLeaseRenew), or(t.LeaseTimeout, DefaultLeaseTimeout)
+	var gs []string
+	for _, g := range t.Groups {
+		gs = append(gs, fmt.Sprintf("%s:%d", g.Name, g.Rank))
+	}
+	v.GroupList = strings.Join(gs, ", ")
+	for _, s := range []string{v.ID, v.GroupList, v.Script, v.KeyFile, v.IfaceList, v.Log, v.MySQLHost, v.MySQLUser, v.MySQLDB, v.MySQLPasswordFile, v.LeaseFile, v.Control} {
+		if strings.ContainsAny(s, "\n#") {
+			return nil, fmt.Errorf("hagd.conf: value %q has a newline or #", s)
+		}
+	}
+	if v.ID == "" || v.GroupList == "" || v.Script == "" || v.KeyFile == "" {
+		return nil, fmt.Errorf("hagd.conf: ID, Groups, Script and KeyFile are required")
+	}
+	b, err := templates.Render("hagd.conf.tmpl", v)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ParseConfig("hagd.conf (rendered)", b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
