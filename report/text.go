@@ -175,17 +175,19 @@ func (t *text) Finish(r *installer.Report, mode installer.Mode) (int, error) {
 	t.clearLive()
 	s := Summarize(r, mode, t.o.Secrets, t.o.Interrupted())
 	w := &errWriter{w: t.o.Out}
+	wrote := false
 	for _, h := range s.Hosts {
-		t.writeHost(w, h)
+		wrote = t.writeHost(w, h) || wrote
 	}
 	if s.Interrupted {
 		t.writeInterrupted(w, s)
 	}
-	t.writeRecap(w, s)
+	t.writeRecap(w, s, wrote || s.Interrupted)
 	return s.ExitCode(), w.err
 }
 
-func (t *text) writeHost(w io.Writer, h *HostSummary) {
+// writeHost lists a host's results worth showing; false if there were none.
+func (t *text) writeHost(w io.Writer, h *HostSummary) bool {
 	var shown []installer.Result
 	for _, res := range h.Results {
 		if res.Status == installer.StatusOK && !t.o.Verbose {
@@ -197,7 +199,7 @@ func (t *text) writeHost(w io.Writer, h *HostSummary) {
 		shown = append(shown, res)
 	}
 	if len(shown) == 0 && !h.Unreachable && h.Error == "" {
-		return
+		return false
 	}
 	fmt.Fprintf(w, "%s\n", t.paint(ansiBold, h.Name))
 	indent := "  " + strings.Repeat(" ", len(pad(""))+1)
@@ -240,6 +242,7 @@ func (t *text) writeHost(w io.Writer, h *HostSummary) {
 			}
 		}
 	}
+	return true
 }
 
 func hasFailed(rs []installer.Result) bool {
@@ -294,12 +297,12 @@ func (t *text) writeInterrupted(w io.Writer, s *Summary) {
 	}
 }
 
-func (t *text) writeRecap(w io.Writer, s *Summary) {
+func (t *text) writeRecap(w io.Writer, s *Summary, gap bool) {
 	title := "RECAP"
 	if t.o.Command != "" {
 		title += " (" + t.o.Command + ")"
 	}
-	if len(s.Hosts) > 0 || s.Interrupted {
+	if gap {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "%s\n", t.paint(ansiBold, title))
