@@ -184,7 +184,7 @@ func (u *Updater) Cycle(ctx context.Context) *State {
 	if len(failing) > 0 && !keep {
 		summary += ", failing checks: " + strings.Join(failing, ", ")
 	}
-	summary += fmt.Sprintf(", %d/%d primaries updated", len(u.cfg.Primaries)-len(bad), len(u.cfg.Primaries))
+	summary += fmt.Sprintf(", %d/%d primaries in sync", len(u.cfg.Primaries)-len(bad), len(u.cfg.Primaries))
 	if len(bad) > 0 {
 		summary += " (failed: " + strings.Join(bad, ", ") + ")"
 	}
