@@ -1,0 +1,250 @@
+package hagd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestScriptRunnerTimeoutKillsProcessGroup(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "svc")
+	pidf := filepath.Join(dir, "child.pid")
+	os.WriteFile(script, []byte(`#!/bin/sh
+case $1 in
+start) sleep 1000 & echo $! > `+pidf+`; wait ;;
+stop) echo stopping $2; exit 0 ;;
+status) echo "not running" >&2; exit 3 ;;
+esac
+`), 0o755)
+	r := &ScriptRunner{Path: script, Timeout: 300 * time.Millisecond, StopTimeout: time.Second, Node: "n1"}
+	run := func(op string) (out string, err error) {
+		ch := make(chan struct {
+			err error
+			out string
+		}, 1)
+		r.Run(context.Background(), "g", op, func(err error, out string, _ time.Duration) {
+			ch <- struct {
+				err error
+				out string
+			}{err, out}
+		})
+		v := <-ch
+		return v.out, v.err
+	}
+	_, err := run(OpStart)
+	var se *ScriptError
+	if !errors.As(err, &se) || !se.TimedOut {
+		t.Fatalf("hanging start: %v", err)
+	}
+	pid, _ := os.ReadFile(pidf)
+	// the background child of the script was killed with the group
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if _, err := os.Stat("/proc/" + strings.TrimSpace(string(pid))); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("child %s of the timed-out script survives", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out, err := run(OpStop); err != nil || !strings.Contains(out, "stopping g") {
+		t.Errorf("stop: %v %q", err, out)
+	}
+	if _, err := run(OpStatus); !errors.As(err, &se) || se.Exit != 3 || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("status: %v", err)
+	}
+	// a stop supersedes a hanging start
+	done := make(chan error, 1)
+	r.Timeout = time.Hour
+	r.Run(context.Background(), "g", OpStart, func(err error, _ string, _ time.Duration) { done <- err })
+	time.Sleep(50 * time.Millisecond)
+	if _, err := run(OpStop); err != nil {
+		t.Errorf("stop after start: %v", err)
+	}
+	if err := <-done; !errors.Is(err, ErrSuperseded) {
+		t.Errorf("superseded start: %v", err)
+	}
+}
+
+// memHub is an in-memory broadcast network for daemons in one process.
+type memHub struct {
+	mu    sync.Mutex
+	nodes map[*memTransport]bool
+}
+
+type memTransport struct {
+	hub *memHub
+	ch  chan Packet
+	cut bool
+}
+
+func (h *memHub) join() *memTransport {
+	t := &memTransport{hub: h, ch: make(chan Packet, 256)}
+	h.mu.Lock()
+	if h.nodes == nil {
+		h.nodes = map[*memTransport]bool{}
+	}
+	h.nodes[t] = true
+	h.mu.Unlock()
+	return t
+}
+
+func (t *memTransport) Send(p []byte) error {
+	t.hub.mu.Lock()
+	defer t.hub.mu.Unlock()
+	if t.cut {
+		return errors.New("link down")
+	}
+	for o := range t.hub.nodes {
+		if o != t && !o.cut {
+			select {
+			case o.ch <- Packet{Data: append([]byte(nil), p...)}:
+			default:
+			}
+		}
+	}
+	return nil
+}
+
+func (t *memTransport) Packets() <-chan Packet { return t.ch }
+func (t *memTransport) Close() error {
+	t.hub.mu.Lock()
+	delete(t.hub.nodes, t)
+	t.hub.mu.Unlock()
+	return nil
+}
+
+// TestDaemonsInProcess runs three real daemons (real scripts, file lease,
+// control socket) over an in-memory network: election, manual takeover
+// through the control socket, clean shutdown releasing the lease.
+func TestDaemonsInProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	os.WriteFile(key, []byte("0123456789abcdef0123456789abcdef"), 0o600)
+	svcLog := filepath.Join(dir, "service.log")
+	script := filepath.Join(dir, "svc")
+	os.WriteFile(script, []byte(`#!/bin/sh
+echo "$HAGD_NODE $1 $2" >> `+svcLog+`
+case $1 in status) [ -e `+dir+`/up-$HAGD_NODE-$2 ] ;; start) touch `+dir+`/up-$HAGD_NODE-$2 ;; stop) rm -f `+dir+`/up-$HAGD_NODE-$2 ;; esac
+`), 0o755)
+	hub := &memHub{}
+	type node struct {
+		d      *Daemon
+		cancel context.CancelFunc
+		done   chan error
+		sock   string
+	}
+	nodes := map[string]*node{}
+	for i, id := range []string{"n1", "n2", "n3"} {
+		conf := fmt.Sprintf(`id = %s
+group = rb:%d
+script = %s
+key = %s
+timeout = 2s
+stop_timeout = 1s
+dt1 = 1s
+dt2 = 300ms
+heartbeat = 200ms
+status_interval = 300ms
+lease = file
+lease_file = %s/lease
+lease_ttl = 3s
+lease_renew = 300ms
+lease_timeout = 300ms
+control = %s/%s.sock
+debug = 3
+`, id, 30-10*i, script, key, dir, dir, id)
+		cfg, err := ParseConfig(id, []byte(conf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		n := &node{d: &Daemon{Cfg: cfg, Transport: hub.join(), Log: NewLogger(testWriter{t, id}, 2)}, cancel: cancel, done: make(chan error, 1), sock: cfg.Control}
+		go func() { n.done <- n.d.Run(ctx) }()
+		nodes[id] = n
+	}
+	defer func() {
+		for _, n := range nodes {
+			n.cancel()
+		}
+		for _, n := range nodes {
+			<-n.done
+		}
+	}()
+	status := func(id string) *StatusReply {
+		r, err := ContextControl(nodes[id].sock, ControlRequest{Cmd: "status"}, 2*time.Second)
+		if err != nil {
+			return nil
+		}
+		return r.Status
+	}
+	waitMaster := func(id string) {
+		t.Helper()
+		for i := 0; i < 300; i++ {
+			if s := status(id); s != nil && s.Groups[0].State == "master" {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("%s never became master", id)
+	}
+	waitMaster("n1")
+	st := status("n2")
+	if st.Groups[0].Master != "n1" || len(st.Groups[0].Members) != 3 {
+		t.Errorf("n2 sees %+v", st.Groups[0])
+	}
+	if fi, err := os.Stat(nodes["n1"].sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("control socket mode: %v %v", fi.Mode(), err)
+	}
+	var sb strings.Builder
+	PrintStatus(&sb, st)
+	t.Logf("gridha hagd status on n2:\n%s", sb.String())
+
+	if _, err := ContextControl(nodes["n3"].sock, ControlRequest{Cmd: "takeover", Group: "rb"}, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitMaster("n3")
+	if _, err := ContextControl(nodes["n2"].sock, ControlRequest{Cmd: "giveup", Group: "rb"}, 2*time.Second); err == nil {
+		t.Error("giveup on a backup accepted")
+	}
+	// Clean shutdown of the master: stop, lease released, fast handover.
+	nodes["n3"].cancel()
+	if err := <-nodes["n3"].done; err != nil {
+		t.Fatal(err)
+	}
+	delete(nodes, "n3")
+	if _, err := os.Stat(dir + "/up-n3-rb"); err == nil {
+		t.Error("n3's service still up after SIGTERM")
+	}
+	lease, _ := os.ReadFile(dir + "/lease/rb.lease")
+	if strings.HasPrefix(string(lease), "n3 ") {
+		t.Errorf("lease still n3's: %q", lease)
+	}
+	waitMaster("n1")
+	log, _ := os.ReadFile(svcLog)
+	t.Logf("service log:\n%s", log)
+}
+
+type testWriter struct {
+	t  *testing.T
+	id string
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s: %s", w.id, strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+var _ io.Writer = testWriter{}
