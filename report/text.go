@@ -279,7 +279,7 @@ func (t *text) paintDiff(line string) string {
 
 // writeInterrupted says where each host stood when the run was cut short.
 func (t *text) writeInterrupted(w io.Writer, s *Summary) {
-	fmt.Fprintf(w, "%s\n", t.paint(ansiRed+ansiBold, "INTERRUPTED: where each host stood"))
+	fmt.Fprintf(w, "\n%s\n", t.paint(ansiRed+ansiBold, "INTERRUPTED: where each host stood"))
 	names := make([]string, len(s.Hosts))
 	for i, h := range s.Hosts {
 		names[i] = h.Name

@@ -185,3 +185,75 @@ func TestBaseOnBed(t *testing.T) {
 	}
 	_ = os.Remove(inv)
 }
+
+// TestUnreachableOnBed: one host's link is down: the other converges, the
+// recap says unreachable, exit 2 (nagios CRITICAL), and a Ctrl-C during a
+// run reports where each host stood with exit 130.
+func TestUnreachableOnBed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	bed := testbed.New(t, "rb1", "rb2")
+	rb1, rb2 := bed.Host("rb1"), bed.Host("rb2")
+	inv := bed.WriteInventory(t, bed.HostsYAML(map[string][]string{"rb1": {"base"}, "rb2": {"base"}}))
+	// A short connect timeout for the dead host.
+	body, err := os.ReadFile(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inv, []byte(strings.Replace(string(body), "defaults:\n", "defaults:\n  connect_timeout: 2s\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := rb2.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	r := gridhaOnBed(t, "install", "base", "-i", inv)
+	if r.code != report.ExitFailed {
+		t.Errorf("install with rb2 down: exit %d, want 2", r.code)
+	}
+	if !strings.Contains(r.stdout, "rb1 : ok=0 changed=3 failed=0 unreachable=0") || !strings.Contains(r.stdout, "rb2 : ok=0 changed=0 failed=0 unreachable=1") {
+		t.Errorf("recap:\n%s", r.stdout)
+	}
+	if got := sh(t, rb1, "stat -c %a /var/lib/gridha"); got != "700" {
+		t.Errorf("rb1 not converged while rb2 was down: /var/lib/gridha %q", got)
+	}
+	r = gridhaOnBed(t, "verify", "-i", inv, "-o", "nagios")
+	if r.code != report.NagiosCritical || !strings.HasPrefix(r.stdout, "GRIDHA CRITICAL - 1 of 2 hosts: rb2: unreachable | ok=3 drift=0 missing=0 failed=0 unreachable=1 ") {
+		t.Errorf("nagios: exit %d %q", r.code, r.stdout)
+	}
+	if err := rb2.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Ctrl-C as soon as rb2's first step changed something: the run stops
+	// between steps, exit 130, and the report says where rb2 stood.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var errb bytes.Buffer
+	out := &cancelOn{word: "rb2 changed", cancel: cancel}
+	d := DefaultDeps()
+	d.Stdout, d.Stderr, d.Terminal = out, &errb, nil
+	code := Run(ctx, []string{"gridha", "install", "base", "-i", inv, "--limit", "rb2"}, d)
+	t.Logf("interrupted install → exit %d\n%s%s", code, out.String(), errb.String())
+	if code != report.ExitInterrupted || !strings.Contains(out.String(), "INTERRUPTED: where each host stood") ||
+		!strings.Contains(out.String(), "rb2 : interrupted in phase base before step") {
+		t.Errorf("interrupted install: exit %d, want 130 and where rb2 stood", code)
+	}
+	if r = gridhaOnBed(t, "install", "base", "-i", inv); r.code != 0 {
+		t.Errorf("install after the interruption: exit %d", r.code)
+	}
+}
+
+// cancelOn is a stdout that presses Ctrl-C when word is written.
+type cancelOn struct {
+	bytes.Buffer
+	word   string
+	cancel func()
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.word) {
+		c.cancel()
+	}
+	return c.Buffer.Write(p)
+}
