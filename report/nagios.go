@@ -21,6 +21,10 @@ import (
 //	UNKNOWN (3)  the check could not run: bad inventory or usage, interrupted
 //
 // Perfdata counts checks (steps) by status, hosts for unreachable.
+// maxSummary bounds the text before the perfdata: Nagios keeps 4 KB of a
+// plugin's output (8 KB since 3.0) and the perfdata must survive.
+const maxSummary = 1000
+
 type nagios struct {
 	o Options
 }
@@ -76,7 +80,7 @@ func (n *nagios) Finish(r *installer.Report, mode installer.Mode) (int, error) {
 		}
 		summary = fmt.Sprintf("%d %s, %d checks ok", len(s.Hosts), plural(len(s.Hosts), "host", "hosts"), checks)
 	}
-	line := fmt.Sprintf("GRIDHA %s - %s | %s\n", state, sanitize(summary), perf)
+	line := fmt.Sprintf("GRIDHA %s - %s | %s\n", state, truncate(sanitize(summary), maxSummary), perf)
 	_, err := fmt.Fprint(n.o.Out, n.o.Secrets.Redact(line))
 	return code, err
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -304,5 +305,18 @@ func TestPlainProgressLines(t *testing.T) {
 func TestUnknownFormat(t *testing.T) {
 	if _, err := New("xml", Options{}); err == nil || !strings.Contains(err.Error(), "text, json, junit, nagios") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestNagiosLongSummary(t *testing.T) {
+	r := &installer.Report{Hosts: map[string]*installer.HostReport{}}
+	for i := range 200 {
+		h := fmt.Sprintf("rb%03d.a-rather-long-domain.example.org", i)
+		r.Hosts[h] = &installer.HostReport{Host: h}
+		r.Results = append(r.Results, installer.Result{Host: h, Step: "file /etc/gridha/host.conf", Status: installer.StatusDrift})
+	}
+	got, code := render(t, "nagios", r, installer.ModeAudit, nil)
+	if code != NagiosWarning || len(got) > 1200 || !strings.HasSuffix(got, "| ok=0 drift=200 missing=0 failed=0 unreachable=0 time=0.000s\n") {
+		t.Errorf("exit %d, %d bytes: %q", code, len(got), got)
 	}
 }

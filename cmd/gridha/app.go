@@ -191,10 +191,8 @@ was unreachable, 3 bad input (nothing touched), 130 interrupted. With
 			completionCommand(),
 		}, d.Commands...),
 	}
-	app.CommandNotFound = func(c *cli.Context, name string) {
-		// Returning an error is not possible here; the Action below sees
-		// the unknown name and fails with exit 3.
-	}
+	// An unknown command reaches the app's own action: exit 3 with the
+	// nearest command suggested.
 	app.Action = func(c *cli.Context) error {
 		if c.Args().Present() {
 			name := c.Args().First()
