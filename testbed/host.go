@@ -321,6 +321,13 @@ var hostEnv = []string{
 	"HOME=/root", "USER=root", "LOGNAME=root", "LANG=C", "TERM=dumb",
 }
 
+// Command returns an unstarted command that runs argv as root inside the
+// host's namespaces (set Stdin/Stdout/Stderr to stream). Killing it on
+// ctx's end kills its process group.
+func (h *Host) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	return h.command(ctx, argv...)
+}
+
 func (h *Host) command(ctx context.Context, argv ...string) *exec.Cmd {
 	args := append([]string{"-t", strconv.Itoa(h.PID), "-m", "-u", "-i", "-n", "-p", "--"}, argv...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
