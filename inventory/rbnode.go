@@ -1,4 +1,230 @@
 package inventory
 
-// RBNode is the settings of the rb-node role (roles: rb-node:).
-type RBNode struct{}
+import (
+	"fmt"
+	"net/netip"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// RBNode is the settings of the rb-node role (roles: rb-node:): a Resource
+// Broker service provider whose state lives on the state server (slides 4-8,
+// 12-13).
+type RBNode struct {
+	// StateServer is the inventory name of the host with role state-server.
+	StateServer string `yaml:"state_server"`
+	// SharedFS is the shared-storage driver: "sshfs" (default; modern
+	// form of the notes' NFS over SSH) or "snfs" (sec_rpc, as the notes).
+	SharedFS string `yaml:"shared_fs"`
+	// MountPoint is where the state server's export is mounted on a node.
+	MountPoint string `yaml:"mount_point"`
+	// StateDirs are the RB state folders moved to shared storage (slide 8).
+	StateDirs []string `yaml:"state_dirs"`
+	// Services are the RB services taken out of boot; hagd starts them.
+	Services []string `yaml:"services"`
+	// CronRemove are cron files removed so nothing restarts the services.
+	CronRemove []string `yaml:"cron_remove"`
+	// SysconfigEDG is the file holding EDG_WL_BKSERVERD_ADDOPTS.
+	SysconfigEDG string `yaml:"sysconfig_edg"`
+	// LocalMySQLSocket is the node's own MySQL, read once to copy an
+	// existing L&B database to the state server.
+	LocalMySQLSocket string `yaml:"local_mysql_socket"`
+	// HAGD is the HA group daemon's configuration (slide 13).
+	HAGD HAGDSettings `yaml:"hagd"`
+	// Groups are the HA groups: one service each, with its service IP.
+	Groups map[string]HAGroup `yaml:"groups"`
+	// Nodes gives each rb node its rank in every group it serves (slide 6:
+	// a backup may serve several groups). The group where a node has its
+	// highest rank is its own: its local state goes to that group's share.
+	Nodes map[string]map[string]int `yaml:"nodes"`
+}
+
+// HAGDSettings are hagd.conf's parameters (slide 13) plus the intervals.
+type HAGDSettings struct {
+	Port    int           `yaml:"port"`
+	KeyFile SecretRef     `yaml:"key_file"`
+	Timeout time.Duration `yaml:"timeout"`
+	Debug   int           `yaml:"debug"`
+	Iface   []string      `yaml:"iface"`
+	DT1     time.Duration `yaml:"dt1"`
+	DT2     time.Duration `yaml:"dt2"`
+	// Script is the service script hagd calls: SCRIPT start|stop|status GROUP.
+	Script string `yaml:"script"`
+	// Config is where hagd.conf goes (the notes: /opt/lcg/etc/hagd.conf).
+	Config string `yaml:"config"`
+}
+
+// HAGroup is one HA group: the service IP its master brings up.
+type HAGroup struct {
+	// ServiceIP is the address with prefix length, e.g. 198.18.1.100/24.
+	ServiceIP string `yaml:"service_ip"`
+	// Iface is the interface the service IP goes on.
+	Iface string `yaml:"iface"`
+}
+
+// DefaultStateDirs are slide 8's folders.
+var DefaultStateDirs = []string{"/var/edgwl", "/var/myproxy", "/opt/edg/var/spool/edg-wl-renewd", "/opt/condor/var/condor"}
+
+// DefaultRBServices are the gLite RB services (edg-wl-* init scripts).
+var DefaultRBServices = []string{"edg-wl-ns", "edg-wl-wm", "edg-wl-jc", "edg-wl-lm", "edg-wl-proxyrenewal", "edg-wl-bkserverd", "edg-wl-locallogger", "myproxy", "condor"}
+
+// SetDefaults fills the notes' values.
+func (r *RBNode) SetDefaults() {
+	def(&r.SharedFS, "sshfs")
+	def(&r.MountPoint, "/mnt/rb-state")
+	if r.StateDirs == nil {
+		r.StateDirs = append([]string(nil), DefaultStateDirs...)
+	}
+	if r.Services == nil {
+		r.Services = append([]string(nil), DefaultRBServices...)
+	}
+	if r.CronRemove == nil {
+		r.CronRemove = []string{"/etc/cron.d/edg-wl-check-daemons"}
+	}
+	def(&r.SysconfigEDG, "/etc/sysconfig/edg")
+	def(&r.LocalMySQLSocket, "/run/mysqld/mysqld.sock")
+	h := &r.HAGD
+	if h.Port == 0 {
+		h.Port = 3333
+	}
+	if h.Timeout == 0 {
+		h.Timeout = 120 * time.Second
+	}
+	if h.Debug == 0 {
+		h.Debug = 2
+	}
+	if h.DT1 == 0 {
+		h.DT1 = 10 * time.Second
+	}
+	if h.DT2 == 0 {
+		h.DT2 = 5 * time.Second
+	}
+	def(&h.Script, "/opt/lcg/sbin/lcg-ha-service")
+	def(&h.Config, "/opt/lcg/etc/hagd.conf")
+}
+
+// Validate checks the rb-node settings.
+func (r *RBNode) Validate(c *Checker) {
+	if r.SharedFS != "sshfs" && r.SharedFS != "snfs" {
+		c.Errorf("shared_fs", `must be "sshfs" or "snfs", got %q`, r.SharedFS)
+	}
+	if !path.IsAbs(r.MountPoint) || path.Clean(r.MountPoint) != r.MountPoint || r.MountPoint == "/" {
+		c.Errorf("mount_point", "must be a clean absolute path other than /, got %q", r.MountPoint)
+	}
+	seen := map[string]string{}
+	for i, d := range r.StateDirs {
+		if !path.IsAbs(d) || path.Clean(d) != d || d == "/" {
+			c.Errorf(fmt.Sprintf("state_dirs[%d]", i), "must be a clean absolute path other than /, got %q", d)
+			continue
+		}
+		if strings.HasPrefix(d+"/", r.MountPoint+"/") || strings.HasPrefix(r.MountPoint+"/", d+"/") {
+			c.Errorf(fmt.Sprintf("state_dirs[%d]", i), "%s overlaps the mount point %s", d, r.MountPoint)
+		}
+		b := path.Base(d)
+		if other, dup := seen[b]; dup {
+			c.Errorf(fmt.Sprintf("state_dirs[%d]", i), "%s and %s would share the folder %q on the state server", other, d, b)
+		}
+		seen[b] = d
+	}
+	for i, s := range r.Services {
+		if s == "" || strings.ContainsAny(s, " /'\"$`\\") {
+			c.Errorf(fmt.Sprintf("services[%d]", i), "not a service name: %q", s)
+		}
+	}
+	for i, f := range r.CronRemove {
+		if !path.IsAbs(f) {
+			c.Errorf(fmt.Sprintf("cron_remove[%d]", i), "must be an absolute path, got %q", f)
+		}
+	}
+	h := r.HAGD
+	if h.Port < 1 || h.Port > 65535 {
+		c.Errorf("hagd.port", "must be 1-65535, got %d", h.Port)
+	}
+	if h.Debug < 0 || h.Debug > 5 {
+		c.Errorf("hagd.debug", "must be 0-5 (slide 13), got %d", h.Debug)
+	}
+	if h.DT2 >= h.DT1 {
+		c.Errorf("hagd.dt2", "ΔT2 (%s) must be shorter than ΔT1 (%s)", h.DT2, h.DT1)
+	}
+	for name, g := range r.Groups {
+		if !groupNameOK(name) {
+			c.Errorf("groups."+name, "group names are letters, digits, - and _, got %q", name)
+		}
+		if _, err := netip.ParsePrefix(g.ServiceIP); err != nil {
+			c.Errorf("groups."+name+".service_ip", "must be an address with prefix length like 198.18.1.100/24: %v", err)
+		}
+		if g.Iface == "" {
+			c.Errorf("groups."+name+".iface", "the interface for the service IP is required")
+		}
+	}
+	inv := c.Inventory()
+	if inv != nil && r.StateServer != "" {
+		if h := inv.Host(r.StateServer); h == nil {
+			c.Errorf("state_server", "no host %q in the inventory%s", r.StateServer, suggestHost(inv, r.StateServer))
+		} else if !h.HasRole("state-server") {
+			c.Errorf("state_server", "host %q does not have role state-server", r.StateServer)
+		}
+	}
+	for node, ranks := range r.Nodes {
+		if inv != nil {
+			if h := inv.Host(node); h == nil {
+				c.Errorf("nodes."+node, "no host %q in the inventory%s", node, suggestHost(inv, node))
+			} else if !h.HasRole("rb-node") {
+				c.Errorf("nodes."+node, "host %q does not have role rb-node", node)
+			}
+		}
+		if len(ranks) == 0 {
+			c.Errorf("nodes."+node, "a node needs a rank in at least one group")
+		}
+		for g, rank := range ranks {
+			if _, ok := r.Groups[g]; !ok {
+				c.Errorf("nodes."+node+"."+g, "no such group (groups: %s)", strings.Join(sortedKeys(r.Groups), ", "))
+			}
+			if rank < 1 || rank > 255 {
+				c.Errorf("nodes."+node+"."+g, "rank must be 1-255, got %d", rank)
+			}
+		}
+	}
+}
+
+// PrimaryGroup is the group in which node has its highest rank (ties: the
+// first by name): its own local state goes to that group's share.
+func (r *RBNode) PrimaryGroup(node string) string {
+	best, bestRank := "", -1
+	for _, g := range sortedKeys(r.Nodes[node]) {
+		if rank := r.Nodes[node][g]; rank > bestRank {
+			best, bestRank = g, rank
+		}
+	}
+	return best
+}
+
+// GroupNames lists the HA groups, sorted.
+func (r *RBNode) GroupNames() []string { return sortedKeys(r.Groups) }
+
+// ShareDir is the folder, relative to the export or the mount point, that
+// holds state dir dir of group: "<group>/<basename of dir>".
+func ShareDir(group, dir string) string { return group + "/" + path.Base(dir) }
+
+func groupNameOK(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
