@@ -383,8 +383,14 @@ func (d *Dialer) dialTarget(ctx context.Context, t *target, via *ssh.Client) (*s
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	addr := t.addr()
+	// Keys and known_hosts first: a missing identity file fails before
+	// any packet is sent.
+	cfg, hk, closeAuth, err := d.clientConfig(t)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer closeAuth()
 	var nc net.Conn
-	var err error
 	if via != nil {
 		nc, err = via.DialContext(ctx, "tcp", addr)
 	} else {
@@ -394,12 +400,6 @@ func (d *Dialer) dialTarget(ctx context.Context, t *target, via *ssh.Client) (*s
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, ctxErr(ctx, err))
 	}
-	cfg, hk, closeAuth, err := d.clientConfig(t)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	defer closeAuth()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}

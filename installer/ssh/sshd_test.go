@@ -114,7 +114,12 @@ func startSSHD(tb testing.TB, clientKeys []ssh.PublicKey, extra ...string) *sshd
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken meanwhile
 		s.Port = freePort(tb)
-		cfg := fmt.Sprintf(`Port %d
+		// sshd takes the first value of a keyword: extra lines go first.
+		cfg := ""
+		for _, l := range extra {
+			cfg += l + "\n"
+		}
+		cfg += fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
 HostKey %s/host_key
 PidFile none
@@ -130,9 +135,6 @@ AllowStreamLocalForwarding yes
 SetEnv HOME=%s
 LogLevel VERBOSE
 `, s.Port, dir, dir, home)
-		for _, l := range extra {
-			cfg += l + "\n"
-		}
 		cfgPath := filepath.Join(dir, "sshd_config")
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			tb.Fatal(err)
