@@ -55,6 +55,9 @@ type Options struct {
 	// engine already redacts; reporters redact again so that a result built
 	// outside the engine cannot leak.
 	Secrets *installer.Redactor
+	// Mode is the run's mode, for progress lines before Finish (text shows
+	// drift/missing as "would change"/"would create" in ModeCheck).
+	Mode installer.Mode
 	// Now is the clock (tests pin it).
 	Now func() time.Time
 	// Command names the run in headers ("install base", "verify").

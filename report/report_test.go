@@ -119,6 +119,7 @@ func TestGolden(t *testing.T) {
 		{"text-verify-verbose-color", "text", sample(), installer.ModeAudit, ExitFailed, func(o *Options) { o.Verbose, o.Color = true, true }},
 		{"text-install", "text", clean(), installer.ModeApply, ExitOK, func(o *Options) { o.Command = "install base" }},
 		{"text-install-diff", "text", clean(), installer.ModeApply, ExitOK, func(o *Options) { o.Command, o.Diff = "install base", true }},
+		{"text-check", "text", driftOnly(), installer.ModeCheck, ExitDrift, func(o *Options) { o.Command, o.Mode = "install base --check", installer.ModeCheck }},
 		{"text-interrupted", "text", sample(), installer.ModeAudit, ExitInterrupted, func(o *Options) { o.Interrupted = func() bool { return true } }},
 		{"json-verify", "json", sample(), installer.ModeAudit, ExitFailed, nil},
 		{"junit-verify", "junit", sample(), installer.ModeAudit, ExitFailed, nil},

@@ -120,7 +120,7 @@ func (t *text) logLine(p progress) {
 		if msg != "" {
 			msg = ": " + msg
 		}
-		fmt.Fprintf(t.o.Out, "%s %s %s %s%s\n", ts, p.Host, t.paint(statusColor(p.Status), string(p.Status)), p.What, msg)
+		fmt.Fprintf(t.o.Out, "%s %s %s %s%s\n", ts, p.Host, t.paint(statusColor(p.Status), label(p.Status, t.o.Mode)), p.What, msg)
 	case p.Status == installer.StatusUnreachable:
 		fmt.Fprintf(t.o.Out, "%s %s %s %s\n", ts, p.Host, t.paint(ansiRed, "unreachable"), oneLine(trimHost(p.Host, p.What)))
 	case p.Done:
@@ -177,7 +177,7 @@ func (t *text) Finish(r *installer.Report, mode installer.Mode) (int, error) {
 	w := &errWriter{w: t.o.Out}
 	wrote := false
 	for _, h := range s.Hosts {
-		wrote = t.writeHost(w, h) || wrote
+		wrote = t.writeHost(w, h, s.Mode) || wrote
 	}
 	if s.Interrupted {
 		t.writeInterrupted(w, s)
@@ -187,7 +187,7 @@ func (t *text) Finish(r *installer.Report, mode installer.Mode) (int, error) {
 }
 
 // writeHost lists a host's results worth showing; false if there were none.
-func (t *text) writeHost(w io.Writer, h *HostSummary) bool {
+func (t *text) writeHost(w io.Writer, h *HostSummary, mode installer.Mode) bool {
 	var shown []installer.Result
 	for _, res := range h.Results {
 		if res.Status == installer.StatusOK && !t.o.Verbose {
@@ -218,7 +218,7 @@ func (t *text) writeHost(w io.Writer, h *HostSummary) bool {
 				j++
 			}
 			if j > i {
-				fmt.Fprintf(w, "  %s %d steps (%s … %s): %s\n", t.paint(statusColor(res.Status), pad(string(res.Status))),
+				fmt.Fprintf(w, "  %s %d steps (%s … %s): %s\n", t.paint(statusColor(res.Status), pad(label(res.Status, mode))),
 					j-i+1, res.Step, shown[j].Step, oneLine(res.Message))
 				i = j
 				continue
@@ -228,7 +228,7 @@ func (t *text) writeHost(w io.Writer, h *HostSummary) bool {
 		if m := oneLine(trimTarget(res.Step, res.Message)); m != "" {
 			line += ": " + m
 		}
-		fmt.Fprintf(w, "  %s %s\n", t.paint(statusColor(res.Status), pad(string(res.Status))), line)
+		fmt.Fprintf(w, "  %s %s\n", t.paint(statusColor(res.Status), pad(label(res.Status, mode))), line)
 		if (res.Expected != "" || res.Found != "") && res.Diff == "" {
 			fmt.Fprintf(w, "%sexpected: %s\n%sfound:    %s\n", indent, oneLine(res.Expected), indent, oneLine(res.Found))
 		}
@@ -370,7 +370,21 @@ func ErrorLines(msg string) string {
 	return b.String()
 }
 
-func pad(s string) string { return fmt.Sprintf("%-11s", s) }
+func pad(s string) string { return fmt.Sprintf("%-12s", s) }
+
+// label is how text shows a status: in --check runs "would create" and
+// "would change" say plainly what an install would do.
+func label(s installer.Status, m installer.Mode) string {
+	if m == installer.ModeCheck {
+		switch s {
+		case installer.StatusMissing:
+			return "would create"
+		case installer.StatusDrift:
+			return "would change"
+		}
+	}
+	return string(s)
+}
 
 func maxLen(ss []string) int {
 	n := 0

@@ -44,6 +44,7 @@ func execute(c *cli.Context, d Deps, g globals, j job) error {
 		Secrets:     secrets,
 		Now:         d.Now,
 		Command:     j.command,
+		Mode:        j.mode,
 		Interrupted: func() bool { return ctx.Err() != nil },
 	})
 	if err != nil {

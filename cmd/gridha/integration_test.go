@@ -75,7 +75,7 @@ func TestBaseOnBed(t *testing.T) {
 	// --check on fresh hosts: would change, exit 1, nothing written.
 	before := snapshots(t, rb1, rb2)
 	r := gridhaOnBed(t, "install", "base", "-i", inv, "--check", "--diff")
-	if r.code != report.ExitDrift || !strings.Contains(r.stdout, "missing") {
+	if r.code != report.ExitDrift || !strings.Contains(r.stdout, "would create file /etc/gridha/host.conf") {
 		t.Fatalf("install --check: exit %d, want 1 with missing steps", r.code)
 	}
 	assertUnchanged(t, "install --check", before, snapshots(t, rb1, rb2))
@@ -131,7 +131,7 @@ func TestBaseOnBed(t *testing.T) {
 	if r.code != report.ExitDrift {
 		t.Errorf("verify after edit: exit %d, want 1", r.code)
 	}
-	for _, want := range []string{"drift       file /etc/gridha/host.conf", "-EDITED_BY_HAND=yes", "drift       dir /var/lib/gridha",
+	for _, want := range []string{"drift        file /etc/gridha/host.conf", "-EDITED_BY_HAND=yes", "drift        dir /var/lib/gridha",
 		"rb1 : ok=3 changed=0 failed=0 unreachable=0 skipped=0 drift=1 missing=0"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("verify text lacks %q", want)
@@ -171,7 +171,7 @@ func TestBaseOnBed(t *testing.T) {
 
 	// install puts it right (keeping the edited file as a backup); verify is clean again.
 	r = gridhaOnBed(t, "install", "base", "-i", inv, "--diff")
-	if r.code != 0 || !strings.Contains(r.stdout, "changed     file /etc/gridha/host.conf") || !strings.Contains(r.stdout, "-EDITED_BY_HAND=yes") {
+	if r.code != 0 || !strings.Contains(r.stdout, "changed      file /etc/gridha/host.conf") || !strings.Contains(r.stdout, "-EDITED_BY_HAND=yes") {
 		t.Errorf("install after drift: exit %d", r.code)
 	}
 	if got := sh(t, rb1, "grep -c EDITED_BY_HAND /etc/gridha/host.conf || true"); got != "0" {
