@@ -6,7 +6,9 @@
 //	        (ok steps only with --verbose; diffs of drift always, diffs of
 //	        changes with --diff), then an Ansible-style recap:
 //	          rb1 : ok=12 changed=1 failed=0 unreachable=0 skipped=0
-//	        with drift=N missing=N added in verify and --check runs.
+//	        with drift=N missing=N added in verify and --check runs
+//	        (where --check shows drift/missing as "would change"/"would
+//	        create").
 //	json    one document: every result (secrets redacted), each host's
 //	        recap counts and SSH use, totals, exit code.
 //	junit   a <testsuite> per host, a <testcase> per step; drift and
