@@ -153,6 +153,7 @@ func Summarize(r *installer.Report, mode installer.Mode, sec *installer.Redactor
 	}
 	for _, res := range r.Results {
 		res = sec.RedactResult(res)
+		res.Step = sec.Redact(res.Step)
 		h := get(res.Host)
 		h.Results = append(h.Results, res)
 		if res.Status != installer.StatusUnreachable {

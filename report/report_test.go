@@ -321,3 +321,34 @@ func TestNagiosLongSummary(t *testing.T) {
 		t.Errorf("exit %d, %d bytes: %q", code, len(got), got)
 	}
 }
+
+// A secret anywhere in a report (step name, host error, where a host
+// stopped, every result field, live events) never reaches any format.
+func TestRedactionEverywhere(t *testing.T) {
+	r := sample()
+	r.Hosts["state1"].Err = "state1: lock: " + secret
+	r.Hosts["state1"].Stopped = "at " + secret
+	r.Results = append(r.Results, installer.Result{Host: "rb1", Step: "exec echo " + secret, Status: installer.StatusFailed,
+		Message: secret, Expected: secret, Found: secret, Diff: "-" + secret + "\n", Error: secret})
+	for _, f := range Formats {
+		for _, interrupted := range []bool{false, true} {
+			got, _ := render(t, f, r, installer.ModeCheck, func(o *Options) {
+				o.Verbose, o.Diff = true, true
+				o.Interrupted = func() bool { return interrupted }
+			})
+			if strings.Contains(got, secret) {
+				t.Errorf("%s (interrupted=%v): secret leaked:\n%s", f, interrupted, got)
+			}
+		}
+		var out bytes.Buffer
+		rep, _ := New(f, Options{Out: &out, Err: &out, Verbose: true, Secrets: redactor()})
+		res := r.Results[len(r.Results)-1]
+		rep.Event(installer.Event{Host: "rb1", Step: res.Step, Kind: installer.EventStepResult, Result: &res})
+		rep.Event(installer.Event{Host: "rb1", Step: res.Step, Kind: installer.EventLog, Message: secret})
+		rep.Event(installer.Event{Host: "rb1", Kind: installer.EventHostUnreachable, Message: secret})
+		rep.Abort(errors.New("bad "+secret), ExitBadInput)
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("%s: secret leaked in progress or abort:\n%s", f, out.String())
+		}
+	}
+}

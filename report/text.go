@@ -77,6 +77,7 @@ func (t *text) Event(e installer.Event) {
 		r := t.o.Secrets.RedactResult(*p.Result)
 		p.Result = &r
 	}
+	p.What = t.o.Secrets.Redact(p.What)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	h := t.state[p.Host]
@@ -86,7 +87,7 @@ func (t *text) Event(e installer.Event) {
 		t.order = append(t.order, p.Host)
 		t.counts[p.Host] = map[installer.Status]int{}
 	}
-	h.what, h.done = t.o.Secrets.Redact(p.What), p.Done
+	h.what, h.done = p.What, p.Done
 	if p.Result != nil {
 		t.counts[p.Host][p.Status]++
 	}
