@@ -77,7 +77,15 @@ func (l ErrorList) sort() {
 		if a.Line != b.Line {
 			return a.Line < b.Line
 		}
-		return a.Column < b.Column
+		if a.Column != b.Column {
+			return a.Column < b.Column
+		}
+		// Same place (e.g. several checks of one absent key, reported from a
+		// map walked in random order): a stable order for people and tests.
+		if l[i].Field != l[j].Field {
+			return l[i].Field < l[j].Field
+		}
+		return l[i].Msg < l[j].Msg
 	})
 }
 
