@@ -42,7 +42,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagHostKey, Value: "strict",
 			Usage: "SSH host keys (`POLICY`): strict (host must be in known_hosts) or accept-new (record unknown hosts; a changed key is always refused)"},
 		&cli.BoolFlag{Name: flagVerbose, Aliases: []string{"v"},
-			Usage: "list ok steps too, and progress and transport notices"},
+			Usage: "list ok steps and every progress line (json, junit: progress on stderr)"},
 		&cli.BoolFlag{Name: flagNoColor, EnvVars: []string{"GRIDHA_NO_COLOR"},
 			Usage: "no colours even on a terminal (NO_COLOR is honoured too)"},
 	}
