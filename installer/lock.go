@@ -136,9 +136,21 @@ func acquireLockAndGather(ctx context.Context, conn Conn, path string, probes []
 	return nil, nil, lockError(conn.Host(), path, lr)
 }
 
-// ErrLocked is wrapped by the error of a run refused because another gridha
-// run holds the host's lock.
+// ErrLocked matches (errors.Is) the error of a host refused because another
+// gridha run holds its lock.
 var ErrLocked = errors.New("host locked by another gridha run")
+
+// LockedError says which host is locked and, when known, by whom.
+type LockedError struct {
+	Host, Holder, Path string
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("host %s is being converged by another gridha run (%s; lock %s)", e.Host, e.Holder, e.Path)
+}
+
+// Is makes errors.Is(err, ErrLocked) true.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 
 func lockError(host, path string, lr lockResult) error {
 	if lr.err != nil {
@@ -153,7 +165,7 @@ func lockError(host, path string, lr lockResult) error {
 		if holder == "" {
 			holder = "holder unknown"
 		}
-		return fmt.Errorf("host %s is being converged by another gridha run (%s; lock %s): %w", host, holder, path, ErrLocked)
+		return &LockedError{Host: host, Holder: holder, Path: path}
 	case 0:
 		return fmt.Errorf("%s: per-host lock session ended early", host)
 	default:
