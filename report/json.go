@@ -27,6 +27,7 @@ func newJSON(o Options) *jsonReporter {
 
 // JSONDocument is the schema of --output json.
 type JSONDocument struct {
+	Version     string         `json:"gridha_version,omitempty"`
 	Command     string         `json:"command,omitempty"`
 	Mode        string         `json:"mode,omitempty"` // verify | check | apply (empty when the run could not start)
 	Finished    string         `json:"finished"`
@@ -67,6 +68,7 @@ func (j *jsonReporter) Event(e installer.Event) {
 func (j *jsonReporter) Finish(r *installer.Report, mode installer.Mode) (int, error) {
 	s := Summarize(r, mode, j.o.Secrets, j.o.Interrupted())
 	doc := JSONDocument{
+		Version:     j.o.Version,
 		Command:     j.o.Command,
 		Mode:        ModeName(mode),
 		Finished:    j.o.Now().UTC().Format("2006-01-02T15:04:05Z"),
@@ -104,6 +106,7 @@ func (j *jsonReporter) write(doc JSONDocument) error {
 // always gets valid JSON on stdout; the message also goes to stderr.
 func (j *jsonReporter) Abort(cause error, code int) int {
 	doc := JSONDocument{
+		Version:     j.o.Version,
 		Command:     j.o.Command,
 		Finished:    j.o.Now().UTC().Format("2006-01-02T15:04:05Z"),
 		ExitCode:    code,

@@ -62,6 +62,8 @@ type Options struct {
 	Now func() time.Time
 	// Command names the run in headers ("install base", "verify").
 	Command string
+	// Version is gridha's version, recorded in json output.
+	Version string
 	// Interrupted says the run was cut short (Ctrl-C): Finish then reports
 	// where each host stood and returns ExitInterrupted (nagios: UNKNOWN).
 	Interrupted func() bool

@@ -74,7 +74,7 @@ func clean() *installer.Report {
 func render(t *testing.T, format string, r *installer.Report, mode installer.Mode, mut func(*Options)) (string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	o := Options{Out: &out, Err: &errb, Secrets: redactor(), Now: func() time.Time { return clock }, Command: "verify"}
+	o := Options{Out: &out, Err: &errb, Secrets: redactor(), Now: func() time.Time { return clock }, Command: "verify", Version: "v0.1.0"}
 	if mut != nil {
 		mut(&o)
 	}

@@ -45,6 +45,7 @@ func execute(c *cli.Context, d Deps, g globals, j job) error {
 		Now:         d.Now,
 		Command:     j.command,
 		Mode:        j.mode,
+		Version:     d.Version,
 		Interrupted: func() bool { return ctx.Err() != nil },
 	})
 	if err != nil {
