@@ -239,6 +239,8 @@ func TestFlagsFirst(t *testing.T) {
 		{"gridha verify -- --weird", "gridha verify --weird"},
 		{"gridha install base --limit=rb1 --diff", "gridha install --limit=rb1 --diff base"},
 		{"gridha version", "gridha version"},
+		{"gridha install base -i", "gridha install base -i"},
+		{"gridha install base -l rb1 --check", "gridha install -l rb1 --check base"},
 		{"gridha completion bash", "gridha completion bash"},
 	} {
 		got := strings.Join(flagsFirst(app, strings.Fields(c.in)), " ")

@@ -47,7 +47,10 @@ func flagsFirst(app *cli.App, args []string) []string {
 			k = len(rest)
 		case strings.HasPrefix(a, "-") && a != "-":
 			flags = append(flags, a)
-			if takesValue(cmd.Flags, a) && k+1 < len(rest) {
+			if takesValue(cmd.Flags, a) {
+				if k+1 >= len(rest) {
+					return args // "-i" without its value: let urfave/cli say so
+				}
 				k++
 				flags = append(flags, rest[k])
 			}
