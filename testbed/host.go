@@ -49,21 +49,14 @@ type Host struct {
 // RootDir is the host folder mounted on the host's /root.
 func (h *Host) RootDir() string { return filepath.Join(h.Dir, "root") }
 
-func (h *Host) up(ctx context.Context) error {
+// up brings the host up; plug says whether to make its network namespace
+// and veth too (Bed.up does that for all hosts in one go).
+func (h *Host) up(ctx context.Context, plug bool) error {
 	if err := h.prepare(); err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
-	b := h.bed
-	steps := [][]string{
-		{"ip", "netns", "add", h.Netns},
-		{"ip", "link", "add", h.Veth, "type", "veth", "peer", "name", "eth0", "netns", h.Netns},
-		{"ip", "link", "set", h.Veth, "master", b.Bridge, "up"},
-		{"ip", "-n", h.Netns, "addr", "add", h.Addr + "/24", "dev", "eth0"},
-		{"ip", "-n", h.Netns, "link", "set", "lo", "up"},
-		{"ip", "-n", h.Netns, "link", "set", "eth0", "up"},
-	}
-	for _, s := range steps {
-		if _, err := run(ctx, s...); err != nil {
+	if plug {
+		if _, err := runBatch(ctx, false, h.bed.netLines(h)...); err != nil {
 			return err
 		}
 	}
@@ -83,6 +76,9 @@ func (h *Host) up(ctx context.Context) error {
 // private file system, starts sshd, says READY and then reaps orphans forever.
 const initScript = `set -eu
 B=$1
+ip addr add "$3" dev eth0
+ip link set lo up
+ip link set eth0 up
 mount --make-rprivate /
 # Drop the copies of /run/netns/* this namespace inherited: they would keep
 # other beds' network namespaces alive.
@@ -111,7 +107,7 @@ func (h *Host) startInit(ctx context.Context) error {
 	defer logf.Close()
 	cmd := exec.Command("ip", "netns", "exec", h.Netns,
 		"unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-		"sh", "-c", initScript, "testbed-init", h.Dir, h.Hostname)
+		"sh", "-c", initScript, "testbed-init", h.Dir, h.Hostname, h.Addr+"/24")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = hostEnv
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -498,6 +494,36 @@ func (h *Host) LinkDown() error {
 func (h *Host) LinkUp() error {
 	_, err := run(context.Background(), "ip", "link", "set", h.Veth, "up")
 	return err
+}
+
+// netLines are the ip batch commands (root namespace) that make h's network
+// namespace and plug it into the bridge; the host's init configures the inside.
+func (b *Bed) netLines(h *Host) []string {
+	return []string{
+		"netns add " + h.Netns,
+		fmt.Sprintf("link add %s type veth peer name eth0 netns %s", h.Veth, h.Netns),
+		fmt.Sprintf("link set %s master %s up", h.Veth, b.Bridge),
+	}
+}
+
+// runBatch runs ip commands in one ip process (ip -batch); with force it
+// carries on after a failing line.
+func runBatch(ctx context.Context, force bool, lines ...string) ([]byte, error) {
+	if len(lines) == 0 {
+		return nil, nil
+	}
+	args := []string{"ip", "-batch", "-"}
+	if force {
+		args = []string{"ip", "-force", "-batch", "-"}
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	cmd.WaitDelay = 2 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("ip -batch [%s]: %w: %s", strings.Join(lines, "; "), err, bytes.TrimSpace(out))
+	}
+	return out, nil
 }
 
 // run runs a command on this machine (root namespaces).

@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -98,28 +99,35 @@ func teardown(ctx context.Context, id int, logf func(string, ...any)) error {
 			errs = append(errs, err)
 		}
 	}
-	// veths (deleting one end deletes its peer) and the bridge.
+	// veths (deleting one end deletes its peer), the bridge, the namespaces:
+	// one ip process; then check what is left.
+	var lines, links []string
 	if ents, err := os.ReadDir("/sys/class/net"); err == nil {
 		prefix := fmt.Sprintf("gh%dv", id)
 		for _, e := range ents {
 			if n := e.Name(); strings.HasPrefix(n, prefix) && isDigits(n[len(prefix):]) {
-				if _, err := run(ctx, "ip", "link", "del", n); err != nil && linkExists(n) {
-					errs = append(errs, err)
-				}
+				links = append(links, n)
 			}
 		}
 	}
-	br := fmt.Sprintf("ghbr%d", id)
-	if linkExists(br) {
-		if _, err := run(ctx, "ip", "link", "del", br); err != nil && linkExists(br) {
-			errs = append(errs, err)
+	if br := fmt.Sprintf("ghbr%d", id); linkExists(br) {
+		links = append(links, br)
+	}
+	for _, n := range links {
+		lines = append(lines, "link del "+n)
+	}
+	for _, name := range nsByID[id] {
+		lines = append(lines, "netns del "+name)
+	}
+	out, _ := runBatch(ctx, true, lines...)
+	for _, n := range links {
+		if linkExists(n) {
+			errs = append(errs, fmt.Errorf("link %s not deleted: %s", n, bytes.TrimSpace(out)))
 		}
 	}
 	for _, name := range nsByID[id] {
-		if _, err := run(ctx, "ip", "netns", "del", name); err != nil {
-			if _, serr := os.Stat(filepath.Join(netnsDir, name)); serr == nil {
-				errs = append(errs, err)
-			}
+		if _, err := os.Stat(filepath.Join(netnsDir, name)); err == nil {
+			errs = append(errs, fmt.Errorf("netns %s not deleted: %s", name, bytes.TrimSpace(out)))
 		}
 	}
 	dirs := []string{filepath.Join(BaseDir, strconv.Itoa(id))}

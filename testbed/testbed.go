@@ -243,7 +243,15 @@ func (b *Bed) up(ctx context.Context, hold bool) error {
 	if b.ClientPubKey, err = writeKeyPair(b.ClientKeyFile, priv, pub, fmt.Sprintf("gridha-testbed-%d-client", b.ID)); err != nil {
 		return err
 	}
-	if err := b.makeBridge(ctx); err != nil {
+	lines := []string{
+		"link add " + b.Bridge + " type bridge",
+		"addr add " + b.Gateway + "/24 dev " + b.Bridge,
+		"link set " + b.Bridge + " up",
+	}
+	for _, h := range b.hosts {
+		lines = append(lines, b.netLines(h)...)
+	}
+	if _, err := runBatch(ctx, false, lines...); err != nil {
 		return err
 	}
 	errs := make([]error, len(b.hosts))
@@ -252,7 +260,7 @@ func (b *Bed) up(ctx context.Context, hold bool) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := h.up(ctx); err != nil {
+			if err := h.up(ctx, false); err != nil {
 				errs[i] = fmt.Errorf("%s: %w", h.Name, err)
 			}
 		}()
@@ -271,17 +279,6 @@ func (b *Bed) up(ctx context.Context, hold bool) error {
 		}
 	}
 	return b.writeMeta(holder)
-}
-
-func (b *Bed) makeBridge(ctx context.Context) error {
-	if _, err := run(ctx, "ip", "link", "add", b.Bridge, "type", "bridge"); err != nil {
-		return err
-	}
-	if _, err := run(ctx, "ip", "addr", "add", b.Gateway+"/24", "dev", b.Bridge); err != nil {
-		return err
-	}
-	_, err := run(ctx, "ip", "link", "set", b.Bridge, "up")
-	return err
 }
 
 func (b *Bed) writeKnownHosts() error {
@@ -360,7 +357,7 @@ func (b *Bed) AddHost(ctx context.Context, name string) (*Host, error) {
 	h := b.newHost(name, index)
 	b.hosts = append(b.hosts, h)
 	b.mu.Unlock()
-	if err := h.up(ctx); err != nil {
+	if err := h.up(ctx, true); err != nil {
 		return nil, fmt.Errorf("testbed: %s: %w", name, err)
 	}
 	if err := b.writeKnownHosts(); err != nil {
