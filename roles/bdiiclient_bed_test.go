@@ -55,7 +55,7 @@ func TestBDIIClientOnBed(t *testing.T) {
 	requireNo(t, rep, installer.StatusFailed, installer.StatusDrift, installer.StatusMissing, installer.StatusSkipped)
 
 	// ui1's YAIM file: other lines kept, one LCG_GFAL_INFOSYS in place of the first.
-	got := readHostFile(t, ui1, GridEnvSh)
+	got := dnsReadFile(t, ui1, GridEnvSh)
 	wantFile := strings.Replace(yaimGridEnv, "export LCG_GFAL_INFOSYS=old-topbdii.example.org:2170\n",
 		"export LCG_GFAL_INFOSYS=\""+want+"\" # managed by gridha\n", 1)
 	wantFile = strings.Replace(wantFile, "export LCG_GFAL_INFOSYS=older.example.org:2170\n", "", 1)
@@ -64,7 +64,7 @@ func TestBDIIClientOnBed(t *testing.T) {
 	}
 	for _, h := range []*testbed.Host{ui1, wn1} {
 		for _, f := range []string{GridEnvSh, GridEnvCsh} {
-			if a := fileAttrs(t, ctx, h, f); a != "644 root:root" {
+			if a := dnsFileAttrs(t, ctx, h, f); a != "644 root:root" {
 				t.Errorf("%s:%s is %s", h.Name, f, a)
 			}
 		}
@@ -100,7 +100,7 @@ func TestBDIIClientOnBed(t *testing.T) {
 		t.Errorf("tcsh BDII_LIST: %q %v", out, err)
 	}
 	bedRun(t, ctx, inv, BDIIClient{}, Options{}, installer.ModeApply)
-	if strings.Contains(readHostFile(t, wn1, GridEnvCsh), "BDII_LIST") {
+	if strings.Contains(dnsReadFile(t, wn1, GridEnvCsh), "BDII_LIST") {
 		t.Error("BDII_LIST line left after export_bdii_list was turned off")
 	}
 

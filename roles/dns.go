@@ -28,9 +28,10 @@ import (
 //     `rndc reconfig` when any of that changed;
 //  2. dns-records: the record set created on each primary with the
 //     configured TTL by a signed RFC 2136 update;
-//  3. dns-updaters: on each updater host, the key (0600), the dns-updater
-//     configuration, its init script, and the service enabled and running
-//     (restarted when its key or configuration changed).
+//  3. dns-updaters: on each updater host, the gridha binary, the key
+//     (0600), the dns-updater configuration and its init script;
+//  4. dns-updater-service: the service enabled at boot and running, and
+//     restarted when its binary, key or configuration changed.
 type DNS struct{}
 
 // Name implements Role.
@@ -129,6 +130,9 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 	primaries := installer.Phase{Name: "dns-primaries", Steps: map[string][]installer.Step{}}
 	records := installer.Phase{Name: "dns-records", Steps: map[string][]installer.Step{}}
 	updaters := installer.Phase{Name: "dns-updaters", Steps: map[string][]installer.Step{}}
+	// The service steps probe the init script, so they run in a phase after
+	// the one that writes it.
+	services := installer.Phase{Name: "dns-updater-service", Steps: map[string][]installer.Step{}}
 
 	// NS records of a zone gridha creates: every primary.
 	var ns []string
@@ -231,16 +235,16 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 				track(groupUpdater, steps.File{Path: u.ConfigPath, Content: cfg.Marshal(), Mode: 0o644, Owner: "root", Group: "root"}),
 				track(groupUpdater, steps.File{Path: "/etc/init.d/" + u.ServiceName, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
 			)
+			updaters.Steps[h.Name] = st
 			if u.Service == "enabled" {
-				st = append(st,
+				services.Steps[h.Name] = []installer.Step{
 					steps.Service{Name: u.ServiceName, Boot: steps.BootEnabled, State: steps.StateRunning},
 					serviceRestart{Name: u.ServiceName, Group: groupUpdater},
-				)
+				}
 			}
-			updaters.Steps[h.Name] = st
 		}
 	}
-	return &installer.Plan{Phases: []installer.Phase{primaries, records, updaters}}, nil
+	return &installer.Plan{Phases: []installer.Phase{primaries, records, updaters, services}}, nil
 }
 
 // UpdaterConfig is the dns-updater configuration the updater hosts get.

@@ -64,7 +64,7 @@ func requireNo(t *testing.T, rep *installer.Report, bad ...installer.Status) {
 
 // lookupA asks server (host:53) for name's A records: sorted addresses and
 // their TTL.
-func lookupA(t *testing.T, ctx context.Context, server, name string) ([]string, uint32) {
+func dnsLookupA(t *testing.T, ctx context.Context, server, name string) ([]string, uint32) {
 	t.Helper()
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), dns.TypeA)
@@ -87,7 +87,7 @@ func lookupA(t *testing.T, ctx context.Context, server, name string) ([]string, 
 
 // update sends an RFC 2136 update adding (or removing) name A addr, signed
 // with key when key.Name is set, and returns the rcode.
-func update(t *testing.T, ctx context.Context, server, zone, name, addr string, add bool, key TSIGKey) int {
+func dnsUpdate(t *testing.T, ctx context.Context, server, zone, name, addr string, add bool, key TSIGKey) int {
 	t.Helper()
 	m := new(dns.Msg)
 	m.SetUpdate(dns.Fqdn(zone))
@@ -149,7 +149,7 @@ roles:
 	return inv, path
 }
 
-func readHostFile(t *testing.T, h *testbed.Host, path string) string {
+func dnsReadFile(t *testing.T, h *testbed.Host, path string) string {
 	t.Helper()
 	b, err := h.ReadFile(path)
 	if err != nil {
@@ -159,7 +159,7 @@ func readHostFile(t *testing.T, h *testbed.Host, path string) string {
 }
 
 // fileAttrs is "mode owner:group" of path in h.
-func fileAttrs(t *testing.T, ctx context.Context, h *testbed.Host, path string) string {
+func dnsFileAttrs(t *testing.T, ctx context.Context, h *testbed.Host, path string) string {
 	t.Helper()
 	out, err := h.Sh(ctx, "stat -c '%a %U:%G' "+path)
 	if err != nil {
@@ -215,24 +215,24 @@ func TestDNSOnBed(t *testing.T) {
 	// Primaries: key file 0640 root:bind with the same key, included, policy.
 	paths := PrimaryPaths(s)
 	for _, h := range []*testbed.Host{dns1, dns2} {
-		if got := fileAttrs(t, ctx, h, paths.KeyFile); got != "640 root:bind" {
+		if got := dnsFileAttrs(t, ctx, h, paths.KeyFile); got != "640 root:bind" {
 			t.Errorf("%s: %s is %s", h.Name, paths.KeyFile, got)
 		}
-		if got := readHostFile(t, h, paths.KeyFile); got != string(key.BINDFile()) {
+		if got := dnsReadFile(t, h, paths.KeyFile); got != string(key.BINDFile()) {
 			t.Errorf("%s: key file differs from the secrets folder's", h.Name)
 		}
-		if got := readHostFile(t, h, paths.GridhaConf); !strings.Contains(got, "grant gridha-topbdii name "+rrName+". A AAAA;") {
+		if got := dnsReadFile(t, h, paths.GridhaConf); !strings.Contains(got, "grant gridha-topbdii name "+rrName+". A AAAA;") {
 			t.Errorf("%s: named.conf.gridha:\n%s", h.Name, got)
 		}
-		if got := readHostFile(t, h, paths.LocalConf); strings.Count(got, `include "/etc/bind/named.conf.gridha";`) != 1 {
+		if got := dnsReadFile(t, h, paths.LocalConf); strings.Count(got, `include "/etc/bind/named.conf.gridha";`) != 1 {
 			t.Errorf("%s: named.conf.local:\n%s", h.Name, got)
 		}
 	}
 	// Updater: key 0600 root:root, configuration naming both primaries.
-	if got := fileAttrs(t, ctx, dns2, s.Updater.KeyPath); got != "600 root:root" {
+	if got := dnsFileAttrs(t, ctx, dns2, s.Updater.KeyPath); got != "600 root:root" {
 		t.Errorf("updater key is %s", got)
 	}
-	conf := readHostFile(t, dns2, s.Updater.ConfigPath)
+	conf := dnsReadFile(t, dns2, s.Updater.ConfigPath)
 	for _, want := range []string{"primary = " + srv1, "primary = " + srv2, "ttl = 45s", "tsig_key_file = " + s.Updater.KeyPath,
 		"bdii = bdii2 " + bed.SpareAddr(1) + " 2171", "name = " + rrName + "."} {
 		if !strings.Contains(conf, want+"\n") {
@@ -247,7 +247,7 @@ func TestDNSOnBed(t *testing.T) {
 	wantRR := []string{bed.SpareAddr(0), bed.SpareAddr(1)}
 	sort.Strings(wantRR)
 	for _, srv := range []string{srv1, srv2} {
-		got, ttl := lookupA(t, ctx, srv, rrName)
+		got, ttl := dnsLookupA(t, ctx, srv, rrName)
 		if strings.Join(got, " ") != strings.Join(wantRR, " ") || ttl != 45 {
 			t.Errorf("%s: %s A = %v TTL %d, want %v TTL 45", srv, rrName, got, ttl, wantRR)
 		}
@@ -255,16 +255,16 @@ func TestDNSOnBed(t *testing.T) {
 
 	// A signed update adds and removes an A record of the round-robin name.
 	extra := bed.SpareAddr(2)
-	if rc := update(t, ctx, srv1, dnsZone, rrName, extra, true, key); rc != dns.RcodeSuccess {
+	if rc := dnsUpdate(t, ctx, srv1, dnsZone, rrName, extra, true, key); rc != dns.RcodeSuccess {
 		t.Fatalf("signed add: %s", dns.RcodeToString[rc])
 	}
-	if got, _ := lookupA(t, ctx, srv1, rrName); len(got) != 3 {
+	if got, _ := dnsLookupA(t, ctx, srv1, rrName); len(got) != 3 {
 		t.Errorf("after signed add: %v", got)
 	}
-	if rc := update(t, ctx, srv1, dnsZone, rrName, extra, false, key); rc != dns.RcodeSuccess {
+	if rc := dnsUpdate(t, ctx, srv1, dnsZone, rrName, extra, false, key); rc != dns.RcodeSuccess {
 		t.Fatalf("signed remove: %s", dns.RcodeToString[rc])
 	}
-	if got, _ := lookupA(t, ctx, srv1, rrName); strings.Join(got, " ") != strings.Join(wantRR, " ") {
+	if got, _ := dnsLookupA(t, ctx, srv1, rrName); strings.Join(got, " ") != strings.Join(wantRR, " ") {
 		t.Errorf("after signed remove: %v", got)
 	}
 	// Refused: another name, unsigned, another key.
@@ -280,15 +280,15 @@ func TestDNSOnBed(t *testing.T) {
 		{"same key name, other secret", rrName, other},
 		{"unknown key", rrName, stranger},
 	} {
-		rc := update(t, ctx, srv1, dnsZone, c.name, extra, true, c.key)
+		rc := dnsUpdate(t, ctx, srv1, dnsZone, c.name, extra, true, c.key)
 		if rc != dns.RcodeRefused && rc != dns.RcodeNotAuth {
 			t.Errorf("%s: rcode %s, want REFUSED or NOTAUTH", c.what, dns.RcodeToString[rc])
 		}
 	}
-	if got, _ := lookupA(t, ctx, srv1, rrName); len(got) != 2 {
+	if got, _ := dnsLookupA(t, ctx, srv1, rrName); len(got) != 2 {
 		t.Errorf("after refused updates: %v", got)
 	}
-	if got, _ := lookupA(t, ctx, srv1, "www."+dnsZone); len(got) != 0 {
+	if got, _ := dnsLookupA(t, ctx, srv1, "www."+dnsZone); len(got) != 0 {
 		t.Errorf("www was added: %v", got)
 	}
 
@@ -347,15 +347,15 @@ func TestDNSOnBed(t *testing.T) {
 		h    *testbed.Host
 		path string
 	}{{dns1, paths.KeyFile}, {dns2, paths.KeyFile}, {dns2, s.Updater.KeyPath}} {
-		if got := readHostFile(t, f.h, f.path); got != string(newKey.BINDFile()) {
+		if got := dnsReadFile(t, f.h, f.path); got != string(newKey.BINDFile()) {
 			t.Errorf("%s:%s does not hold the new key", f.h.Name, f.path)
 		}
 	}
 	for _, srv := range []string{srv1, srv2} {
-		if rc := update(t, ctx, srv, dnsZone, rrName, extra, true, key); rc != dns.RcodeNotAuth && rc != dns.RcodeRefused {
+		if rc := dnsUpdate(t, ctx, srv, dnsZone, rrName, extra, true, key); rc != dns.RcodeNotAuth && rc != dns.RcodeRefused {
 			t.Errorf("%s: old key after rotation: %s", srv, dns.RcodeToString[rc])
 		}
-		if rc := update(t, ctx, srv, dnsZone, rrName, extra, false, newKey); rc != dns.RcodeSuccess {
+		if rc := dnsUpdate(t, ctx, srv, dnsZone, rrName, extra, false, newKey); rc != dns.RcodeSuccess {
 			t.Errorf("%s: new key after rotation: %s", srv, dns.RcodeToString[rc])
 		}
 	}

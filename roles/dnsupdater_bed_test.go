@@ -1,0 +1,149 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/inventory"
+	"github.com/gridha/gridha/testbed"
+)
+
+// buildGridha builds the gridha binary the updater hosts get.
+func dnsBuildGridha(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	bin := filepath.Join(t.TempDir(), "gridha")
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "github.com/gridha/gridha/cmd/gridha")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build gridha: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// waitA waits (bounded) until server's A set for name equals want.
+func dnsWaitA(t *testing.T, ctx context.Context, server, name string, want []string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var got []string
+	for i := 0; i < 1000 && time.Now().Before(deadline); i++ {
+		got, _ = dnsLookupA(t, ctx, server, name)
+		if strings.Join(got, " ") == strings.Join(want, " ") {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("%s at %s: %v, want %v within %v", name, server, got, want, within)
+}
+
+// TestDNSUpdaterServiceOnBed installs the real dns-updater service on a
+// primary and checks that it updates DNS with the key gridha gave it, before
+// and after --rotate-key.
+func TestDNSUpdaterServiceOnBed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	bed := testbed.New(t, "dns1", "bdii1")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dns1, bdii1 := bed.MustHost("dns1"), bed.MustHost("bdii1")
+	bin := dnsBuildGridha(t, ctx)
+	if err := dns1.StartBIND(ctx, dnsZone); err != nil {
+		t.Fatal(err)
+	}
+	if err := bdii1.StartBDII(ctx, testbed.BDIIOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ghost := bed.SpareAddr(0) // a BDII that does not answer
+	body := bed.HostsYAML(map[string][]string{"dns1": {"dns"}}) + fmt.Sprintf(`
+roles:
+  dns:
+    zone: %s
+    name: topbdii
+    ttl: 30
+    primaries: [dns1]
+    updaters: [dns1]
+    bdiis:
+      - {name: bdii1}
+      - {name: ghost, address: %s}
+    updater:
+      binary_source: %s
+      interval: 2
+      check_timeout: 1
+      fail_after: 1
+      recover_after: 1
+`, dnsZone, ghost, bin)
+	inv, err := inventory.Load(bed.WriteInventory(t, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := inv.Roles.DNS.Updater
+	rrName := "topbdii." + dnsZone
+	srv := net.JoinHostPort(dns1.Addr, "53")
+
+	rep := bedRun(t, ctx, inv, DNS{}, Options{}, installer.ModeApply)
+	requireNo(t, rep, installer.StatusFailed, installer.StatusDrift, installer.StatusMissing, installer.StatusSkipped)
+	if out, err := dns1.Exec(ctx, "/etc/init.d/"+u.ServiceName, "status"); err != nil {
+		t.Fatalf("service status: %v %s", err, out)
+	}
+	if out, err := dns1.Sh(ctx, "ls /etc/rc2.d/ | grep -c '^S..'"+u.ServiceName+"$"); err != nil || strings.TrimSpace(out) != "1" {
+		t.Errorf("not enabled at boot: %q %v", out, err)
+	}
+	// The updater, with gridha's key, takes the dead BDII out.
+	dnsWaitA(t, ctx, srv, rrName, []string{bdii1.Addr}, 30*time.Second)
+
+	// A second run changes nothing (and does not restart the updater).
+	pid1 := dnsReadFile(t, dns1, "/run/"+u.ServiceName+".pid")
+	rep = bedRun(t, ctx, inv, DNS{}, Options{}, installer.ModeApply)
+	for _, r := range rep.Results {
+		if r.Status != installer.StatusOK {
+			t.Errorf("second run: %s %s: %s %s", r.Host, r.Step, r.Status, r.Message)
+		}
+	}
+
+	// --rotate-key: the updater is restarted with the new key and keeps
+	// working: put the dead BDII back by hand (new key); it is removed again.
+	rep = bedRun(t, ctx, inv, DNS{}, Options{RotateKey: true}, installer.ModeApply)
+	requireNo(t, rep, installer.StatusFailed, installer.StatusDrift, installer.StatusMissing, installer.StatusSkipped)
+	if st := statuses(rep)["dns1 restart "+u.ServiceName+" on change"]; st != installer.StatusChanged {
+		t.Errorf("restart after rotation: %s", st)
+	}
+	if pid2 := dnsReadFile(t, dns1, "/run/"+u.ServiceName+".pid"); pid2 == pid1 {
+		t.Error("the updater was not restarted after the key rotation")
+	}
+	raw, err := os.ReadFile(TSIGKeyPath(inv, inv.Roles.DNS.KeyName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ParseBINDKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := new(dns.Msg)
+	m.SetUpdate(dnsZone + ".")
+	rr, _ := dns.NewRR(fmt.Sprintf("%s. 30 IN A %s", rrName, ghost))
+	m.Insert([]dns.RR{rr})
+	kn := dns.Fqdn(key.Name)
+	m.SetTsig(kn, dns.HmacSHA256, 300, time.Now().Unix())
+	r, _, err := (&dns.Client{Net: "tcp", Timeout: 3 * time.Second, TsigSecret: map[string]string{kn: key.Secret}}).ExchangeContext(ctx, m, srv)
+	if err != nil || r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("re-adding the dead BDII: %v %v", r, err)
+	}
+	dnsWaitA(t, ctx, srv, rrName, []string{bdii1.Addr}, 30*time.Second)
+	if out, err := dns1.Sh(ctx, "grep -ci 'badkey\\|notauth\\|badsig' /var/log/"+u.ServiceName+".log || true"); err == nil && strings.TrimSpace(out) != "0" {
+		log, _ := dns1.ReadFile("/var/log/" + u.ServiceName + ".log")
+		t.Errorf("the updater met TSIG errors:\n%s", log)
+	}
+}
