@@ -1,0 +1,183 @@
+package steps
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSetKeyValue(t *testing.T) {
+	tests := []struct {
+		name, in, key, value string
+		quote                bool
+		want, found          string
+		changed              bool
+	}{
+		{"replace first", "A=1\n# B=0\nB=2\nB=3\n", "B", "9", false, "A=1\n# B=0\nB=9\nB=3\n", "B=2", true},
+		{"commented left", "#B=1\nX=y\n", "B", "2", false, "#B=1\nX=y\nB=2\n", "", true},
+		{"append no newline", "X=y", "B", "2", false, "X=y\nB=2\n", "", true},
+		{"empty file", "", "B", "2", false, "B=2\n", "", true},
+		{"unchanged", "B=2\nC=3\n", "B", "2", false, "B=2\nC=3\n", "B=2", false},
+		{"quoted", "B=old\n", "B", `a "b" $c`, true, "B=\"a \\\"b\\\" \\$c\"\n", "B=old", true},
+		{"quoted unchanged", "B=\"x y\"\n", "B", "x y", true, "B=\"x y\"\n", "B=\"x y\"", false},
+		{"export kept", "  export B=1\n", "B", "2", false, "  export B=2\n", "  export B=1", true},
+		{"prefix key not matched", "BB=1\n", "B", "2", false, "BB=1\nB=2\n", "", true},
+		{"crlf kept", "B=1\r\nC=2\r\n", "B", "2", false, "B=2\r\nC=2\r\n", "B=1\r", true},
+		{"last line no newline", "A=1\nB=1", "B", "2", false, "A=1\nB=2", "B=1", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, found, changed := SetKeyValue([]byte(tc.in), tc.key, tc.value, tc.quote)
+			if string(out) != tc.want || found != tc.found || changed != tc.changed {
+				t.Errorf("got %q, %q, %v; want %q, %q, %v", out, found, changed, tc.want, tc.found, tc.changed)
+			}
+			// Idempotent: a second pass changes nothing.
+			again, _, changed2 := SetKeyValue(out, tc.key, tc.value, tc.quote)
+			if changed2 || string(again) != string(out) {
+				t.Errorf("second pass changed %q to %q", out, again)
+			}
+		})
+	}
+}
+
+func FuzzSetKeyValue(f *testing.F) {
+	f.Add("A=1\n#B=2\nB=3", "B", "x y", true)
+	f.Fuzz(func(t *testing.T, in, key, value string, quote bool) {
+		if !validKey(key) || strings.ContainsAny(value, "\n\r") {
+			return
+		}
+		out, _, _ := SetKeyValue([]byte(in), key, value, quote)
+		again, _, changed := SetKeyValue(out, key, value, quote)
+		if changed || string(again) != string(out) {
+			t.Fatalf("not idempotent: %q -> %q -> %q", in, out, again)
+		}
+	})
+}
+
+func TestSetFstabLine(t *testing.T) {
+	base := "# /etc/fstab\nproc /proc proc defaults 0 0\n/dev/sda1 /srv ext4 defaults 0 2\n"
+	line := "rb1:/var/edgwl /mnt/edgwl nfs rw,hard 0 0"
+	tests := []struct {
+		name, in, target, want, out, found string
+		changed                            bool
+	}{
+		{"append", base, "/mnt/edgwl", line, base + line + "\n", "", true},
+		{"append no final newline", strings.TrimSuffix(base, "\n"), "/mnt/edgwl", line, base + line + "\n", "", true},
+		{"replace", base + "old:/x /mnt/edgwl nfs ro 0 0\n# tail\n", "/mnt/edgwl", line, base + line + "\n# tail\n", "old:/x /mnt/edgwl nfs ro 0 0", true},
+		{"same fields other spacing kept", base + "rb1:/var/edgwl\t/mnt/edgwl  nfs rw,hard 0 0\n", "/mnt/edgwl", line, base + "rb1:/var/edgwl\t/mnt/edgwl  nfs rw,hard 0 0\n", "rb1:/var/edgwl\t/mnt/edgwl  nfs rw,hard 0 0", false},
+		{"duplicates removed", base + line + "\nx /mnt/edgwl nfs ro 0 0\n", "/mnt/edgwl", line, base + line + "\n", line, true},
+		{"remove", base + line + "\n", "/mnt/edgwl", "", base, line, true},
+		{"remove absent", base, "/mnt/edgwl", "", base, "", false},
+		{"comment untouched", base + "#x /mnt/edgwl nfs ro 0 0\n", "/mnt/edgwl", "", base + "#x /mnt/edgwl nfs ro 0 0\n", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, found, changed := SetFstabLine([]byte(tc.in), tc.target, tc.want)
+			if string(out) != tc.out || found != tc.found || changed != tc.changed {
+				t.Errorf("got %q, %q, %v\nwant %q, %q, %v", out, found, changed, tc.out, tc.found, tc.changed)
+			}
+		})
+	}
+}
+
+func TestMountParsing(t *testing.T) {
+	m := Mount{Source: "root@rb2:/var/my dir", Target: "/mnt/my dir", FSType: "sshfs", Options: []string{"allow_other", "ro"}}
+	if got := m.FstabLine(); got != `root@rb2:/var/my\040dir /mnt/my\040dir sshfs allow_other,ro 0 0` {
+		t.Errorf("fstab line %q", got)
+	}
+	procMounts := "proc /proc proc rw,nosuid 0 0\nroot@rb2:/var/my\\040dir /mnt/my\\040dir fuse.sshfs ro,nosuid,nodev,relatime,user_id=0 0 0\n"
+	e, ok := LiveMount(ParseMounts(procMounts), "/mnt/my dir")
+	if !ok || e.Source != m.Source || !sameFSType(e.FSType, m.FSType) {
+		t.Fatalf("live mount %+v %v", e, ok)
+	}
+	if d := OptionDiffs(m.Options, e.Options); len(d) != 0 {
+		t.Errorf("option diffs %v", d)
+	}
+	if d := OptionDiffs([]string{"noexec"}, e.Options); strings.Join(d, ",") != "noexec,rw" {
+		t.Errorf("option diffs %v", d)
+	}
+	if d := OptionDiffs([]string{"suid"}, e.Options); strings.Join(d, ",") != "suid,rw" {
+		t.Errorf("option diffs %v", d)
+	}
+	if got := (Mount{Source: "a", Target: "/b", FSType: "tmpfs"}).FstabLine(); got != "a /b tmpfs defaults 0 0" {
+		t.Errorf("default options: %q", got)
+	}
+}
+
+func TestServiceState(t *testing.T) {
+	tests := []struct {
+		name, out        string
+		installed, en, r bool
+	}{
+		{"debian enabled running", "init=sysv-debian\nload=loaded\nlink=/etc/rc0.d/K01x\nlink=/etc/rc2.d/S01x\nstatus=0\n", true, true, true},
+		{"debian disabled (K links only)", "init=sysv-debian\nload=loaded\nlink=/etc/rc2.d/K01x\nlink=/etc/rcS.d/S01x\nstatus=3\n", true, false, false},
+		{"redhat rc.d", "init=sysv-redhat\nload=loaded\nlink=/etc/rc.d/rc3.d/S99x\nstatus=1\n", true, true, false},
+		{"not installed", "init=sysv-debian\nload=not-found\n", false, false, false},
+		{"systemd enabled", "init=systemd\nload=loaded\nboot=enabled\nstatus=0\n", true, true, true},
+		{"systemd masked", "init=systemd\nload=masked\nboot=masked\nstatus=3\n", true, false, false},
+		{"systemd missing", "init=systemd\nload=not-found\nboot=\nstatus=4\n", false, false, false},
+	}
+	for _, tc := range tests {
+		st := ParseServiceState(tc.out)
+		if st.Installed != tc.installed || st.Enabled != tc.en || st.Running != tc.r {
+			t.Errorf("%s: %+v", tc.name, st)
+		}
+	}
+	for code, want := range map[int]string{0: "running", 1: "dead, pid file exists", 3: "not running", 4: "status unknown", 7: "status exit 7"} {
+		if got := LSBStatusText(code); got != want {
+			t.Errorf("LSB %d: %q", code, got)
+		}
+		if LSBRunning(code) != (code == 0) {
+			t.Errorf("LSBRunning(%d)", code)
+		}
+	}
+	s := Service{Name: "x", Boot: BootEnabled, State: StateRunning}
+	diffs, script := s.plan(ParseServiceState(tests[1].out))
+	if len(diffs) != 2 || !strings.Contains(script, "update-rc.d") || !strings.Contains(script, "start") {
+		t.Errorf("plan: %v\n%s", diffs, script)
+	}
+}
+
+func TestKeyDiff(t *testing.T) {
+	a := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKa1 alice@x"
+	b := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKb2 bob@y"
+	c := `from="10.0.0.1" ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCc3 carol`
+	missing, extra := KeyDiff([]byte(a+"\n# comment\n\n"+c+"\n"), []string{a, b})
+	if len(missing) != 1 || !strings.Contains(missing[0], "bob@y") || len(extra) != 1 || !strings.Contains(extra[0], "carol") {
+		t.Errorf("missing %v extra %v", missing, extra)
+	}
+	if got := string(keysContent([]string{a, " ", b + "\n"})); got != a+"\n"+b+"\n" {
+		t.Errorf("keys content %q", got)
+	}
+	if got := KeyLabel(c); got != "ssh-rsa ...AAABAQCc3 carol" && !strings.HasPrefix(got, "ssh-rsa ...") {
+		t.Errorf("label %q", got)
+	}
+}
+
+func TestUnifiedDiff(t *testing.T) {
+	d := unifiedDiff("/etc/x", []byte("a\nb\nc\n"), []byte("a\nB\nc\n"))
+	for _, want := range []string{"--- /etc/x (on host)", "+++ /etc/x (wanted)", "-b", "+B"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("diff lacks %q:\n%s", want, d)
+		}
+	}
+	if unifiedDiff("/x", []byte("same"), []byte("same")) != "" {
+		t.Error("equal content gave a diff")
+	}
+	if d := unifiedDiff("/x", []byte{0, 1}, []byte{0, 2}); !strings.Contains(d, "Binary") {
+		t.Errorf("binary: %q", d)
+	}
+	if d := unifiedDiff("/x", nil, []byte("new\n")); !strings.Contains(d, "+new") {
+		t.Errorf("creation diff: %q", d)
+	}
+}
+
+func TestRenderAssignment(t *testing.T) {
+	if got := RenderAssignment("K", "a`b\\c", true); got != "K=\"a\\`b\\\\c\"" {
+		t.Errorf("got %s", got)
+	}
+	for k, ok := range map[string]bool{"A_1": true, "_x": true, "1A": false, "A-B": false, "": false} {
+		if validKey(k) != ok {
+			t.Errorf("validKey(%q)", k)
+		}
+	}
+}
