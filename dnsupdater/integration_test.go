@@ -121,7 +121,13 @@ func (f *fixture) config(stateName string, extra string) *Config {
 	for _, h := range f.bdiis {
 		fmt.Fprintf(&sb, "bdii = %s %s 2170\n", h.Name, h.Addr)
 	}
-	sb.WriteString("interval = 2s\ncheck_timeout = 1500ms\ndns_timeout = 2s\nfail_after = 2\nrecover_after = 2\n")
+	// Test defaults, unless extra sets the key.
+	for _, l := range []string{"interval = 2s", "check_timeout = 1500ms", "dns_timeout = 2s", "fail_after = 2", "recover_after = 2"} {
+		k, _, _ := strings.Cut(l, " ")
+		if !strings.Contains("\n"+extra, "\n"+k+" ") {
+			sb.WriteString(l + "\n")
+		}
+	}
 	sb.WriteString(extra)
 	c, err := ParseConfig("it.conf", []byte(sb.String()))
 	if err != nil {

@@ -162,6 +162,21 @@ func (h *Host) StopBDII(ctx context.Context) error {
 	return h.killPIDFile(ctx, "StopBDII", BDIISlapdPID, false)
 }
 
+// KillBDII SIGKILLs slapd and bdii-update at once: a crashed BDII (for
+// measuring how fast DNS notices).
+func (h *Host) KillBDII(ctx context.Context) error {
+	script := `for f in ` + BDIISlapdPID + ` ` + BDIIUpdatePID + `; do
+p=$(cat "$f" 2>/dev/null) || continue
+[ -n "$p" ] && { kill -KILL -- "-$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; }
+rm -f "$f"
+done
+exit 0`
+	if out, err := h.Sh(ctx, script); err != nil {
+		return fmt.Errorf("%s: KillBDII: %v: %s", h.Name, err, strings.TrimSpace(out))
+	}
+	return nil
+}
+
 // killPIDFile SIGTERMs the process (group) of a pid file, waits up to 10 s,
 // then SIGKILLs it.
 func (h *Host) killPIDFile(ctx context.Context, what, pidFile string, group bool) error {
