@@ -55,6 +55,9 @@ from converging the same host at once.`,
 		},
 		Action: func(c *cli.Context) error {
 			names := c.Args().Slice()
+			if err := noStrayFlags(names); err != nil {
+				return err
+			}
 			if len(names) == 0 {
 				return badInputf("install: which role? one of %s (gridha install --help)", strings.Join(d.Registry.Names(), ", "))
 			}
@@ -108,6 +111,9 @@ Roles:
 				return err
 			}
 			names := c.Args().Slice()
+			if err := noStrayFlags(names); err != nil {
+				return err
+			}
 			cmd := "verify"
 			if len(names) > 0 {
 				cmd += " " + strings.Join(names, " ")
@@ -192,4 +198,15 @@ func completionCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// noStrayFlags catches a flag left among the role names (only "-i" at the
+// very end, without its value, gets there).
+func noStrayFlags(args []string) error {
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			return badInputf("flag %s needs a value (see gridha --help)", a)
+		}
+	}
+	return nil
 }
