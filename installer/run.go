@@ -163,6 +163,7 @@ type hostRun struct {
 
 // runner holds what every host of one run shares.
 type runner struct {
+	hosts  map[string]*hostRun // set before the first phase, read-only after
 	dialer Dialer
 	opts   RunOptions
 	shared *Shared
@@ -209,6 +210,7 @@ func Run(ctx context.Context, dialer Dialer, plan *Plan, opts RunOptions) (*Repo
 	r := &runner{dialer: dialer, opts: opts, shared: &Shared{}}
 	rep := &Report{Mode: opts.Mode, Hosts: map[string]*HostReport{}, Started: time.Now()}
 	hosts := map[string]*hostRun{}
+	r.hosts = hosts
 	for _, h := range plan.Hosts() {
 		hr := &HostReport{Host: h, Counts: map[Status]int{}}
 		rep.Hosts[h] = hr
@@ -304,6 +306,19 @@ func (h *hostRun) stop(status Status, why, where string) {
 	}
 }
 
+// peer hands a step the connection of another host, opened in an earlier
+// phase (phases are barriers, so that connection is set and stays set).
+func (r *runner) peer(_ context.Context, name string) (Conn, error) {
+	h, ok := r.hosts[name]
+	if !ok {
+		return nil, fmt.Errorf("host %s is not part of this run", name)
+	}
+	if h.conn == nil {
+		return nil, fmt.Errorf("host %s is not connected (unreachable, or it has no step in an earlier phase)", name)
+	}
+	return h.conn, nil
+}
+
 // runPhase runs one phase on one host.
 func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps []Step) []Result {
 	h.rep.Phase = phase
@@ -372,6 +387,7 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 		Diff:    r.opts.Diff,
 		Secrets: r.opts.Secrets,
 		Shared:  r.shared,
+		Peer:    r.peer,
 	}
 	out := make([]Result, 0, len(steps))
 	for i, s := range steps {

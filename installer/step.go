@@ -36,6 +36,11 @@ type Env struct {
 	Shared *Shared
 	// Log receives progress lines (already redacted by the runner).
 	Log func(format string, args ...any)
+	// Peer returns the open connection of another host of the run, for a
+	// step that moves data between hosts (for example an L&B dump from a
+	// node loaded on the state server). The peer must have been connected
+	// in an earlier phase.
+	Peer func(ctx context.Context, host string) (Conn, error)
 }
 
 // Reprobe gathers fresh facts after a change (apply mode only; audits use

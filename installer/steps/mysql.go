@@ -43,7 +43,11 @@ func (a MySQLAdmin) Open(ctx context.Context, conn installer.Conn) (*sql.DB, err
 	cfg.ReadTimeout = 60 * time.Second
 	cfg.WriteTimeout = 60 * time.Second
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return conn.Dial(ctx, network, addr)
+		c, err := conn.Dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return installer.WithDeadlines(c), nil
 	}
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
