@@ -629,3 +629,81 @@ func inject(args []string) error {
 	fmt.Printf("captured %d genuine packets; sent %d forged, tampered, unsigned and replayed\n", len(captured), sent)
 	return nil
 }
+
+// BenchmarkFailover measures failover time on the test bed: the master's
+// hagd is killed with SIGKILL (its host "dies"), and the time until the
+// service script's start has finished on the new master is taken from the
+// merged service logs. The killed daemon is restarted as a backup before
+// the next failure. Run with:
+//
+//	go test -run '^$' -bench Failover -benchtime 1x ./hagd/
+//
+// HAGD_BENCH_FAILURES sets the number of failures per setting (default 10).
+func BenchmarkFailover(b *testing.B) {
+	n := 10
+	if v, err := strconv.Atoi(os.Getenv("HAGD_BENCH_FAILURES")); err == nil && v > 0 {
+		n = v
+	}
+	c := newCluster(b)
+	for _, tm := range []timing{defaults, tuned} {
+		b.Run(tm.name, func(b *testing.B) {
+			c.t = b
+			c.setup(tm, map[string]string{"n1": "rb:30", "n2": "rb:20", "n3": "rb:10"})
+			c.startAll("n1", "n2", "n3")
+			p := c.params()
+			c.waitMaster("rb", "n1", p.DT1+p.DT2+p.LeaseTTL+p.Timeout+10*time.Second)
+			var took []time.Duration
+			for i := 0; i < n; i++ {
+				master := ""
+				for _, name := range c.names {
+					if gs := groupOf(c.status(name), "rb"); gs != nil && gs.State == "master" {
+						master = name
+					}
+				}
+				if master == "" {
+					b.Fatalf("failure %d: no master", i)
+				}
+				killed := time.Now()
+				must(b, c.nodes[master].Kill("hagd"))
+				var next string
+				deadline := killed.Add(p.DT1 + p.DT2 + p.LeaseTTL + p.Timeout + 20*time.Second)
+				for next == "" && time.Now().Before(deadline) {
+					for _, name := range c.names {
+						if name == master {
+							continue
+						}
+						if e, ok := c.firstAfter(killed, name, "start-end", "rb"); ok {
+							next = name
+							took = append(took, e.at.Sub(killed))
+						}
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				if next == "" {
+					c.dumpLogs()
+					b.Fatalf("failure %d: no new master", i)
+				}
+				b.Logf("failure %d: %s killed, %s serving after %v", i+1, master, next, took[len(took)-1].Round(time.Millisecond))
+				// The killed node returns as a backup before the next failure.
+				c.start(master)
+				settle := time.Now().Add(p.DT1 + p.StopTimeout + 10*time.Second)
+				for time.Now().Before(settle) {
+					if gs := groupOf(c.status(master), "rb"); gs != nil && gs.State == "normal" {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+			sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+			med := took[len(took)/2]
+			if len(took)%2 == 0 {
+				med = (took[len(took)/2-1] + took[len(took)/2]) / 2
+			}
+			b.ReportMetric(med.Seconds(), "median-s")
+			b.ReportMetric(took[len(took)-1].Seconds(), "max-s")
+			fmt.Printf("hagd failover, %s (ΔT1 %v, ΔT2 %v, heartbeat %v, lease TTL %v): %d kill -9 failures: median %.2fs, max %.2fs\n",
+				tm.name, p.DT1, p.DT2, p.Heartbeat, p.LeaseTTL, len(took), med.Seconds(), took[len(took)-1].Seconds())
+			c.checkNoOverlap(c.names...)
+		})
+	}
+}
