@@ -135,18 +135,20 @@ func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		close(c.done)
-		c.sftpMu.Lock()
-		if c.sftp != nil {
-			c.sftp.Close()
-			c.sftp = nil
-		}
-		c.sftpMu.Unlock()
+		// The transport first: sftp's Close waits for its reader, which
+		// only ends when the channel does (never, on a dead link).
 		if c.client != nil {
 			err = c.client.Close()
 		}
 		if c.jump != nil {
 			c.jump.Close()
 		}
+		c.sftpMu.Lock()
+		if c.sftp != nil {
+			c.sftp.Close()
+			c.sftp = nil
+		}
+		c.sftpMu.Unlock()
 	})
 	return err
 }
@@ -242,7 +244,8 @@ func (c *Conn) killGroup(pgid int) {
 	if pgid <= 1 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Bounded: on a dead link the cancelled Run must still return soon.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s, err := c.newSession(ctx)
 	if err != nil {
