@@ -21,14 +21,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Layers are the folders each host sees as a private copy-on-write overlay
-// over this machine's own; its writes land in Host.Upper/<layer>.
-var layers = [...]string{"etc", "var", "opt", "srv", "mnt", "home", "usr"}
-
-// Layers lists the folders each host has as private overlays (writes land in
-// Host.Upper/<name>). /root is a private folder (Host.Dir/root), /run and /tmp
-// are tmpfs.
-func Layers() []string { return append([]string(nil), layers[:]...) }
+// Layers lists the folders each host has as private copy-on-write overlays
+// over this machine's own (writes land in Host.Upper/<name>). /root is a
+// private folder (Host.Dir/root), /run and /tmp are tmpfs. initScript mounts
+// them from this list.
+func Layers() []string { return []string{"etc", "var", "opt", "srv", "mnt", "home", "usr"} }
 
 // Host is one test-bed host.
 type Host struct {
@@ -83,7 +80,7 @@ mount --make-rprivate /
 # Drop the copies of /run/netns/* this namespace inherited: they would keep
 # other beds' network namespaces alive.
 umount -l /run/netns 2>/dev/null || true
-for d in etc var opt srv mnt home usr; do
+for d in $4; do
 	mount -t overlay "testbed-$d" -o "lowerdir=/$d,upperdir=$B/upper/$d,workdir=$B/work/$d" "/$d"
 done
 mount --bind "$B/root" /root
@@ -107,9 +104,9 @@ func (h *Host) startInit(ctx context.Context) error {
 	defer logf.Close()
 	cmd := exec.Command("ip", "netns", "exec", h.Netns,
 		"unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-		"sh", "-c", initScript, "testbed-init", h.Dir, h.Hostname, h.Addr+"/24")
+		"sh", "-c", initScript, "testbed-init", h.Dir, h.Hostname, h.Addr+"/24", strings.Join(Layers(), " "))
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = hostEnv
+	cmd.Env = hostEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start init: %w", err)
@@ -173,7 +170,7 @@ func childOf(parent int) int {
 // prepare fills the host's folder: overlay upper and work dirs pre-seeded
 // with the host's own files (host key, sshd_config, hostname, hosts), and /root.
 func (h *Host) prepare() error {
-	for _, l := range layers {
+	for _, l := range Layers() {
 		for _, d := range []string{filepath.Join(h.Upper, l), filepath.Join(h.Dir, "work", l)} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return err
@@ -312,9 +309,11 @@ func copyAttrs(model, dir string) error {
 }
 
 // hostEnv is the environment of every command run in a host.
-var hostEnv = []string{
-	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	"HOME=/root", "USER=root", "LOGNAME=root", "LANG=C", "TERM=dumb",
+func hostEnv() []string {
+	return []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=/root", "USER=root", "LOGNAME=root", "LANG=C", "TERM=dumb",
+	}
 }
 
 // Command returns an unstarted command that runs argv as root inside the
@@ -327,7 +326,7 @@ func (h *Host) Command(ctx context.Context, argv ...string) *exec.Cmd {
 func (h *Host) command(ctx context.Context, argv ...string) *exec.Cmd {
 	args := append([]string{"-t", strconv.Itoa(h.PID), "-m", "-u", "-i", "-n", "-p", "--"}, argv...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
-	cmd.Env = hostEnv
+	cmd.Env = hostEnv()
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

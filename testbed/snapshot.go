@@ -40,7 +40,7 @@ func (h *Host) Snapshot(exclude ...string) (map[string]string, error) {
 	exclude = append(exclude, VolatilePaths()...)
 	out := map[string]string{}
 	roots := map[string]string{"/root": h.RootDir()}
-	for _, l := range layers {
+	for _, l := range Layers() {
 		roots["/"+l] = filepath.Join(h.Upper, l)
 	}
 	for mount, dir := range roots {

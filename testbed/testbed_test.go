@@ -36,6 +36,10 @@ func TestTwoHosts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a, z := b.MustHost("alpha"), b.MustHost("beta")
+	snapA, err := a.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	for _, h := range []*Host{a, z} {
 		out, err := sshTo(ctx, b, h, "hostname; id -u; ls -A /root")
@@ -58,6 +62,13 @@ func TestTwoHosts(t *testing.T) {
 				t.Errorf("%s: /root/%s is not from /etc/skel", h.Name, name)
 			}
 		}
+	}
+
+	// Logging in over SSH writes nothing a Snapshot sees (sshd's login records are volatile).
+	if again, err := a.Snapshot(); err != nil {
+		t.Fatal(err)
+	} else if d := DiffSnapshots(snapA, again); len(d) > 0 {
+		t.Errorf("ssh logins show in alpha's snapshot: %v", d)
 	}
 
 	// /etc writes are private to the host.
