@@ -1,0 +1,226 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
+	"github.com/gridha/gridha/inventory"
+	"github.com/gridha/gridha/templates"
+)
+
+// StateServer is the `state-server` role: the file/DB server of the RB HA
+// layout (slides 4, 5, 7, 12). It replaces the rb-state-server package:
+// shared export, the snfs user and its keys, the L&B database and grants.
+type StateServer struct{}
+
+// NewStateServer returns the role.
+func NewStateServer() *StateServer { return &StateServer{} }
+
+// Name is the role's name.
+func (StateServer) Name() string { return "state-server" }
+
+// Summary is one line for --help.
+func (StateServer) Summary() string {
+	return "file/DB server of the RB HA layout: shared export, snfs user and keys, lbserver20 database and grants (replaces rb-state-server)"
+}
+
+// Plan builds the state server's steps.
+func (r StateServer) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error) {
+	cfg := inv.Roles.StateServer
+	rb := inv.Roles.RBNode
+	servers := inv.HostsWithRole(r.Name())
+	nodes := inv.HostsWithRole("rb-node")
+	steps := map[string][]installer.Step{}
+	for _, srv := range servers {
+		if !opts.InLimit(srv.Name) {
+			continue
+		}
+		s, err := r.hostSteps(inv, srv, nodes, cfg, rb, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", srv.Name, err)
+		}
+		steps[srv.Name] = s
+	}
+	return &installer.Plan{Phases: []installer.Phase{{Name: "state-server", Steps: steps}}}, nil
+}
+
+func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, nodes []*inventory.Host, cfg inventory.StateServer, rb inventory.RBNode, opts Options) ([]installer.Step, error) {
+	// Only nodes served by this state server get a key and a grant.
+	var mine []*inventory.Host
+	for _, n := range nodes {
+		if rb.StateServer == "" || rb.StateServer == srv.Name {
+			mine = append(mine, n)
+		}
+	}
+	var keys []string
+	for _, n := range mine {
+		k, err := LoadNodeKey(inv, n.Name, !opts.ReadOnly)
+		if err != nil {
+			if opts.ReadOnly {
+				// verify/--check never writes, not even locally: the
+				// missing key shows up as drift of authorized_keys.
+				continue
+			}
+			return nil, err
+		}
+		keys = append(keys, snfsAuthorizedEntry(n, k, rb.SharedFS))
+	}
+	owner := cfg.SnfsUser
+	out := []installer.Step{
+		&steps.User{Name: owner, Home: cfg.SnfsHome, Shell: "/bin/sh", System: true, AuthorizedKeys: keys},
+		keyLoginAllowed(owner),
+		&steps.Dir{Path: cfg.Export, Mode: 0o750, Owner: owner, Group: owner},
+	}
+	for _, g := range rb.GroupNames() {
+		out = append(out, &steps.Dir{Path: cfg.Export + "/" + g, Mode: 0o750, Owner: owner, Group: owner})
+		for _, d := range rb.StateDirs {
+			out = append(out, &steps.Dir{Path: cfg.Export + "/" + inventory.ShareDir(g, d), Mode: 0o750, Owner: owner, Group: owner})
+		}
+	}
+	if rb.SharedFS == "snfs" {
+		// slide 7: export only to the server's own host name, never localhost.
+		out = append(out, &exportsEntry{Path: cfg.Export, Client: srv.Hostname,
+			Options: "rw,sync,no_subtree_check,no_root_squash,insecure"})
+	}
+
+	// MySQL: the L&B database (slide 8), reached through the SSH connection.
+	admin := steps.MySQLAdmin{Socket: cfg.MySQL.Socket, User: cfg.MySQL.AdminUser}
+	if cfg.MySQL.AdminPasswordFile.IsSet() {
+		pw, err := cfg.MySQL.AdminPasswordFile.Read()
+		if err != nil {
+			return nil, fmt.Errorf("roles.state-server.mysql.admin_password_file: %w", err)
+		}
+		admin.Password = pw
+	}
+	if !cfg.MySQL.PasswordFile.IsSet() {
+		return nil, fmt.Errorf("roles.state-server.mysql.password_file is required: the L&B user's password (never inline)")
+	}
+	password, err := cfg.MySQL.PasswordFile.Read()
+	if err != nil {
+		return nil, fmt.Errorf("roles.state-server.mysql.password_file: %w", err)
+	}
+	bind := cfg.MySQL.BindAddress
+	if bind == "" {
+		bind = srv.Address
+	}
+	cnf, err := templates.Render("mysql-gridha.cnf.tmpl", mysqlCnf{BindAddress: bind, Port: cfg.MySQL.Port})
+	if err != nil {
+		return nil, err
+	}
+	out = append(out,
+		&steps.File{Path: cfg.MySQL.Config, Content: cnf, Mode: 0o644, Owner: "root", Group: "root"},
+		&steps.MySQLListen{Admin: admin, Address: bind, Port: cfg.MySQL.Port, Service: cfg.MySQL.Service},
+		&steps.MySQLDatabase{Admin: admin, Name: cfg.MySQL.Database},
+	)
+	var hosts []string
+	for _, n := range mine {
+		out = append(out, &steps.MySQLUser{Admin: admin, User: cfg.MySQL.User, Host: n.Address,
+			Password: password, Database: cfg.MySQL.Database})
+		hosts = append(hosts, n.Address)
+	}
+	out = append(out, &steps.MySQLUserHosts{Admin: admin, User: cfg.MySQL.User, Hosts: hosts})
+	return out, nil
+}
+
+type mysqlCnf struct {
+	BindAddress string
+	Port        int
+}
+
+// snfsAuthorizedEntry restricts a node's key: only from its address, no
+// pty, no forwarding; with the sshfs driver only the SFTP subsystem.
+func snfsAuthorizedEntry(n *inventory.Host, k *NodeKey, driver string) string {
+	opts := `restrict,from="` + n.Address + `"`
+	if driver == "sshfs" {
+		opts += `,command="internal-sftp"`
+	}
+	return opts + " " + k.AuthorizedKey
+}
+
+// exportsEntry keeps one /etc/exports line for Path, exporting it to Client
+// only, and re-exports (exportfs -ra) only when the line changed.
+type exportsEntry struct {
+	Path, Client, Options string
+}
+
+const exportsFile = "/etc/exports"
+
+func (e *exportsEntry) ID() string { return "export " + e.Path + " to " + e.Client }
+
+func (e *exportsEntry) Probes() []installer.Probe {
+	return []installer.Probe{installer.FileProbe(exportsFile)}
+}
+
+func (e *exportsEntry) line() string { return e.Path + " " + e.Client + "(" + e.Options + ")" }
+
+func (e *exportsEntry) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	ff, err := installer.FileFactOf(env.Facts, exportsFile)
+	if err != nil {
+		return installer.Failed(err)
+	}
+	var kept []string
+	var found []string
+	for _, l := range strings.Split(strings.TrimRight(string(ff.Content), "\n"), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 0 && f[0] == e.Path {
+			found = append(found, l)
+			continue
+		}
+		if l != "" || len(kept) > 0 {
+			kept = append(kept, l)
+		}
+	}
+	want := e.line()
+	if len(found) == 1 && found[0] == want {
+		return installer.OK("exported to " + e.Client + " only")
+	}
+	if !apply {
+		if len(found) == 0 {
+			return installer.Missing(exportsFile + " has no line for " + e.Path)
+		}
+		return installer.Drift(exportsFile+" line for "+e.Path+" differs", want, strings.Join(found, "\n"))
+	}
+	content := strings.Join(append(kept, want), "\n") + "\n"
+	mode := fs.FileMode(0o644)
+	if ff.Exists {
+		mode = ff.Mode
+	}
+	if err := env.Conn.WriteFile(ctx, exportsFile, []byte(content), mode, "root", "root"); err != nil {
+		return installer.Failed(err)
+	}
+	res, err := env.Conn.Run(ctx, "if command -v exportfs >/dev/null 2>&1; then exportfs -ra; else echo 'exportfs not installed (nfs-kernel-server): export takes effect when it is'; fi", nil)
+	if err != nil {
+		return installer.Failed(err)
+	}
+	if err := res.Err("exportfs -ra"); err != nil {
+		return installer.Failed(err)
+	}
+	return installer.Changed(strings.TrimSpace("exported " + e.Path + " to " + e.Client + " " + string(res.Stdout)))
+}
+
+// keyLoginAllowed unlocks a service account's password field ("!" from
+// useradd becomes "*": still no password, but sshd without PAM refuses key
+// logins to a locked account).
+func keyLoginAllowed(user string) installer.Step {
+	return &steps.Exec{
+		Name:  user + " accepts key logins",
+		Probe: "getent shadow " + installer.ShellQuote(user) + " | cut -d: -f2",
+		Check: func(r installer.ProbeResult) (bool, string) {
+			pw := strings.TrimSpace(string(r.Stdout))
+			if pw == "" {
+				// Facts are gathered before the phase: a user created by
+				// the step before this one is not seen yet.
+				return false, "no such account yet"
+			}
+			if strings.HasPrefix(pw, "!") {
+				return false, "account locked (password field starts with !): sshd refuses its keys"
+			}
+			return true, ""
+		},
+		Apply: "usermod -p '*' " + installer.ShellQuote(user),
+	}
+}

@@ -1,0 +1,255 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gridha/gridha/installer"
+	sshx "github.com/gridha/gridha/installer/ssh"
+	"github.com/gridha/gridha/inventory"
+	"github.com/gridha/gridha/testbed"
+)
+
+// stateServerInventory writes an inventory for bed: state1 serves rb1 and
+// rb2 (rb2 only when withRB2), other is a bed host outside the inventory.
+func stateServerInventory(t *testing.T, bed *testbed.Bed, pwFile string, withRB2 bool) *inventory.Inventory {
+	t.Helper()
+	s, r1, r2 := bed.Host("state1"), bed.Host("rb1"), bed.Host("rb2")
+	body := fmt.Sprintf(`secrets_dir: %s
+hosts:
+  state1: {address: %s, hostname: %s, roles: [state-server]}
+  rb1: {address: %s, hostname: %s, roles: [rb-node]}
+`, filepath.Join(filepath.Dir(pwFile), "secrets"), s.Addr, s.Hostname, r1.Addr, r1.Hostname)
+	nodes := "      rb1: {rb-a: 100}\n"
+	if withRB2 {
+		body += fmt.Sprintf("  rb2: {address: %s, hostname: %s, roles: [rb-node]}\n", r2.Addr, r2.Hostname)
+		nodes += "      rb2: {rb-a: 50}\n"
+	}
+	body += fmt.Sprintf(`roles:
+  state-server:
+    export: /export/rb-state
+    mysql:
+      password_file: %s
+  rb-node:
+    state_server: state1
+    groups:
+      rb-a: {service_ip: %s/24, iface: eth0}
+    nodes:
+%s`, pwFile, strings.TrimSuffix(bed.Subnet, ".0/24")+".100", nodes)
+	path := filepath.Join(filepath.Dir(pwFile), "gridha.yaml")
+	if err := os.WriteFile(path, []byte(bed.DefaultsYAML()+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Load(path)
+	if err != nil {
+		t.Fatalf("inventory:\n%s\n%v", body, err)
+	}
+	return inv
+}
+
+func changedSteps(rep *installer.Report) []string {
+	var out []string
+	for _, r := range rep.Results {
+		if r.Status != installer.StatusOK {
+			out = append(out, fmt.Sprintf("%s %s: %s %s", r.Host, r.Step, r.Status, r.Message))
+		}
+	}
+	return out
+}
+
+func TestStateServerOnBed(t *testing.T) {
+	bed := testbed.New(t, "state1", "rb1", "rb2", "other")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	srv, rb1, rb2, other := bed.Host("state1"), bed.Host("rb1"), bed.Host("rb2"), bed.Host("other")
+	if err := srv.StartMariaDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "lb-password")
+	if err := os.WriteFile(pwFile, []byte("first-LB-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv := stateServerInventory(t, bed, pwFile, true)
+	role := NewStateServer()
+
+	// --check on a fresh host: reports what it would do, writes nothing.
+	before, err := srv.Snapshot("/var/log", "/var/lib/mysql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chk := bedRun(t, ctx, inv, role, Options{ReadOnly: true}, installer.ModeCheck)
+	if len(changedSteps(chk)) == 0 {
+		t.Fatal("--check on a fresh state server found nothing to do")
+	}
+	after, _ := srv.Snapshot("/var/log", "/var/lib/mysql")
+	if d := testbed.DiffSnapshots(before, after); len(d) > 0 {
+		t.Fatalf("--check wrote on the host: %v", d)
+	}
+	if n, _ := srv.MySQL(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User='lbserver'"); strings.TrimSpace(n) != "0" {
+		t.Fatalf("--check created MySQL accounts: %s", n)
+	}
+
+	rep := bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)
+	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
+
+	// The export: one folder per group and state dir, owned by snfs.
+	out, err := srv.Sh(ctx, "stat -c '%U:%G %a' /export/rb-state /export/rb-state/rb-a/edgwl /export/rb-state/rb-a/condor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "snfs:snfs 750\nsnfs:snfs 750\nsnfs:snfs 750\n"; out != want {
+		t.Fatalf("export folders: got %q want %q", out, want)
+	}
+	// authorized_keys: exactly the two nodes' keys, restricted.
+	ak, err := srv.ReadFile("/etc/snfs/.ssh/authorized_keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*testbed.Host{rb1, rb2} {
+		if !strings.Contains(string(ak), `restrict,from="`+n.Addr+`",command="internal-sftp" ssh-ed25519 `) {
+			t.Fatalf("authorized_keys lacks a restricted key for %s:\n%s", n.Name, ak)
+		}
+	}
+	if got := strings.Count(strings.TrimSpace(string(ak)), "\n") + 1; got != 2 {
+		t.Fatalf("authorized_keys has %d lines, want 2:\n%s", got, ak)
+	}
+
+	// The L&B user works from rb1, only on lbserver20.
+	lb := func(h *testbed.Host, pw, sql string) (string, error) {
+		return h.Sh(ctx, fmt.Sprintf("MYSQL_PWD=%s mariadb -h %s -u lbserver -N -B -e %s lbserver20 2>&1",
+			installer.ShellQuote(pw), srv.Addr, installer.ShellQuote(sql)))
+	}
+	if out, err := lb(rb1, "first-LB-secret", "CREATE TABLE jobs (id INT PRIMARY KEY, owner VARCHAR(64)); INSERT INTO jobs VALUES (1,'alice'),(2,'bob'); SELECT COUNT(*) FROM jobs"); err != nil || strings.TrimSpace(out) != "2" {
+		t.Fatalf("L&B user from rb1: %q %v", out, err)
+	}
+	if out, err := lb(rb2, "first-LB-secret", "SELECT owner FROM jobs WHERE id=2"); err != nil || strings.TrimSpace(out) != "bob" {
+		t.Fatalf("L&B user from rb2: %q %v", out, err)
+	}
+	if out, err := lb(rb1, "first-LB-secret", "CREATE DATABASE other; SELECT 1"); err == nil {
+		t.Fatalf("L&B user could create another database: %q", out)
+	}
+	if out, err := lb(rb1, "first-LB-secret", "SELECT COUNT(*) FROM mysql.user"); err == nil {
+		t.Fatalf("L&B user could read the mysql database: %q", out)
+	}
+	if out, err := lb(other, "first-LB-secret", "SELECT 1"); err == nil || !strings.Contains(out, "not allowed to connect") && !strings.Contains(out, "Access denied") {
+		t.Fatalf("login from a host outside the inventory: %q %v", out, err)
+	}
+
+	// The snfs user: SFTP with rb1's key works from rb1, not from other.
+	key, err := LoadNodeKey(inv, "rb1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*testbed.Host{rb1, other} {
+		if err := h.WriteFile("/root/snfs-test.key", key.PrivatePEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sftp := func(h *testbed.Host) (string, error) {
+		return h.Sh(ctx, fmt.Sprintf("echo pwd | sftp -b - -i /root/snfs-test.key -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/root/kh snfs@%s 2>&1", srv.Addr))
+	}
+	if out, err := sftp(rb1); err != nil || !strings.Contains(out, "/etc/snfs") {
+		t.Fatalf("snfs SFTP from rb1: %q %v", out, err)
+	}
+	if out, err := sftp(other); err == nil {
+		t.Fatalf("snfs login from a host outside the inventory worked: %q", out)
+	}
+	if out, err := rb1.Sh(ctx, fmt.Sprintf("ssh -i /root/snfs-test.key -o BatchMode=yes -o UserKnownHostsFile=/root/kh snfs@%s id 2>&1", srv.Addr)); err == nil && strings.Contains(out, "uid=") {
+		t.Fatalf("snfs key runs shell commands, want SFTP only: %q", out)
+	}
+
+	// Second run: nothing changes.
+	if c := changedSteps(bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)); len(c) > 0 {
+		t.Fatalf("second run changed:\n%s", strings.Join(c, "\n"))
+	}
+
+	// A wider grant added by hand is drift, revoked on install.
+	if _, err := srv.MySQL(ctx, fmt.Sprintf("GRANT SELECT ON mysql.* TO 'lbserver'@'%s'", rb1.Addr)); err != nil {
+		t.Fatal(err)
+	}
+	audit := statuses(bedRun(t, ctx, inv, role, Options{ReadOnly: true}, installer.ModeAudit))
+	if s := audit["state1 mysql user lbserver@"+rb1.Addr]; s != installer.StatusDrift {
+		t.Fatalf("extra grant: verify says %q, want drift", s)
+	}
+	bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)
+	if out, err := lb(rb1, "first-LB-secret", "SELECT COUNT(*) FROM mysql.user"); err == nil {
+		t.Fatalf("extra grant not revoked: %q", out)
+	}
+
+	// A new password in the file: the next run changes it.
+	if err := os.WriteFile(pwFile, []byte("second-LB-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep = bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)
+	if s := statuses(rep)["state1 mysql user lbserver@"+rb1.Addr]; s != installer.StatusChanged {
+		t.Fatalf("password change: %q, want changed", s)
+	}
+	for _, r := range rep.Results {
+		if strings.Contains(r.Message+r.Expected+r.Found+r.Diff, "second-LB-secret") {
+			t.Fatalf("password in a result: %+v", r)
+		}
+	}
+	if _, err := lb(rb1, "first-LB-secret", "SELECT 1"); err == nil {
+		t.Fatal("old password still works")
+	}
+	if out, err := lb(rb1, "second-LB-secret", "SELECT COUNT(*) FROM jobs"); err != nil || strings.TrimSpace(out) != "2" {
+		t.Fatalf("new password: %q %v", out, err)
+	}
+
+	// rb2 leaves the inventory: its key and its MySQL account go.
+	inv = stateServerInventory(t, bed, pwFile, false)
+	bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)
+	ak, _ = srv.ReadFile("/etc/snfs/.ssh/authorized_keys")
+	if strings.Contains(string(ak), rb2.Addr) {
+		t.Fatalf("rb2's key still authorized:\n%s", ak)
+	}
+	if _, err := lb(rb2, "second-LB-secret", "SELECT 1"); err == nil {
+		t.Fatal("rb2 can still log in to MySQL after leaving the inventory")
+	}
+
+	// MySQL down: a clear error naming the host and what failed.
+	if err := srv.StopMariaDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, ctx, srv)
+	plan, err := role.Plan(inv, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = installer.Run(ctx, bedDialer(inv), plan, installer.RunOptions{Mode: installer.ModeApply, Secrets: &installer.Redactor{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed *installer.Result
+	for i, r := range rep.Results {
+		if r.Status == installer.StatusFailed {
+			failed = &rep.Results[i]
+			break
+		}
+	}
+	if failed == nil || failed.Host != "state1" || !strings.Contains(failed.Message, "mysql") {
+		t.Fatalf("MySQL down: want a failed step on state1 naming mysql, got %+v", failed)
+	}
+	t.Logf("MySQL down reported as: %s %s: %s", failed.Host, failed.Step, failed.Message)
+}
+
+func waitGone(t *testing.T, ctx context.Context, h *testbed.Host) {
+	t.Helper()
+	for i := 0; i < 100; i++ { // bounded: 10 s
+		if !h.Running(ctx, "mariadb") {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("mariadb did not stop")
+}
+
+func bedDialer(inv *inventory.Inventory) installer.Dialer {
+	return sshx.NewDialer(inv, sshx.Options{HostKeyPolicy: "strict", SSHConfigFile: "none", AgentSocket: "none"})
+}
