@@ -403,6 +403,29 @@ func (h *Host) WriteFile(path string, data []byte, mode fs.FileMode) error {
 	return f.Close()
 }
 
+// CopyIn copies the machine's file src to dst in the host, keeping its
+// permission bits (root-owned). For binaries built by a test: the test's
+// /tmp is not visible inside hosts (their /tmp is their own).
+func (h *Host) CopyIn(src, dst string) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("%s: copy in: %w", h.Name, err)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("%s: copy in: %w", h.Name, err)
+	}
+	if err := h.WriteFile(dst, data, fi.Mode().Perm()); err != nil {
+		return fmt.Errorf("copy in %s: %w", src, err)
+	}
+	f, err := h.openIn(dst, unix.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Chmod(fi.Mode().Perm())
+}
+
 var daemonNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Start runs argv as a daemon in the host: its own session, stdin from

@@ -94,6 +94,24 @@ func TestTwoHosts(t *testing.T) {
 		t.Errorf("beta: getent hosts alpha = %q, %v", out, err)
 	}
 
+	// A host added later is reachable with the rewritten known_hosts; files copy in.
+	g, err := b.AddHost(ctx, "gamma")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := sshTo(ctx, b, g, "hostname"); err != nil || strings.TrimSpace(out) != "gamma.testbed.gridha" {
+		t.Errorf("gamma over ssh: %q, %v", out, err)
+	}
+	if err := g.CopyIn("/usr/bin/true", "/usr/local/bin/testbed-true"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Exec(ctx, "/usr/local/bin/testbed-true"); err != nil {
+		t.Errorf("copied-in binary: %v", err)
+	}
+	if _, err := os.Stat("/usr/local/bin/testbed-true"); err == nil {
+		t.Error("the machine sees gamma's /usr/local/bin/testbed-true")
+	}
+
 	// The machine's own SSH host keys are not in the hosts.
 	if out, err := a.Sh(ctx, "ls /etc/ssh/ | grep ssh_host_"); err != nil || strings.TrimSpace(out) != "ssh_host_ed25519_key\nssh_host_ed25519_key.pub" {
 		t.Errorf("alpha: host keys in /etc/ssh: %q, %v", out, err)
