@@ -54,9 +54,22 @@ type Change struct {
 	Reason  string `json:"reason"`
 }
 
-// NagiosLine is the one-line plugin output.
+// NagiosLine is the one-line plugin output, with performance data: BDIIs
+// in service and primaries in sync.
 func (s *State) NagiosLine() string {
-	return "DNS-UPDATER " + s.Status.String() + " - " + s.Message
+	in, ok := 0, 0
+	for _, b := range s.BDIIs {
+		if b.InService {
+			in++
+		}
+	}
+	for _, p := range s.Primaries {
+		if p.Error == "" {
+			ok++
+		}
+	}
+	return fmt.Sprintf("DNS-UPDATER %s - %s | bdiis_in_service=%d;;;0;%d primaries_in_sync=%d;;;0;%d",
+		s.Status, s.Message, in, len(s.BDIIs), ok, len(s.Primaries))
 }
 
 // SaveState writes st to path atomically (0644: it holds no secret).
@@ -127,7 +140,11 @@ func (s *State) WriteReport(w io.Writer) {
 			b.Damper.Describe(s.FailAfter, s.RecoverAfter), b.Check)
 	}
 	for _, p := range s.Primaries {
-		line := fmt.Sprintf("primary %-22s records: %s", p.Addr, strings.Join(p.Records, " "))
+		recs := strings.Join(p.Records, " ")
+		if recs == "" {
+			recs = "(none read)"
+		}
+		line := fmt.Sprintf("primary %-22s records: %s", p.Addr, recs)
 		if p.Error != "" {
 			line += "; ERROR: " + p.Error
 		}

@@ -161,7 +161,7 @@ func TestStateFileAndStatus(t *testing.T) {
 	}
 	var out bytes.Buffer
 	if code := status("", p, now.Add(10*time.Second), &out, &out); code != 2 ||
-		!strings.HasPrefix(out.String(), "DNS-UPDATER CRITICAL - no BDII is healthy\n") ||
+		!strings.HasPrefix(out.String(), "DNS-UPDATER CRITICAL - no BDII is healthy | bdiis_in_service=0;;;0;1 primaries_in_sync=1;;;0;1\n") ||
 		!strings.Contains(out.String(), "out of service") {
 		t.Errorf("status: %d\n%s", code, out.String())
 	}
