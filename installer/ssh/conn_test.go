@@ -86,6 +86,10 @@ func TestFiles(t *testing.T) {
 			if _, err := c.ReadFile(ctx, p); !errors.Is(err, fs.ErrNotExist) {
 				t.Fatalf("missing file: err %v, want fs.ErrNotExist", err)
 			}
+			// Files whose size stat says 0 (procfs) are read to their end.
+			if b, err := c.ReadFile(ctx, "/proc/mounts"); err != nil || !bytes.Contains(b, []byte(" /proc proc ")) {
+				t.Errorf("ReadFile(/proc/mounts) = %.80q, %v", b, err)
+			}
 			if err := c.WriteFile(ctx, p, []byte("v1\n"), 0o640, "daemon", "bin"); err != nil {
 				t.Fatal(err)
 			}

@@ -156,6 +156,11 @@ func (d *Dialer) DialConn(ctx context.Context, host string) (*Conn, error) {
 	if d.inv == nil {
 		return nil, fmt.Errorf("%s: no inventory", host)
 	}
+	switch d.opts.HostKeyPolicy {
+	case "", PolicyStrict, PolicyAcceptNew:
+	default:
+		return nil, fmt.Errorf("%s: host-key policy %q: want %q or %q", host, d.opts.HostKeyPolicy, PolicyStrict, PolicyAcceptNew)
+	}
 	h := d.inv.Host(host)
 	if h == nil {
 		return nil, fmt.Errorf("%s: not in inventory %s", host, d.inv.Path)

@@ -182,4 +182,7 @@ func TestMissingIdentity(t *testing.T) {
 	if _, err := NewDialer(inv, Options{}).Dial(t.Context(), "nosuch"); err == nil || !strings.Contains(err.Error(), "nosuch: not in inventory") {
 		t.Errorf("unknown host: %v", err)
 	}
+	if _, err := NewDialer(inv, Options{HostKeyPolicy: "yes"}).Dial(t.Context(), "rb1"); err == nil || !strings.Contains(err.Error(), "host-key policy") {
+		t.Errorf("bad policy: %v", err)
+	}
 }
