@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -104,13 +105,31 @@ func manualCmd(name, usage string, flags ...cli.Flag) *cli.Command {
 		ArgsUsage: "GROUP",
 		Flags:     flags,
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return cli.Exit("usage: gridha hagd "+name+" GROUP", 2)
+			// urfave/cli stops at the first argument: accept the flags
+			// after GROUP too (gridha hagd takeover rb1 -c FILE).
+			args := c.Args().Slice()
+			var group string
+			for i := 0; i < len(args); i++ {
+				switch a := args[i]; {
+				case (a == "-c" || a == "--config" || a == "-config") && i+1 < len(args):
+					_ = c.Set("config", args[i+1])
+					i++
+				case (a == "--socket" || a == "-socket") && i+1 < len(args):
+					_ = c.Set("socket", args[i+1])
+					i++
+				case group == "" && !strings.HasPrefix(a, "-"):
+					group = a
+				default:
+					return cli.Exit("usage: gridha hagd "+name+" [-c FILE] GROUP", 2)
+				}
 			}
-			if _, err := Control(c.Context, socketPath(c), ControlRequest{Cmd: name, Group: c.Args().First()}); err != nil {
+			if group == "" {
+				return cli.Exit("usage: gridha hagd "+name+" [-c FILE] GROUP", 2)
+			}
+			if _, err := Control(c.Context, socketPath(c), ControlRequest{Cmd: name, Group: group}); err != nil {
 				return cli.Exit(err, 1)
 			}
-			fmt.Fprintf(c.App.Writer, "%s %s: requested; follow it with gridha hagd status\n", name, c.Args().First())
+			fmt.Fprintf(c.App.Writer, "%s %s: requested; follow it with gridha hagd status\n", name, group)
 			return nil
 		},
 	}

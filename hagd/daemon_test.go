@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 func TestScriptRunnerTimeoutKillsProcessGroup(t *testing.T) {
@@ -248,3 +250,29 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = testWriter{}
+
+func TestCLIManualArgs(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	run := func(args ...string) error {
+		app := &cli.App{Name: "gridha", Commands: []*cli.Command{Command()}, Writer: io.Discard, ErrWriter: io.Discard,
+			ExitErrHandler: func(*cli.Context, error) {}}
+		return app.Run(append([]string{"gridha", "hagd"}, args...))
+	}
+	// flags before or after GROUP reach the socket named
+	for _, args := range [][]string{
+		{"takeover", "--socket", sock, "rb"},
+		{"takeover", "rb", "--socket", sock},
+		{"giveup", "rb", "-c", "/nonexistent.conf", "--socket", sock},
+	} {
+		err := run(args...)
+		if err == nil || !strings.Contains(err.Error(), sock) {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+	if err := run("takeover"); err == nil || !strings.Contains(err.Error(), "usage") {
+		t.Errorf("no group: %v", err)
+	}
+	if err := run("takeover", "a", "b"); err == nil || !strings.Contains(err.Error(), "usage") {
+		t.Errorf("two groups: %v", err)
+	}
+}
