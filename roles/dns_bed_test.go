@@ -359,4 +359,13 @@ func TestDNSOnBed(t *testing.T) {
 			t.Errorf("%s: new key after rotation: %s", srv, dns.RcodeToString[rc])
 		}
 	}
+
+	// update_via: controller reads (and would send) straight to port 53 of
+	// each primary: the audit agrees with the SSH-tunnelled path.
+	inv.Roles.DNS.UpdateVia = "controller"
+	for _, r := range bedRun(t, ctx, inv, DNS{}, Options{ReadOnly: true}, installer.ModeAudit).Results {
+		if r.Status != installer.StatusOK {
+			t.Errorf("audit via the controller: %s %s: %s %s", r.Host, r.Step, r.Status, r.Message)
+		}
+	}
 }

@@ -50,12 +50,9 @@ func (o ownedLines) edit(content []byte) []byte {
 		want[w.Key] = w.Line
 	}
 	placed := map[string]bool{}
-	text := string(content)
-	trailingNL := text == "" || strings.HasSuffix(text, "\n")
-	text = strings.TrimSuffix(text, "\n")
 	var out []string
-	if text != "" || len(content) > 0 {
-		for _, line := range strings.Split(text, "\n") {
+	if len(content) > 0 {
+		for _, line := range strings.Split(strings.TrimSuffix(string(content), "\n"), "\n") {
 			key, owned := o.Owns(line)
 			if !owned {
 				out = append(out, line)
@@ -76,11 +73,7 @@ func (o ownedLines) edit(content []byte) []byte {
 	if len(out) == 0 {
 		return nil
 	}
-	res := strings.Join(out, "\n")
-	if trailingNL || len(out) > 0 {
-		res += "\n"
-	}
-	return []byte(res)
+	return []byte(strings.Join(out, "\n") + "\n")
 }
 
 // CheckApply implements installer.Step.
