@@ -370,6 +370,19 @@ func (b *Bed) AddHost(ctx context.Context, name string) (*Host, error) {
 	return h, b.writeMeta(holder)
 }
 
+// Detach lets go of a bed brought up with Options.Hold: this process no
+// longer holds it (its holder process does) and this Bed's Down takes it over
+// like a loaded one. Without Hold, the bed is then stale and the next Up of
+// its ID tears it down.
+func (b *Bed) Detach() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.lock != nil {
+		b.lock.Close() // not LOCK_UN: the holder shares this open file and keeps the lock
+		b.lock = nil
+	}
+}
+
 // Down tears the bed down: every process of its hosts, namespaces, veths,
 // bridge and files; then releases its ID. Calling it again does nothing.
 func (b *Bed) Down() error {
@@ -379,18 +392,19 @@ func (b *Bed) Down() error {
 		return nil
 	}
 	b.down = true
+	lock := b.lock
+	b.lock = nil
 	b.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if b.lock == nil { // loaded from N.json by another process: take the lock over
-		lock, err := takeOver(ctx, b.ID)
-		if err != nil {
+	if lock == nil { // loaded from N.json, or detached: take the lock over
+		var err error
+		if lock, err = takeOver(ctx, b.ID); err != nil {
 			return fmt.Errorf("testbed: bed %d: %w", b.ID, err)
 		}
-		b.lock = lock
 	}
 	err := teardown(ctx, b.ID, b.logf)
-	unlock(b.lock)
+	unlock(lock)
 	if err != nil {
 		return fmt.Errorf("testbed: bed %d: down: %w", b.ID, err)
 	}

@@ -92,6 +92,7 @@ func up(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	b.Detach() // the holder keeps the bed
 	w := c.App.Writer
 	fmt.Fprintf(w, "bed %d up in %v: subnet %s on bridge %s (this machine is %s)\n\n", b.ID, time.Since(start).Round(time.Millisecond), b.Subnet, b.Bridge, b.Gateway)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
