@@ -56,12 +56,13 @@ func (l *hostLock) release() {
 func lockScript(path, owner string) string {
 	q := ShellQuote(path)
 	return fmt.Sprintf(`command -v flock >/dev/null 2>&1 || { echo "flock(1) (util-linux) is not installed" >&2; exit %d; }
+mkdir -p "$(dirname %s)" 2>/dev/null
 exec 9>>%s || exit 70
 if ! flock -n 9; then cat %s 2>/dev/null; exit %d; fi
 printf '%%s\n' %s > %s
 echo locked
 cat >/dev/null
-`, lockExitNoFlock, q, q, lockExitBusy, ShellQuote(owner), q)
+`, lockExitNoFlock, q, q, q, lockExitBusy, ShellQuote(owner), q)
 }
 
 // lockPrelude makes the first fact batch wait until the lock file names this
