@@ -299,3 +299,27 @@ func TestBDIIListErrors(t *testing.T) {
 		}
 	}
 }
+
+// The MAN05 example inventory plans for both roles.
+func TestBDIIDNSExamplePlans(t *testing.T) {
+	inv, err := inventory.Load("../inventory-examples/bdii-dns.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.SecretsDir = filepath.Join(t.TempDir(), "secrets")
+	inv.Roles.DNS.Updater.BinarySource = "none"
+	plan, err := DNS{}.Plan(inv, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := plan.Hosts(); strings.Join(h, ",") != "dns1,dns2" {
+		t.Errorf("dns hosts %v", h)
+	}
+	plan, err = BDIIClient{}.Plan(inv, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := plan.Hosts(); strings.Join(h, ",") != "ui1,wn1" {
+		t.Errorf("bdii-client hosts %v", h)
+	}
+}
