@@ -40,11 +40,17 @@ type Conn struct {
 	// become: sudo (tests use it to cover that path without sudo).
 	shellFiles bool
 
+	slots chan struct{} // bounds concurrent exec sessions
+
 	closeOnce sync.Once
 	done      chan struct{}
 }
 
 var _ installer.Conn = (*Conn)(nil)
+
+// maxRunSessions is how many Runs may have a session open at once: below
+// OpenSSH's default MaxSessions 10, leaving room for SFTP and a kill.
+const maxRunSessions = 8
 
 // connect dials the jump host (if any) and the target, and starts the
 // keepalives.
@@ -171,13 +177,30 @@ func (c *Conn) wrap(script, marker string) string {
 }
 
 // newSession opens a session, giving up when ctx ends.
+// A refused open (sshd's MaxSessions reached, because a closed session is
+// freed by the server a moment after we close it) is retried for a while.
 func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
-	s, err := await(ctx, c.client.NewSession, func(s *ssh.Session) { s.Close() })
-	if err != nil {
-		return nil, err
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		var s *ssh.Session
+		s, err = await(ctx, c.client.NewSession, func(s *ssh.Session) { s.Close() })
+		if err == nil {
+			c.sessions.Add(1)
+			return s, nil
+		}
+		var oce *ssh.OpenChannelError
+		if !errors.As(err, &oce) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.done:
+			return nil, errClosed
+		case <-time.After(time.Duration(20+10*attempt) * time.Millisecond):
+		}
 	}
-	c.sessions.Add(1)
-	return s, nil
+	return nil, err
 }
 
 // Run runs cmd with /bin/sh on the host in one session. A non-zero exit is
@@ -197,6 +220,14 @@ func (c *Conn) run(ctx context.Context, script string, stdin io.Reader) (install
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
+	// sshd allows MaxSessions (10) open sessions per connection, SFTP's
+	// included: more concurrent Runs wait for a slot instead of failing.
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	defer func() { <-c.slots }()
 	s, err := c.newSession(ctx)
 	if err != nil {
 		return res, err

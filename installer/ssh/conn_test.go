@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -336,6 +338,48 @@ func BenchmarkRun(b *testing.B) {
 		res, err := c.Run(ctx, "true", nil)
 		if err != nil || res.ExitCode != 0 {
 			b.Fatal(res, err)
+		}
+	}
+}
+
+// TestConcurrentRuns: more concurrent Runs than sshd's MaxSessions (10)
+// all succeed on one connection.
+func TestConcurrentRuns(t *testing.T) {
+	f := newFixture(t)
+	c := dial(t, f.inventory(), f.options(), "h1")
+	ctx := testCtx(t)
+	const n = 25
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			want := strconv.Itoa(i)
+			res, err := c.Run(ctx, "sleep 0.2; echo "+want, nil)
+			if err == nil && strings.TrimSpace(string(res.Stdout)) != want {
+				err = fmt.Errorf("run %d printed %q", i, res.Stdout)
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if st := c.Stats(); st.Connections != 1 || st.Sessions != n {
+		t.Errorf("stats %+v, want 1 connection, %d sessions", st, n)
+	}
+}
+
+func BenchmarkWriteFile(b *testing.B) {
+	f := newFixture(b)
+	c := dial(b, f.inventory(), f.options(), "h1")
+	ctx := context.Background()
+	p := filepath.Join(b.TempDir(), "hagd.conf")
+	data := bytes.Repeat([]byte("key=value\n"), 100)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.WriteFile(ctx, p, data, 0o640, "root", "daemon"); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -169,7 +169,7 @@ func (d *Dialer) DialConn(ctx context.Context, host string) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", host, err)
 	}
-	c := &Conn{host: host, target: t, dialer: d, done: make(chan struct{})}
+	c := &Conn{host: host, target: t, dialer: d, done: make(chan struct{}), slots: make(chan struct{}, maxRunSessions)}
 	if err := c.connect(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", host, err)
 	}
