@@ -707,3 +707,69 @@ func BenchmarkFailover(b *testing.B) {
 		})
 	}
 }
+
+// TestMySQLLease checks the lease rows against a real MariaDB on a test-bed
+// host: exclusive, renewable only while valid, taken over only once expired
+// on the DB clock, released on request; the table is created on first use.
+func TestMySQLLease(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test (short mode)")
+	}
+	bed := testbed.New(t, "db")
+	db := bed.MustHost("db")
+	ctx := context.Background()
+	must(t, db.StartMariaDB(ctx))
+	if _, err := db.MySQL(ctx, "CREATE DATABASE hagd; CREATE USER 'hagd'@'%' IDENTIFIED BY 'lease-test-pw'; GRANT ALL ON hagd.* TO 'hagd'@'%';"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenMySQLLease(MySQLConfig{Host: db.Addr, User: "hagd", Password: "lease-test-pw", DB: "hagd", Timeout: 5 * time.Second})
+	must(t, err)
+	defer l.Close()
+	op := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	ttl := 1500 * time.Millisecond
+	if r := l.Acquire(op(), "rb", "n1", ttl); !r.OK || r.Err != nil {
+		t.Fatalf("n1 acquire: %+v", r)
+	}
+	if r := l.Acquire(op(), "rb", "n2", ttl); r.OK || r.Err != nil || r.Holder != "n1" || r.Remaining <= 0 || r.Remaining > ttl {
+		t.Fatalf("n2 acquire of n1's lease: %+v", r)
+	}
+	if r := l.Renew(op(), "rb", "n2", ttl); r.OK {
+		t.Fatalf("n2 renewed n1's lease")
+	}
+	if r := l.Renew(op(), "rb", "n1", ttl); !r.OK {
+		t.Fatalf("n1 renew: %+v", r)
+	}
+	row, _ := db.MySQL(ctx, "SELECT holder, expires > NOW(6) FROM hagd.hagd_lease WHERE grp='rb'")
+	if strings.TrimSpace(row) != "n1\t1" {
+		t.Errorf("row %q", row)
+	}
+	// expiry on the DB clock: n1 cannot renew any more, n2 may take it
+	time.Sleep(ttl + 200*time.Millisecond)
+	if r := l.Renew(op(), "rb", "n1", ttl); r.OK {
+		t.Fatalf("n1 renewed an expired lease")
+	}
+	if r := l.Acquire(op(), "rb", "n2", ttl); !r.OK {
+		t.Fatalf("n2 acquire of an expired lease: %+v", r)
+	}
+	must(t, l.Release(op(), "rb", "n1")) // not n1's: no effect
+	if r := l.Acquire(op(), "rb", "n1", ttl); r.OK {
+		t.Fatalf("n1 took n2's lease after a foreign release")
+	}
+	must(t, l.Release(op(), "rb", "n2"))
+	if r := l.Acquire(op(), "rb", "n3", ttl); !r.OK {
+		t.Fatalf("n3 acquire after release: %+v", r)
+	}
+	row, _ = db.MySQL(ctx, "SELECT grp, holder FROM hagd.hagd_lease")
+	if strings.TrimSpace(row) != "rb\tn3" {
+		t.Errorf("rows %q", row)
+	}
+	// the DB unreachable: an error, not a verdict
+	must(t, db.StopMariaDB(ctx))
+	if r := l.Renew(op(), "rb", "n3", ttl); r.OK || r.Err == nil {
+		t.Errorf("renew with the DB down: %+v", r)
+	}
+}
