@@ -3,7 +3,6 @@ package steps_test
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"sort"
 	"strings"
 	"testing"
@@ -46,15 +45,6 @@ func (e *bedEnv) run(t *testing.T, mode installer.Mode, plan *installer.Plan) *i
 
 func onePhase(host string, ss ...installer.Step) *installer.Plan {
 	return &installer.Plan{Phases: []installer.Phase{{Name: "test", Steps: map[string][]installer.Step{host: ss}}}}
-}
-
-// statuses maps step ID -> status (for one host).
-func statuses(rep *installer.Report) map[string]installer.Status {
-	out := map[string]installer.Status{}
-	for _, r := range rep.Results {
-		out[r.Step] = r.Status
-	}
-	return out
 }
 
 func wantAll(t *testing.T, what string, rep *installer.Report, want installer.Status) {
@@ -376,4 +366,3 @@ esac
 exit 0
 `
 
-var _ = fs.ModePerm
