@@ -365,4 +365,3 @@ restart) "$0" stop; "$0" start ;;
 esac
 exit 0
 `
-
