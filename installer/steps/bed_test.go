@@ -21,7 +21,7 @@ type bedEnv struct {
 	dialer installer.Dialer
 }
 
-func newBedEnv(t *testing.T, hosts []string, extraYAML string) *bedEnv {
+func newBedEnv(t testing.TB, hosts []string, extraYAML string) *bedEnv {
 	t.Helper()
 	bed := testbed.New(t, hosts...)
 	inv, err := inventory.Load(bed.WriteInventory(t, bed.HostsYAML(nil)+extraYAML))
