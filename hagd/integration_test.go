@@ -87,6 +87,11 @@ var (
 		ttl: 2500 * time.Millisecond, renew: 400 * time.Millisecond, ltimeout: 400 * time.Millisecond,
 		stopTimeout: time.Second, timeout: 3 * time.Second, status: time.Second, backoff: 10 * time.Second}
 	defaults = timing{name: "default"}
+	// lenient is tuned with more slack, for the functional tests on a
+	// loaded machine (a late heartbeat must not look like a death).
+	lenient = timing{name: "lenient", hb: 250 * time.Millisecond, dt1: 2 * time.Second, dt2: 500 * time.Millisecond,
+		ttl: 3 * time.Second, renew: 500 * time.Millisecond, ltimeout: 500 * time.Millisecond,
+		stopTimeout: time.Second, timeout: 3 * time.Second, status: time.Second, backoff: 10 * time.Second}
 )
 
 type cluster struct {
@@ -383,7 +388,7 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("KillMaster", func(t *testing.T) {
 		c.t = t
-		c.setup(tuned, three)
+		c.setup(lenient, three)
 		c.startAll("n1", "n2", "n3")
 		c.waitMaster("rb", "n1", 20*time.Second)
 		if h := c.leaseHolder("rb"); h != "n1" {
@@ -428,7 +433,7 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("LinkDownNoSplitBrain", func(t *testing.T) {
 		c.t = t
-		c.setup(tuned, three)
+		c.setup(lenient, three)
 		c.startAll("n1", "n2", "n3")
 		c.waitMaster("rb", "n1", 20*time.Second)
 		time.Sleep(time.Second)
@@ -463,7 +468,7 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("ForgedAndReplayedPackets", func(t *testing.T) {
 		c.t = t
-		c.setup(tuned, three)
+		c.setup(lenient, three)
 		c.startAll("n1", "n2", "n3")
 		c.waitMaster("rb", "n1", 20*time.Second)
 		before := len(c.events())
@@ -503,7 +508,7 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("ManualTakeover", func(t *testing.T) {
 		c.t = t
-		c.setup(tuned, three)
+		c.setup(lenient, three)
 		c.startAll("n1", "n2", "n3")
 		c.waitMaster("rb", "n1", 20*time.Second)
 		asked := time.Now()
@@ -534,7 +539,7 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("HangingStart", func(t *testing.T) {
 		c.t = t
-		c.setup(tuned, three)
+		c.setup(lenient, three)
 		must(t, c.nodes["n1"].WriteFile(itFlagDir+"/hang-start", nil, 0o644))
 		begun := time.Now()
 		c.startAll("n1", "n2", "n3")
@@ -553,7 +558,7 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("StatusFailure", func(t *testing.T) {
 		c.t = t
-		c.setup(tuned, three)
+		c.setup(lenient, three)
 		c.startAll("n1", "n2", "n3")
 		c.waitMaster("rb", "n1", 20*time.Second)
 		must(t, c.nodes["n1"].WriteFile(itFlagDir+"/fail-status", nil, 0o644))
@@ -563,7 +568,7 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("Multigroup", func(t *testing.T) {
 		c.t = t
-		c.setup(tuned, map[string]string{"n1": "g1:30", "n2": "g2:30", "n3": "g1:10,g2:10"})
+		c.setup(lenient, map[string]string{"n1": "g1:30", "n2": "g2:30", "n3": "g1:10,g2:10"})
 		c.startAll("n1", "n2", "n3")
 		c.waitMaster("g1", "n1", 20*time.Second)
 		c.waitMaster("g2", "n2", 20*time.Second)
