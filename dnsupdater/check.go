@@ -99,7 +99,7 @@ func (c *LDAPCheck) run(ctx context.Context, t BDII) (Status, string) {
 		"(objectClass=UpdateStats)", []string{"TotalEntries", "modifyTimestamp", "Hostname"}, nil)
 	res, err := l.Search(req)
 	if err != nil {
-		if ctx.Err() != nil {
+		if timedOut(ctx, err) {
 			return Critical, fmt.Sprintf("ldap %s: no answer within the check timeout", t.HostPort())
 		}
 		return Critical, fmt.Sprintf("ldap %s: search o=infosys: %v", t.HostPort(), shortErr(err))
@@ -138,7 +138,7 @@ func (c *LDAPCheck) run(ctx context.Context, t BDII) (Status, string) {
 			"(objectClass=*)", []string{"1.1"}, nil)
 		r, err := l.Search(q)
 		if err != nil {
-			if ctx.Err() != nil {
+			if timedOut(ctx, err) {
 				return Critical, fmt.Sprintf("ldap %s: search %s: no answer within the check timeout", t.HostPort(), c.QueryBase)
 			}
 			return Critical, fmt.Sprintf("ldap %s: search %s: %v", t.HostPort(), c.QueryBase, shortErr(err))
@@ -146,6 +146,13 @@ func (c *LDAPCheck) run(ctx context.Context, t BDII) (Status, string) {
 		msg += fmt.Sprintf(", %s answers (%d entries)", c.QueryBase, len(r.Entries))
 	}
 	return OK, msg
+}
+
+// timedOut tells a timeout (ours, or go-ldap's own, set to the same
+// deadline) from other errors.
+func timedOut(ctx context.Context, err error) bool {
+	var ne net.Error
+	return ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) || strings.Contains(err.Error(), "timed out")
 }
 
 // parseGeneralizedTime parses LDAP GeneralizedTime as slapd writes it

@@ -224,13 +224,25 @@ func TestBDIIDeathAndRecovery(t *testing.T) {
 	f := newFixture(t, 2, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	c := f.config("a.state", "")
+	// A site plugin (Nagios exit codes) beside the LDAP check.
+	plugin := filepath.Join(f.dir, "check_bdii_glue")
+	script := "#!/bin/sh\nif ldapsearch -x -LLL -o nettimeout=1 -H ldap://$1:$2 -b o=glue -s base dn >/dev/null 2>&1; " +
+		"then echo \"OK - o=glue answers on $1\"; exit 0; fi\necho \"CRITICAL - o=glue does not answer on $1\"; exit 2\n"
+	if err := os.WriteFile(plugin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := f.config("a.state", "query_base = o=grid\nmin_entries = 5\ncheck_command = glue "+plugin+" {address} {port}\n")
 	u, logs := f.updater(c)
 	b1, b2 := f.bdiis[0], f.bdiis[1]
 
 	st := cycle(ctx, t, u, c)
 	if st.Status != OK {
 		t.Fatalf("first cycle: %s\n%s", st.NagiosLine(), logs)
+	}
+	for _, b := range st.BDIIs {
+		if !strings.Contains(b.Check, "o=grid answers") || !strings.Contains(b.Check, "glue: OK - o=glue answers on "+b.Address) {
+			t.Errorf("%s: check message %q", b.Name, b.Check)
+		}
 	}
 	for _, ns := range f.ns {
 		f.wantRecords(ctx, ns, addrs(b1, b2), "first cycle")
@@ -345,6 +357,36 @@ func TestStaleBDII(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "UpdateStats is stale") {
 		t.Errorf("stale reason not logged:\n%s", logs)
+	}
+
+	// bdii-update back: fresh again, re-added after recover_after (2).
+	if err := b2.StartBDIIUpdate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ { // bounded wait for a fresh UpdateStats
+		if _, mod, err := b2.BDIIStats(ctx); err == nil && time.Since(mod) < 3*time.Second {
+			break
+		}
+		if i > 60 {
+			t.Fatal("bdii2's UpdateStats not fresh 30 s after bdii-update restarted")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	cycle(ctx, t, u, c)
+	cycle(ctx, t, u, c)
+	f.wantRecords(ctx, f.ns[0], addrs(b1, b2), "bdii2 fresh again")
+
+	// A hung slapd (SIGSTOP: the kernel still accepts the connection, no
+	// LDAP answer comes) fails on the check timeout and is removed too.
+	if out, err := b1.Sh(ctx, "kill -STOP $(cat "+testbed.BDIISlapdPID+")"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	defer b1.Sh(context.Background(), "kill -CONT $(cat "+testbed.BDIISlapdPID+")")
+	cycle(ctx, t, u, c)
+	st = cycle(ctx, t, u, c)
+	f.wantRecords(ctx, f.ns[0], addrs(b2), "two cycles with a hung bdii1")
+	if !strings.Contains(st.BDIIs[0].Check, "no answer within the check timeout") {
+		t.Errorf("hung bdii1 check: %q", st.BDIIs[0].Check)
 	}
 }
 
