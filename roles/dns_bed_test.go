@@ -128,7 +128,7 @@ roles:
     zone: %s
     name: topbdii
     ttl: 45
-    key_name: gridha-topbdii
+    key_name: topbdii-update
     primaries: [dns1, dns2]
     updaters: [dns2]
     bdiis:
@@ -221,7 +221,7 @@ func TestDNSOnBed(t *testing.T) {
 		if got := dnsReadFile(t, h, paths.KeyFile); got != string(key.BINDFile()) {
 			t.Errorf("%s: key file differs from the secrets folder's", h.Name)
 		}
-		if got := dnsReadFile(t, h, paths.GridhaConf); !strings.Contains(got, "grant gridha-topbdii name "+rrName+". A AAAA;") {
+		if got := dnsReadFile(t, h, paths.GridhaConf); !strings.Contains(got, "grant topbdii-update name "+rrName+". A AAAA;") {
 			t.Errorf("%s: named.conf.gridha:\n%s", h.Name, got)
 		}
 		if got := dnsReadFile(t, h, paths.LocalConf); strings.Count(got, `include "/etc/bind/named.conf.gridha";`) != 1 {
@@ -268,7 +268,7 @@ func TestDNSOnBed(t *testing.T) {
 		t.Errorf("after signed remove: %v", got)
 	}
 	// Refused: another name, unsigned, another key.
-	other, _ := GenerateTSIGKey("gridha-topbdii")
+	other, _ := GenerateTSIGKey("topbdii-update")
 	stranger, _ := GenerateTSIGKey("someone-else")
 	for _, c := range []struct {
 		what string

@@ -201,7 +201,7 @@ func TestDNSPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	inv.SecretsDir = filepath.Join(t.TempDir(), "secrets")
-	keyPath := TSIGKeyPath(inv, "gridha-topbdii")
+	keyPath := TSIGKeyPath(inv, "topbdii-update")
 
 	// Read-only planning writes no key.
 	if _, err := (DNS{}).Plan(inv, Options{ReadOnly: true}); err != nil {
