@@ -318,14 +318,17 @@ func parseHostPort(v string, defPort int) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(p)), nil
 }
 
+// bdiiNameRe: a host name, an inventory name or an address (':' for IPv6).
+var bdiiNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
+
 // parseBDII parses "NAME ADDRESS [PORT]".
 func parseBDII(v string) (BDII, error) {
 	f := strings.Fields(v)
 	if len(f) < 2 || len(f) > 3 {
 		return BDII{}, fmt.Errorf("want NAME ADDRESS [PORT], got %q", clip(v))
 	}
-	if !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`).MatchString(f[0]) {
-		return BDII{}, fmt.Errorf("bad BDII name %q (letters, digits, . _ -)", clip(f[0]))
+	if !bdiiNameRe.MatchString(f[0]) {
+		return BDII{}, fmt.Errorf("bad BDII name %q (letters, digits, . _ - :)", clip(f[0]))
 	}
 	a, err := netip.ParseAddr(f[1])
 	if err != nil || a.Zone() != "" {

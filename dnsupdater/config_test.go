@@ -202,3 +202,17 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestParseConfigIPv6Names(t *testing.T) {
+	c, err := ParseConfig("t.conf", []byte("zone=z.org\nname=rr.z.org\nttl=30\nprimary=[2001:db8::53]:53\nprimary=2001:db8::54\n"+
+		"tsig_key_file=/k\nbdii=2001:db8::1 2001:db8::1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Primaries[0] != "[2001:db8::53]:53" || c.Primaries[1] != "[2001:db8::54]:53" || c.BDIIs[0].Name != "2001:db8::1" {
+		t.Errorf("%v %+v", c.Primaries, c.BDIIs)
+	}
+	if _, err := ParseConfig("m.conf", c.Marshal()); err != nil {
+		t.Errorf("round trip: %v\n%s", err, c.Marshal())
+	}
+}
