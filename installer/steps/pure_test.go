@@ -181,3 +181,17 @@ func TestRenderAssignment(t *testing.T) {
 		}
 	}
 }
+
+func TestParseUserState(t *testing.T) {
+	out := "pw=edguser:x:999:999:EDG user:/home/edguser:/bin/sh\ngid=edguser\nhome=/home/edguser\n" +
+		"/home/edguser|directory|755|edguser|edguser\n/home/edguser/.ssh|directory|700|edguser|edguser\n" +
+		"/home/edguser/.ssh/authorized_keys|regular file|600|edguser|edguser\nak=a2V5Cg==\ngroupexists=1\n"
+	st := parseUserState(out)
+	if !st.Exists || st.Home != "/home/edguser" || st.Shell != "/bin/sh" || st.Group != "edguser" || !st.GroupExists ||
+		!st.HomeStat.Exists || st.SSHStat.Mode != "700" || st.AKStat.Kind != "regular file" || string(st.Keys) != "key\n" {
+		t.Errorf("%+v", st)
+	}
+	if st := parseUserState("home=/home/new\n"); st.Exists || st.Home != "/home/new" || st.HomeStat.Exists {
+		t.Errorf("absent user: %+v", st)
+	}
+}

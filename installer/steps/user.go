@@ -34,18 +34,17 @@ func userKey(name string) string { return "user:" + name }
 
 // Probes implements installer.Step.
 func (u User) Probes() []installer.Probe {
+	// Few processes: getent, id, one stat for three paths, base64.
 	script := fmt.Sprintf(`n=%s
 h=%s
 if e=$(getent passwd "$n"); then
   echo "pw=$e"
   echo "gid=$(id -gn "$n")"
-  h=$(echo "$e" | cut -d: -f6)
+  h=${e#*:*:*:*:*:}; h=${h%%:*}
 fi
 if [ -n "$h" ]; then
   echo "home=$h"
-  stat -c 'homestat=%%F|%%a|%%U|%%G' "$h" 2>/dev/null
-  stat -c 'sshstat=%%F|%%a|%%U|%%G' "$h/.ssh" 2>/dev/null
-  stat -c 'akstat=%%F|%%a|%%U|%%G' "$h/.ssh/authorized_keys" 2>/dev/null
+  stat -c '%%n|%%F|%%a|%%U|%%G' "$h" "$h/.ssh" "$h/.ssh/authorized_keys" 2>/dev/null
   if [ -f "$h/.ssh/authorized_keys" ]; then printf 'ak='; base64 -w0 "$h/.ssh/authorized_keys"; echo; fi
 fi
 if [ -n %s ]; then getent group %s >/dev/null && echo groupexists=1; fi
@@ -80,7 +79,12 @@ func parseStatLine(v string) statLine {
 
 func parseUserState(out string) userState {
 	var st userState
+	var stats []string
 	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "/") {
+			stats = append(stats, line)
+			continue
+		}
 		k, v, ok := strings.Cut(line, "=")
 		if !ok {
 			continue
@@ -98,18 +102,25 @@ func parseUserState(out string) userState {
 			if !st.Exists {
 				st.Home = v
 			}
-		case "homestat":
-			st.HomeStat = parseStatLine(v)
-		case "sshstat":
-			st.SSHStat = parseStatLine(v)
-		case "akstat":
-			st.AKStat = parseStatLine(v)
 		case "ak":
 			if b, err := base64.StdEncoding.DecodeString(v); err == nil {
 				st.Keys, st.KeysKnown = b, true
 			}
 		case "groupexists":
 			st.GroupExists = true
+		}
+	}
+	if st.Home != "" {
+		for _, l := range stats {
+			p, rest, _ := strings.Cut(l, "|")
+			switch path.Clean(p) {
+			case path.Clean(st.Home):
+				st.HomeStat = parseStatLine(rest)
+			case path.Join(st.Home, ".ssh"):
+				st.SSHStat = parseStatLine(rest)
+			case path.Join(st.Home, ".ssh", "authorized_keys"):
+				st.AKStat = parseStatLine(rest)
+			}
 		}
 	}
 	return st
