@@ -135,6 +135,7 @@ type groupSM struct {
 	scriptOp     string
 	serviceUp    bool // start has been run and no stop has completed since
 	stopping     bool
+	stopRetryAt  time.Time // after a failed stop
 	startIssued  bool
 
 	// timers
@@ -272,8 +273,15 @@ func (m *Machine) ScriptDone(now time.Time, group string, id uint64, err error) 
 			break
 		}
 		if err != nil {
-			acts = append(acts, note(g, 0, fmt.Sprintf("stop failed: %v (the service may still be running)", err)))
+			// The service may still be up: keep (renewing) the lease so
+			// that nobody else starts, and retry the stop.
+			retry := max(m.p.StopTimeout, time.Second)
+			acts = append(acts, note(g, 0, fmt.Sprintf("stop failed: %v; the service may still be running: keeping the lease, retrying stop in %v", err, retry)))
+			g.serviceUp = true
+			g.stopRetryAt = now.Add(retry)
+			break
 		}
+		g.stopRetryAt = time.Time{}
 		switch g.state {
 		case StateGiveup:
 			if m.shutdown {
@@ -590,6 +598,12 @@ func (m *Machine) evalGroup(now time.Time, g *groupSM, acts []Action) []Action {
 	// may expire before a stop could finish stops now.
 	if m.p.UseLease && g.serviceUp && !g.stopping && !now.Before(g.leaseSafeUntil) {
 		acts = append(acts, m.beginStop(now, g, StateFailed, "lease not renewed in time")...)
+	}
+
+	if g.serviceUp && !g.stopping && !g.stopRetryAt.IsZero() && !now.Before(g.stopRetryAt) {
+		g.stopRetryAt = time.Time{}
+		g.stopping = true
+		acts = append(acts, m.script(g, OpStop))
 	}
 
 	switch g.state {

@@ -45,6 +45,7 @@ type simNode struct {
 	startErr   map[string]error
 	startHang  map[string]bool
 	statusErr  map[string]error
+	stopFails  map[string]int         // this many stops fail (exit 1) before one succeeds
 	starts     map[string][]time.Time // start issued
 	takeovers  map[string][]time.Time // entered takeover
 	transition []string
@@ -100,7 +101,7 @@ func (s *sim) add(id string, groups string) *simNode {
 		gs = append(gs, g)
 	}
 	n := &simNode{id: id, groups: gs, alive: true, linked: true, running: map[string]bool{},
-		startErr: map[string]error{}, startHang: map[string]bool{}, statusErr: map[string]error{},
+		startErr: map[string]error{}, startHang: map[string]bool{}, statusErr: map[string]error{}, stopFails: map[string]int{},
 		starts: map[string][]time.Time{}, takeovers: map[string][]time.Time{}}
 	s.nodes[id] = n
 	s.order = append(s.order, id)
@@ -161,6 +162,11 @@ func (s *sim) do(n *simNode, acts []Action) {
 				}
 			case OpStatus:
 				sc.err = n.statusErr[a.Group]
+			case OpStop:
+				if n.stopFails[a.Group] > 0 {
+					n.stopFails[a.Group]--
+					sc.err = errors.New("exit status 1")
+				}
 			}
 			n.scripts = append(keep, sc)
 		case ActLease:
@@ -262,7 +268,7 @@ func (s *sim) run(d time.Duration) {
 			}
 			n.scripts = keep
 			for _, sc := range done {
-				if sc.op == OpStop {
+				if sc.op == OpStop && sc.err == nil {
 					n.running[sc.group] = false
 				}
 				s.do(n, n.m.ScriptDone(s.now, sc.group, sc.id, sc.err))
@@ -586,5 +592,26 @@ func TestTwoMastersWithoutLeaseResolve(t *testing.T) {
 	s.expectMaster("rb", "n1")
 	if n2.running["rb"] {
 		t.Errorf("n2 still runs the service")
+	}
+}
+
+func TestFailedStopKeepsTheLease(t *testing.T) {
+	s := threeNodes(t)
+	s.runUntil(10*time.Second, "n1 master", s.isMaster("rb", "n1"))
+	n1 := s.nodes["n1"]
+	n1.statusErr["rb"] = errors.New("exit status 3")
+	n1.stopFails["rb"] = 3
+	// While n1's stop keeps failing its service may be up: it keeps the
+	// lease and nobody starts (the split-brain check runs every step).
+	s.run(3 * time.Second)
+	if !n1.running["rb"] {
+		t.Fatal("n1's service should still be (possibly) up")
+	}
+	if l := s.lease["rb"]; l.holder != "n1" || !s.now.Before(l.expires) {
+		t.Errorf("lease %+v, want n1's and valid", l)
+	}
+	s.runUntil(20*time.Second, "n2 master", s.isMaster("rb", "n2"))
+	if n1.running["rb"] {
+		t.Error("n1 still running")
 	}
 }
