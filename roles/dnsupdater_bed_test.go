@@ -63,6 +63,12 @@ func TestDNSUpdaterServiceOnBed(t *testing.T) {
 	if err := dns1.StartBIND(ctx, dnsZone); err != nil {
 		t.Fatal(err)
 	}
+	// A primary that does not serve the zone yet: gridha creates the zone
+	// file (SOA, NS) and the zone statement.
+	zf := testbed.BINDZoneFile(dnsZone)
+	if out, err := dns1.Sh(ctx, "echo '// nothing yet' > "+testbed.BINDGridhaConf+" && rndc reconfig && rm -f "+zf+" "+zf+".jnl"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
 	if err := bdii1.StartBDII(ctx, testbed.BDIIOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +101,15 @@ roles:
 
 	rep := bedRun(t, ctx, inv, DNS{}, Options{}, installer.ModeApply)
 	requireNo(t, rep, installer.StatusFailed, installer.StatusDrift, installer.StatusMissing, installer.StatusSkipped)
+	if got := dnsFileAttrs(t, ctx, dns1, zf); got != "644 bind:bind" {
+		t.Errorf("zone file %s is %s", zf, got)
+	}
+	soa := new(dns.Msg)
+	soa.SetQuestion(dnsZone+".", dns.TypeNS)
+	if r, _, err := (&dns.Client{Net: "tcp", Timeout: 3 * time.Second}).ExchangeContext(ctx, soa, srv); err != nil ||
+		len(r.Answer) != 1 || r.Answer[0].(*dns.NS).Ns != dns1.Hostname+"." {
+		t.Errorf("NS of the zone gridha created: %v %v", r, err)
+	}
 	if out, err := dns1.Exec(ctx, "/etc/init.d/"+u.ServiceName, "status"); err != nil {
 		t.Fatalf("service status: %v %s", err, out)
 	}
