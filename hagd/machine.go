@@ -266,10 +266,16 @@ func (m *Machine) ScriptDone(now time.Time, group string, id uint64, err error) 
 		g.stopping = false
 		g.serviceUp = false
 		if !g.initStopDone {
-			g.initStopDone = true
 			if err != nil {
-				acts = append(acts, note(g, 1, fmt.Sprintf("initial stop failed: %v", err)))
+				// Whatever a previous run left may still be up: not a
+				// candidate until a stop succeeds.
+				retry := max(m.p.StopTimeout, time.Second)
+				acts = append(acts, note(g, 0, fmt.Sprintf("initial stop failed: %v; not a candidate, retrying stop in %v", err, retry)))
+				g.stopRetryAt = now.Add(retry)
+				break
 			}
+			g.initStopDone = true
+			g.stopRetryAt = time.Time{}
 			break
 		}
 		if err != nil {
@@ -600,7 +606,7 @@ func (m *Machine) evalGroup(now time.Time, g *groupSM, acts []Action) []Action {
 		acts = append(acts, m.beginStop(now, g, StateFailed, "lease not renewed in time")...)
 	}
 
-	if g.serviceUp && !g.stopping && !g.stopRetryAt.IsZero() && !now.Before(g.stopRetryAt) {
+	if (g.serviceUp || !g.initStopDone) && !g.stopping && !g.stopRetryAt.IsZero() && !now.Before(g.stopRetryAt) {
 		g.stopRetryAt = time.Time{}
 		g.stopping = true
 		acts = append(acts, m.script(g, OpStop))

@@ -615,3 +615,20 @@ func TestFailedStopKeepsTheLease(t *testing.T) {
 		t.Error("n1 still running")
 	}
 }
+
+func TestFailedInitialStopIsNoCandidate(t *testing.T) {
+	s := newSim(t, testParams())
+	n1 := s.add("n1", "rb:30")
+	s.add("n2", "rb:20")
+	// n1's initial stop (the add above already issued it) keeps failing
+	// for longer than the ΔT1 of listening: n1 must not stand for election
+	// meanwhile, and once its stop succeeds it is a backup.
+	n1.scripts[0].err = errors.New("exit status 1")
+	n1.stopFails["rb"] = 5
+	s.runUntil(10*time.Second, "n2 master", s.isMaster("rb", "n2"))
+	s.run(10 * time.Second)
+	s.expectMaster("rb", "n2")
+	if len(n1.starts["rb"]) != 0 {
+		t.Error("n1 started")
+	}
+}
