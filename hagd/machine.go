@@ -473,7 +473,7 @@ func (m *Machine) Heartbeat(now time.Time, down bool) Message {
 }
 
 func (m *Machine) candidate(now time.Time, g *groupSM) bool {
-	if m.shutdown || !g.initStopDone || g.stopping {
+	if m.shutdown || !g.initStopDone || g.stopping || (g.serviceUp && g.state != StateTakeover && g.state != StateMaster) {
 		return false
 	}
 	switch g.state {
@@ -602,7 +602,7 @@ func (m *Machine) evalGroup(now time.Time, g *groupSM, acts []Action) []Action {
 
 	// The lease guard: a provider whose service may be up and whose lease
 	// may expire before a stop could finish stops now.
-	if m.p.UseLease && g.serviceUp && !g.stopping && !now.Before(g.leaseSafeUntil) {
+	if m.p.UseLease && g.serviceUp && !g.stopping && g.stopRetryAt.IsZero() && !now.Before(g.leaseSafeUntil) {
 		acts = append(acts, m.beginStop(now, g, StateFailed, "lease not renewed in time")...)
 	}
 
@@ -630,7 +630,7 @@ func (m *Machine) evalGroup(now time.Time, g *groupSM, acts []Action) []Action {
 			}
 		}
 	case StateFailed:
-		if !m.shutdown && !g.stopping && !now.Before(g.backoffUntil) {
+		if !m.shutdown && !g.stopping && !g.serviceUp && !now.Before(g.backoffUntil) {
 			acts = append(acts, m.transition(now, g, StateInitial, "backoff over")...)
 			acts = m.evalBackup(now, g, acts)
 		}
