@@ -159,6 +159,10 @@ type hostRun struct {
 	stopStatus Status // StatusUnreachable or StatusSkipped for the remaining steps
 	stopWhy    string // message for remaining steps
 	rep        *HostReport
+	// auditProbes are the probes of all the host's phases (audit and check
+	// modes), gathered once into auditFacts.
+	auditProbes []Probe
+	auditFacts  *Facts
 }
 
 // runner holds what every host of one run shares.
@@ -186,7 +190,9 @@ func (r *runner) emit(ev Event) {
 // Per host (hosts in parallel, at most opts.Concurrency at once): one
 // connection for the whole run; in ModeApply a per-host lock held for the
 // whole run; per phase, the probes of all the host's steps of the phase in
-// one session, then each step's CheckApply in order. A failed step skips the
+// one session, then each step's CheckApply in order. In ModeAudit and
+// ModeCheck, which change nothing, the probes of all phases are gathered in
+// the host's first phase: one session per host for the whole run. A failed step skips the
 // rest of that host's steps, in this and later phases. Phases are barriers
 // across hosts. Unreachable hosts get StatusUnreachable for every step while
 // the others go on.
@@ -215,6 +221,15 @@ func Run(ctx context.Context, dialer Dialer, plan *Plan, opts RunOptions) (*Repo
 		hr := &HostReport{Host: h, Counts: map[Status]int{}}
 		rep.Hosts[h] = hr
 		hosts[h] = &hostRun{name: h, rep: hr}
+	}
+	if opts.Mode != ModeApply {
+		for _, ph := range plan.Phases {
+			for h, steps := range ph.Steps {
+				for _, s := range steps {
+					hosts[h].auditProbes = append(hosts[h].auditProbes, s.Probes()...)
+				}
+			}
+		}
 	}
 	defer func() {
 		for _, h := range hosts {
@@ -347,9 +362,17 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 	for _, s := range steps {
 		probes = append(probes, s.Probes()...)
 	}
+	if r.opts.Mode != ModeApply {
+		// Nothing changes in audit and check modes: the first phase gathers
+		// the facts of every phase of the host, later phases reuse them,
+		// so a verify costs one session per host however many phases.
+		probes = h.auditProbes
+	}
 	var facts *Facts
 	var err error
-	if r.opts.Mode == ModeApply && h.lock == nil {
+	if r.opts.Mode != ModeApply && h.auditFacts != nil {
+		facts = h.auditFacts
+	} else if r.opts.Mode == ModeApply && h.lock == nil {
 		// The first session of the host takes the lock; the fact batch
 		// waits for it, so locking costs one extra session only.
 		h.lock, facts, err = acquireLockAndGather(ctx, h.conn, r.opts.LockPath, probes)
@@ -380,6 +403,9 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 		}
 	}
 
+	if r.opts.Mode != ModeApply {
+		h.auditFacts = facts
+	}
 	env := &Env{
 		Host:    h.name,
 		Conn:    h.conn,

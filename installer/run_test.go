@@ -198,12 +198,12 @@ func TestRunPhasesFailuresUnreachable(t *testing.T) {
 	if rep.Worst() != StatusUnreachable || rep.Counts()[StatusSkipped] != 3 {
 		t.Errorf("worst %s counts %v", rep.Worst(), rep.Counts())
 	}
-	// One connection per host for the whole run; one session per phase.
+	// One connection per host for the whole run; one session per run.
 	if n := d.dials.Load(); n != 4 {
 		t.Errorf("dials = %d, want 4", n)
 	}
-	if s := rep.Hosts["c"].Stats.Sessions; s != 2 {
-		t.Errorf("sessions of c = %d, want 2 (one per phase)", s)
+	if s := rep.Hosts["c"].Stats.Sessions; s != 1 {
+		t.Errorf("sessions of c = %d, want 1 (an audit gathers all phases at once)", s)
 	}
 	kinds := map[EventKind]int{}
 	for _, ev := range events {

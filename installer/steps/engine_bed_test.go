@@ -150,9 +150,9 @@ func TestBedEngine(t *testing.T) {
 				rep := e.run(t, mode, plan)
 				wantAll(t, "no-change run", rep, installer.StatusOK)
 				st := rep.Hosts["eng1"].Stats
-				want := 2 // one fact session per phase
+				want := 1 // audit: one fact session for all phases
 				if mode == installer.ModeApply {
-					want = 3 // + the lock
+					want = 3 // one fact session per phase + the lock
 				}
 				if st.Connections != 1 || st.Sessions != want {
 					t.Errorf("%d steps, %s: %+v, want 1 connection, %d sessions", n, mode, st, want)
