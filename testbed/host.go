@@ -69,31 +69,39 @@ func (h *Host) up(ctx context.Context, plug bool) error {
 	return nil
 }
 
-// initScript runs as PID 1 of the host's namespaces: it mounts the host's
-// private file system, starts sshd, says READY and then reaps orphans forever.
+// initScript runs as PID 1 of the host's namespaces: it configures the
+// inside of the network namespace, mounts the host's private file system
+// (Host.Dir/fstab, written by prepare), starts sshd, says READY and then
+// reaps orphans forever. As few processes as possible: Up's time is mostly
+// process start-ups on a busy machine.
 const initScript = `set -eu
 B=$1
-ip addr add "$3" dev eth0
-ip link set lo up
-ip link set eth0 up
-mount --make-rprivate /
+printf 'addr add %s dev eth0\nlink set lo up\nlink set eth0 up\n' "$3" | ip -batch -
 # Drop the copies of /run/netns/* this namespace inherited: they would keep
 # other beds' network namespaces alive.
 umount -l /run/netns 2>/dev/null || true
-for d in $4; do
-	mount -t overlay "testbed-$d" -o "lowerdir=/$d,upperdir=$B/upper/$d,workdir=$B/work/$d" "/$d"
-done
-mount --bind "$B/root" /root
-mount -t tmpfs -o mode=0755,size=256m testbed-run /run
-mkdir -p /run/sshd /run/testbed /run/mysqld /run/lock
-chmod 1777 /run/lock
-chown mysql:mysql /run/mysqld 2>/dev/null || true
-mount -t tmpfs -o mode=1777,size=1g testbed-tmp /tmp
-hostname "$2"
+mount -a -T "$B/fstab"
+mkdir -p /run/sshd /run/testbed /run/mysqld
+mkdir -m 1777 /run/lock
+echo "$2" >/proc/sys/kernel/hostname
 /usr/sbin/sshd -E /var/log/testbed-sshd.log -o PidFile=/run/testbed/sshd.pid
 echo READY
 exec perl -e 'while (1) { sleep 1 if waitpid(-1, 0) < 0 }'
 `
+
+// fstab is what the host's init mounts, in order: the overlays, /root, and
+// tmpfs on /run and /tmp (last: the bed's folder is under this machine's /tmp).
+func (h *Host) fstab() string {
+	var sb strings.Builder
+	for _, l := range Layers() {
+		fmt.Fprintf(&sb, "testbed-%s /%s overlay lowerdir=/%s,upperdir=%s,workdir=%s 0 0\n",
+			l, l, l, filepath.Join(h.Upper, l), filepath.Join(h.Dir, "work", l))
+	}
+	fmt.Fprintf(&sb, "%s /root none bind 0 0\n", h.RootDir())
+	sb.WriteString("testbed-run /run tmpfs mode=0755,size=256m 0 0\n")
+	sb.WriteString("testbed-tmp /tmp tmpfs mode=1777,size=1g 0 0\n")
+	return sb.String()
+}
 
 func (h *Host) startInit(ctx context.Context) error {
 	logPath := filepath.Join(h.Dir, "init.log")
@@ -104,7 +112,7 @@ func (h *Host) startInit(ctx context.Context) error {
 	defer logf.Close()
 	cmd := exec.Command("ip", "netns", "exec", h.Netns,
 		"unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-		"sh", "-c", initScript, "testbed-init", h.Dir, h.Hostname, h.Addr+"/24", strings.Join(Layers(), " "))
+		"sh", "-c", initScript, "testbed-init", h.Dir, h.Hostname, h.Addr+"/24")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = hostEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -203,6 +211,9 @@ func (h *Host) prepare() error {
 	os.Remove(keyPath)
 	os.Remove(keyPath + ".pub")
 	if h.HostKey, err = writeKeyPair(keyPath, priv, pub, "root@"+h.Hostname); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(h.Dir, "fstab"), []byte(h.fstab()), 0o644); err != nil {
 		return err
 	}
 	files := map[string]string{

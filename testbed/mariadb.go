@@ -29,6 +29,9 @@ func (h *Host) StartMariaDB(ctx context.Context, extra ...string) error {
 			return fmt.Errorf("%s: mariadb: init datadir: %w", h.Name, err)
 		}
 	}
+	if _, err := h.Exec(ctx, "chown", "mysql:mysql", "/run/mysqld"); err != nil {
+		return fmt.Errorf("mariadb: %w", err)
+	}
 	argv := append([]string{"mariadbd", "--user=mysql", "--bind-address=" + h.Addr + ",127.0.0.1", "--socket=" + MariaDBSocket}, extra...)
 	if err := h.Start(ctx, "mariadb", argv...); err != nil {
 		return fmt.Errorf("mariadb: %w", err)

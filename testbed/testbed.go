@@ -185,9 +185,12 @@ func Up(ctx context.Context, opts Options) (*Bed, error) {
 		base = BaseDir
 	}
 	base, err = filepath.Abs(base)
+	if err == nil && strings.ContainsAny(base, " \t\n,:\\") {
+		err = fmt.Errorf("folder %q: no blanks, ',', ':' or '\\' (they break overlay mount options)", base)
+	}
 	if err != nil {
 		unlock(lock)
-		return nil, err
+		return nil, fmt.Errorf("testbed: %w", err)
 	}
 	b := &Bed{
 		ID:      id,
