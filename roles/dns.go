@@ -213,6 +213,12 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 		if err != nil {
 			return nil, fmt.Errorf("dns: %w", err)
 		}
+		unit, err := templates.Render("dns-updater.service.tmpl", InitScriptData{
+			Service: u.ServiceName, Binary: u.Binary, Config: u.ConfigPath,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dns: %w", err)
+		}
 		for _, name := range s.Updaters {
 			h := inv.Host(name)
 			if h == nil {
@@ -234,6 +240,7 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 				track(groupUpdater, steps.File{Path: u.KeyPath, Content: key.BINDFile(), Mode: 0o600, Owner: "root", Group: "root", Secret: true}),
 				track(groupUpdater, steps.File{Path: u.ConfigPath, Content: cfg.Marshal(), Mode: 0o644, Owner: "root", Group: "root"}),
 				track(groupUpdater, steps.File{Path: "/etc/init.d/" + u.ServiceName, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
+				track(groupUpdater, systemdUnit{Path: "/etc/systemd/system/" + u.ServiceName + ".service", Content: unit}),
 			)
 			updaters.Steps[h.Name] = st
 			if u.Service == "enabled" {

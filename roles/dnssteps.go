@@ -173,3 +173,60 @@ func (s serviceRestart) CheckApply(ctx context.Context, env *installer.Env, appl
 	}
 	return installer.Changed(strings.TrimSpace(string(bytes.TrimSpace(res.Stdout))))
 }
+
+// systemdUnit writes a native unit on hosts that run systemd (and has
+// systemd re-read its units when it changed); elsewhere it does nothing and
+// the init script serves. A native unit takes precedence over the unit
+// systemd would generate from the init script.
+type systemdUnit struct {
+	Path    string
+	Content []byte
+}
+
+const systemdProbe = "systemd-running"
+
+func (s systemdUnit) ID() string { return "systemd unit " + s.Path }
+
+func (s systemdUnit) Probes() []installer.Probe {
+	return []installer.Probe{
+		{Key: systemdProbe, Script: "[ -d /run/systemd/system ] && echo yes || echo no"},
+		installer.FileProbe(s.Path),
+	}
+}
+
+func (s systemdUnit) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	fail := func(err error) installer.Result {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, s.ID(), err))
+	}
+	r, ok := env.Facts.Get(systemdProbe)
+	if !ok {
+		return fail(fmt.Errorf("no fact gathered"))
+	}
+	if strings.TrimSpace(string(r.Stdout)) != "yes" {
+		return installer.OK("no systemd: the init script serves")
+	}
+	ff, err := installer.FileFactOf(env.Facts, s.Path)
+	if err != nil {
+		return fail(err)
+	}
+	if ff.Exists && ff.Kind == installer.KindFile && ff.ContentKnown && bytes.Equal(ff.Content, s.Content) && ff.Mode.Perm() == 0o644 {
+		return installer.OK("")
+	}
+	if !apply {
+		if !ff.Exists {
+			return installer.Missing(s.Path + " does not exist")
+		}
+		return installer.Drift(s.Path+" differs", "gridha's unit, mode 0644", fmt.Sprintf("%s, mode %s", ff.Kind, installer.OctalMode(ff.Mode)))
+	}
+	if err := env.Conn.WriteFile(ctx, s.Path, s.Content, 0o644, "root", "root"); err != nil {
+		return fail(err)
+	}
+	res, err := env.Conn.Run(ctx, "systemctl daemon-reload", nil)
+	if err == nil {
+		err = res.Err("systemctl daemon-reload")
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return installer.Changed("wrote " + s.Path + "; systemctl daemon-reload")
+}
