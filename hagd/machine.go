@@ -162,6 +162,7 @@ type groupSM struct {
 	leaseExpiry    time.Time // earliest instant the lease may expire
 	nextLease      time.Time
 	leaseHolder    string // last known other holder (status)
+	lastLeaseErr   string // last lease error logged at warning level
 	lastReason     string
 }
 
@@ -335,6 +336,7 @@ func (m *Machine) LeaseDone(now time.Time, group string, id uint64, r LeaseResul
 	case OpAcquire, OpRenew:
 		switch {
 		case r.Err == nil && r.OK:
+			g.lastLeaseErr = ""
 			if !g.leaseHeld {
 				acts = append(acts, note(g, 2, "lease acquired"))
 			}
@@ -358,7 +360,13 @@ func (m *Machine) LeaseDone(now time.Time, group string, id uint64, r LeaseResul
 			retry := min(m.p.LeaseRenew, r.Remaining+20*time.Millisecond)
 			g.nextLease = now.Add(max(retry, 20*time.Millisecond))
 		default:
-			acts = append(acts, note(g, 1, fmt.Sprintf("lease %s: %v", op, r.Err)))
+			msg := fmt.Sprintf("lease %s: %v", op, r.Err)
+			level := 1
+			if msg == g.lastLeaseErr {
+				level = 3 // the same error again: once at warning level is enough
+			}
+			g.lastLeaseErr = msg
+			acts = append(acts, note(g, level, msg))
 			g.nextLease = now.Add(max(m.p.LeaseRenew/4, 50*time.Millisecond))
 		}
 	case OpRelease:
