@@ -3,6 +3,11 @@ package sshx_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -80,4 +85,144 @@ func TestBedHost(t *testing.T) {
 	if _, err := c.Run(ctx, "true", nil); err == nil {
 		t.Error("Run after the keepalives failed succeeded")
 	}
+}
+
+// TestBedBecomeAndCsh logs in as non-root users of a bed host: one with
+// become: sudo (commands and files as root through sudo -n), one whose
+// login shell is tcsh (scripts still run under /bin/sh).
+func TestBedBecomeAndCsh(t *testing.T) {
+	if _, err := exec.LookPath("sudo"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("sudo is not installed (make deps installs it)")
+		}
+		t.Skip("sudo is not installed (make deps installs it)")
+	}
+	bed := testbed.New(t, "sshx2")
+	h := bed.Host("sshx2")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pub, err := os.ReadFile(bed.ClientKeyFile + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Homes under /srv: /home is not private to the bed host.
+	for _, u := range []struct{ name, shell string }{{"edg", "/bin/bash"}, {"cshu", "/usr/bin/tcsh"}} {
+		script := fmt.Sprintf(`set -e
+useradd -M -d /srv/%[1]s -s %[2]s %[1]s
+usermod -p '*' %[1]s
+mkdir -p /srv/%[1]s/.ssh
+cat > /srv/%[1]s/.ssh/authorized_keys
+chown -R %[1]s: /srv/%[1]s
+chmod 700 /srv/%[1]s /srv/%[1]s/.ssh
+echo '%[1]s ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/%[1]s
+chmod 440 /etc/sudoers.d/%[1]s
+`, u.name, u.shell)
+		if out, err := h.ExecInput(ctx, pub, "sh", "-c", script); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	inv, err := inventory.Load(bed.WriteInventory(t, bed.HostsYAML(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := inv.Hosts[0]
+	inv.Hosts = append(inv.Hosts,
+		&inventory.Host{Name: "edg", Address: base.Address, SSH: inventory.SSH{User: "edg", Become: "sudo"}},
+		&inventory.Host{Name: "cshu", Address: base.Address, SSH: inventory.SSH{User: "cshu"}},
+	)
+	d := sshx.NewDialer(inv, sshx.Options{AgentSocket: "none", SSHConfigFile: "none"})
+	run := func(c *sshx.Conn, cmd string, stdin string) string {
+		t.Helper()
+		var in *strings.Reader
+		if stdin != "" {
+			in = strings.NewReader(stdin)
+		}
+		res, err := c.Run(ctx, cmd, readerOrNil(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ExitCode != 0 {
+			t.Fatalf("%s: exit %d: %s", cmd, res.ExitCode, res.Stderr)
+		}
+		return string(res.Stdout)
+	}
+	// A multi-line script with every kind of quote and a here-document.
+	script := "x='it'\"'\"'s'; y=\"$x \\\"q\\\" 100% \\\\ !\"\ncat <<EOF\n$y\nEOF\necho \"$(id -un) $0\""
+
+	edg, err := d.DialConn(ctx, "edg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer edg.Close()
+	if got := run(edg, "id -un; id -u", ""); got != "root\n0\n" {
+		t.Errorf("become: id says %q, want root", got)
+	}
+	if got := run(edg, script, ""); got != "it's \"q\" 100% \\ !\nroot /bin/sh\n" {
+		t.Errorf("become: script printed %q", got)
+	}
+	if got := run(edg, "cat", "via sudo\n"); got != "via sudo\n" {
+		t.Errorf("become: stdin through sudo: %q", got)
+	}
+	const p = "/etc/gridha-become.conf"
+	if err := edg.WriteFile(ctx, p, []byte("secret=1\n"), 0o600, "root", "daemon"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := h.Sh(ctx, "stat -c '%a %U %G' "+p+"; cat "+p); err != nil || st != "600 root daemon\nsecret=1\n" {
+		t.Errorf("%s in the host: %q %v", p, st, err)
+	}
+	if b, err := edg.ReadFile(ctx, p); err != nil || string(b) != "secret=1\n" {
+		t.Errorf("become: ReadFile of a root-only file: %q %v", b, err)
+	}
+	if _, err := edg.ReadFile(ctx, "/etc/absent-gridha"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("become: missing file: %v", err)
+	}
+	if st := edg.Stats(); st.Sessions != 6 {
+		t.Errorf("become: %d sessions, want 6 (files go through sudo, not SFTP)", st.Sessions)
+	}
+	// Cancelling a command run through sudo kills it in the host.
+	cctx, ccancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := edg.Run(cctx, "sleep 41.5; echo never", nil)
+		done <- err
+	}()
+	count := func() string {
+		out, _ := h.Sh(ctx, "ps -eo args | grep -c '^sleep 41.5$' || true")
+		return strings.TrimSpace(out)
+	}
+	for i := 0; i < 100 && count() != "1"; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	ccancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled sudo Run: %v", err)
+	}
+	for i := 0; i < 100 && count() != "0"; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := count(); n != "0" {
+		t.Errorf("%s sleep processes left after cancel", n)
+	}
+
+	cshu, err := d.DialConn(ctx, "cshu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cshu.Close()
+	if got := run(cshu, `echo "$0" 'single '\''quoted'\'`, ""); got != "/bin/sh single 'quoted'\n" {
+		t.Errorf("tcsh login: one-line script printed %q", got)
+	}
+	if got := run(cshu, script, ""); got != "it's \"q\" 100% \\ !\ncshu /bin/sh\n" {
+		t.Errorf("tcsh login: script printed %q", got)
+	}
+	if got, _ := h.Sh(ctx, "getent passwd cshu | cut -d: -f7"); strings.TrimSpace(got) != "/usr/bin/tcsh" {
+		t.Errorf("cshu's shell is %q", got)
+	}
+}
+
+func readerOrNil(r *strings.Reader) io.Reader {
+	if r == nil {
+		return nil
+	}
+	return r
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,14 +167,40 @@ func (c *Conn) become() bool { return c.target.become == "sudo" && c.target.user
 // sudo when become says so (sudo -n fails instead of prompting for a
 // password). The script first reports its process group on stderr, after
 // marker, so that a cancelled Run can kill the whole group.
+//
+// The login shell (sshd runs "$SHELL -c <command>") only ever sees one
+// line: a multi-line script travels as printf octal escapes that sh turns
+// back into the script, because csh and tcsh cannot quote a newline.
 func (c *Conn) wrap(script, marker string) string {
 	report := `g=$$; if [ -r /proc/$$/stat ]; then read -r _gp _gc _gs _gpp g _gr < /proc/$$/stat || g=$$; fi; ` +
-		`echo "` + marker + `$g" >&2; unset g _gp _gc _gs _gpp _gr` + "\n"
-	inner := installer.ShellQuote(report + script)
-	if c.become() {
-		return "exec sudo -n -- /bin/sh -c " + inner
+		`echo "` + marker + `$g" >&2; unset g _gp _gc _gs _gpp _gr`
+	inner := report
+	switch {
+	case strings.ContainsAny(script, "\n\r"):
+		inner = `eval "$(printf '` + printfEscape(report+"\n"+script) + `')"`
+	case strings.TrimSpace(script) != "":
+		inner = report + "; " + script
 	}
-	return "exec /bin/sh -c " + inner
+	if c.become() {
+		return "exec sudo -n -- /bin/sh -c " + installer.ShellQuote(inner)
+	}
+	return "exec /bin/sh -c " + installer.ShellQuote(inner)
+}
+
+// printfEscape turns s into a printf format that prints s: every byte but
+// letters, digits and a few safe marks becomes a \ooo octal escape.
+func printfEscape(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) * 2)
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte(" _-./,:=+@", ch) >= 0 {
+			b.WriteByte(ch)
+		} else {
+			fmt.Fprintf(&b, "\\%03o", ch)
+		}
+	}
+	return b.String()
 }
 
 // newSession opens a session, giving up when ctx ends.
@@ -283,10 +310,12 @@ func (c *Conn) killGroup(pgid int) {
 		return
 	}
 	defer s.Close()
-	// "kill -9 -N": dash's kill takes neither "--" nor "-s KILL -N".
+	// The shell's own kill: dash's takes "kill -9 -N" (not "--" nor
+	// "-s KILL -N"); procps' /usr/bin/kill 4.0.2 under sudo left the group
+	// alive in our tests.
 	cmd := "kill -9 -" + strconv.Itoa(pgid) + " 2>/dev/null"
 	if c.become() {
-		cmd = "sudo -n " + cmd
+		cmd = "sudo -n /bin/sh -c " + installer.ShellQuote(cmd)
 	}
 	done := make(chan struct{})
 	go func() {
