@@ -22,8 +22,9 @@ const markerFile = ".gridha-testbed"
 func lockPath(id int) string { return filepath.Join(LockDir, fmt.Sprintf("%d.lock", id)) }
 func metaPath(id int) string { return filepath.Join(LockDir, fmt.Sprintf("%d.json", id)) }
 
-// claim takes the lock of bed id, or of the first free ID when id is 0.
-func claim(id int) (int, *os.File, error) {
+// claim takes the lock of bed id, or of the first free ID from start when
+// id is 0.
+func claim(id, start int) (int, *os.File, error) {
 	if err := os.MkdirAll(LockDir, 0o755); err != nil {
 		return 0, nil, fmt.Errorf("testbed: %w", err)
 	}
@@ -37,7 +38,7 @@ func claim(id int) (int, *os.File, error) {
 		}
 		return id, f, nil
 	}
-	for n := 1; n <= MaxID; n++ {
+	for n := max(start, 1); n <= MaxID; n++ {
 		f, err := tryLock(n)
 		if err == nil {
 			return n, f, nil
@@ -46,7 +47,7 @@ func claim(id int) (int, *os.File, error) {
 			return 0, nil, fmt.Errorf("testbed: bed %d: %w", n, err)
 		}
 	}
-	return 0, nil, fmt.Errorf("testbed: all %d bed IDs are in use (see gridha-testbed list)", MaxID)
+	return 0, nil, fmt.Errorf("testbed: all bed IDs from %d to %d are in use or uncleanable (see gridha-testbed list)", max(start, 1), MaxID)
 }
 
 var errInUse = errors.New("in use")

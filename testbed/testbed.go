@@ -171,20 +171,30 @@ func Up(ctx context.Context, opts Options) (*Bed, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	id, lock, err := claim(opts.ID)
-	if err != nil {
-		return nil, err
-	}
-	// Whatever an earlier user of this ID left behind goes first.
-	if err := teardown(ctx, id, logf); err != nil {
+	// Claim an ID; whatever an earlier user of it left behind goes first. An
+	// ID whose leftovers cannot be cleaned is skipped (unless asked for).
+	var id int
+	var lock *os.File
+	for start := 1; ; start = id + 1 {
+		var err error
+		if id, lock, err = claim(opts.ID, start); err != nil {
+			return nil, err
+		}
+		err = teardown(ctx, id, logf)
+		if err == nil {
+			break
+		}
 		unlock(lock)
-		return nil, fmt.Errorf("testbed: bed %d: clean stale bed: %w", id, err)
+		if opts.ID != 0 || ctx.Err() != nil {
+			return nil, fmt.Errorf("testbed: bed %d: clean stale bed: %w", id, err)
+		}
+		logf("testbed: bed %d: clean stale bed: %v; trying the next ID", id, err)
 	}
 	base := opts.Dir
 	if base == "" {
 		base = BaseDir
 	}
-	base, err = filepath.Abs(base)
+	base, err := filepath.Abs(base)
 	if err == nil && strings.ContainsAny(base, " \t\n,:\\") {
 		err = fmt.Errorf("folder %q: no blanks, ',', ':' or '\\' (they break overlay mount options)", base)
 	}
