@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,8 +200,12 @@ func TestMariaDBDaemonsAndSnapshot(t *testing.T) {
 	if err := client.LinkDown(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Exec(ctx, "ping", "-c1", "-W1", db.Addr); err == nil {
-		t.Error("ping across a downed link works")
+	if c, err := net.DialTimeout("tcp", client.Addr+":22", time.Second); err == nil {
+		c.Close()
+		t.Error("client's sshd reachable across its downed link")
+	}
+	if out, err := client.ExecInput(ctx, []byte("SELECT 1"), "mariadb", "-h", db.Addr, "-u", "probe", "-pprobe-pw", "--connect-timeout=1"); err == nil {
+		t.Errorf("client reaches db across its downed link: %s", out)
 	}
 	if err := client.LinkUp(); err != nil {
 		t.Fatal(err)
