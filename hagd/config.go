@@ -88,9 +88,8 @@ const (
 	DefaultStatusInterval = 5 * time.Second
 	DefaultBackoff        = 30 * time.Second
 	DefaultMaxSkew        = 60 * time.Second
-	DefaultLeaseTTL       = 12 * time.Second
-	DefaultLeaseRenew     = 2 * time.Second
-	DefaultLeaseTimeout   = 2 * time.Second
+	DefaultLeaseRenew     = 1 * time.Second
+	DefaultLeaseTimeout   = 1 * time.Second
 	DefaultStopTimeout    = 5 * time.Second
 	DefaultControl        = "/run/hagd.sock"
 	DefaultMySQLDB        = "hagd"
@@ -182,7 +181,7 @@ var keys = map[string]keyDef{
 		}
 		return fmt.Errorf("%q: want mysql, file or none", v)
 	}},
-	"lease_ttl":           {"lease length", setDur(func(c *Config) *time.Duration { return &c.LeaseTTL })},
+	"lease_ttl":           {"lease length (default: dt1 + dt2, at least what the lease budget needs)", setDur(func(c *Config) *time.Duration { return &c.LeaseTTL })},
 	"lease_renew":         {"lease renewal interval", setDur(func(c *Config) *time.Duration { return &c.LeaseRenew })},
 	"lease_timeout":       {"time one lease operation may take", setDur(func(c *Config) *time.Duration { return &c.LeaseTimeout })},
 	"lease_file":          {"directory of lease files (lease = file)", setAbsPath(func(c *Config) *string { return &c.LeaseFile })},
@@ -419,9 +418,9 @@ func (c *Config) setDefaults() {
 	if c.Lease == "" {
 		c.Lease = "mysql"
 	}
-	def(&c.LeaseTTL, DefaultLeaseTTL)
 	def(&c.LeaseRenew, DefaultLeaseRenew)
 	def(&c.LeaseTimeout, DefaultLeaseTimeout)
+	def(&c.LeaseTTL, c.DefaultLeaseTTL())
 	if c.MySQLDB == "" {
 		c.MySQLDB = DefaultMySQLDB
 	}
@@ -475,6 +474,14 @@ func (c *Config) validate(seen map[string]int) []error {
 		}
 	}
 	return errs
+}
+
+// DefaultLeaseTTL is lease_ttl when hagd.conf does not set it: ΔT1+ΔT2, so
+// that a master that died holding the lease delays its successor no more
+// than the death detection already does, but at least what the lease budget
+// needs (a stop before expiry, and one failed renewal tolerated).
+func (c *Config) DefaultLeaseTTL() time.Duration {
+	return max(c.DT1+c.DT2, 2*c.LeaseRenew+c.LeaseTimeout+c.StopTimeout+c.leaseMargin())
 }
 
 // leaseMargin is kept between the end of a stop and the earliest instant

@@ -89,7 +89,10 @@ func (t ConfigTemplate) Render() ([]byte, error) {
 	v.DT1, v.DT2 = or(t.DT1, DefaultDT1), or(t.DT2, DefaultDT2)
 	v.Heartbeat, v.StatusInterval = or(t.Heartbeat, DefaultHeartbeat), or(t.StatusInterval, DefaultStatusInterval)
 	v.Backoff = or(t.Backoff, DefaultBackoff)
-	v.LeaseTTL, v.LeaseRenew, v.LeaseTimeout = or(t.LeaseTTL, DefaultLeaseTTL), or(t.LeaseRenew, DefaultLeaseRenew), or(t.LeaseTimeout, DefaultLeaseTimeout)
+	v.LeaseRenew, v.LeaseTimeout = or(t.LeaseRenew, DefaultLeaseRenew), or(t.LeaseTimeout, DefaultLeaseTimeout)
+	if t.LeaseTTL != 0 {
+		v.LeaseTTL = FormatDuration(t.LeaseTTL)
+	}
 	var gs []string
 	for _, g := range t.Groups {
 		gs = append(gs, fmt.Sprintf("%s:%d", g.Name, g.Rank))
