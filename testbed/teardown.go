@@ -99,6 +99,16 @@ func teardown(ctx context.Context, id int, logf func(string, ...any)) error {
 			errs = append(errs, err)
 		}
 	}
+	// Hosts whose namespace file is gone (someone ran ip netns del, or
+	// unmounted /run/netns) are found by their init's PID in the record:
+	// killing a PID namespace's init ends every process in it.
+	if m, err := readMeta(id); err == nil {
+		for _, hm := range m.Hosts {
+			if hm.PID > 0 && isHostInit(hm.PID, filepath.Join(m.Dir, hm.Name)) {
+				_ = syscall.Kill(hm.PID, syscall.SIGKILL)
+			}
+		}
+	}
 	// veths (deleting one end deletes its peer), the bridge, the namespaces:
 	// one ip process; then check what is left.
 	var lines, links []string
@@ -189,4 +199,11 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// isHostInit reports whether pid is the init of the host whose folder is dir:
+// its mounts use dir's overlay upper dirs.
+func isHostInit(pid int, dir string) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	return err == nil && bytes.Contains(data, []byte("upperdir="+filepath.Join(dir, "upper")+"/"))
 }

@@ -361,3 +361,26 @@ func TestInventoryBlocks(t *testing.T) {
 		t.Errorf("inventory:\n%s", data)
 	}
 }
+
+func TestDownAfterNetnsLost(t *testing.T) {
+	Require(t)
+	ctx := context.Background()
+	c, err := Up(ctx, Options{Hosts: []string{"lost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.MustHost("lost")
+	if !isHostInit(h.PID, h.Dir) {
+		t.Fatal("isHostInit false for a live host")
+	}
+	// lose the netns file: ip netns del (the processes keep the namespace alive)
+	if _, err := run(ctx, "ip", "netns", "del", h.Netns); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Down(); err != nil {
+		t.Fatal(err)
+	}
+	if alive(h.PID, 2*time.Second) {
+		t.Errorf("init %d survives Down after its netns file was lost", h.PID)
+	}
+}
