@@ -152,7 +152,14 @@ func (c *LDAPCheck) run(ctx context.Context, t BDII) (Status, string) {
 // deadline) from other errors.
 func timedOut(ctx context.Context, err error) bool {
 	var ne net.Error
-	return ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) || strings.Contains(err.Error(), "timed out")
+	if ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
+		return true
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 100*time.Millisecond {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "timed out") || strings.Contains(msg, "i/o timeout")
 }
 
 // parseGeneralizedTime parses LDAP GeneralizedTime as slapd writes it
