@@ -76,14 +76,17 @@ func TestBedHost(t *testing.T) {
 	defer h.LinkUp()
 	select {
 	case err := <-done:
-		if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "sshx1: run: ") {
+		if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "sshx1: run: connection lost: no answer to 2 keepalives") {
 			t.Errorf("Run on a dead link: err %v, want a transport error", err)
 		}
 	case <-ctx.Done():
 		t.Fatal("Run on a dead link never returned")
 	}
-	if _, err := c.Run(ctx, "true", nil); err == nil {
-		t.Error("Run after the keepalives failed succeeded")
+	if _, err := c.Run(ctx, "true", nil); err == nil || !strings.Contains(err.Error(), "connection lost") {
+		t.Errorf("Run after the keepalives failed: %v", err)
+	}
+	if _, err := c.ReadFile(ctx, p); err == nil || !strings.Contains(err.Error(), "connection lost") {
+		t.Errorf("ReadFile after the keepalives failed: %v", err)
 	}
 }
 

@@ -45,6 +45,7 @@ type Conn struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+	lostErr   atomic.Value // error: why keepalives closed the Conn
 }
 
 var _ installer.Conn = (*Conn)(nil)
@@ -74,9 +75,9 @@ func (c *Conn) connect(ctx context.Context) error {
 	cl, err := d.dialTarget(ctx, t, c.jump)
 	if err != nil {
 		if c.jump != nil {
-			c.jump.Close()
 			err = fmt.Errorf("%w (through jump host %s)", err, t.proxyJump)
 		}
+		c.Close() // the jump connection and its keepalive
 		return err
 	}
 	c.connections.Add(1)
@@ -111,21 +112,51 @@ func (c *Conn) keepalive(cl *ssh.Client) {
 				return
 			case err := <-reply:
 				if err != nil {
-					c.dialer.logf("%s: keepalive failed: %v; closing the connection", c.host, err)
-					c.Close()
+					c.lost(fmt.Errorf("keepalive failed: %w", err))
 					return
 				}
 				answered = true
 			case <-time.After(interval):
 				missed++
 				if missed >= maxMissed {
-					c.dialer.logf("%s: no answer to %d keepalives; closing the connection", c.host, missed)
-					c.Close()
+					c.lost(fmt.Errorf("no answer to %d keepalives in %v", missed, time.Duration(missed)*interval))
 					return
 				}
 			}
 		}
 	}
+}
+
+// lost closes a Conn whose connection died, remembering why: operations
+// that fail afterwards say so.
+func (c *Conn) lost(why error) {
+	select {
+	case <-c.done: // closed by its owner meanwhile
+		return
+	default:
+	}
+	c.lostErr.CompareAndSwap(nil, why)
+	c.dialer.logf("%s: connection lost: %v", c.host, why)
+	c.Close()
+}
+
+// closedErr explains err when the Conn is closed.
+func (c *Conn) closedErr(err error) error {
+	select {
+	case <-c.done:
+	default:
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if why, _ := c.lostErr.Load().(error); why != nil {
+		return fmt.Errorf("connection lost: %w", why)
+	}
+	if errors.Is(err, errClosed) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", errClosed, err)
 }
 
 // Host is the inventory name of the host.
@@ -237,7 +268,7 @@ func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
 func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader) (installer.CmdResult, error) {
 	res, err := c.run(ctx, cmd, stdin)
 	if err != nil {
-		return res, fmt.Errorf("%s: run: %w", c.host, err)
+		return res, fmt.Errorf("%s: run: %w", c.host, c.closedErr(err))
 	}
 	return res, nil
 }
@@ -391,7 +422,7 @@ func (c *Conn) Dial(ctx context.Context, network, addr string) (net.Conn, error)
 	}
 	nc, err := c.client.DialContext(ctx, network, addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: dial %s %s through ssh: %w", c.host, network, addr, err)
+		return nil, fmt.Errorf("%s: dial %s %s through ssh: %w", c.host, network, addr, c.closedErr(err))
 	}
 	return nc, nil
 }

@@ -324,8 +324,8 @@ func TestStats(t *testing.T) {
 	if _, err := c.Run(ctx, "true", nil); err == nil {
 		t.Error("Run on a closed Conn succeeded")
 	}
-	if _, err := c.ReadFile(ctx, p); err == nil {
-		t.Error("ReadFile on a closed Conn succeeded")
+	if _, err := c.ReadFile(ctx, p); !errors.Is(err, errClosed) {
+		t.Errorf("ReadFile on a closed Conn: %v", err)
 	}
 }
 

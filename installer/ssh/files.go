@@ -62,7 +62,7 @@ func (c *Conn) ReadFile(ctx context.Context, p string) ([]byte, error) {
 		b, err = c.readSFTP(ctx, p)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: read %s: %w", c.host, p, err)
+		return nil, fmt.Errorf("%s: read %s: %w", c.host, p, c.closedErr(err))
 	}
 	return b, nil
 }
@@ -118,7 +118,7 @@ func (c *Conn) WriteFile(ctx context.Context, p string, data []byte, mode fs.Fil
 		err = c.writeSFTP(ctx, p, data, mode, owner, group)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: write %s: %w", c.host, p, err)
+		return fmt.Errorf("%s: write %s: %w", c.host, p, c.closedErr(err))
 	}
 	return nil
 }

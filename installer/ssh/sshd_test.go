@@ -22,9 +22,12 @@ import (
 )
 
 // needRoot skips a test that needs root (to run a real sshd), or fails it
-// under CI=true, where every integration test must run.
+// under CI=true, where every integration test must run. -short skips it.
 func needRoot(tb testing.TB) {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("integration test (real sshd): skipped with -short")
+	}
 	if os.Geteuid() == 0 {
 		if _, err := os.Stat("/usr/sbin/sshd"); err == nil {
 			return
