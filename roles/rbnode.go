@@ -1,17 +1,37 @@
 package roles
 
 import (
+	"context"
 	"fmt"
+	"path"
+	"sort"
+	"strings"
 
 	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
 	"github.com/gridha/gridha/inventory"
 )
 
 // RBNode is the `rb-node` role: a Resource Broker service provider whose
-// state lives on the state server (slides 4-8, 12-13). This file is the
-// storage half (snfs user, shared mount, cron, services, state-dir
-// migration, /etc/sysconfig/edg, the L&B copy); the HA half (lcg-ha,
-// hagd.conf, the service script, hagd) is haSteps in rbnode_ha.go.
+// state lives on the state server (slides 4-8, 12-13). It replaces
+// rb-ha-install-helper.sh. This file is the storage half (snfs user, shared
+// mount, cron, services, state-dir migration, /etc/sysconfig/edg, the L&B
+// copy); the HA half (lcg-ha, hagd.conf, the service script, hagd) is
+// haSteps in rbnode_ha.go.
+//
+// The plan's phases (phases are barriers across hosts):
+//
+//  0. on the state server: the state-server role's own steps (idempotent,
+//     so both roles agree) and its SSH host key, read for the nodes' pinned
+//     known_hosts;
+//  1. on every node: the snfs user and key, the shared mount, cron files
+//     removed, RB services disabled at boot and stopped (before any state
+//     moves), EDG_WL_BKSERVERD_ADDOPTS;
+//  2. one phase per rank position: in each group, the nodes whose primary
+//     group it is move their state one after another, highest rank first
+//     (two nodes never copy into the same share at once), then copy their
+//     L&B database when the remote one is empty;
+//  3. the HA configuration (haSteps).
 type RBNode struct{}
 
 // NewRBNode returns the role.
@@ -25,7 +45,453 @@ func (RBNode) Summary() string {
 	return "RB service provider: snfs user and shared mount, RB services off at boot, state dirs moved to the state server, remote L&B database, hagd (replaces rb-ha-install-helper.sh)"
 }
 
-// Plan builds the rb nodes' steps (work in progress).
+// Phase names of the rb-node plan.
+const (
+	PhaseRBStateServer = "rb-node: state server"
+	PhaseRBPrepare     = "rb-node: prepare nodes"
+	PhaseRBState       = "rb-node: move state"
+	PhaseRBHA          = "rb-node: HA"
+)
+
+// sshHostKeyPath is the state server's host key the nodes pin.
+const sshHostKeyPath = "/etc/ssh/ssh_host_ed25519_key.pub"
+
+// Plan builds the rb nodes' phases (see RBNode). With --limit, the state
+// server's phase runs whenever one of its nodes is in the limit: the nodes
+// need it.
 func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error) {
-	return nil, fmt.Errorf("rb-node: not implemented yet")
+	rb := inv.Roles.RBNode
+	cfg := inv.Roles.StateServer
+	all := inv.HostsWithRole(r.Name())
+	var nodes []*inventory.Host
+	for _, n := range all {
+		if opts.InLimit(n.Name) {
+			nodes = append(nodes, n)
+		}
+	}
+	if len(nodes) == 0 {
+		return &installer.Plan{}, nil
+	}
+	srv, err := rbStateServer(inv)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		if rb.PrimaryGroup(n.Name) == "" {
+			return nil, fmt.Errorf("rb-node %s has no rank in any group: add it under roles.rb-node.nodes", n.Name)
+		}
+	}
+	if opts.StateFrom != "" {
+		if h := inv.Host(opts.StateFrom); h == nil || !h.HasRole(r.Name()) {
+			return nil, fmt.Errorf("--state-from %s: not an rb-node of the inventory", opts.StateFrom)
+		}
+	}
+
+	// Phase 0: the state server, as `install state-server` would leave it.
+	srvSteps, err := StateServer{}.hostSteps(inv, srv, all, cfg, rb, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", srv.Name, err)
+	}
+	srvSteps = keepShareDirs(srvSteps, cfg.Export, rb)
+	srvSteps = append(srvSteps, &hostKeyStep{Server: srv.Name, Path: sshHostKeyPath})
+
+	lbPassword, err := cfg.MySQL.PasswordFile.Read()
+	if err != nil {
+		return nil, fmt.Errorf("roles.state-server.mysql.password_file: %w", err)
+	}
+	remoteAdmin, err := stateServerAdmin(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	prepare := map[string][]installer.Step{}
+	ha := map[string][]installer.Step{}
+	byGroup := map[string][]*inventory.Host{}
+	for _, n := range nodes {
+		s, err := r.prepareSteps(inv, n, srv, lbPassword, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n.Name, err)
+		}
+		prepare[n.Name] = s
+		h, err := r.haSteps(inv, n, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n.Name, err)
+		}
+		if len(h) > 0 {
+			ha[n.Name] = h
+		}
+		g := rb.PrimaryGroup(n.Name)
+		byGroup[g] = append(byGroup[g], n)
+	}
+	plan := &installer.Plan{Phases: []installer.Phase{
+		{Name: PhaseRBStateServer, Steps: map[string][]installer.Step{srv.Name: srvSteps}},
+		{Name: PhaseRBPrepare, Steps: prepare},
+	}}
+	for k, pos := range RankOrder(rb, byGroup) {
+		st := map[string][]installer.Step{}
+		for _, n := range pos {
+			st[n.Name] = r.stateSteps(inv, n, srv, remoteAdmin, opts)
+		}
+		plan.Phases = append(plan.Phases, installer.Phase{Name: fmt.Sprintf("%s (%d)", PhaseRBState, k+1), Steps: st})
+	}
+	if len(ha) > 0 {
+		plan.Phases = append(plan.Phases, installer.Phase{Name: PhaseRBHA, Steps: ha})
+	}
+	return plan, nil
+}
+
+// RankOrder turns each group's nodes (by primary group) into rank
+// positions: position k holds the k-th node of every group, by rank (highest
+// first, ties by name).
+func RankOrder(rb inventory.RBNode, byGroup map[string][]*inventory.Host) [][]*inventory.Host {
+	var out [][]*inventory.Host
+	groups := make([]string, 0, len(byGroup))
+	for g := range byGroup {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		ns := append([]*inventory.Host(nil), byGroup[g]...)
+		sort.SliceStable(ns, func(i, j int) bool {
+			ri, rj := rb.Nodes[ns[i].Name][g], rb.Nodes[ns[j].Name][g]
+			if ri != rj {
+				return ri > rj
+			}
+			return ns[i].Name < ns[j].Name
+		})
+		for k, n := range ns {
+			if k >= len(out) {
+				out = append(out, nil)
+			}
+			out[k] = append(out[k], n)
+		}
+	}
+	return out
+}
+
+// rbStateServer is the state server the nodes use.
+func rbStateServer(inv *inventory.Inventory) (*inventory.Host, error) {
+	rb := inv.Roles.RBNode
+	if rb.StateServer != "" {
+		h := inv.Host(rb.StateServer)
+		if h == nil {
+			return nil, fmt.Errorf("roles.rb-node.state_server: no host %q", rb.StateServer)
+		}
+		return h, nil
+	}
+	srvs := inv.HostsWithRole("state-server")
+	switch len(srvs) {
+	case 1:
+		return srvs[0], nil
+	case 0:
+		return nil, fmt.Errorf("rb-node needs a state server: give a host the role state-server (and roles.rb-node.state_server)")
+	}
+	return nil, fmt.Errorf("several state servers: set roles.rb-node.state_server")
+}
+
+func stateServerAdmin(cfg inventory.StateServer) (steps.MySQLAdmin, error) {
+	admin := steps.MySQLAdmin{Socket: cfg.MySQL.Socket, User: cfg.MySQL.AdminUser}
+	if cfg.MySQL.AdminPasswordFile.IsSet() {
+		pw, err := cfg.MySQL.AdminPasswordFile.Read()
+		if err != nil {
+			return admin, fmt.Errorf("roles.state-server.mysql.admin_password_file: %w", err)
+		}
+		admin.Password = pw
+	}
+	return admin, nil
+}
+
+// ShareMountDir is where node sees group's share of state dir dir.
+func ShareMountDir(rb inventory.RBNode, group, dir string) string {
+	return path.Join(rb.MountPoint, inventory.ShareDir(group, dir))
+}
+
+// prepareSteps are phase 1 on one node: everything before state moves.
+func (r RBNode) prepareSteps(inv *inventory.Inventory, n, srv *inventory.Host, lbPassword string, opts Options) ([]installer.Step, error) {
+	rb := inv.Roles.RBNode
+	cfg := inv.Roles.StateServer
+	user, home := cfg.SnfsUser, cfg.SnfsHome
+	sshDir := path.Join(home, ".ssh")
+	keyPath := path.Join(sshDir, "id_ed25519")
+	knownHosts := path.Join(sshDir, "known_hosts")
+
+	out := []installer.Step{
+		&steps.User{Name: user, Home: home, Shell: "/bin/sh", System: true},
+		&steps.Dir{Path: sshDir, Mode: 0o700, Owner: user},
+	}
+	key, err := LoadNodeKey(inv, n.Name, !opts.ReadOnly)
+	switch {
+	case err == nil:
+		out = append(out, &steps.File{Path: keyPath, Content: key.PrivatePEM, Mode: 0o600, Owner: user, Secret: true})
+	case opts.ReadOnly:
+		out = append(out, &notYet{id: "file " + keyPath, msg: "no snfs key generated for " + n.Name + " yet (install rb-node or state-server generates it)"})
+	default:
+		return nil, err
+	}
+	out = append(out, &knownHostsStep{Path: knownHosts, Owner: user, Server: srv})
+
+	switch rb.SharedFS {
+	case "snfs":
+		out = append(out, snfsSteps(rb, cfg, n, srv)...)
+	default:
+		out = append(out, &steps.Mount{
+			Source: cfg.SnfsUser + "@" + srv.Address + ":" + cfg.Export,
+			Target: rb.MountPoint,
+			FSType: "fuse.sshfs",
+			Options: []string{"_netdev", "reconnect", "ServerAliveInterval=15", "ServerAliveCountMax=3",
+				"IdentityFile=" + keyPath, "UserKnownHostsFile=" + knownHosts, "StrictHostKeyChecking=yes",
+				"BatchMode=yes", "allow_other", "dir_cache=no"},
+			Fstab:   true,
+			Mounted: true,
+		})
+	}
+	for _, c := range rb.CronRemove {
+		out = append(out, &steps.Absent{Path: c})
+	}
+	for _, s := range rb.Services {
+		out = append(out, &optionalService{svc: steps.Service{Name: s, Boot: steps.BootDisabled, State: steps.StateStopped}})
+	}
+	out = append(out, &steps.KeyValue{
+		Path:   rb.SysconfigEDG,
+		Key:    "EDG_WL_BKSERVERD_ADDOPTS",
+		Value:  fmt.Sprintf("--mysql %s/%s@%s:%s", cfg.MySQL.User, lbPassword, srv.Hostname, cfg.MySQL.Database),
+		Quote:  true,
+		Mode:   0o600,
+		Secret: true,
+	})
+	return out, nil
+}
+
+// snfsSteps are the notes' sec_rpc driver (slide 7): snfshost, the RPC
+// proxy at boot and running, and the NFS mount "as if it's on a local host".
+func snfsSteps(rb inventory.RBNode, cfg inventory.StateServer, n, srv *inventory.Host) []installer.Step {
+	conf := path.Join(cfg.SnfsHome, srv.Hostname)
+	q := installer.ShellQuote
+	return []installer.Step{
+		&steps.Exec{
+			Name:  "snfshost " + srv.Hostname,
+			Probe: "test -e " + q(conf),
+			Check: func(r installer.ProbeResult) (bool, string) {
+				return r.ExitCode == 0, conf + " missing"
+			},
+			Apply: "snfshost " + q(srv.Hostname),
+		},
+		&steps.File{Path: "/etc/init.d/" + snfsProxyService, Content: snfsProxyInit(conf), Mode: 0o755, Owner: "root", Group: "root"},
+		&optionalService{svc: steps.Service{Name: snfsProxyService, Boot: steps.BootEnabled, State: steps.StateRunning}, required: true},
+		&steps.Mount{
+			Source:  n.Hostname + ":" + cfg.Export,
+			Target:  rb.MountPoint,
+			FSType:  "nfs",
+			Options: []string{"nolock", "mountprog=201000", "nfsprog=251000", "_netdev"},
+			Fstab:   true,
+			Mounted: true,
+		},
+	}
+}
+
+// snfsProxyService is the init script gridha writes for rpc_psrv.
+const snfsProxyService = "gridha-rpc-psrv"
+
+func snfsProxyInit(conf string) []byte {
+	return []byte(`#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          ` + snfsProxyService + `
+# Required-Start:    $network $remote_fs
+# Required-Stop:     $network $remote_fs
+# Default-Start:     2 3 4 5
+# Default-Stop:      0 1 6
+# Short-Description: sec_rpc RPC proxy to the RB state server (written by gridha)
+### END INIT INFO
+# chkconfig: 345 20 80
+# Written by gridha (install rb-node, shared_fs: snfs): rpc_psrv -b CONF, slide 7.
+CONF=` + installer.ShellQuote(conf) + `
+PIDFILE=/var/run/` + snfsProxyService + `.pid
+running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+case "$1" in
+start)
+	running && exit 0
+	rpc_psrv -b "$CONF" </dev/null >/dev/null 2>&1 &
+	echo $! > "$PIDFILE"
+	sleep 1
+	running ;;
+stop)
+	running && kill "$(cat "$PIDFILE")"
+	rm -f "$PIDFILE"
+	exit 0 ;;
+status)
+	running && exit 0
+	[ -f "$PIDFILE" ] && exit 1
+	exit 3 ;;
+restart)
+	"$0" stop; "$0" start ;;
+*)
+	echo "usage: $0 start|stop|status|restart" >&2; exit 2 ;;
+esac
+`)
+}
+
+// stateSteps are a node's steps in its rank phase: its state dirs, then the
+// L&B copy.
+func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, remoteAdmin steps.MySQLAdmin, opts Options) []installer.Step {
+	rb := inv.Roles.RBNode
+	cfg := inv.Roles.StateServer
+	g := rb.PrimaryGroup(n.Name)
+	var out []installer.Step
+	for _, d := range rb.StateDirs {
+		var accept []string
+		for _, og := range sortedGroups(rb.Nodes[n.Name]) {
+			if og != g {
+				accept = append(accept, ShareMountDir(rb, og, d))
+			}
+		}
+		out = append(out, &steps.StateDir{
+			Path:        d,
+			Share:       ShareMountDir(rb, g, d),
+			Mount:       rb.MountPoint,
+			Node:        n.Name,
+			ServerHost:  srv.Name,
+			ServerPath:  path.Join(cfg.Export, inventory.ShareDir(g, d)),
+			StateFrom:   opts.StateFrom,
+			KeepOwners:  rb.SharedFS == "snfs",
+			AcceptLinks: accept,
+		})
+	}
+	out = append(out, &LBCopy{
+		Node:      n.Name,
+		Server:    srv.Name,
+		Local:     steps.MySQLAdmin{Socket: rb.LocalMySQLSocket, User: "root"},
+		Remote:    remoteAdmin,
+		Database:  cfg.MySQL.Database,
+		StateFrom: opts.StateFrom,
+	})
+	return out
+}
+
+func sortedGroups(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for g := range m {
+		out = append(out, g)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// keepShareDirs replaces the state server's steps for the share folders
+// (<export>/<group>/<dir>) with create-only ones: once a node moved its
+// state there, the folder carries that state's own mode (and, with the snfs
+// driver, owner), which must not be reset.
+func keepShareDirs(in []installer.Step, export string, rb inventory.RBNode) []installer.Step {
+	share := map[string]bool{}
+	for _, g := range rb.GroupNames() {
+		for _, d := range rb.StateDirs {
+			share[path.Join(export, inventory.ShareDir(g, d))] = true
+		}
+	}
+	out := make([]installer.Step, 0, len(in))
+	for _, s := range in {
+		if d, ok := s.(*steps.Dir); ok && share[d.Path] {
+			out = append(out, &createOnlyDir{d: *d})
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// createOnlyDir creates a folder like steps.Dir but leaves an existing one
+// as it is.
+type createOnlyDir struct{ d steps.Dir }
+
+func (c *createOnlyDir) ID() string                { return c.d.ID() }
+func (c *createOnlyDir) Probes() []installer.Probe { return c.d.Probes() }
+func (c *createOnlyDir) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	ff, err := installer.FileFactOf(env.Facts, c.d.Path)
+	if err != nil {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, c.ID(), err))
+	}
+	if ff.Kind == installer.KindDir {
+		return installer.OK("exists (mode and owner are the moved state's own)")
+	}
+	return c.d.CheckApply(ctx, env, apply)
+}
+
+// hostKeyStep reads the state server's SSH host key into env.Shared for the
+// nodes' snfs known_hosts (pinned: StrictHostKeyChecking=yes).
+type hostKeyStep struct {
+	Server string
+	Path   string
+}
+
+func sharedHostKey(server string) string { return "rb-node/ssh-host-key/" + server }
+
+func (h *hostKeyStep) ID() string { return "ssh host key " + h.Path + " (pinned on the rb nodes)" }
+func (h *hostKeyStep) Probes() []installer.Probe {
+	return []installer.Probe{installer.FileProbe(h.Path)}
+}
+func (h *hostKeyStep) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	ff, err := installer.FileFactOf(env.Facts, h.Path)
+	if err != nil {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, h.ID(), err))
+	}
+	f := strings.Fields(string(ff.Content))
+	if !ff.Exists || len(f) < 2 {
+		return installer.Failed(fmt.Errorf("%s: no SSH host key at %s (the rb nodes pin it)", env.Host, h.Path))
+	}
+	env.Shared.Set(sharedHostKey(h.Server), f[0]+" "+f[1])
+	return installer.OK(f[0] + " ..." + f[1][max(0, len(f[1])-12):])
+}
+
+// knownHostsStep writes the snfs user's known_hosts with the state server's
+// host key read in phase 0.
+type knownHostsStep struct {
+	Path, Owner string
+	Server      *inventory.Host
+}
+
+func (k *knownHostsStep) ID() string                { return "file " + k.Path }
+func (k *knownHostsStep) Probes() []installer.Probe { return []installer.Probe{installer.FileProbe(k.Path)} }
+func (k *knownHostsStep) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	v, ok := env.Shared.Get(sharedHostKey(k.Server.Name))
+	if !ok {
+		return installer.Failed(fmt.Errorf("%s: %s: the host key of %s was not read (its phase failed or it is unreachable)", env.Host, k.ID(), k.Server.Name))
+	}
+	names := k.Server.Address
+	if k.Server.Hostname != "" && k.Server.Hostname != k.Server.Address {
+		names += "," + k.Server.Hostname
+	}
+	content := names + " " + v.(string) + "\n"
+	return steps.File{Path: k.Path, Content: []byte(content), Mode: 0o644, Owner: k.Owner}.CheckApply(ctx, env, apply)
+}
+
+// optionalService manages a service that may not be installed on every
+// node (the RB set varies: MyProxy may be elsewhere); required ones fail.
+type optionalService struct {
+	svc      steps.Service
+	required bool
+}
+
+func (o *optionalService) ID() string                { return o.svc.ID() }
+func (o *optionalService) Probes() []installer.Probe { return o.svc.Probes() }
+func (o *optionalService) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	if !o.required {
+		if p := o.svc.Probes(); len(p) == 1 {
+			if pr, ok := env.Facts.Get(p[0].Key); ok && !steps.ParseServiceState(string(pr.Stdout)).Installed {
+				return installer.OK("not installed on this node")
+			}
+		}
+	}
+	return o.svc.CheckApply(ctx, env, apply)
+}
+
+// notYet stands for a step whose input does not exist yet (verify and
+// --check never create it).
+type notYet struct{ id, msg string }
+
+func (n *notYet) ID() string                { return n.id }
+func (n *notYet) Probes() []installer.Probe { return nil }
+func (n *notYet) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	if apply {
+		return installer.Failed(fmt.Errorf("%s: %s", env.Host, n.msg))
+	}
+	return installer.Missing(n.msg)
 }

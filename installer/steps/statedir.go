@@ -1,0 +1,704 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gridha/gridha/installer"
+)
+
+// StateDir moves a service's local state folder (Path, e.g. /var/edgwl) to
+// shared storage (Share, e.g. /mnt/rb-state/rb-a/edgwl, a folder of a
+// mounted file system) and leaves a symlink Path -> Share behind (slide 8:
+// "cp -a ... Replace local folders with symlinks"), safely:
+//
+//  1. copy Path into a temporary folder beside the share folder
+//     (.<base>.gridha-tmp-<node>), keeping modes, times, symlinks and hard
+//     links (and owners when KeepOwners);
+//  2. verify the copy against the original: the same entries, kinds, modes,
+//     sizes, sha256 of every regular file, symlink targets, hard-link groups,
+//     modification times (seconds: SFTP keeps no more) and, with KeepOwners,
+//     owners. With ServerHost set the copy is read on the state server
+//     itself (through env.Peer), where hard links are visible;
+//  3. record the owners in .gridha-owners and write the marker .gridha-state
+//     (node, time, counts) last, inside the temporary folder;
+//  4. rename it into place (the share folder is populated atomically: a share
+//     folder counts as populated only when it holds the marker);
+//  5. move the original aside as <Path>.gridha-local-<UTC time> (never
+//     deleted);
+//  6. link Path -> Share.
+//
+// Every intermediate state is recognised on the next run (a run killed at any
+// instant converges, nothing lost): a temporary folder without marker is a
+// partial copy of an intact original and is copied again; one with a marker
+// is verified again and renamed; a populated share written by this node
+// finishes steps 5-6.
+//
+// A share already populated by another node: a node whose own state is only
+// the package default (no regular file) is moved aside and linked; a node
+// with state of its own is refused, unless StateFrom names the winner
+// (gridha's --state-from NODE): this node (its copy replaces the share's,
+// which is kept aside on the share as .<base>.gridha-replaced-<node>-<time>)
+// or another node (this node's copy is kept aside locally). Never a merge,
+// never an overwrite.
+type StateDir struct {
+	Path  string // local state folder on the node
+	Share string // the share folder as the node sees it (under Mount)
+	Mount string // mount point that must be live before anything moves
+	Node  string // this node's inventory name (marker, temporary names)
+	// ServerHost and ServerPath: the state server's inventory name and the
+	// share folder as the server sees it; the copy is verified there. Empty:
+	// verified through the mount (hard links then cannot be checked).
+	ServerHost, ServerPath string
+	// StateFrom is the node whose state wins a conflict ("" = refuse).
+	StateFrom string
+	// KeepOwners: the shared file system keeps owners (NFS as root, the
+	// snfs driver); with sshfs every file belongs to the snfs user on the
+	// server, owners are only recorded in .gridha-owners.
+	KeepOwners bool
+	// AcceptLinks are other link targets that count as done (the other HA
+	// groups' shares of this node: the service script points the link at
+	// the group it serves).
+	AcceptLinks []string
+	// Now gives the time for names and the marker (nil: time.Now).
+	Now func() time.Time
+}
+
+// StateMarker and OwnersFile are the files gridha keeps at the top of a
+// populated share folder.
+const (
+	StateMarker = ".gridha-state"
+	OwnersFile  = ".gridha-owners"
+	// AsideInfix names a state folder moved aside: <path>.gridha-local-<time>.
+	AsideInfix = ".gridha-local-"
+)
+
+// stateDirLock serialises copies on a node: a copy left running by a killed
+// run ends (its watcher kills it when the session dies) before another
+// starts.
+const stateDirLock = "/var/lock/gridha-statedir.lock"
+
+// ID implements installer.Step.
+func (s StateDir) ID() string { return "state dir " + s.Path }
+
+func (s StateDir) tmp() string {
+	return path.Join(path.Dir(s.Share), "."+path.Base(s.Share)+".gridha-tmp-"+s.Node)
+}
+
+func (s StateDir) serverTmp() string {
+	return path.Join(path.Dir(s.ServerPath), "."+path.Base(s.ServerPath)+".gridha-tmp-"+s.Node)
+}
+
+func (s StateDir) probeKey() string { return "statedir:" + s.Path }
+
+// Probes implements installer.Step.
+func (s StateDir) Probes() []installer.Probe {
+	q := installer.ShellQuote
+	script := fmt.Sprintf(`L=%s; S=%s; T=%s; MP=%s
+if awk -v mp="$MP" '$2 == mp { f = 1 } END { exit !f }' /proc/mounts; then echo mounted=1; fi
+if [ -L "$L" ]; then echo local=link; printf 'target='; readlink "$L"
+elif [ -d "$L" ]; then echo local=dir
+  echo "files=$(find "$L" -xdev -type f | wc -l)"
+  echo "bytes=$(find "$L" -xdev -type f -printf '%%s\n' | awk '{ s += $1 } END { printf "%%d", s }')"
+  echo "special=$(find "$L" -xdev \( -type p -o -type b -o -type c \) | wc -l)"
+elif [ -e "$L" ]; then echo local=other
+else echo local=none; fi
+for a in "$L"%s*; do [ -e "$a" ] && echo "aside=$a"; done
+if [ -n "$(awk -v mp="$MP" '$2 == mp' /proc/mounts)" ]; then
+  if [ -d "$S" ]; then echo share=dir; echo "entries=$(ls -A "$S" | wc -l)"
+    if [ -f "$S/%s" ]; then printf 'marker='; base64 -w0 "$S/%s"; echo; fi
+  elif [ -e "$S" ]; then echo share=other; fi
+  if [ -d "$T" ]; then echo tmp=dir; [ -f "$T/%s" ] && echo tmpmarker=1; fi
+fi
+exit 0`, q(s.Path), q(s.Share), q(s.tmp()), q(s.Mount), AsideInfix, StateMarker, StateMarker, StateMarker)
+	return []installer.Probe{{Key: s.probeKey(), Script: script}}
+}
+
+// StateDirFacts is what the probe found.
+type StateDirFacts struct {
+	Mounted      bool
+	Local        string // none, dir, link, other
+	LinkTarget   string
+	Files        int
+	Bytes        int64
+	Special      int // fifos and device nodes (cannot be kept on sshfs)
+	Asides       []string
+	Share        string // "", dir, other
+	ShareEntries int
+	Marker       string // content of the share's marker ("" = not populated)
+	Tmp          bool
+	TmpMarker    bool
+}
+
+// ParseStateDirFacts reads the probe output.
+func ParseStateDirFacts(out string) StateDirFacts {
+	var f StateDirFacts
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "mounted":
+			f.Mounted = true
+		case "local":
+			f.Local = v
+		case "target":
+			f.LinkTarget = v
+		case "files":
+			f.Files, _ = strconv.Atoi(strings.TrimSpace(v))
+		case "bytes":
+			f.Bytes, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		case "special":
+			f.Special, _ = strconv.Atoi(strings.TrimSpace(v))
+		case "aside":
+			f.Asides = append(f.Asides, v)
+		case "share":
+			f.Share = v
+		case "entries":
+			f.ShareEntries, _ = strconv.Atoi(strings.TrimSpace(v))
+		case "marker":
+			if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+				f.Marker = string(b)
+				if f.Marker == "" {
+					f.Marker = "(empty marker)"
+				}
+			}
+		case "tmp":
+			f.Tmp = true
+		case "tmpmarker":
+			f.TmpMarker = true
+		}
+	}
+	return f
+}
+
+// MarkerNode returns the node= value of a marker.
+func MarkerNode(marker string) string {
+	for _, l := range strings.Split(marker, "\n") {
+		if v, ok := strings.CutPrefix(l, "node="); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// StateDir operations, in the order they run.
+const (
+	OpReplaceShare = "replace-share" // move the share's copy aside on the share
+	OpReverify     = "reverify"      // a share folder with content but no marker: verify, mark
+	OpCopy         = "copy"          // (re)copy into the temporary folder, verify, mark
+	OpRename       = "rename"        // temporary folder -> share folder
+	OpAside        = "aside"         // local folder -> <path>.gridha-local-<time>
+	OpLink         = "link"          // path -> share
+)
+
+// StateDirPlan is what a StateDir step decides from the facts.
+type StateDirPlan struct {
+	Ops []string
+	// Refuse is set when the step must not touch anything (a conflict or a
+	// state it does not recognise); it says why and what to do.
+	Refuse string
+	Why    string // what the ops do, for the report
+}
+
+// Decide is the pure decision of the step (tested without hosts).
+func (s StateDir) Decide(f StateDirFacts) StateDirPlan {
+	accepted := func(t string) bool {
+		if t == s.Share {
+			return true
+		}
+		for _, a := range s.AcceptLinks {
+			if t == a {
+				return true
+			}
+		}
+		return false
+	}
+	populated := f.Marker != ""
+	owner := MarkerNode(f.Marker)
+	switch f.Local {
+	case "link":
+		if accepted(f.LinkTarget) {
+			return StateDirPlan{Why: "linked to " + f.LinkTarget}
+		}
+		return StateDirPlan{Refuse: fmt.Sprintf("%s is a symlink to %s, not to the share %s; refusing to change it", s.Path, f.LinkTarget, s.Share)}
+	case "other":
+		return StateDirPlan{Refuse: fmt.Sprintf("%s is neither a folder nor a symlink; refusing to touch it", s.Path)}
+	}
+	if !f.Mounted {
+		return StateDirPlan{Refuse: fmt.Sprintf("%s is not mounted: refusing to move %s onto the local disk", s.Mount, s.Path)}
+	}
+	if f.Share == "other" {
+		return StateDirPlan{Refuse: fmt.Sprintf("%s on the share is not a folder; refusing to touch it", s.Share)}
+	}
+	if f.Local == "none" {
+		switch {
+		case populated:
+			return StateDirPlan{Ops: []string{OpLink}, Why: fmt.Sprintf("no local %s: link to the share (%s's state)", s.Path, owner)}
+		case len(f.Asides) > 0:
+			return StateDirPlan{Refuse: fmt.Sprintf("%s is missing and the share %s holds no marked state, but %s exists: restore it by hand (mv) and re-run", s.Path, s.Share, strings.Join(f.Asides, ", "))}
+		case f.ShareEntries > 0:
+			return StateDirPlan{Ops: []string{OpLink}, Why: fmt.Sprintf("no local %s: link to the share (unmarked content)", s.Path)}
+		}
+		return StateDirPlan{Ops: []string{OpLink}, Why: fmt.Sprintf("no local %s and nothing on the share: link only", s.Path)}
+	}
+	// The local folder is a real folder.
+	if f.Special > 0 && !s.KeepOwners {
+		return StateDirPlan{Refuse: fmt.Sprintf("%s holds %d fifos or device nodes, which the shared file system (sshfs) cannot keep; remove them (the services are stopped) and re-run", s.Path, f.Special)}
+	}
+	own := fmt.Sprintf("%d files, %d bytes", f.Files, f.Bytes)
+	if populated {
+		switch {
+		case owner == s.Node:
+			return StateDirPlan{Ops: []string{OpAside, OpLink}, Why: "share holds this node's verified copy: move " + s.Path + " aside and link"}
+		case f.Files == 0:
+			return StateDirPlan{Ops: []string{OpAside, OpLink}, Why: fmt.Sprintf("share already holds %s's state and %s is only the package default (no files): move it aside and link", owner, s.Path)}
+		case s.StateFrom == s.Node:
+			return StateDirPlan{Ops: []string{OpReplaceShare, OpCopy, OpRename, OpAside, OpLink},
+				Why: fmt.Sprintf("--state-from %s: this node's %s (%s) replaces %s's copy on the share (kept aside there)", s.Node, s.Path, own, owner)}
+		case s.StateFrom != "":
+			return StateDirPlan{Ops: []string{OpAside, OpLink},
+				Why: fmt.Sprintf("--state-from %s: the share's copy (%s's) wins; this node's own %s (%s) is kept aside", s.StateFrom, owner, s.Path, own)}
+		}
+		return StateDirPlan{Refuse: fmt.Sprintf("%s holds this node's own state (%s) but the share %s already holds %s's state (%s); gridha never merges or overwrites: "+
+			"re-run with --state-from %s to make this node's copy win (the share's copy is kept aside on the share), or with --state-from %s to keep the share's copy (this node's is kept aside as %s%s<time>)",
+			s.Path, own, s.Share, owner, oneLine(f.Marker), s.Node, owner, s.Path, AsideInfix)}
+	}
+	if f.ShareEntries > 0 {
+		return StateDirPlan{Ops: []string{OpReverify, OpAside, OpLink}, Why: fmt.Sprintf("share %s has content but no marker (interrupted before the marker?): verify it against %s", s.Share, s.Path)}
+	}
+	ops := []string{OpCopy, OpRename, OpAside, OpLink}
+	why := fmt.Sprintf("copy %s (%s) to %s, verify, rename into place, move the original aside, link", s.Path, own, s.Share)
+	if f.TmpMarker {
+		why = fmt.Sprintf("a verified copy of %s is waiting in %s: verify again, rename into place, move the original aside, link", s.Path, s.tmp())
+	} else if f.Tmp {
+		why = fmt.Sprintf("a partial copy of %s (interrupted run) is in %s: copy again, ", s.Path, s.tmp()) + strings.TrimPrefix(why, "copy "+s.Path+" ("+own+") to "+s.Share+", ")
+	}
+	return StateDirPlan{Ops: ops, Why: why}
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+// CheckApply implements installer.Step.
+func (s StateDir) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	pr, ok := env.Facts.Get(s.probeKey())
+	if !ok {
+		return failed(env, s.ID(), fmt.Errorf("no fact gathered for %s", s.Path))
+	}
+	f := ParseStateDirFacts(string(pr.Stdout))
+	if !apply && !f.Mounted && f.Local != "link" {
+		// --check before the mount exists: say what would happen.
+		return installer.Missing(fmt.Sprintf("%s (%s) would move to %s once %s is mounted", s.Path, f.Local, s.Share, s.Mount))
+	}
+	p := s.Decide(f)
+	if p.Refuse != "" {
+		if !apply {
+			return installer.Drift("conflict: "+p.Refuse, "symlink -> "+s.Share, "local "+f.Local)
+		}
+		return failed(env, s.ID(), fmt.Errorf("%s", p.Refuse))
+	}
+	if len(p.Ops) == 0 {
+		return installer.OK(p.Why)
+	}
+	if !apply {
+		r := installer.Missing(p.Why)
+		if f.Local == "dir" || f.Local == "link" {
+			r = installer.Drift(p.Why, "symlink -> "+s.Share, "local "+f.Local)
+		}
+		return r
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	stamp := s.Now().UTC().Format("20060102T150405Z")
+	var done []string
+	for _, op := range p.Ops {
+		var err error
+		switch op {
+		case OpReplaceShare:
+			aside := path.Join(path.Dir(s.Share), "."+path.Base(s.Share)+".gridha-replaced-"+safeName(MarkerNode(f.Marker))+"-"+stamp)
+			_, err = sh(ctx, env, "move the share's copy aside", fmt.Sprintf("mv -T %s %s", installer.ShellQuote(s.Share), installer.ShellQuote(aside)), nil)
+			if err == nil {
+				done = append(done, "share's copy kept aside as "+aside)
+			}
+		case OpReverify:
+			err = s.reverify(ctx, env, stamp)
+			if err == nil {
+				done = append(done, "verified the unmarked share copy and marked it")
+			}
+		case OpCopy:
+			var what string
+			what, err = s.copyVerified(ctx, env, f.TmpMarker, stamp)
+			if err == nil {
+				done = append(done, what)
+			}
+		case OpRename:
+			_, err = sh(ctx, env, "rename the copy into place", fmt.Sprintf("mv -T %s %s", installer.ShellQuote(s.tmp()), installer.ShellQuote(s.Share)), nil)
+		case OpAside:
+			aside := s.Path + AsideInfix + stamp
+			_, err = sh(ctx, env, "move "+s.Path+" aside", fmt.Sprintf("mv -T %s %s", installer.ShellQuote(s.Path), installer.ShellQuote(aside)), nil)
+			if err == nil {
+				done = append(done, "original kept as "+aside)
+			}
+		case OpLink:
+			_, err = sh(ctx, env, "link "+s.Path, fmt.Sprintf("ln -s %s %s", installer.ShellQuote(s.Share), installer.ShellQuote(s.Path)), nil)
+			if err == nil {
+				done = append(done, "linked "+s.Path+" -> "+s.Share)
+			}
+		}
+		if err != nil {
+			return failed(env, s.ID(), fmt.Errorf("%s: %w", op, err))
+		}
+	}
+	return installer.Changed(p.Why + " (" + strings.Join(done, "; ") + ")")
+}
+
+// safeName keeps a node name usable in a file name.
+func safeName(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// copyScript copies $L into $T (fresh), holding the node's state-dir lock.
+// The copy runs in the background with a watcher on the session's stdin: when
+// the session dies (gridha killed, link cut) stdin ends and the watcher kills
+// the copy, so no copy outlives its run.
+func (s StateDir) copyScript() string {
+	preserve := "cp -dR --preserve=mode,timestamps,links"
+	if s.KeepOwners {
+		preserve = "cp -a"
+	}
+	return fmt.Sprintf(`L=%s; T=%s
+exec 3<&0
+mkdir -p "$(dirname %s)" 2>/dev/null
+exec 8>>%s || exit 70
+flock -w 300 8 || { echo "another state-dir copy is still running on this node" >&2; exit 75; }
+rm -rf "$T" || exit 1
+mkdir "$T" || exit 1
+%s "$L/." "$T/" </dev/null & c=$!
+( cat >/dev/null; kill $c 2>/dev/null ) <&3 >/dev/null 2>&1 & w=$!
+wait $c; rc=$?
+kill $w 2>/dev/null
+exit $rc
+`, installer.ShellQuote(s.Path), installer.ShellQuote(s.tmp()), installer.ShellQuote(stateDirLock), installer.ShellQuote(stateDirLock), preserve)
+}
+
+// copyVerified makes sure the temporary folder holds a verified, marked copy
+// of the local folder: a marked one is verified again, anything else is
+// copied afresh.
+func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarked bool, stamp string) (string, error) {
+	local, err := s.manifest(ctx, env.Conn, s.Path)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", s.Path, err)
+	}
+	if tmpMarked {
+		if copyM, err := s.shareManifest(ctx, env, true); err == nil {
+			if diffs := CompareManifests(local, copyM, s.KeepOwners); len(diffs) == 0 {
+				return "re-verified the waiting copy", nil
+			}
+		}
+		if env.Log != nil {
+			env.Log("the waiting copy in %s no longer matches %s: copying again", s.tmp(), s.Path)
+		}
+	}
+	// Stdin stays open for the session's life: the remote watcher kills the
+	// copy when it ends.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	if env.Log != nil {
+		env.Log("copying %s to %s", s.Path, s.tmp())
+	}
+	res, err := env.Conn.Run(ctx, s.copyScript(), pr)
+	if err != nil {
+		return "", fmt.Errorf("copy %s: %w", s.Path, err)
+	}
+	if err := res.Err("copy " + s.Path + " to " + s.tmp()); err != nil {
+		return "", err
+	}
+	copyM, err := s.shareManifest(ctx, env, true)
+	if err != nil {
+		return "", fmt.Errorf("read the copy: %w", err)
+	}
+	if diffs := CompareManifests(local, copyM, s.KeepOwners); len(diffs) > 0 {
+		return "", fmt.Errorf("the copy in %s differs from %s (left there; the next run copies again): %s", s.tmp(), s.Path, strings.Join(firstN(diffs, 5), "; "))
+	}
+	if err := s.writeOwnersAndMarker(ctx, env, s.tmp(), local, stamp); err != nil {
+		return "", err
+	}
+	files, bytes := local.Totals()
+	return fmt.Sprintf("copied and verified %d files, %d bytes (sha256 of every file)", files, bytes), nil
+}
+
+// reverify checks an unmarked share folder against the local folder and
+// marks it when they are equal.
+func (s StateDir) reverify(ctx context.Context, env *installer.Env, stamp string) error {
+	local, err := s.manifest(ctx, env.Conn, s.Path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.Path, err)
+	}
+	shareM, err := s.shareManifest(ctx, env, false)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.Share, err)
+	}
+	if diffs := CompareManifests(local, shareM, s.KeepOwners); len(diffs) > 0 {
+		return fmt.Errorf("%s holds files but no marker and differs from %s (%s): not written by gridha from this node; compare them and empty one by hand", s.Share, s.Path, strings.Join(firstN(diffs, 3), "; "))
+	}
+	return s.writeOwnersAndMarker(ctx, env, s.Share, local, stamp)
+}
+
+func (s StateDir) writeOwnersAndMarker(ctx context.Context, env *installer.Env, dir string, local Manifest, stamp string) error {
+	if err := env.Conn.WriteFile(ctx, path.Join(dir, OwnersFile), local.OwnersFile(), 0o600, "", ""); err != nil {
+		return fmt.Errorf("write %s: %w", OwnersFile, err)
+	}
+	files, bytes := local.Totals()
+	marker := fmt.Sprintf("node=%s\ntime=%s\nsource=%s\nfiles=%d\nbytes=%d\n", s.Node, stamp, s.Path, files, bytes)
+	if err := env.Conn.WriteFile(ctx, path.Join(dir, StateMarker), []byte(marker), 0o644, "", ""); err != nil {
+		return fmt.Errorf("write %s: %w", StateMarker, err)
+	}
+	return nil
+}
+
+// shareManifest reads the temporary folder (tmp) or the share folder, on
+// the state server when ServerHost is set, else through the mount.
+func (s StateDir) shareManifest(ctx context.Context, env *installer.Env, tmp bool) (Manifest, error) {
+	dir := s.Share
+	if tmp {
+		dir = s.tmp()
+	}
+	conn := env.Conn
+	if s.ServerHost != "" && env.Peer != nil {
+		c, err := env.Peer(ctx, s.ServerHost)
+		if err != nil {
+			return nil, err
+		}
+		conn = c
+		dir = s.ServerPath
+		if tmp {
+			dir = s.serverTmp()
+		}
+	}
+	m, err := s.manifest(ctx, conn, dir)
+	if err != nil {
+		return nil, err
+	}
+	return m.withoutGridhaFiles(), nil
+}
+
+// manifestScript lists every entry under $1 (NUL-separated fields), then
+// the sha256 of every regular file.
+const manifestScript = `cd "$D" || exit 3
+find . -printf '%y\0%m\0%T@\0%s\0%i\0%n\0%U\0%G\0%u\0%g\0%l\0%p\0' || exit 4
+printf '@@SHA\0'
+find . -type f -print0 | xargs -0r sha256sum -z || exit 5
+`
+
+func (s StateDir) manifest(ctx context.Context, conn installer.Conn, dir string) (Manifest, error) {
+	res, err := conn.Run(ctx, "D="+installer.ShellQuote(dir)+"\n"+manifestScript, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := res.Err("list " + dir); err != nil {
+		return nil, fmt.Errorf("%s: %w", conn.Host(), err)
+	}
+	return ParseManifest(res.Stdout)
+}
+
+// ManifestEntry is one path of a state folder.
+type ManifestEntry struct {
+	Kind     string // find %y: f d l s p b c
+	Mode     string // octal, with setuid/setgid/sticky
+	MTime    int64  // seconds
+	Size     int64
+	Inode    string
+	NLink    int
+	UID, GID string
+	User     string
+	Group    string
+	Link     string
+	SHA256   string
+	HardLink string // first path (sorted) of its hard-link group in the tree, "" when alone
+}
+
+// Manifest maps a path relative to the folder ("." for itself) to its entry.
+type Manifest map[string]*ManifestEntry
+
+// ParseManifest reads manifestScript's output.
+func ParseManifest(out []byte) (Manifest, error) {
+	parts := bytes.Split(out, []byte{0})
+	m := Manifest{}
+	i := 0
+	for ; i < len(parts); i += 12 {
+		if string(parts[i]) == "@@SHA" {
+			break
+		}
+		if i+12 > len(parts) {
+			return nil, fmt.Errorf("manifest: truncated record")
+		}
+		f := parts[i : i+12]
+		sec, _, _ := strings.Cut(string(f[2]), ".")
+		mt, _ := strconv.ParseInt(sec, 10, 64)
+		size, _ := strconv.ParseInt(string(f[3]), 10, 64)
+		nl, _ := strconv.Atoi(string(f[5]))
+		p := normRel(string(f[11]))
+		m[p] = &ManifestEntry{Kind: string(f[0]), Mode: string(f[1]), MTime: mt, Size: size, Inode: string(f[4]), NLink: nl,
+			UID: string(f[6]), GID: string(f[7]), User: string(f[8]), Group: string(f[9]), Link: string(f[10])}
+	}
+	if i >= len(parts) {
+		return nil, fmt.Errorf("manifest: no checksum section")
+	}
+	for _, rec := range parts[i+1:] {
+		if len(rec) == 0 {
+			continue
+		}
+		sum, p, ok := strings.Cut(string(rec), "  ")
+		if !ok {
+			return nil, fmt.Errorf("manifest: bad checksum record %q", rec)
+		}
+		e := m[normRel(p)]
+		if e == nil {
+			return nil, fmt.Errorf("manifest: checksum of unlisted %q", p)
+		}
+		e.SHA256 = sum
+	}
+	groups := map[string][]string{}
+	for p, e := range m {
+		if e.Kind == "f" && e.NLink > 1 {
+			groups[e.Inode] = append(groups[e.Inode], p)
+		}
+	}
+	for _, ps := range groups {
+		if len(ps) < 2 {
+			continue
+		}
+		sort.Strings(ps)
+		for _, p := range ps {
+			m[p].HardLink = ps[0]
+		}
+	}
+	return m, nil
+}
+
+func normRel(p string) string {
+	if p == "." {
+		return "."
+	}
+	return strings.TrimPrefix(p, "./")
+}
+
+func (m Manifest) withoutGridhaFiles() Manifest {
+	out := Manifest{}
+	for p, e := range m {
+		if p == StateMarker || p == OwnersFile || strings.HasPrefix(p, "."+StateMarker+".") || strings.HasPrefix(p, "."+OwnersFile+".") {
+			continue
+		}
+		out[p] = e
+	}
+	return out
+}
+
+// Totals counts regular files and their bytes.
+func (m Manifest) Totals() (files int, bytes int64) {
+	for _, e := range m {
+		if e.Kind == "f" {
+			files++
+			bytes += e.Size
+		}
+	}
+	return files, bytes
+}
+
+// OwnersFile renders the owners of every entry, one per line:
+// "uid:gid user:group "quoted path"" (sorted by path).
+func (m Manifest) OwnersFile() []byte {
+	paths := make([]string, 0, len(m))
+	for p := range m {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	var b strings.Builder
+	b.WriteString("# owners of the state folder before gridha moved it (uid:gid user:group path); sshfs keeps no owners\n")
+	for _, p := range paths {
+		e := m[p]
+		if e.Kind == "s" {
+			continue
+		}
+		fmt.Fprintf(&b, "%s:%s %s:%s %s\n", e.UID, e.GID, e.User, e.Group, strconv.Quote(p))
+	}
+	return []byte(b.String())
+}
+
+// CompareManifests lists the differences between an original folder and its
+// copy: entries, kinds, modes, sizes, checksums, symlink targets, hard-link
+// groups, modification times (seconds; not of the folder itself, which the
+// marker touches, nor of symlinks, which SFTP cannot set) and, with owners,
+// numeric owners. Sockets are left out: they do not survive a copy and
+// mean nothing once their daemon is stopped.
+func CompareManifests(orig, cp Manifest, owners bool) []string {
+	var diffs []string
+	paths := make([]string, 0, len(orig))
+	for p := range orig {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		o := orig[p]
+		if o.Kind == "s" {
+			continue
+		}
+		c, ok := cp[p]
+		if !ok {
+			diffs = append(diffs, "missing "+p)
+			continue
+		}
+		switch {
+		case o.Kind != c.Kind:
+			diffs = append(diffs, fmt.Sprintf("%s: kind %s, copy %s", p, o.Kind, c.Kind))
+			continue
+		case o.Kind != "l" && o.Mode != c.Mode:
+			diffs = append(diffs, fmt.Sprintf("%s: mode %s, copy %s", p, o.Mode, c.Mode))
+		case o.Kind == "f" && (o.Size != c.Size || o.SHA256 != c.SHA256):
+			diffs = append(diffs, fmt.Sprintf("%s: content differs (%d bytes, copy %d)", p, o.Size, c.Size))
+		case o.Kind == "l" && o.Link != c.Link:
+			diffs = append(diffs, fmt.Sprintf("%s: link to %s, copy to %s", p, o.Link, c.Link))
+		case o.Kind != "l" && p != "." && o.MTime != c.MTime:
+			diffs = append(diffs, fmt.Sprintf("%s: modified %d, copy %d", p, o.MTime, c.MTime))
+		case o.HardLink != c.HardLink:
+			diffs = append(diffs, fmt.Sprintf("%s: hard link of %q, copy of %q", p, o.HardLink, c.HardLink))
+		case owners && (o.UID != c.UID || o.GID != c.GID):
+			diffs = append(diffs, fmt.Sprintf("%s: owner %s:%s, copy %s:%s", p, o.UID, o.GID, c.UID, c.GID))
+		}
+	}
+	var extra []string
+	for p, c := range cp {
+		if _, ok := orig[p]; !ok && c.Kind != "s" {
+			extra = append(extra, "extra "+p)
+		}
+	}
+	sort.Strings(extra)
+	return append(diffs, extra...)
+}
+
+func firstN(s []string, n int) []string {
+	if len(s) <= n {
+		return s
+	}
+	return append(s[:n:n], fmt.Sprintf("and %d more", len(s)-n))
+}
