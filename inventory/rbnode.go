@@ -54,6 +54,18 @@ type HAGDSettings struct {
 	Script string `yaml:"script"`
 	// Config is where hagd.conf goes (the notes: /opt/lcg/etc/hagd.conf).
 	Config string `yaml:"config"`
+	// Tuning beyond slide 13 (zero: hagd's defaults; see hagd/README.md).
+	Heartbeat      time.Duration `yaml:"heartbeat"`
+	StopTimeout    time.Duration `yaml:"stop_timeout"`
+	StatusInterval time.Duration `yaml:"status_interval"`
+	Backoff        time.Duration `yaml:"backoff"`
+	// Lease is the split-brain guard: "mysql" (default: a row in the state
+	// server's L&B database, with the L&B account) or "none" (the 2005
+	// behaviour: two masters during a partition).
+	Lease        string        `yaml:"lease"`
+	LeaseTTL     time.Duration `yaml:"lease_ttl"`
+	LeaseRenew   time.Duration `yaml:"lease_renew"`
+	LeaseTimeout time.Duration `yaml:"lease_timeout"`
 }
 
 // HAGroup is one HA group: the service IP its master brings up.
@@ -144,6 +156,9 @@ func (r *RBNode) Validate(c *Checker) {
 	}
 	if h.Debug < 0 || h.Debug > 5 {
 		c.Errorf("hagd.debug", "must be 0-5 (slide 13), got %d", h.Debug)
+	}
+	if h.Lease != "" && h.Lease != "mysql" && h.Lease != "none" {
+		c.Errorf("hagd.lease", `must be "mysql" or "none", got %q`, h.Lease)
 	}
 	if h.DT2 >= h.DT1 {
 		c.Errorf("hagd.dt2", "ΔT2 (%s) must be shorter than ΔT1 (%s)", h.DT2, h.DT1)

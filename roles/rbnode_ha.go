@@ -1,15 +1,391 @@
 package roles
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gridha/gridha/hagd"
 	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
 	"github.com/gridha/gridha/inventory"
+	"github.com/gridha/gridha/templates"
 )
+
+// The HA half of rb-node (slides 9-13): gridha itself on the node, the hagd
+// key and configuration, /etc/sysconfig/lcg-ha, the service script hagd
+// runs, and the hagd init service enabled and running.
+const (
+	// HASysconfig is the service configuration read by the service script
+	// (slide 12: /etc/sysconfig/lcg-ha).
+	HASysconfig = "/etc/sysconfig/lcg-ha"
+	// GridhaBinary is where gridha installs itself on a node; the hagd
+	// service runs `gridha hagd run -c <config>` from it.
+	GridhaBinary = "/usr/local/sbin/gridha"
+	// HAGDInitScript is the hagd service (LSB init script).
+	HAGDInitScript = "/etc/init.d/hagd"
+	// HAServiceLog is where the service script logs every start and stop.
+	HAServiceLog = "/var/log/lcg-ha-service.log"
+	// HAGDLog is hagd's own log.
+	HAGDLog = "/var/log/hagd.log"
+	// HAGDPIDFile is the pid file of the hagd service.
+	HAGDPIDFile = "/run/hagd.pid"
+)
+
+// HAGDKeyPath is where the node keeps hagd's shared key (beside hagd.conf).
+func HAGDKeyPath(rb inventory.RBNode) string { return path.Join(path.Dir(rb.HAGD.Config), "hagd.key") }
+
+// HAGDMySQLPasswordPath is where the node keeps the lease account's password.
+func HAGDMySQLPasswordPath(rb inventory.RBNode) string {
+	return path.Join(path.Dir(rb.HAGD.Config), "hagd-mysql.pw")
+}
+
+// hagdKeyPath is where the generated shared key is kept on the admin machine.
+func hagdKeyPath(inv *inventory.Inventory) string {
+	return filepath.Join(inv.SecretsDir, "hagd", "key")
+}
+
+// LoadHAGDKey returns the multigroup's shared hagd key: the content of
+// roles.rb-node.hagd.key_file when set, else a key gridha generates once in
+// the inventory's secrets folder (like the snfs keys, LoadNodeKey), so every
+// node gets the same one. With create false a missing generated key is
+// fs.ErrNotExist (verify and --check write nothing, not even locally).
+func LoadHAGDKey(inv *inventory.Inventory, create bool) ([]byte, error) {
+	rb := inv.Roles.RBNode
+	if rb.HAGD.KeyFile.IsSet() {
+		v, err := rb.HAGD.KeyFile.Read()
+		if err != nil {
+			return nil, fmt.Errorf("roles.rb-node.hagd.key_file: %w", err)
+		}
+		if len(v) < 16 {
+			return nil, fmt.Errorf("roles.rb-node.hagd.key_file (%s): the key is shorter than 16 bytes", rb.HAGD.KeyFile)
+		}
+		return []byte(v), nil
+	}
+	p := hagdKeyPath(inv)
+	data, err := os.ReadFile(p)
+	switch {
+	case err == nil:
+		v := strings.TrimSpace(string(data))
+		if len(v) < 16 {
+			return nil, fmt.Errorf("hagd key %s is shorter than 16 bytes: remove it to generate a new one", p)
+		}
+		return []byte(v), nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("hagd key: %w", err)
+	case !create:
+		return nil, fmt.Errorf("hagd key (%s): %w", p, fs.ErrNotExist)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	key := hex.EncodeToString(raw)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, fmt.Errorf("secrets folder: %w", err)
+	}
+	if err := os.Chmod(inv.SecretsDir, 0o700); err != nil {
+		return nil, fmt.Errorf("secrets folder: %w", err)
+	}
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(key+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write hagd key: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return nil, fmt.Errorf("write hagd key: %w", err)
+	}
+	return []byte(key), nil
+}
+
+// lcgHA is the data of templates/lcg-ha.tmpl.
+type lcgHA struct {
+	Services, StateDirs, Groups                 []string
+	Script, MountPoint, RequireMount, HomeGroup string
+	Log, HagdConf                               string
+}
+
+// hagdInit is the data of templates/hagd.init.tmpl.
+type hagdInit struct {
+	Binary, Config, PIDFile, LogFile string
+	StopWaitTenths                   int
+}
+
+// lcgHAService is the data of templates/lcg-ha-service.tmpl.
+type lcgHAService struct{ Sysconfig string }
+
+// shellWord accepts values that go unquoted into a space-separated shell
+// list of /etc/sysconfig/lcg-ha.
+func shellWord(s string) bool {
+	return s != "" && !strings.ContainsAny(s, " \t\n'\"$`\\;&|<>*?[](){}=@#~")
+}
 
 // haSteps are the HA half of the rb-node role for node (lcg-ha, hagd.conf,
 // the service script, hagd enabled and running). They run in the last phase
 // of the plan, after the node's state is on the shared storage.
-//
-// Stub: the HA engineer replaces this file.
 func (RBNode) haSteps(inv *inventory.Inventory, node *inventory.Host, opts Options) ([]installer.Step, error) {
-	return nil, nil
+	rb := inv.Roles.RBNode
+	h := rb.HAGD
+	ranks := rb.Nodes[node.Name]
+	if len(ranks) == 0 {
+		return nil, fmt.Errorf("roles.rb-node.nodes.%s: the node has no rank in any HA group (hagd needs at least one)", node.Name)
+	}
+	var groups []hagd.Group
+	var groupLines []string
+	for _, g := range sortedNames(ranks) {
+		grp, ok := rb.Groups[g]
+		if !ok {
+			return nil, fmt.Errorf("roles.rb-node.nodes.%s.%s: no such group", node.Name, g)
+		}
+		if _, err := netip.ParsePrefix(grp.ServiceIP); err != nil {
+			return nil, fmt.Errorf("roles.rb-node.groups.%s.service_ip: %w", g, err)
+		}
+		if !shellWord(grp.Iface) {
+			return nil, fmt.Errorf("roles.rb-node.groups.%s.iface: not an interface name: %q", g, grp.Iface)
+		}
+		groups = append(groups, hagd.Group{Name: g, Rank: ranks[g]})
+		groupLines = append(groupLines, g+"="+grp.ServiceIP+"@"+grp.Iface)
+	}
+	for i, d := range rb.StateDirs {
+		if !shellWord(d) {
+			return nil, fmt.Errorf("roles.rb-node.state_dirs[%d]: %q cannot go into the service script's list (no spaces or shell characters)", i, d)
+		}
+	}
+	if !shellWord(rb.MountPoint) {
+		return nil, fmt.Errorf("roles.rb-node.mount_point: %q cannot go into the service script (no spaces or shell characters)", rb.MountPoint)
+	}
+	for _, p := range []struct{ key, val string }{{"hagd.script", h.Script}, {"hagd.config", h.Config}} {
+		if !path.IsAbs(p.val) || path.Clean(p.val) != p.val || !shellWord(p.val) {
+			return nil, fmt.Errorf("roles.rb-node.%s: must be a clean absolute path without spaces or shell characters, got %q", p.key, p.val)
+		}
+	}
+
+	var out []installer.Step
+	keyPath, pwPath := HAGDKeyPath(rb), HAGDMySQLPasswordPath(rb)
+	confDir := path.Dir(h.Config)
+
+	// gratuitous ARP (iputils' arping -U) for the service IP.
+	out = append(out, steps.Exec{
+		Name:  "iputils-arping installed",
+		Probe: `arping -V 2>&1 | grep -q iputils`,
+		Check: func(r installer.ProbeResult) (bool, string) {
+			return r.ExitCode == 0, "no iputils arping (needed for gratuitous ARP)"
+		},
+		Apply: `if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q iputils-arping
+elif command -v dnf >/dev/null 2>&1; then dnf install -y -q iputils
+elif command -v yum >/dev/null 2>&1; then yum install -y -q iputils
+else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1; fi`,
+	})
+	for _, d := range uniqueStrings(confDir, path.Dir(h.Script), path.Dir(HASysconfig)) {
+		out = append(out, steps.Dir{Path: d, Mode: 0o755, Owner: "root", Group: "root"})
+	}
+
+	// gridha itself: the hagd daemon is `gridha hagd run`.
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("gridha's own binary: %w", err)
+	}
+	if s, err := filepath.EvalSymlinks(self); err == nil {
+		self = s
+	}
+	out = append(out, track("hagd", steps.Copy{Path: GridhaBinary, Source: self, Mode: 0o755, Owner: "root", Group: "root"}))
+
+	// The shared key: the same on every node, 0600.
+	key, err := LoadHAGDKey(inv, !opts.ReadOnly)
+	switch {
+	case err == nil:
+		out = append(out, track("hagd", steps.File{Path: keyPath, Content: append(key, '\n'), Mode: 0o600, Owner: "root", Group: "root", Secret: true}))
+	case opts.ReadOnly && errors.Is(err, fs.ErrNotExist):
+		// verify/--check generate nothing: the missing key is reported.
+		out = append(out, track("hagd", missingSecret{Path: keyPath, Why: "no hagd key generated yet (gridha install rb-node generates " + hagdKeyPath(inv) + ")"}))
+	default:
+		return nil, err
+	}
+
+	ct := hagd.ConfigTemplate{
+		ID: node.Name, Port: h.Port, Groups: groups, Script: h.Script, KeyFile: keyPath,
+		Ifaces: h.Iface, Log: HAGDLog, Timeout: h.Timeout, StopTimeout: h.StopTimeout,
+		DT1: h.DT1, DT2: h.DT2, Heartbeat: h.Heartbeat, StatusInterval: h.StatusInterval, Backoff: h.Backoff,
+		Lease: h.Lease, LeaseTTL: h.LeaseTTL, LeaseRenew: h.LeaseRenew, LeaseTimeout: h.LeaseTimeout,
+	}
+	debug := h.Debug
+	ct.Debug = &debug
+	if ct.Lease == "" || ct.Lease == "mysql" {
+		// The lease row lives in the state server's L&B database, with the
+		// L&B account every node already has (its password is in
+		// /etc/sysconfig/edg too): no second account to manage.
+		ct.Lease = "mysql"
+		srv, err := leaseServer(inv)
+		if err != nil {
+			return nil, err
+		}
+		my := inv.Roles.StateServer.MySQL
+		addr := my.BindAddress
+		if addr == "" || addr == "0.0.0.0" || addr == "::" {
+			addr = srv.Address
+		}
+		ct.MySQLHost = addr
+		if my.Port != 0 && my.Port != 3306 {
+			ct.MySQLHost = addr + ":" + strconv.Itoa(my.Port)
+		}
+		if strings.Contains(addr, ":") && my.Port != 0 {
+			ct.MySQLHost = "[" + addr + "]:" + strconv.Itoa(my.Port)
+		}
+		ct.MySQLUser, ct.MySQLDB, ct.MySQLPasswordFile = my.User, my.Database, pwPath
+		if !my.PasswordFile.IsSet() {
+			return nil, fmt.Errorf("roles.state-server.mysql.password_file is required: hagd's lease uses the L&B account")
+		}
+		pw, err := my.PasswordFile.Read()
+		if err != nil {
+			return nil, fmt.Errorf("roles.state-server.mysql.password_file: %w", err)
+		}
+		out = append(out, track("hagd", steps.File{Path: pwPath, Content: []byte(pw + "\n"), Mode: 0o600, Owner: "root", Group: "root", Secret: true}))
+	}
+	conf, err := ct.Render()
+	if err != nil {
+		return nil, fmt.Errorf("roles.rb-node.hagd (hagd.conf of %s): %w", node.Name, err)
+	}
+	out = append(out, track("hagd", steps.File{Path: h.Config, Content: conf, Mode: 0o644, Owner: "root", Group: "root"}))
+
+	// /etc/sysconfig/lcg-ha and the service script hagd calls.
+	sysconf, err := templates.Render("lcg-ha.tmpl", lcgHA{
+		Script: h.Script, Services: rb.Services, StateDirs: rb.StateDirs, Groups: groupLines,
+		MountPoint: rb.MountPoint, RequireMount: "yes", HomeGroup: rb.PrimaryGroup(node.Name),
+		Log: HAServiceLog, HagdConf: h.Config,
+	})
+	if err != nil {
+		return nil, err
+	}
+	script, err := templates.Render("lcg-ha-service.tmpl", lcgHAService{Sysconfig: HASysconfig})
+	if err != nil {
+		return nil, err
+	}
+	// hagd stops its groups before it exits: wait for every stop, plus slack.
+	stopTimeout := h.StopTimeout
+	if stopTimeout == 0 {
+		stopTimeout = min(h.Timeout, hagd.DefaultStopTimeout)
+		if stopTimeout == 0 {
+			stopTimeout = hagd.DefaultStopTimeout
+		}
+	}
+	wait := int(stopTimeout*time.Duration(len(groups))/(100*time.Millisecond)) + 300
+	initScript, err := templates.Render("hagd.init.tmpl", hagdInit{Binary: GridhaBinary, Config: h.Config,
+		PIDFile: HAGDPIDFile, LogFile: HAGDLog, StopWaitTenths: wait})
+	if err != nil {
+		return nil, err
+	}
+	out = append(out,
+		steps.File{Path: HASysconfig, Content: sysconf, Mode: 0o644, Owner: "root", Group: "root"},
+		steps.File{Path: h.Script, Content: script, Mode: 0o755, Owner: "root", Group: "root"},
+		track("hagd", steps.File{Path: HAGDInitScript, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
+		hagdRestart{},
+		steps.Service{Name: "hagd", Boot: steps.BootEnabled, State: steps.StateRunning},
+	)
+	return out, nil
+}
+
+// leaseServer is the state server whose MySQL holds hagd's lease.
+func leaseServer(inv *inventory.Inventory) (*inventory.Host, error) {
+	rb := inv.Roles.RBNode
+	if rb.StateServer != "" {
+		if h := inv.Host(rb.StateServer); h != nil {
+			return h, nil
+		}
+		return nil, fmt.Errorf("roles.rb-node.state_server: no host %q", rb.StateServer)
+	}
+	srvs := inv.HostsWithRole("state-server")
+	if len(srvs) != 1 {
+		return nil, fmt.Errorf("roles.rb-node.state_server: hagd's lease needs the state server's MySQL: name it (hosts with role state-server: %d), or set roles.rb-node.hagd.lease: none", len(srvs))
+	}
+	return srvs[0], nil
+}
+
+func sortedNames(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func uniqueStrings(in ...string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// missingSecret stands for a secret file that cannot be planned because the
+// secret does not exist yet (verify/--check do not generate it): audit
+// reports it missing; apply fails (the install plan generates it instead).
+type missingSecret struct{ Path, Why string }
+
+func (m missingSecret) ID() string                { return "file " + m.Path }
+func (m missingSecret) Probes() []installer.Probe { return nil }
+func (m missingSecret) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	if apply {
+		return installer.Failed(fmt.Errorf("%s: %s: %s", env.Host, m.ID(), m.Why))
+	}
+	return installer.Missing(m.Why)
+}
+
+// hagdRestart restarts a running hagd when its binary, key, password or
+// configuration changed in this run (hagd reads them only at start; the
+// service script and /etc/sysconfig/lcg-ha are read at every call and need
+// no restart). A hagd that is not running is left to the Service step that
+// follows. Note: restarting a master stops its services; another node may
+// take its groups over.
+type hagdRestart struct{}
+
+func (hagdRestart) ID() string { return "restart hagd on change" }
+
+func (hagdRestart) Probes() []installer.Probe { return steps.Service{Name: "hagd"}.Probes() }
+
+func (r hagdRestart) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	probes := steps.Service{Name: "hagd"}.Probes()
+	pr, ok := env.Facts.Get(probes[0].Key)
+	if !ok {
+		return installer.Failed(fmt.Errorf("%s: %s: no fact gathered", env.Host, r.ID()))
+	}
+	st := steps.ParseServiceState(string(pr.Stdout))
+	if !st.Installed || !st.Running {
+		return installer.OK("hagd not running: nothing to restart")
+	}
+	if !changedIn(env, "hagd") {
+		return installer.OK("hagd runs the current configuration")
+	}
+	if !apply {
+		return installer.Drift("hagd runs an old binary, key or configuration: restart pending", "restarted", "running since before the change")
+	}
+	cmd := HAGDInitScript + " restart"
+	if st.Init == steps.InitSystemd {
+		cmd = "systemctl restart hagd.service"
+	}
+	res, err := env.Conn.Run(ctx, cmd, nil)
+	if err != nil {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
+	}
+	if err := res.Err(cmd); err != nil {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
+	}
+	if err := env.Reprobe(ctx, probes...); err != nil {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
+	}
+	return installer.Changed("hagd restarted to load the new binary, key or configuration")
 }

@@ -1,0 +1,143 @@
+package steps
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/gridha/gridha/installer"
+)
+
+// Copy is a file on the host that must be a byte-for-byte copy of a local
+// file (for example the gridha binary itself, os.Executable()). Unlike File
+// it never reads the remote content: the probe returns the remote file's
+// SHA-256, which is compared with the local file's, so a 15 MB binary costs
+// one hash on each side and is sent only when it differs. After writing, the
+// remote hash is checked again.
+type Copy struct {
+	Path   string      // on the host
+	Source string      // on the machine running gridha
+	Mode   fs.FileMode // 0: leave an existing file's mode (new files get 0755)
+	Owner  string      // "": leave (new files: the login user, root)
+	Group  string
+}
+
+// ID implements installer.Step.
+func (c Copy) ID() string { return "copy " + c.Path }
+
+func (c Copy) probe() installer.Probe {
+	script := fmt.Sprintf(`p=%s
+if [ -L "$p" ] || [ -e "$p" ]; then
+  stat -c 'S %%F|%%a|%%u|%%g|%%U|%%G|%%s' "$p"
+  if [ -L "$p" ]; then printf 'L '; readlink "$p"; fi
+  if [ -f "$p" ] && [ ! -L "$p" ]; then printf 'H '; sha256sum < "$p" | cut -d' ' -f1; fi
+else echo N; fi`, installer.ShellQuote(c.Path))
+	return installer.Probe{Key: "copy:" + c.Path, Script: script}
+}
+
+// Probes implements installer.Step.
+func (c Copy) Probes() []installer.Probe { return []installer.Probe{c.probe()} }
+
+// copyFact is what the probe found: the file's metadata and its hash.
+func (c Copy) copyFact(env *installer.Env) (installer.FileFact, string, error) {
+	pr, ok := env.Facts.Get(c.probe().Key)
+	if !ok {
+		return installer.FileFact{}, "", fmt.Errorf("no fact gathered for %s", c.Path)
+	}
+	ff, err := installer.ParseFileFact(c.Path, pr.Stdout)
+	if err != nil {
+		return ff, "", err
+	}
+	var sum string
+	for _, line := range strings.Split(string(pr.Stdout), "\n") {
+		if v, ok := strings.CutPrefix(line, "H "); ok {
+			sum = strings.TrimSpace(v)
+		}
+	}
+	return ff, sum, nil
+}
+
+// CheckApply implements installer.Step.
+func (c Copy) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	data, err := os.ReadFile(c.Source)
+	if err != nil {
+		return failed(env, c.ID(), fmt.Errorf("local source: %w", err))
+	}
+	h := sha256.Sum256(data)
+	want := hex.EncodeToString(h[:])
+	ff, got, err := c.copyFact(env)
+	if err != nil {
+		return failed(env, c.ID(), err)
+	}
+	if ff.Kind == installer.KindDir || ff.Kind == installer.KindOther {
+		return failed(env, c.ID(), fmt.Errorf("%s is %s, not a regular file; refusing to replace it", c.Path, kindName(ff)))
+	}
+	short := func(s string) string {
+		if len(s) > 12 {
+			return s[:12]
+		}
+		return s
+	}
+	attrWant := attrs{Mode: c.Mode, Owner: c.Owner, Group: c.Group}
+	var diffs, fix []string
+	contentDiffers := !ff.Exists || ff.Kind == installer.KindSymlink || got != want
+	switch {
+	case !ff.Exists:
+	case ff.Kind == installer.KindSymlink:
+		diffs = append(diffs, "is "+kindName(ff)+", want a regular file")
+	case got != want:
+		diffs = append(diffs, fmt.Sprintf("sha256 %s, want %s (%s)", short(got), short(want), c.Source))
+	}
+	if ff.Exists && ff.Kind == installer.KindFile {
+		ad, f := attrDiffs(ff, attrWant)
+		diffs, fix = append(diffs, ad...), f
+	}
+	if ff.Exists && len(diffs) == 0 {
+		return installer.OK("sha256 " + short(want))
+	}
+	msg := c.Path + ": " + strings.Join(diffs, "; ")
+	if !apply {
+		if !ff.Exists {
+			r := installer.Missing(c.Path + " does not exist")
+			r.Expected, r.Found = "copy of "+c.Source+" (sha256 "+short(want)+")", "absent"
+			return r
+		}
+		return installer.Drift(msg, "sha256 "+short(want)+", "+expectedAttrs(attrWant), "sha256 "+short(got)+", "+foundAttrs(ff))
+	}
+	if contentDiffers {
+		mode := c.Mode
+		owner, group := c.Owner, c.Group
+		if ff.Kind == installer.KindFile {
+			if mode == 0 {
+				mode = ff.Mode
+			}
+			owner, group = or(owner, ff.Owner), or(group, ff.Group)
+		}
+		if mode == 0 {
+			mode = 0o755
+		}
+		if err := env.Conn.WriteFile(ctx, c.Path, data, mode, owner, group); err != nil {
+			return failed(env, c.ID(), err)
+		}
+	} else if len(fix) > 0 {
+		if _, err := sh(ctx, env, "set mode/owner of "+c.Path, strings.Join(fix, " && "), nil); err != nil {
+			return failed(env, c.ID(), err)
+		}
+	}
+	if err := env.Reprobe(ctx, c.probe()); err != nil {
+		return failed(env, c.ID(), err)
+	}
+	if _, after, err := c.copyFact(env); err != nil {
+		return failed(env, c.ID(), err)
+	} else if after != want {
+		return failed(env, c.ID(), fmt.Errorf("%s: sha256 after writing is %s, want %s", c.Path, short(after), short(want)))
+	}
+	if !ff.Exists {
+		return installer.Changed(fmt.Sprintf("copied %s (%d bytes, sha256 %s)", c.Source, len(data), short(want)))
+	}
+	return installer.Changed(msg)
+}

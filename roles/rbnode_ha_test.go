@@ -1,0 +1,237 @@
+package roles
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gridha/gridha/hagd"
+	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
+	"github.com/gridha/gridha/inventory"
+)
+
+// haInventory writes a multigroup inventory (slide 6: rb1 primary of rb-a,
+// rb2 of rb-b, rb3 backup of both) into dir and loads it.
+func haInventory(t *testing.T, dir, extraHAGD string) *inventory.Inventory {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "lb-password"), []byte("LB-secret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	body := `hosts:
+  state1: {address: 198.18.0.10, roles: [state-server]}
+  rb1: {address: 198.18.0.11, roles: [rb-node]}
+  rb2: {address: 198.18.0.12, roles: [rb-node]}
+  rb3: {address: 198.18.0.13, roles: [rb-node]}
+roles:
+  state-server:
+    mysql:
+      password_file: lb-password
+  rb-node:
+    state_server: state1
+    services: [rb-standin]
+    hagd:
+      iface: [eth0]
+` + extraHAGD + `
+    groups:
+      rb-a: {service_ip: 198.18.0.200/24, iface: eth0}
+      rb-b: {service_ip: 198.18.0.201/24, iface: eth0}
+    nodes:
+      rb1: {rb-a: 100}
+      rb2: {rb-b: 100}
+      rb3: {rb-a: 50, rb-b: 50}
+`
+	p := filepath.Join(dir, "gridha.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Load(p)
+	if err != nil {
+		t.Fatalf("inventory:\n%s\n%v", body, err)
+	}
+	return inv
+}
+
+func fileStep(t *testing.T, st []installer.Step, path string) steps.File {
+	t.Helper()
+	for _, s := range st {
+		if tr, ok := s.(tracked); ok {
+			s = tr.Step
+		}
+		if f, ok := s.(steps.File); ok && f.Path == path {
+			return f
+		}
+	}
+	t.Fatalf("no file step for %s", path)
+	return steps.File{}
+}
+
+func TestHASteps(t *testing.T) {
+	dir := t.TempDir()
+	inv := haInventory(t, dir, "")
+	rb3, err := RBNode{}.haSteps(inv, inv.Host("rb3"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range rb3 {
+		ids = append(ids, s.ID())
+	}
+	want := "exec iputils-arping installed,dir /opt/lcg/etc,dir /opt/lcg/sbin,dir /etc/sysconfig,copy /usr/local/sbin/gridha," +
+		"file /opt/lcg/etc/hagd.key,file /opt/lcg/etc/hagd-mysql.pw,file /opt/lcg/etc/hagd.conf,file /etc/sysconfig/lcg-ha," +
+		"file /opt/lcg/sbin/lcg-ha-service,file /etc/init.d/hagd,restart hagd on change,service hagd"
+	if got := strings.Join(ids, ","); got != want {
+		t.Fatalf("steps:\n got %s\nwant %s", got, want)
+	}
+
+	// hagd.conf: both groups with rb3's ranks, the lease in the L&B database.
+	conf := fileStep(t, rb3, "/opt/lcg/etc/hagd.conf")
+	cfg, err := hagd.ParseConfig("hagd.conf", conf.Content)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, conf.Content)
+	}
+	if cfg.ID != "rb3" || len(cfg.Groups) != 2 || cfg.Groups[0] != (hagd.Group{Name: "rb-a", Rank: 50}) ||
+		cfg.Groups[1] != (hagd.Group{Name: "rb-b", Rank: 50}) {
+		t.Errorf("id/groups: %s %+v", cfg.ID, cfg.Groups)
+	}
+	if cfg.Script != "/opt/lcg/sbin/lcg-ha-service" || cfg.KeyFile != "/opt/lcg/etc/hagd.key" || cfg.Port != 3333 ||
+		strings.Join(cfg.Ifaces, ",") != "eth0" || cfg.Log != HAGDLog {
+		t.Errorf("script/key/port/iface/log: %+v", cfg)
+	}
+	if cfg.Lease != "mysql" || cfg.MySQLHost != "198.18.0.10" || cfg.MySQLUser != "lbserver" || cfg.MySQLDB != "lbserver20" ||
+		cfg.MySQLPasswordFile != "/opt/lcg/etc/hagd-mysql.pw" {
+		t.Errorf("lease: %+v", cfg)
+	}
+	if conf.Mode != 0o644 || strings.Contains(string(conf.Content), "LB-secret-pw") {
+		t.Errorf("hagd.conf mode %v or holds the password", conf.Mode)
+	}
+	pw := fileStep(t, rb3, "/opt/lcg/etc/hagd-mysql.pw")
+	if string(pw.Content) != "LB-secret-pw\n" || pw.Mode != 0o600 || !pw.Secret {
+		t.Errorf("password file: mode %v secret %v", pw.Mode, pw.Secret)
+	}
+
+	// The key: generated once, 0600, the same on every node.
+	key := fileStep(t, rb3, "/opt/lcg/etc/hagd.key")
+	if key.Mode != 0o600 || !key.Secret || len(strings.TrimSpace(string(key.Content))) != 64 {
+		t.Errorf("key: mode %v secret %v len %d", key.Mode, key.Secret, len(key.Content))
+	}
+	st, err := os.Stat(filepath.Join(inv.SecretsDir, "hagd", "key"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("local key: %v %v", st, err)
+	}
+	rb1, err := RBNode{}.haSteps(inv, inv.Host("rb1"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k1 := fileStep(t, rb1, "/opt/lcg/etc/hagd.key"); string(k1.Content) != string(key.Content) {
+		t.Error("rb1 and rb3 got different keys")
+	}
+	c1, _ := hagd.ParseConfig("c", fileStep(t, rb1, "/opt/lcg/etc/hagd.conf").Content)
+	if len(c1.Groups) != 1 || c1.Groups[0] != (hagd.Group{Name: "rb-a", Rank: 100}) {
+		t.Errorf("rb1 groups: %+v", c1.Groups)
+	}
+
+	// lcg-ha: what the service script needs.
+	sc := string(fileStep(t, rb3, HASysconfig).Content)
+	for _, line := range []string{"SERVICES='rb-standin'\n", "STATE_DIRS='/var/edgwl /var/myproxy /opt/edg/var/spool/edg-wl-renewd /opt/condor/var/condor'\n",
+		"MOUNT_POINT='/mnt/rb-state'\n", "HA_GROUPS='rb-a=198.18.0.200/24@eth0 rb-b=198.18.0.201/24@eth0'\n", "HOME_GROUP='rb-a'\n",
+		"SERVICE_LOG='/var/log/lcg-ha-service.log'\n", "REQUIRE_MOUNT='yes'\n"} {
+		if !strings.Contains(sc, line) {
+			t.Errorf("lcg-ha lacks %q:\n%s", line, sc)
+		}
+	}
+	if s := string(fileStep(t, rb1, HASysconfig).Content); !strings.Contains(s, "HA_GROUPS='rb-a=198.18.0.200/24@eth0'\n") {
+		t.Errorf("rb1 lcg-ha: only its own group:\n%s", s)
+	}
+
+	// The scripts are valid sh.
+	for _, p := range []string{"/opt/lcg/sbin/lcg-ha-service", HAGDInitScript, HASysconfig} {
+		f := fileStep(t, rb3, p)
+		tmp := filepath.Join(dir, filepath.Base(p))
+		if err := os.WriteFile(tmp, f.Content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("sh", "-n", tmp).CombinedOutput(); err != nil {
+			t.Errorf("sh -n %s: %v\n%s", p, err, out)
+		}
+		if f.Mode != 0o755 && p != HASysconfig {
+			t.Errorf("%s mode %v", p, f.Mode)
+		}
+	}
+	init := string(fileStep(t, rb3, HAGDInitScript).Content)
+	if !strings.Contains(init, "\"$DAEMON\" hagd run -c \"$CONFIG\"") || !strings.Contains(init, "DAEMON='/usr/local/sbin/gridha'") ||
+		!strings.Contains(init, "CONFIG='/opt/lcg/etc/hagd.conf'") || !strings.Contains(init, "# Provides:          hagd") {
+		t.Errorf("init script:\n%s", init)
+	}
+}
+
+func TestHAStepsReadOnlyAndKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	inv := haInventory(t, dir, "")
+	// verify on a fresh admin machine: no key is generated, it is reported.
+	st, err := RBNode{}.haSteps(inv, inv.Host("rb1"), Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(inv.SecretsDir, "hagd", "key")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("read-only planning wrote the key: %v", err)
+	}
+	found := false
+	for _, s := range st {
+		if s.ID() == "file /opt/lcg/etc/hagd.key" {
+			r := s.CheckApply(t.Context(), &installer.Env{Host: "rb1"}, false)
+			found = r.Status == installer.StatusMissing
+		}
+	}
+	if !found {
+		t.Fatal("read-only plan does not report the missing key")
+	}
+
+	// An explicit key file wins; a short one is refused.
+	if err := os.WriteFile(filepath.Join(dir, "hagd-key"), []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv = haInventory(t, dir, "      key_file: hagd-key\n")
+	if _, err := (RBNode{}).haSteps(inv, inv.Host("rb1"), Options{}); err == nil || !strings.Contains(err.Error(), "shorter than 16") {
+		t.Fatalf("short key: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hagd-key"), []byte("a-long-enough-shared-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err = RBNode{}.haSteps(inv, inv.Host("rb1"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := fileStep(t, st, "/opt/lcg/etc/hagd.key"); string(k.Content) != "a-long-enough-shared-key\n" {
+		t.Errorf("key_file not used: %q", k.Content)
+	}
+
+	// lease: none needs no state server; tuned timings reach hagd.conf.
+	inv = haInventory(t, dir, "      lease: none\n      dt1: 1200ms\n      dt2: 400ms\n      heartbeat: 250ms\n      stop_timeout: 1s\n")
+	st, err = RBNode{}.haSteps(inv, inv.Host("rb2"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := hagd.ParseConfig("c", fileStep(t, st, "/opt/lcg/etc/hagd.conf").Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Lease != "none" || cfg.DT1.String() != "1.2s" || cfg.Heartbeat.String() != "250ms" || cfg.StopTimeout.String() != "1s" {
+		t.Errorf("tuned: %+v", cfg)
+	}
+	for _, s := range st {
+		if s.ID() == "file /opt/lcg/etc/hagd-mysql.pw" {
+			t.Error("lease none still installs the MySQL password")
+		}
+	}
+
+	// A tuning hagd would refuse is a planning error naming the setting.
+	inv = haInventory(t, dir, "      dt1: 1s\n      dt2: 500ms\n")
+	if _, err := (RBNode{}).haSteps(inv, inv.Host("rb2"), Options{}); err == nil || !strings.Contains(err.Error(), "roles.rb-node.hagd") || !strings.Contains(err.Error(), "heartbeat") {
+		t.Fatalf("dt1 1s with the default heartbeat 1s: %v", err)
+	}
+}
