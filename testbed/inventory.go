@@ -41,3 +41,20 @@ func (b *Bed) WriteInventory(t testing.TB, body string) string {
 	}
 	return path
 }
+
+// SSHArgs are the options of the system ssh client for reaching the bed's
+// hosts as root: the bed's key only, strict host-key checking against the
+// bed's known_hosts, no ~/.ssh/config, no prompts. Append "root@"+h.Addr and
+// the command.
+func (b *Bed) SSHArgs() []string {
+	return []string{
+		"-F", "/dev/null",
+		"-i", b.ClientKeyFile,
+		"-o", "IdentitiesOnly=yes",
+		"-o", "BatchMode=yes",
+		"-o", "StrictHostKeyChecking=yes",
+		"-o", "UserKnownHostsFile=" + b.KnownHostsFile,
+		"-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "ConnectTimeout=10",
+	}
+}

@@ -15,16 +15,7 @@ import (
 // sshTo runs cmd on h over the system OpenSSH client with the bed's key and
 // strict host-key checking against the bed's known_hosts.
 func sshTo(ctx context.Context, b *Bed, h *Host, cmd string) (string, error) {
-	c := exec.CommandContext(ctx, "ssh",
-		"-F", "/dev/null",
-		"-i", b.ClientKeyFile,
-		"-o", "IdentitiesOnly=yes",
-		"-o", "BatchMode=yes",
-		"-o", "StrictHostKeyChecking=yes",
-		"-o", "UserKnownHostsFile="+b.KnownHostsFile,
-		"-o", "GlobalKnownHostsFile=/dev/null",
-		"-o", "ConnectTimeout=10",
-		"root@"+h.Addr, cmd)
+	c := exec.CommandContext(ctx, "ssh", append(b.SSHArgs(), "root@"+h.Addr, cmd)...)
 	out, err := c.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("ssh %s %q: %w: %s", h.Addr, cmd, err, out)
