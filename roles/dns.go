@@ -121,6 +121,41 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 		}
 		want = append(want, a.Unmap())
 	}
+	// Everything that can fail is checked before the key is created or
+	// rotated on the admin machine.
+	u := s.Updater
+	var source string
+	var initScript, unit []byte
+	var cfg *dnsupdater.Config
+	if len(s.Updaters) > 0 {
+		cfg = UpdaterConfig(inv, s)
+		check := *cfg
+		check.SetDefaults()
+		if err := check.Validate(); err != nil {
+			return nil, fmt.Errorf("dns: dns-updater configuration: %w", err)
+		}
+		source = u.BinarySource
+		if source == "" && u.Service == "enabled" {
+			exe, err := os.Executable()
+			if err != nil || !strings.HasPrefix(filepath.Base(exe), "gridha") || strings.HasSuffix(exe, ".test") {
+				return nil, fmt.Errorf("dns: the running program (%s) is not gridha: set roles.dns.updater.binary_source "+
+					"to the gridha binary to install on updater hosts, or none", exe)
+			}
+			source = exe
+		}
+		var err error
+		if initScript, err = templates.Render("dns-updater.init.tmpl", InitScriptData{
+			Service: u.ServiceName, Binary: u.Binary, Config: u.ConfigPath,
+			PIDFile: "/run/" + u.ServiceName + ".pid", LogFile: "/var/log/" + u.ServiceName + ".log",
+		}); err != nil {
+			return nil, fmt.Errorf("dns: %w", err)
+		}
+		if unit, err = templates.Render("dns-updater.service.tmpl", InitScriptData{
+			Service: u.ServiceName, Binary: u.Binary, Config: u.ConfigPath,
+		}); err != nil {
+			return nil, fmt.Errorf("dns: %w", err)
+		}
+	}
 	key, _, err := LoadOrCreateTSIGKey(inv, s.KeyName, opts.RotateKey, opts.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
@@ -165,7 +200,7 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 		primaries.Steps[h.Name] = []installer.Step{
 			zoneConflict{Zone: zone, ConfDir: s.Bind.ConfDir, Own: paths.GridhaConf},
 			createOnly{Path: paths.ZoneFile, Content: zoneData, Mode: 0o644, Owner: s.Bind.Group, Group: s.Bind.Group},
-			track(groupNamed, steps.File{Path: paths.KeyFile, Content: key.BINDFile(), Mode: 0o640, Owner: "root", Group: s.Bind.Group, Secret: true}),
+			track(groupNamed, withSecret{steps.File{Path: paths.KeyFile, Content: key.BINDFile(), Mode: 0o640, Owner: "root", Group: s.Bind.Group, Secret: true}, key.Secret}),
 			track(groupNamed, steps.File{Path: paths.GridhaConf, Content: conf, Mode: 0o644, Owner: "root", Group: s.Bind.Group}),
 			track(groupNamed, ownedLines{
 				Path: paths.LocalConf,
@@ -190,35 +225,6 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 	}
 
 	if len(s.Updaters) > 0 {
-		u := s.Updater
-		cfg := UpdaterConfig(inv, s)
-		check := *cfg
-		check.SetDefaults()
-		if err := check.Validate(); err != nil {
-			return nil, fmt.Errorf("dns: dns-updater configuration: %w", err)
-		}
-		source := u.BinarySource
-		if source == "" && u.Service == "enabled" {
-			exe, err := os.Executable()
-			if err != nil || !strings.HasPrefix(filepath.Base(exe), "gridha") || strings.HasSuffix(exe, ".test") {
-				return nil, fmt.Errorf("dns: the running program (%s) is not gridha: set roles.dns.updater.binary_source "+
-					"to the gridha binary to install on updater hosts, or none", exe)
-			}
-			source = exe
-		}
-		initScript, err := templates.Render("dns-updater.init.tmpl", InitScriptData{
-			Service: u.ServiceName, Binary: u.Binary, Config: u.ConfigPath,
-			PIDFile: "/run/" + u.ServiceName + ".pid", LogFile: "/var/log/" + u.ServiceName + ".log",
-		})
-		if err != nil {
-			return nil, fmt.Errorf("dns: %w", err)
-		}
-		unit, err := templates.Render("dns-updater.service.tmpl", InitScriptData{
-			Service: u.ServiceName, Binary: u.Binary, Config: u.ConfigPath,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("dns: %w", err)
-		}
 		for _, name := range s.Updaters {
 			h := inv.Host(name)
 			if h == nil {
@@ -237,7 +243,7 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 				st = append(st, track(groupUpdater, binaryCopy{Path: u.Binary, Source: source}))
 			}
 			st = append(st,
-				track(groupUpdater, steps.File{Path: u.KeyPath, Content: key.BINDFile(), Mode: 0o600, Owner: "root", Group: "root", Secret: true}),
+				track(groupUpdater, withSecret{steps.File{Path: u.KeyPath, Content: key.BINDFile(), Mode: 0o600, Owner: "root", Group: "root", Secret: true}, key.Secret}),
 				track(groupUpdater, steps.File{Path: u.ConfigPath, Content: cfg.Marshal(), Mode: 0o644, Owner: "root", Group: "root"}),
 				track(groupUpdater, steps.File{Path: "/etc/init.d/" + u.ServiceName, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
 				track(groupUpdater, systemdUnit{Path: "/etc/systemd/system/" + u.ServiceName + ".service", Content: unit}),

@@ -167,3 +167,15 @@ func (n namedReload) CheckApply(ctx context.Context, env *installer.Env, apply b
 	}
 	return installer.Changed("rndc reconfig: " + msg)
 }
+
+// withSecret registers a secret with the run's redactor before the wrapped
+// step runs, so that no message of it (or of a later step) can show it.
+type withSecret struct {
+	installer.Step
+	secret string
+}
+
+func (w withSecret) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	env.Secrets.Add(w.secret)
+	return w.Step.CheckApply(ctx, env, apply)
+}
