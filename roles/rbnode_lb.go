@@ -57,7 +57,9 @@ func (c *LBCopy) staging() string {
 func tableCounts(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, db string) (map[string]int64, error) {
-	rows, err := q.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", db)
+	// hagd_lease is hagd's lease table (rbnode_ha.go keeps it in the L&B
+	// database): not L&B data, so it does not make the database non-empty.
+	rows, err := q.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME <> 'hagd_lease'", db)
 	if err != nil {
 		return nil, err
 	}
