@@ -179,8 +179,8 @@ chmod 440 /etc/sudoers.d/%[1]s
 	if _, err := edg.ReadFile(ctx, "/etc/absent-gridha"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("become: missing file: %v", err)
 	}
-	if st := edg.Stats(); st.Sessions != 6 {
-		t.Errorf("become: %d sessions, want 6 (files go through sudo, not SFTP)", st.Sessions)
+	if st := edg.Stats(); st.Sessions != 7 {
+		t.Errorf("become: %d sessions, want 7 (sudo check + 6: files go through sudo, not SFTP)", st.Sessions)
 	}
 	// Cancelling a command run through sudo kills it in the host.
 	cctx, ccancel := context.WithCancel(ctx)
@@ -205,6 +205,16 @@ chmod 440 /etc/sudoers.d/%[1]s
 	}
 	if n := count(); n != "0" {
 		t.Errorf("%s sleep processes left after cancel", n)
+	}
+
+	// A user sudo does not let in without a password: refused at dial.
+	inv.Hosts = append(inv.Hosts, &inventory.Host{Name: "nosudo", Address: base.Address, SSH: inventory.SSH{User: "cshu", Become: "sudo"}})
+	if out, err := h.Sh(ctx, "rm /etc/sudoers.d/cshu"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	_, err = d.DialConn(ctx, "nosudo")
+	if err == nil || !strings.Contains(err.Error(), "nosudo: become: sudo -n as cshu failed (exit 1): sudo: a password is required; gridha needs sudo without a password (NOPASSWD)") {
+		t.Errorf("sudo without NOPASSWD: %v", err)
 	}
 
 	cshu, err := d.DialConn(ctx, "cshu")

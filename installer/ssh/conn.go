@@ -83,6 +83,27 @@ func (c *Conn) connect(ctx context.Context) error {
 	c.connections.Add(1)
 	c.client = cl
 	go c.keepalive(cl)
+	if c.become() {
+		if err := c.checkSudo(ctx); err != nil {
+			c.Close()
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSudo fails early, with a hint, when become: sudo cannot work
+// without a password or a terminal.
+func (c *Conn) checkSudo(ctx context.Context) error {
+	res, err := c.run(ctx, "true", nil)
+	if err != nil {
+		return fmt.Errorf("become: sudo: %w", err)
+	}
+	if res.ExitCode != 0 {
+		msg := strings.TrimSpace(string(res.Stderr))
+		return fmt.Errorf("become: sudo -n as %s failed (exit %d): %s; gridha needs sudo without a password (NOPASSWD) and without requiretty for %s",
+			c.target.user, res.ExitCode, msg, c.target.user)
+	}
 	return nil
 }
 

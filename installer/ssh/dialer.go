@@ -59,6 +59,10 @@ type Options struct {
 	// AgentSocket is the ssh-agent socket ("" means $SSH_AUTH_SOCK; "none"
 	// disables the agent).
 	AgentSocket string
+	// GlobalKnownHostsFile is read besides the user's known_hosts ("" means
+	// ssh_config's GlobalKnownHostsFile, else /etc/ssh/ssh_known_hosts;
+	// "none" reads none). New keys never go there.
+	GlobalKnownHostsFile string
 	// HomeDir replaces the local user's home directory (for ~ in paths and
 	// the default known_hosts, identity files and ssh_config).
 	HomeDir string
@@ -129,10 +133,12 @@ type target struct {
 	// when present.
 	identities []identity
 	knownHosts string
-	hashKnown  bool
-	proxyJump  string
-	become     string
-	timeout    time.Duration
+	// globalKnownHosts is also consulted ("" for none).
+	globalKnownHosts string
+	hashKnown        bool
+	proxyJump        string
+	become           string
+	timeout          time.Duration
 }
 
 type identity struct {
@@ -265,6 +271,18 @@ func (d *Dialer) resolve(name, address string, s inventory.SSH, isJump, mergeDef
 		t.knownHosts = d.localPath(expandTokens(strings.Fields(v)[0], tokens), false)
 	} else {
 		t.knownHosts = filepath.Join(d.home, ".ssh", "known_hosts")
+	}
+	switch g := d.opts.GlobalKnownHostsFile; {
+	case g == "none":
+	case g != "":
+		t.globalKnownHosts = d.localPath(g, false)
+	default:
+		t.globalKnownHosts = "/etc/ssh/ssh_known_hosts"
+		if v := cfg.get(address, "GlobalKnownHostsFile"); v == "none" {
+			t.globalKnownHosts = ""
+		} else if v != "" {
+			t.globalKnownHosts = d.localPath(expandTokens(strings.Fields(v)[0], tokens), false)
+		}
 	}
 	if strings.EqualFold(cfg.get(address, "HashKnownHosts"), "yes") {
 		t.hashKnown = true

@@ -32,23 +32,36 @@ var (
 	ErrHostUnknown     = errors.New("host unknown")
 )
 
-// loadKnownHosts reads file; a missing file is an empty database (nil).
-func loadKnownHosts(file string) (*skh.HostKeyDB, error) {
-	db, err := skh.NewDB(file)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
+// loadKnownHosts reads the files that exist; none is an empty database
+// (nil).
+func loadKnownHosts(files ...string) (*skh.HostKeyDB, error) {
+	var present []string
+	for _, f := range files {
+		if f == "" {
+			continue
 		}
+		if _, err := os.Stat(f); err == nil {
+			present = append(present, f)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("known_hosts: %w", err)
+		}
+	}
+	if len(present) == 0 {
+		return nil, nil
+	}
+	db, err := skh.NewDB(present...)
+	if err != nil {
 		return nil, fmt.Errorf("known_hosts: %w", err)
 	}
 	return db, nil
 }
 
-// hostKeyCheck prepares the check of t's host key against t.knownHosts.
+// hostKeyCheck prepares the check of t's host key against t.knownHosts
+// and the global known_hosts file.
 // The host-key algorithms offered to the server are ordered by the keys
 // known for it, so that the server presents a key we can compare.
 func (d *Dialer) hostKeyCheck(t *target) (*hostKeyCheck, error) {
-	db, err := loadKnownHosts(t.knownHosts)
+	db, err := loadKnownHosts(t.knownHosts, t.globalKnownHosts)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +97,7 @@ func check(db *skh.HostKeyDB, hostname string, remote net.Addr, key ssh.PublicKe
 func (d *Dialer) acceptNew(t *target, hostname string, remote net.Addr, key ssh.PublicKey) error {
 	d.khMu.Lock()
 	defer d.khMu.Unlock()
-	db, err := loadKnownHosts(t.knownHosts)
+	db, err := loadKnownHosts(t.knownHosts, t.globalKnownHosts)
 	if err != nil {
 		return err
 	}
@@ -160,7 +173,7 @@ func (d *Dialer) describeKeyError(t *target, key ssh.PublicKey, err error) error
 			"Someone may be intercepting the connection, or the host was reinstalled. "+
 			"If you have verified the new key out of band, remove the old entry with: ssh-keygen -f %s -R %s",
 			ErrHostKeyMismatch, entry, key.Type(), ssh.FingerprintSHA256(key), strings.Join(known, ", "),
-			installer.ShellQuote(t.knownHosts), installer.ShellQuote(entry))
+			installer.ShellQuote(ke.Want[0].Filename), installer.ShellQuote(entry))
 	case errors.As(err, &ke):
 		keyscan := "ssh-keyscan"
 		if t.port != 22 {

@@ -181,3 +181,31 @@ func TestHostKeyMismatch(t *testing.T) {
 		t.Errorf("known_hosts changed after a mismatch:\n%s", b)
 	}
 }
+
+// TestGlobalKnownHosts: a key in the global known_hosts file is trusted
+// (and not copied to the user's file); a mismatch there names that file.
+func TestGlobalKnownHosts(t *testing.T) {
+	f := newFixture(t)
+	writeFile(t, f.KnownHosts, "")
+	global := writeFile(t, filepath.Join(t.TempDir(), "ssh_known_hosts"), "# site-wide\n"+f.SSHD.knownHostsLine()+"\n")
+	opts := f.options()
+	opts.GlobalKnownHostsFile = global
+	opts.HostKeyPolicy = PolicyAcceptNew
+	if err := dialErr(t, f, opts); err != nil {
+		t.Fatal(err)
+	}
+	if b := mustRead(t, f.KnownHosts); b != "" {
+		t.Errorf("accept-new copied a globally known key: %q", b)
+	}
+	other := writeKey(t, filepath.Join(t.TempDir(), "other"))
+	writeFile(t, global, knownhosts.Line([]string{f.SSHD.addr()}, other)+"\n")
+	err := dialErr(t, f, opts)
+	if !errors.Is(err, ErrHostKeyMismatch) || !strings.Contains(err.Error(), global+":1") || !strings.Contains(err.Error(), "ssh-keygen -f "+global) {
+		t.Errorf("mismatch in the global file: %v", err)
+	}
+	opts.GlobalKnownHostsFile = "none"
+	opts.HostKeyPolicy = PolicyStrict
+	if err := dialErr(t, f, opts); !errors.Is(err, ErrHostUnknown) {
+		t.Errorf("global file disabled: %v", err)
+	}
+}
