@@ -55,7 +55,7 @@ type Deps struct {
 // WIRING POINT (lead): register the roles of issues 3 and 4 here as they
 // land (roles.StateServer{}, roles.RBNode{}).
 func DefaultRegistry() *roles.Registry {
-	return roles.NewRegistry(roles.Base{}, roles.StateServer{}, roles.BDIIClient{}, roles.DNS{})
+	return roles.NewRegistry(roles.Base{}, roles.StateServer{}, roles.RBNode{}, roles.BDIIClient{}, roles.DNS{})
 }
 
 // DefaultDeps are the real ones: SSH, os.Stdout/Stderr, the clock.
