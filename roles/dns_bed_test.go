@@ -134,6 +134,7 @@ roles:
     bdiis:
       - {name: bdii1, address: %s}
       - {name: bdii2, address: %s, port: 2171}
+      - {name: bdii3, address: "2001:db8::10"}
     updater:
       service: installed
       binary_source: none
@@ -250,6 +251,13 @@ func TestDNSOnBed(t *testing.T) {
 		got, ttl := dnsLookupA(t, ctx, srv, rrName)
 		if strings.Join(got, " ") != strings.Join(wantRR, " ") || ttl != 45 {
 			t.Errorf("%s: %s A = %v TTL %d, want %v TTL 45", srv, rrName, got, ttl, wantRR)
+		}
+		// An IPv6 BDII is an AAAA record of the same name.
+		q := new(dns.Msg)
+		q.SetQuestion(rrName+".", dns.TypeAAAA)
+		r, _, err := (&dns.Client{Net: "tcp", Timeout: 3 * time.Second}).ExchangeContext(ctx, q, srv)
+		if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.AAAA).AAAA.String() != "2001:db8::10" || r.Answer[0].Header().Ttl != 45 {
+			t.Errorf("%s: %s AAAA: %v %v", srv, rrName, r, err)
 		}
 	}
 
