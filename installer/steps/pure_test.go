@@ -195,3 +195,20 @@ func TestParseUserState(t *testing.T) {
 		t.Errorf("absent user: %+v", st)
 	}
 }
+
+func FuzzSetFstabLine(f *testing.F) {
+	f.Add("proc /proc proc defaults 0 0\n/dev/x /mnt/a ext4 ro 0 0\n# c\n", "/mnt/a", "src /mnt/a nfs rw 0 0")
+	f.Fuzz(func(t *testing.T, in, target, want string) {
+		if strings.ContainsAny(want, "\n") || strings.HasPrefix(strings.TrimSpace(want), "#") {
+			return
+		}
+		if f := strings.Fields(want); want != "" && (len(f) < 2 || unescapeMountField(f[1]) != target) {
+			return
+		}
+		out, _, _ := SetFstabLine([]byte(in), target, want)
+		again, _, changed := SetFstabLine(out, target, want)
+		if changed || string(again) != string(out) {
+			t.Fatalf("not idempotent: %q -> %q -> %q", in, out, again)
+		}
+	})
+}
