@@ -177,6 +177,9 @@ func (s Service) CheckApply(ctx context.Context, env *installer.Env, apply bool)
 		return failed(env, s.ID(), fmt.Errorf("no fact gathered for service %s", s.Name))
 	}
 	st := ParseServiceState(string(pr.Stdout))
+	if !st.Installed && s.Boot != BootEnabled && s.State != StateRunning {
+		return installer.OK("service " + s.Name + " is not installed, so neither enabled nor running")
+	}
 	if !st.Installed {
 		msg := fmt.Sprintf("service %s is not installed (%s: no unit or /etc/init.d/%s)", s.Name, st.Init, s.Name)
 		if apply {
