@@ -222,22 +222,32 @@ func (c *Conn) become() bool { return c.target.become == "sudo" && c.target.user
 //
 // The login shell (sshd runs "$SHELL -c <command>") only ever sees one
 // line: a multi-line script travels as printf octal escapes that sh turns
-// back into the script, because csh and tcsh cannot quote a newline.
-func (c *Conn) wrap(script, marker string) string {
+// back into the script, because csh and tcsh cannot quote a newline. A
+// script too long for one argument (Linux allows 128 KiB) travels on stdin
+// instead when the caller has no stdin of its own: wrap then returns it as
+// viaStdin, and the script's commands find stdin at its end, as usual.
+func (c *Conn) wrap(script, marker string, stdinFree bool) (cmd, viaStdin string) {
 	report := `g=$$; if [ -r /proc/$$/stat ]; then read -r _gp _gc _gs _gpp g _gr < /proc/$$/stat || g=$$; fi; ` +
 		`echo "` + marker + `$g" >&2; unset g _gp _gc _gs _gpp _gr`
 	inner := report
 	switch {
+	case stdinFree && len(script) > maxInlineScript/4:
+		inner, viaStdin = `eval "$(cat)"`, report+"\n"+script
 	case strings.ContainsAny(script, "\n\r"):
 		inner = `eval "$(printf '` + printfEscape(report+"\n"+script) + `')"`
 	case strings.TrimSpace(script) != "":
 		inner = report + "; " + script
 	}
 	if c.become() {
-		return "exec sudo -n -- /bin/sh -c " + installer.ShellQuote(inner)
+		return "exec sudo -n -- /bin/sh -c " + installer.ShellQuote(inner), viaStdin
 	}
-	return "exec /bin/sh -c " + installer.ShellQuote(inner)
+	return "exec /bin/sh -c " + installer.ShellQuote(inner), viaStdin
 }
+
+// maxInlineScript bounds the command line sent to sshd: scripts longer
+// than a quarter of it (escaping may quadruple them) go on stdin when they
+// can (see wrap).
+const maxInlineScript = 64 << 10
 
 // printfEscape turns s into a printf format that prints s: every byte but
 // letters, digits and a few safe marks becomes a \ooo octal escape.
@@ -317,10 +327,14 @@ func (c *Conn) run(ctx context.Context, script string, stdin io.Reader) (install
 	stderr := &markedBuffer{marker: []byte(marker)}
 	s.Stdout = &stdout
 	s.Stderr = stderr
-	if stdin != nil {
+	cmd, viaStdin := c.wrap(script, marker, stdin == nil)
+	switch {
+	case viaStdin != "":
+		s.Stdin = strings.NewReader(viaStdin)
+	case stdin != nil:
 		s.Stdin = stdin
 	}
-	if err := s.Start(c.wrap(script, marker)); err != nil {
+	if err := s.Start(cmd); err != nil {
 		return res, err
 	}
 	waited := make(chan error, 1)

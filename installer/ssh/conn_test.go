@@ -61,6 +61,25 @@ func TestRun(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(res.Stdout)) != "0" {
 		t.Errorf("wc -c without stdin: %q %v", res.Stdout, err)
 	}
+	// Every byte but NUL survives a multi-line script's trip through the
+	// login shell.
+	var all []byte
+	for b := 1; b < 256; b++ {
+		if b != '\'' {
+			all = append(all, byte(b))
+		}
+	}
+	res, err = c.Run(ctx, "printf '%s' '"+string(all)+"'", nil)
+	if err != nil || !bytes.Equal(res.Stdout, all) {
+		t.Errorf("bytes 1-255 in a script came back as %q (%v)", res.Stdout, err)
+	}
+	// A script longer than a command line may be (128 KiB) goes on stdin;
+	// its commands still find stdin empty.
+	long := strings.Repeat(": padding line to make the script long\n", 8000) + "echo long; wc -c"
+	res, err = c.Run(ctx, long, nil)
+	if err != nil || strings.Join(strings.Fields(string(res.Stdout)), " ") != "long 0" || res.ExitCode != 0 {
+		t.Errorf("long script (%d bytes): %q %q exit %d, %v", len(long), res.Stdout, res.Stderr, res.ExitCode, err)
+	}
 	// A command killed by a signal reports 128+signal like a shell.
 	res, err = c.Run(ctx, "kill -TERM $$", nil)
 	if err != nil {

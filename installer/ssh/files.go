@@ -88,7 +88,7 @@ func (c *Conn) readSFTP(ctx context.Context, p string) ([]byte, error) {
 
 func (c *Conn) readShell(ctx context.Context, p string) ([]byte, error) {
 	q := installer.ShellQuote(p)
-	script := fmt.Sprintf("if [ ! -e %s ]; then exit %d; fi\nexec cat -- %s", q, exitNotExist, q)
+	script := fmt.Sprintf("if [ ! -e %s ]; then exit %d; fi; exec cat -- %s", q, exitNotExist, q)
 	res, err := c.run(ctx, script, nil)
 	if err != nil {
 		return nil, err

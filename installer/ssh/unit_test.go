@@ -77,12 +77,12 @@ func TestMarkedBuffer(t *testing.T) {
 
 func TestWrap(t *testing.T) {
 	c := &Conn{target: &target{user: "edguser", become: "sudo"}}
-	w := c.wrap("echo 'hi'", "@@m:")
+	w, _ := c.wrap("echo 'hi'", "@@m:", true)
 	if !strings.HasPrefix(w, "exec sudo -n -- /bin/sh -c '") || !strings.Contains(w, `echo '\''hi'\''`) {
 		t.Errorf("become wrap: %s", w)
 	}
 	c.target.user = "root" // root needs no sudo
-	if w := c.wrap("true", "@@m:"); !strings.HasPrefix(w, "exec /bin/sh -c '") {
+	if w, _ := c.wrap("true", "@@m:", true); !strings.HasPrefix(w, "exec /bin/sh -c '") {
 		t.Errorf("root wrap: %s", w)
 	}
 	if c.shellFileOps() {
