@@ -87,7 +87,7 @@ func excluded(p string, exclude []string) bool {
 		if e == "" {
 			continue
 		}
-		if p == e || strings.HasPrefix(p, strings.TrimSuffix(e, "/")+"/") {
+		if d := strings.TrimSuffix(e, "/"); p == d || strings.HasPrefix(p, d+"/") {
 			return true
 		}
 		if strings.HasSuffix(e, "-") && strings.HasPrefix(p, e) {
