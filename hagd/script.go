@@ -97,27 +97,6 @@ func (r *ScriptRunner) Run(ctx context.Context, group, op string, done func(err 
 	}()
 }
 
-// Wait blocks until no script runs (bounded by ctx).
-func (r *ScriptRunner) Wait(ctx context.Context) {
-	for {
-		r.mu.Lock()
-		var rs *runningScript
-		for _, v := range r.running {
-			rs = v
-			break
-		}
-		r.mu.Unlock()
-		if rs == nil {
-			return
-		}
-		select {
-		case <-rs.done:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
 func (r *ScriptRunner) exec(ctx context.Context, group, op string) (string, error) {
 	timeout := r.Timeout
 	if op == OpStop {
