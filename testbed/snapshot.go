@@ -32,9 +32,9 @@ func VolatilePaths() []string {
 // Snapshot digests everything the host has written: each path in its overlay
 // upper dirs (/etc, /var, ...) and in its /root, mapped to a digest of its
 // type, mode, owner and content (or link target); deletions show as
-// "whiteout". Paths equal to or under an exclude prefix (and VolatilePaths)
-// are left out; a prefix ending in "-" or without "/" boundary matches as a
-// plain string prefix. Compare two snapshots with DiffSnapshots to prove a
+// "whiteout". Left out: VolatilePaths and the excludes given, each a path
+// (itself and everything under it) or, ending in "-", a name prefix
+// ("/var/log/testbed-"). Compare two snapshots with DiffSnapshots to prove a
 // run wrote nothing.
 func (h *Host) Snapshot(exclude ...string) (map[string]string, error) {
 	exclude = append(exclude, VolatilePaths()...)
