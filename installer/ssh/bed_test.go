@@ -176,11 +176,21 @@ chmod 440 /etc/sudoers.d/%[1]s
 	if b, err := edg.ReadFile(ctx, p); err != nil || string(b) != "secret=1\n" {
 		t.Errorf("become: ReadFile of a root-only file: %q %v", b, err)
 	}
+	bin := []byte("\x00\r\n\xff\x1b[0m %s '\"\\\n")
+	if err := edg.WriteFile(ctx, "/etc/gridha-bin", bin, 0o644, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := edg.ReadFile(ctx, "/etc/gridha-bin"); err != nil || string(b) != string(bin) {
+		t.Errorf("become: binary round trip %q, %v", b, err)
+	}
+	if b, err := h.ReadFile("/etc/gridha-bin"); err != nil || string(b) != string(bin) {
+		t.Errorf("become: binary file in the host %q, %v", b, err)
+	}
 	if _, err := edg.ReadFile(ctx, "/etc/absent-gridha"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("become: missing file: %v", err)
 	}
-	if st := edg.Stats(); st.Sessions != 7 {
-		t.Errorf("become: %d sessions, want 7 (sudo check + 6: files go through sudo, not SFTP)", st.Sessions)
+	if st := edg.Stats(); st.Sessions != 9 {
+		t.Errorf("become: %d sessions, want 9 (sudo check + 8: files go through sudo, not SFTP)", st.Sessions)
 	}
 	// Cancelling a command run through sudo kills it in the host.
 	cctx, ccancel := context.WithCancel(ctx)
