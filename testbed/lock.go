@@ -85,14 +85,16 @@ func InUse(id int) bool {
 }
 
 // takeOver gets the lock of a bed owned by another process: it stops the
-// holder process the gridha-testbed command left (if any), then waits a
+// holder process the gridha-testbed command left (if any) and waits a
 // bounded time for the lock. A bed still used by a live test is not taken.
 func takeOver(ctx context.Context, id int) (*os.File, error) {
 	m, _ := readMeta(id)
+	wait := time.Duration(0) // a bed held by a running test is not waited for
 	if m != nil && m.HolderPID > 0 && isHolder(m.HolderPID, id) {
 		_ = syscall.Kill(m.HolderPID, syscall.SIGKILL)
+		wait = 5 * time.Second // the lock goes when the holder is gone
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		f, err := tryLock(id)
 		if err == nil {
