@@ -43,14 +43,16 @@ func claim(id, start int) (int, *os.File, error) {
 		if err == nil {
 			return n, f, nil
 		}
-		if !errors.Is(err, errInUse) {
+		if !errors.Is(err, ErrInUse) {
 			return 0, nil, fmt.Errorf("testbed: bed %d: %w", n, err)
 		}
 	}
 	return 0, nil, fmt.Errorf("testbed: all bed IDs from %d to %d are in use or uncleanable (see gridha-testbed list)", max(start, 1), MaxID)
 }
 
-var errInUse = errors.New("in use")
+// ErrInUse says a bed is held by a running process (a test, or the
+// gridha-testbed command's holder).
+var ErrInUse = errors.New("in use")
 
 func tryLock(id int) (*os.File, error) {
 	f, err := os.OpenFile(lockPath(id), os.O_RDWR|os.O_CREATE, 0o644)
@@ -60,7 +62,7 @@ func tryLock(id int) (*os.File, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, errInUse
+			return nil, ErrInUse
 		}
 		return nil, fmt.Errorf("flock %s: %w", lockPath(id), err)
 	}
@@ -78,7 +80,7 @@ func unlock(f *os.File) {
 func InUse(id int) bool {
 	f, err := tryLock(id)
 	if err != nil {
-		return errors.Is(err, errInUse)
+		return errors.Is(err, ErrInUse)
 	}
 	unlock(f)
 	return false
@@ -100,7 +102,7 @@ func takeOver(ctx context.Context, id int) (*os.File, error) {
 		if err == nil {
 			return f, nil
 		}
-		if !errors.Is(err, errInUse) {
+		if !errors.Is(err, ErrInUse) {
 			return nil, err
 		}
 		if time.Now().After(deadline) {
@@ -108,7 +110,7 @@ func takeOver(ctx context.Context, id int) (*os.File, error) {
 			if m != nil {
 				owner = m.OwnerPID
 			}
-			return nil, fmt.Errorf("still in use (owner pid %d); not torn down", owner)
+			return nil, fmt.Errorf("%w by a running test (pid %d); not torn down", ErrInUse, owner)
 		}
 		select {
 		case <-ctx.Done():

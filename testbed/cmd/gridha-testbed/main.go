@@ -140,7 +140,11 @@ func down(c *cli.Context) error {
 		var errs []error
 		for _, b := range beds {
 			if err := testbed.Clean(c.Context, b.ID, true); err != nil {
-				errs = append(errs, err)
+				if errors.Is(err, testbed.ErrInUse) {
+					fmt.Fprintf(c.App.Writer, "bed %d left alone: %v\n", b.ID, err)
+				} else {
+					errs = append(errs, err)
+				}
 				continue
 			}
 			fmt.Fprintf(c.App.Writer, "bed %d down\n", b.ID)
