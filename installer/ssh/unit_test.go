@@ -186,3 +186,39 @@ func TestMissingIdentity(t *testing.T) {
 		t.Errorf("bad policy: %v", err)
 	}
 }
+
+// FuzzPrintfEscape: the escaped form holds no character a login shell
+// (sh, bash, csh, tcsh) treats specially inside single quotes, and printf
+// turns it back into the input.
+func FuzzPrintfEscape(f *testing.F) {
+	f.Add("echo 'hi'\nexit 3")
+	f.Add("100% \\ \"q\" !$`\r\n\x00\xff")
+	f.Fuzz(func(t *testing.T, s string) {
+		e := printfEscape(s)
+		if strings.ContainsAny(e, "'\n\r!%") {
+			t.Fatalf("escaped form %q holds a special character", e)
+		}
+		var out []byte
+		for i := 0; i < len(e); i++ {
+			if e[i] != '\\' {
+				out = append(out, e[i])
+				continue
+			}
+			if i+3 >= len(e) {
+				t.Fatalf("truncated escape in %q", e)
+			}
+			var v byte
+			for _, d := range e[i+1 : i+4] {
+				if d < '0' || d > '7' {
+					t.Fatalf("bad escape in %q", e)
+				}
+				v = v*8 + byte(d-'0')
+			}
+			out = append(out, v)
+			i += 3
+		}
+		if string(out) != s {
+			t.Fatalf("round trip %q -> %q -> %q", s, e, out)
+		}
+	})
+}
