@@ -294,6 +294,18 @@ func TestBDIIDeathAndRecovery(t *testing.T) {
 		t.Errorf("removal not logged with the check's reason:\n%s", logs)
 	}
 
+	// A new updater without history (another site's, or this one after
+	// losing its state file) does not put the dead BDII back.
+	c2 := f.config("fresh.state", "")
+	u2, logs2 := f.updater(c2)
+	cycle(ctx, t, u2, c2)
+	for _, ns := range f.ns {
+		f.wantRecords(ctx, ns, addrs(b2), "a fresh updater's first cycle")
+	}
+	if !strings.Contains(logs2.String(), "BDII starts out of service") {
+		t.Errorf("fresh updater did not seed bdii1 from DNS:\n%s", logs2)
+	}
+
 	// Recovery: back after recover_after (2) good checks.
 	if err := b1.StartBDII(ctx, testbed.BDIIOptions{BreatheTime: time.Second}); err != nil {
 		t.Fatal(err)

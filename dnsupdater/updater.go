@@ -22,6 +22,9 @@ type Updater struct {
 	log    *slog.Logger
 	damp   map[string]*Damper
 	why    map[string]string // last transition reason per BDII key
+	// fresh marks BDIIs without history (no state restored, never
+	// checked): their first service state is taken from DNS itself.
+	fresh map[string]bool
 	// Now is the clock for the state file (nil: time.Now).
 	Now func() time.Time
 }
@@ -39,13 +42,15 @@ func New(cfg *Config, key *TSIGKey, checks []Check, log *slog.Logger) *Updater {
 		checks: checks,
 		dns: &DNSClient{Zone: cfg.Zone, Name: cfg.Name, TTL: uint32(cfg.TTL / time.Second), Key: key,
 			Timeout: cfg.DNSTimeout},
-		log:  log,
-		damp: map[string]*Damper{},
-		why:  map[string]string{},
+		log:   log,
+		damp:  map[string]*Damper{},
+		why:   map[string]string{},
+		fresh: map[string]bool{},
 	}
 	for _, b := range cfg.BDIIs {
 		d := NewDamper()
 		u.damp[b.Key()] = &d
+		u.fresh[b.Key()] = true
 	}
 	return u
 }
@@ -60,6 +65,7 @@ func (u *Updater) Restore(st *State) {
 	for _, b := range st.BDIIs {
 		if d, ok := u.damp[b.Name+"/"+b.Address]; ok {
 			*d = b.Damper
+			delete(u.fresh, b.Name+"/"+b.Address)
 			if b.Reason != "" {
 				u.why[b.Name+"/"+b.Address] = b.Reason
 			}
@@ -103,6 +109,63 @@ func (u *Updater) checkAll(ctx context.Context) []checkOutcome {
 	return out
 }
 
+type primaryRead struct {
+	cur RecordSet
+	err error
+}
+
+// seed gives each BDII without history (first cycle of an updater without
+// a state file) the service state DNS already gives it: in service if any
+// primary read holds its address, otherwise out of service (it must then
+// pass recover_after checks to be added). So a restarted or newly added
+// updater neither re-adds a BDII another updater removed nor removes one
+// on a single failed check. With no primary readable, the default (in
+// service) stands until a primary answers. When no configured BDII is in
+// DNS at all (a new round robin), the first check decides.
+func (u *Updater) seed(reads []primaryRead, outs []checkOutcome) {
+	if len(u.fresh) == 0 {
+		return
+	}
+	present := map[netip.Addr]bool{}
+	readable := false
+	for _, r := range reads {
+		if r.err != nil {
+			continue
+		}
+		readable = true
+		for _, a := range r.cur.Addrs {
+			present[a] = true
+		}
+	}
+	if !readable {
+		return
+	}
+	anyPresent := false
+	for _, b := range u.cfg.BDIIs {
+		anyPresent = anyPresent || present[b.Address]
+	}
+	for i, b := range u.cfg.BDIIs {
+		if !u.fresh[b.Key()] {
+			continue
+		}
+		delete(u.fresh, b.Key())
+		switch {
+		case !anyPresent:
+			// An empty round robin (a new name): publish what answers now.
+			u.damp[b.Key()].InService = outs[i].healthy
+			if outs[i].healthy {
+				u.why[b.Key()] = "healthy when this updater started with an empty record set"
+			} else {
+				u.why[b.Key()] = "failing when this updater started with an empty record set"
+			}
+		case !present[b.Address]:
+			u.damp[b.Key()].InService = false
+			u.why[b.Key()] = "not in DNS when this updater started"
+			u.log.Info("BDII starts out of service (no record on any primary)", "bdii", b.Key())
+		}
+	}
+}
+
 // Cycle runs one round: checks, damping, one update per primary that needs
 // one. It returns the state it also writes to the state file.
 func (u *Updater) Cycle(ctx context.Context) *State {
@@ -112,11 +175,25 @@ func (u *Updater) Cycle(ctx context.Context) *State {
 	}
 	st := &State{Time: now().UTC(), Name: u.cfg.Name, Zone: u.cfg.Zone, Interval: u.cfg.Interval.String(),
 		FailAfter: u.cfg.FailAfter, RecoverAfter: u.cfg.RecoverAfter}
+	// Check the BDIIs and read every primary at the same time.
+	reads := make([]primaryRead, len(u.cfg.Primaries))
+	var rwg sync.WaitGroup
+	for i, p := range u.cfg.Primaries {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			rctx, cancel := context.WithTimeout(ctx, 3*u.cfg.DNSTimeout)
+			defer cancel()
+			reads[i].cur, reads[i].err = u.dns.Read(rctx, p)
+		}()
+	}
 	outs := u.checkAll(ctx)
+	rwg.Wait()
 	if ctx.Err() != nil {
 		st.Status, st.Message = Unknown, "cycle interrupted"
 		return st
 	}
+	u.seed(reads, outs)
 
 	var desired []netip.Addr
 	why := map[netip.Addr]string{} // reason to add or remove each address
@@ -164,7 +241,7 @@ func (u *Updater) Cycle(ctx context.Context) *State {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st.Primaries[i] = u.reconcile(ctx, p, desired, keep, why)
+			st.Primaries[i] = u.reconcile(ctx, p, reads[i], desired, keep, why)
 		}()
 	}
 	wg.Wait()
@@ -206,12 +283,15 @@ func (u *Updater) Cycle(ctx context.Context) *State {
 // reconcile makes one primary's set equal to desired (or only reads it when
 // keep is set). A concurrent change (prerequisite failure) is re-read and
 // retried, at most three times.
-func (u *Updater) reconcile(ctx context.Context, primary string, desired []netip.Addr, keep bool, why map[netip.Addr]string) PrimaryState {
+func (u *Updater) reconcile(ctx context.Context, primary string, first primaryRead, desired []netip.Addr, keep bool, why map[netip.Addr]string) PrimaryState {
 	ps := PrimaryState{Addr: primary}
 	ctx, cancel := context.WithTimeout(ctx, 8*u.cfg.DNSTimeout)
 	defer cancel()
 	for attempt := 1; attempt <= 3; attempt++ {
-		cur, err := u.dns.Read(ctx, primary)
+		cur, err := first.cur, first.err
+		if attempt > 1 {
+			cur, err = u.dns.Read(ctx, primary)
+		}
 		if err != nil {
 			ps.Error = err.Error()
 			u.log.Error("primary unreachable or unusable", "primary", primary, "err", err)
