@@ -155,8 +155,9 @@ func ContextControl(socket string, req ControlRequest, timeout time.Duration) (*
 // PrintStatus writes the human form of a status reply.
 func PrintStatus(w io.Writer, s *StatusReply) {
 	fmt.Fprintf(w, "node %s, up %v, port %d, lease %s, ΔT1 %v, ΔT2 %v\n", s.Node, s.Uptime.Round(time.Second), s.Port, s.Lease, s.DT1, s.DT2)
-	fmt.Fprintf(w, "packets: accepted %d, bad signature %d, replayed %d, stale %d, malformed %d\n",
-		s.Packets[cntAccepted], s.Packets[cntBadMAC], s.Packets[cntReplay], s.Packets[cntStale], s.Packets[cntMalformed])
+	fmt.Fprintf(w, "packets: accepted %d, bad signature %d, replayed %d, stale %d, malformed %d, not hagd %d, duplicate %d\n",
+		s.Packets[cntAccepted], s.Packets[cntBadMAC], s.Packets[cntReplay], s.Packets[cntStale], s.Packets[cntMalformed],
+		s.Packets[cntForeign], s.Packets[cntDuplicate])
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, g := range s.Groups {
 		lease := g.Lease

@@ -51,6 +51,7 @@ const (
 	cntAccepted  = "accepted"
 	cntBadMAC    = "bad_signature"
 	cntReplay    = "replayed"
+	cntDuplicate = "duplicate"
 	cntStale     = "stale"
 	cntMalformed = "malformed"
 	cntForeign   = "not_hagd"
@@ -200,8 +201,10 @@ func (d *Daemon) handle(p Packet) {
 		err = d.filter.Check(msg, time.Now())
 	}
 	if err != nil {
-		k := cntMalformed
+		k, level := cntMalformed, 3
 		switch {
+		case errors.Is(err, ErrDuplicate):
+			k, level = cntDuplicate, 4
 		case errors.Is(err, ErrBadMAC):
 			k = cntBadMAC
 		case errors.Is(err, ErrReplay):
@@ -212,7 +215,7 @@ func (d *Daemon) handle(p Packet) {
 			k = cntForeign
 		}
 		d.count(k)
-		d.Log.Log(context.Background(), slogLevel(3), "packet dropped", "from", p.From, "reason", err)
+		d.Log.Log(context.Background(), slogLevel(level), "packet dropped", "from", p.From, "reason", err)
 		return
 	}
 	d.count(cntAccepted)

@@ -608,6 +608,9 @@ func inject(args []string) error {
 		}
 		captured = append(captured, append([]byte(nil), buf[:n]...))
 	}
+	// Let the senders move on, so that the copies are replays of old
+	// packets, not duplicates of their latest.
+	time.Sleep(time.Second)
 	dst := &net.UDPAddr{IP: net.ParseIP(args[0]), Port: port}
 	send := func(p []byte) error { _, err := pc.WriteToUDP(p, dst); return err }
 	wrong := NewCodec([]byte("not the key of this multigroup......"), []string{args[2]})

@@ -69,6 +69,7 @@ var (
 	ErrBadMAC     = errors.New("bad signature (forged, corrupted or another key)")
 	ErrMalformed  = errors.New("malformed packet")
 	ErrReplay     = errors.New("replayed or out-of-order packet")
+	ErrDuplicate  = errors.New("duplicate packet (heard on two interfaces?)")
 	ErrStale      = errors.New("packet timestamp too far from our clock")
 	ErrUnknownVer = errors.New("unsupported packet version")
 )
@@ -300,7 +301,10 @@ func (f *ReplayFilter) Check(m *Message, now time.Time) error {
 		f.peers[m.From] = &replayState{m.Nonce, m.Seq, ts}
 		return nil
 	case m.Nonce == p.nonce:
-		if m.Seq <= p.seq {
+		if m.Seq == p.seq {
+			return ErrDuplicate
+		}
+		if m.Seq < p.seq {
 			return ErrReplay
 		}
 	default:

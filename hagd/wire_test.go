@@ -91,7 +91,7 @@ func TestReplayFilter(t *testing.T) {
 		want error
 	}{
 		{m(1, 5, now), nil},
-		{m(1, 5, now), ErrReplay},                    // same packet again
+		{m(1, 5, now), ErrDuplicate},                 // same packet again (two interfaces, or replayed at once)
 		{m(1, 4, now.Add(time.Second)), ErrReplay},   // older sequence
 		{m(1, 6, now.Add(time.Second)), nil},         // next one
 		{m(2, 1, now), ErrReplay},                    // "new boot" but not newer: an old boot replayed
