@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -373,5 +374,60 @@ func TestDownAfterNetnsLost(t *testing.T) {
 	}
 	if alive(h.PID, 2*time.Second) {
 		t.Errorf("init %d survives Down after its netns file was lost", h.PID)
+	}
+}
+
+// A test process killed with SIGKILL (no Cleanup runs): the next Up of its
+// bed ID cleans what it left.
+func TestKilledOwner(t *testing.T) {
+	if os.Getenv("GRIDHA_TESTBED_KILLED_OWNER") == "1" {
+		b, err := Up(context.Background(), Options{Hosts: []string{"victim"}})
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(1)
+		}
+		if err := b.MustHost("victim").Start(context.Background(), "sleeper", "sleep", "300"); err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(1)
+		}
+		fmt.Printf("BED %d %d\n", b.ID, b.MustHost("victim").PID)
+		os.Stdout.Sync()
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+	Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestKilledOwner$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "GRIDHA_TESTBED_KILLED_OWNER=1")
+	out, _ := cmd.Output() // killed: an error is expected
+	var id, pid int
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, err := fmt.Sscanf(line, "BED %d %d", &id, &pid); err == nil {
+			break
+		}
+	}
+	if id == 0 {
+		t.Fatalf("child did not bring a bed up:\n%s", out)
+	}
+	if InUse(id) {
+		t.Fatalf("bed %d still held after its owner was killed", id)
+	}
+	if !alive(pid, 0) {
+		t.Fatalf("the killed owner's host init %d is gone already: the test proves nothing", pid)
+	}
+	d, err := Up(ctx, Options{ID: id, Hosts: []string{"after"}})
+	if err != nil {
+		t.Fatalf("Up over the killed owner's bed: %v", err)
+	}
+	defer d.Down()
+	if alive(pid, 2*time.Second) {
+		t.Errorf("the killed owner's host init %d survives the next Up", pid)
+	}
+	if _, err := os.Stat(filepath.Join(netnsDir, fmt.Sprintf("gh%d-victim", id))); err == nil {
+		t.Error("the killed owner's netns survives the next Up")
+	}
+	if _, err := os.Stat(filepath.Join(d.Dir, "victim")); err == nil {
+		t.Error("the killed owner's host folder survives the next Up")
 	}
 }
