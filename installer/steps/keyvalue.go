@@ -93,6 +93,21 @@ func (kv KeyValue) CheckApply(ctx context.Context, env *installer.Env, apply boo
 		if !kv.Secret {
 			r.Expected, r.Found = want, strings.TrimSpace(found)
 		}
+		switch {
+		case !ff.Exists:
+			r.Found = kv.Path + " absent"
+		case found == "":
+			r.Found = kv.Key + " not set"
+		}
+		if kv.Secret {
+			r.Expected = kv.Key + "=******** (secret, not shown)"
+			if ff.Exists && found != "" {
+				r.Found = kv.Key + "=******** (secret, as wanted)"
+				if changed {
+					r.Found = kv.Key + " set to another value (secret, not shown)"
+				}
+			}
+		}
 		r.Diff = diffText
 		return r
 	}

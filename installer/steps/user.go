@@ -263,9 +263,11 @@ func (u User) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 	msg := "user " + u.Name + ": " + strings.Join(diffs, "; ")
 	if !apply {
 		if !st.Exists {
-			return installer.Missing(msg)
+			r := installer.Missing(msg)
+			r.Expected, r.Found = u.expectedState(), "absent"
+			return r
 		}
-		return installer.Drift(msg, "", "")
+		return installer.Drift(msg, u.expectedState(), st.describe(manageKeys))
 	}
 
 	var b strings.Builder
@@ -326,4 +328,55 @@ if [ -f "$h/.ssh/authorized_keys" ]; then chown "$n:$g" "$h/.ssh/authorized_keys
 		}
 	}
 	return installer.Changed(msg)
+}
+
+// expectedState describes the wanted account for a verify report (keys by
+// label, never whole).
+func (u User) expectedState() string {
+	p := []string{"user " + u.Name}
+	if u.Home != "" {
+		p = append(p, "home "+u.Home)
+	}
+	if u.Shell != "" {
+		p = append(p, "shell "+u.Shell)
+	}
+	if u.Group != "" {
+		p = append(p, "group "+u.Group)
+	}
+	if u.AuthorizedKeys != nil {
+		p = append(p, "authorized_keys: "+keyLabels(strings.Join(u.AuthorizedKeys, "\n")))
+	}
+	return strings.Join(p, ", ")
+}
+
+// describe is what the probe found, in the terms of expectedState.
+func (st userState) describe(manageKeys bool) string {
+	p := []string{"user exists", "home " + st.Home, "shell " + st.Shell, "group " + st.Group}
+	if manageKeys {
+		switch {
+		case !st.SSHStat.Exists:
+			p = append(p, "no ~/.ssh")
+		case !st.AKStat.Exists:
+			p = append(p, "no authorized_keys")
+		default:
+			p = append(p, fmt.Sprintf("authorized_keys (%s %s): %s", st.AKStat.Mode, st.AKStat.Owner, keyLabels(string(st.Keys))))
+		}
+	}
+	return strings.Join(p, ", ")
+}
+
+// keyLabels lists the keys of authorized_keys content by KeyLabel
+// (comments and blank lines left out), or "none".
+func keyLabels(content string) string {
+	var out []string
+	for _, l := range strings.Split(content, "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, KeyLabel(l))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
