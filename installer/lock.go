@@ -105,17 +105,12 @@ func acquireLockAndGather(ctx context.Context, conn Conn, path string, probes []
 		gcancel() // the lock session ended: nothing to wait for
 	}()
 
-	script := lockPrelude(path, nonce) + BatchScript(probes)
-	res, gerr := conn.Run(gctx, "sh -s", strings.NewReader(script))
-	if gerr == nil && res.ExitCode == 0 {
-		facts, err := ParseBatch(probes, res.Stdout)
-		if err != nil {
-			l.release()
-			return nil, nil, fmt.Errorf("%s: gather facts: %w", conn.Host(), err)
-		}
+	facts, _, gerr := gatherBatch(gctx, conn, probes, lockPrelude(path, nonce))
+	if gerr == nil {
 		return l, facts, nil
 	}
-	// Not locked: say why, from the lock session's own result when it ended.
+	// Not locked (or the batch failed): say why, from the lock session's
+	// own result when it ended.
 	var lr lockResult
 	select {
 	case lr = <-l.done:
@@ -125,10 +120,7 @@ func acquireLockAndGather(ctx context.Context, conn Conn, path string, probes []
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		if gerr != nil {
-			return nil, nil, fmt.Errorf("%s: gather facts: %w", conn.Host(), gerr)
-		}
-		return nil, nil, fmt.Errorf("%s: %w", conn.Host(), res.Err("take per-host lock"))
+		return nil, nil, fmt.Errorf("%s: %w", conn.Host(), gerr)
 	}
 	l.release()
 	if ctx.Err() != nil {

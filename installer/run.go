@@ -386,7 +386,7 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 			return r.skipAll(h, phase, steps)
 		}
 	} else {
-		facts, err = Gather(ctx, h.conn, probes)
+		facts, _, err = gatherBatch(ctx, h.conn, probes, "")
 		if err != nil {
 			if ctx.Err() != nil {
 				h.stop(StatusSkipped, "not run: interrupted while gathering facts", "interrupted while gathering facts, phase "+phase)
