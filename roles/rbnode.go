@@ -32,7 +32,10 @@ import (
 //     (two nodes never copy into the same share at once), then copy their
 //     L&B database when the remote one is empty;
 //  3. the HA configuration (haSteps).
-type RBNode struct{}
+type RBNode struct {
+	// withoutHA leaves the HA phase out (the storage half's own tests).
+	withoutHA bool
+}
 
 // NewRBNode returns the role.
 func NewRBNode() *RBNode { return &RBNode{} }
@@ -113,12 +116,14 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 			return nil, fmt.Errorf("%s: %w", n.Name, err)
 		}
 		prepare[n.Name] = s
-		h, err := r.haSteps(inv, n, opts)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", n.Name, err)
-		}
-		if len(h) > 0 {
-			ha[n.Name] = h
+		if !r.withoutHA {
+			h, err := r.haSteps(inv, n, opts)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", n.Name, err)
+			}
+			if len(h) > 0 {
+				ha[n.Name] = h
+			}
 		}
 		g := rb.PrimaryGroup(n.Name)
 		byGroup[g] = append(byGroup[g], n)
@@ -251,7 +256,7 @@ func (r RBNode) prepareSteps(inv *inventory.Inventory, n, srv *inventory.Host, l
 	for _, s := range rb.Services {
 		out = append(out, &optionalService{svc: steps.Service{Name: s, Boot: steps.BootDisabled, State: steps.StateStopped}})
 	}
-	out = append(out, &steps.KeyValue{
+	out = append(out, &steps.Dir{Path: path.Dir(rb.SysconfigEDG)}, &steps.KeyValue{
 		Path:   rb.SysconfigEDG,
 		Key:    "EDG_WL_BKSERVERD_ADDOPTS",
 		Value:  fmt.Sprintf("--mysql %s/%s@%s:%s", cfg.MySQL.User, lbPassword, srv.Hostname, cfg.MySQL.Database),
@@ -448,8 +453,10 @@ type knownHostsStep struct {
 	Server      *inventory.Host
 }
 
-func (k *knownHostsStep) ID() string                { return "file " + k.Path }
-func (k *knownHostsStep) Probes() []installer.Probe { return []installer.Probe{installer.FileProbe(k.Path)} }
+func (k *knownHostsStep) ID() string { return "file " + k.Path }
+func (k *knownHostsStep) Probes() []installer.Probe {
+	return []installer.Probe{installer.FileProbe(k.Path)}
+}
 func (k *knownHostsStep) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
 	v, ok := env.Shared.Get(sharedHostKey(k.Server.Name))
 	if !ok {

@@ -397,6 +397,10 @@ mkdir "$T" || exit 1
 ( cat >/dev/null; kill $c 2>/dev/null ) <&3 >/dev/null 2>&1 & w=$!
 wait $c; rc=$?
 kill $w 2>/dev/null
+[ $rc -gt 128 ] && exit $rc
+# Through sshfs a file's later hard links can disturb its time: set the
+# times of hard-linked files again.
+cd "$L" && find . -type f -links +1 -exec sh -c 'L=$1 T=$2; shift 2; for f; do touch -m -r "$L/$f" "$T/$f" || exit 1; done' sh "$L" "$T" {} + || rc=1
 exit $rc
 `, installer.ShellQuote(s.Path), installer.ShellQuote(s.tmp()), installer.ShellQuote(stateDirLock), installer.ShellQuote(stateDirLock), preserve)
 }
@@ -430,15 +434,23 @@ func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarke
 	if err != nil {
 		return "", fmt.Errorf("copy %s: %w", s.Path, err)
 	}
-	if err := res.Err("copy " + s.Path + " to " + s.tmp()); err != nil {
-		return "", err
+	// cp's own complaints are advisory (through sshfs it cannot set the
+	// times of symlinks, which the verification leaves out): the
+	// verification decides. A lock failure is final.
+	var cpErr string
+	switch res.ExitCode {
+	case 0:
+	case 70, 75:
+		return "", res.Err("copy " + s.Path)
+	default:
+		cpErr = fmt.Sprintf(" (cp exit %d: %s)", res.ExitCode, firstLines(string(res.Stderr), 3))
 	}
 	copyM, err := s.shareManifest(ctx, env, true)
 	if err != nil {
-		return "", fmt.Errorf("read the copy: %w", err)
+		return "", fmt.Errorf("read the copy%s: %w", cpErr, err)
 	}
 	if diffs := CompareManifests(local, copyM, s.KeepOwners); len(diffs) > 0 {
-		return "", fmt.Errorf("the copy in %s differs from %s (left there; the next run copies again): %s", s.tmp(), s.Path, strings.Join(firstN(diffs, 5), "; "))
+		return "", fmt.Errorf("the copy in %s differs from %s (left there; the next run copies again): %s%s", s.tmp(), s.Path, strings.Join(firstN(diffs, 5), "; "), cpErr)
 	}
 	if err := s.writeOwnersAndMarker(ctx, env, s.tmp(), local, stamp); err != nil {
 		return "", err
@@ -701,4 +713,12 @@ func firstN(s []string, n int) []string {
 		return s
 	}
 	return append(s[:n:n], fmt.Sprintf("and %d more", len(s)-n))
+}
+
+func firstLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = append(l[:n], fmt.Sprintf("... %d more lines", len(l)-n))
+	}
+	return strings.Join(l, " | ")
 }

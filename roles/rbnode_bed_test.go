@@ -1,0 +1,426 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/inventory"
+	"github.com/gridha/gridha/testbed"
+	"github.com/gridha/gridha/testbed/standins"
+)
+
+// rbTestServices are the RB services the bed tests install stand-ins for.
+var rbTestServices = []string{"edg-wl-ns", "edg-wl-proxyrenewal", "myproxy", "condor"}
+
+// rbNodeInventory writes an inventory where state1 serves the given nodes,
+// all in group rb-a with ranks 100, 50, ... in that order. The export is
+// under /srv, a private layer of each bed host.
+func rbNodeInventory(t *testing.T, bed *testbed.Host, b *testbed.Bed, dir string, nodes ...string) *inventory.Inventory {
+	t.Helper()
+	pwFile := filepath.Join(dir, "lb-password")
+	if err := os.WriteFile(pwFile, []byte("LB-secret-for-rb\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var hosts, ranks strings.Builder
+	fmt.Fprintf(&hosts, "  state1: {address: %s, hostname: %s, roles: [state-server]}\n", bed.Addr, bed.Hostname)
+	for i, n := range nodes {
+		h := b.Host(n)
+		fmt.Fprintf(&hosts, "  %s: {address: %s, hostname: %s, roles: [rb-node]}\n", n, h.Addr, h.Hostname)
+		fmt.Fprintf(&ranks, "      %s: {rb-a: %d}\n", n, 100-50*i)
+	}
+	body := fmt.Sprintf(`secrets_dir: %s
+hosts:
+%sroles:
+  state-server:
+    export: /srv/rb-state
+    mysql:
+      password_file: %s
+  rb-node:
+    state_server: state1
+    services: [%s]
+    groups:
+      rb-a: {service_ip: %s/24, iface: eth0}
+    nodes:
+%s`, filepath.Join(dir, "secrets"), hosts.String(), pwFile, strings.Join(rbTestServices, ", "), b.SpareAddr(1), ranks.String())
+	p := filepath.Join(dir, "gridha.yaml")
+	if err := os.WriteFile(p, []byte(b.DefaultsYAML()+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Load(p)
+	if err != nil {
+		t.Fatalf("inventory:\n%s\n%v", body, err)
+	}
+	return inv
+}
+
+// seedRBState writes a varied RB state on h: nested folders, modes,
+// setgid, a hard link, symlinks, an old mtime, another owner, a name with a
+// space, a 0600 proxy, an empty folder, a 1 MB file.
+func seedRBState(t *testing.T, ctx context.Context, h *testbed.Host) {
+	t.Helper()
+	script := `set -e
+mkdir -p /var/edgwl/jobs /var/edgwl/sandbox/user1 /var/edgwl/empty /var/myproxy /opt/edg/var/spool/edg-wl-renewd /opt/condor/var/condor/spool
+echo 'Executable = "/bin/hostname";' > /var/edgwl/sandbox/user1/input.jdl
+ln /var/edgwl/sandbox/user1/input.jdl /var/edgwl/sandbox/user1/input-hardlink.jdl
+ln -s user1/input.jdl /var/edgwl/sandbox/latest
+ln -s /nonexistent/dangling /var/edgwl/sandbox/dangling
+echo 'with a space' > '/var/edgwl/sandbox/user1/output file.txt'
+head -c 1000000 /dev/urandom > /var/edgwl/sandbox/user1/big.bin
+chown nobody:nogroup /var/edgwl/sandbox/user1/big.bin
+chmod 2750 /var/edgwl/sandbox
+touch -d '2005-06-01 12:00:00' /var/edgwl/sandbox/user1/input.jdl
+umask 077; echo 'proxy of alice' > /var/myproxy/alice.creds
+echo renew > /opt/edg/var/spool/edg-wl-renewd/alice.renew
+echo 'queue' > /opt/condor/var/condor/spool/job_queue.log
+mkdir -p /etc/cron.d /etc/sysconfig
+echo '*/5 * * * * root /opt/edg/sbin/edg-wl-check-daemons' > /etc/cron.d/edg-wl-check-daemons
+printf '# gLite RB\nEDG_WL_USER=edguser\nEDG_WL_BKSERVERD_ADDOPTS=""\nEDG_LOCATION=/opt/edg\n' > /etc/sysconfig/edg
+chmod 644 /etc/sysconfig/edg
+`
+	if out, err := h.Sh(ctx, script); err != nil {
+		t.Fatalf("%s: seed state: %v: %s", h.Name, err, out)
+	}
+}
+
+// seedLB creates a small real lbserver20 in h's MariaDB.
+func seedLB(t *testing.T, ctx context.Context, h *testbed.Host, jobs int) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(`CREATE DATABASE lbserver20; USE lbserver20;
+CREATE TABLE jobs (jobid VARCHAR(64) PRIMARY KEY, owner VARCHAR(64) NOT NULL, state VARCHAR(16), submitted DATETIME, proxy BLOB NULL) ENGINE=InnoDB;
+CREATE TABLE events (id INT AUTO_INCREMENT PRIMARY KEY, jobid VARCHAR(64) NOT NULL, code INT, note TEXT NULL, KEY (jobid)) ENGINE=InnoDB;
+`)
+	for i := 1; i <= jobs; i++ {
+		proxy := "NULL"
+		if i%3 == 0 {
+			proxy = fmt.Sprintf("X'%02x00ff27'", i%256)
+		}
+		fmt.Fprintf(&b, "INSERT INTO jobs VALUES ('https://rb1:9000/job%04d', 'user%d', 'Done', '2005-06-%02d 10:%02d:00', %s);\n", i, i%7, 1+i%28, i%60, proxy)
+		fmt.Fprintf(&b, "INSERT INTO events (jobid, code, note) VALUES ('https://rb1:9000/job%04d', 1, 'Submitted'), ('https://rb1:9000/job%04d', 7, %s);\n", i, i, map[bool]string{true: "NULL", false: "'Done, it''s ok'"}[i%5 == 0])
+	}
+	if _, err := h.MySQL(ctx, b.String()); err != nil {
+		t.Fatalf("%s: seed lbserver20: %v", h.Name, err)
+	}
+}
+
+const lbDumpSQL = "SELECT jobid, owner, state, submitted, HEX(proxy) FROM lbserver20.jobs ORDER BY jobid; SELECT id, jobid, code, note FROM lbserver20.events ORDER BY id"
+
+// stateSums lists "sha256  path" of every regular file under dirs in h
+// (following the top-level symlinks), *.tmp files (written by a daemon at
+// that instant) left out.
+func stateSums(t *testing.T, ctx context.Context, h *testbed.Host, dirs ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, d := range dirs {
+		s, err := h.Sh(ctx, fmt.Sprintf("cd %s/ && find . -type f ! -name '*.tmp' ! -name '.gridha-*' -print0 | xargs -0r sha256sum", installer.ShellQuote(d)))
+		if err != nil {
+			t.Fatalf("%s: checksums of %s: %v: %s", h.Name, d, err, s)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+			if sum, p, ok := strings.Cut(l, "  "); ok {
+				out[path.Join(d, p)] = sum
+			}
+		}
+	}
+	return out
+}
+
+func TestRBNodeOnBed(t *testing.T) {
+	bed := testbed.New(t, "state1", "rb1", "rb2")
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	srv, rb1, rb2 := bed.Host("state1"), bed.Host("rb1"), bed.Host("rb2")
+	for _, h := range []*testbed.Host{srv, rb1} {
+		if err := h.StartMariaDB(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seedLB(t, ctx, rb1, 40)
+	seedRBState(t, ctx, rb1)
+	if err := standins.InstallRB(ctx, rb1, true, rbTestServices...); err != nil {
+		t.Fatal(err)
+	}
+	// rb2: the package defaults (folders, no files) plus one job of its own.
+	if out, err := rb2.Sh(ctx, "mkdir -p /var/edgwl/jobs /var/edgwl/sandbox /var/myproxy /opt/edg/var/spool/edg-wl-renewd /opt/condor/var/condor && chmod 700 /var/myproxy && echo rb2 > /var/edgwl/sandbox/rb2-own.jdl"); err != nil {
+		t.Fatal(err, out)
+	}
+	if err := standins.InstallRB(ctx, rb2, false, rbTestServices...); err != nil {
+		t.Fatal(err)
+	}
+	inv := rbNodeInventory(t, srv, bed, t.TempDir(), "rb1", "rb2")
+	role := RBNode{withoutHA: true}
+	stateDirs := inv.Roles.RBNode.StateDirs
+
+	// The daemons write while they run: files that exist now must come
+	// through unchanged.
+	time.Sleep(500 * time.Millisecond)
+	before := stateSums(t, ctx, rb1, stateDirs...)
+	if len(before) < 10 {
+		t.Fatalf("seeded state too small: %d files", len(before))
+	}
+
+	chk := bedRun(t, ctx, inv, role, Options{ReadOnly: true}, installer.ModeCheck)
+	requireNo(t, chk, installer.StatusFailed, installer.StatusUnreachable)
+	if len(changedSteps(chk)) == 0 {
+		t.Fatal("--check on fresh nodes found nothing to do")
+	}
+
+	// First run: rb1 moves its state; rb2 has a job of its own and the
+	// share already holds rb1's: refused, naming --state-from.
+	rep := bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)
+	var refused *installer.Result
+	for i, r := range rep.Results {
+		if r.Status == installer.StatusFailed {
+			if r.Host != "rb2" || r.Step != "state dir /var/edgwl" {
+				t.Fatalf("unexpected failure: %s %s: %s", r.Host, r.Step, r.Message)
+			}
+			refused = &rep.Results[i]
+		}
+	}
+	if refused == nil || !strings.Contains(refused.Message, "--state-from rb2") || !strings.Contains(refused.Message, "--state-from rb1") {
+		t.Fatalf("rb2's own state: want a refusal naming --state-from, got %+v", refused)
+	}
+	if strings.Contains(fmt.Sprint(rep.Results), "LB-secret-for-rb") {
+		t.Fatal("the L&B password shows in results")
+	}
+
+	// rb1: links, mount, identical state, original kept aside.
+	share := "/mnt/rb-state/rb-a/"
+	for _, d := range stateDirs {
+		out, err := rb1.Sh(ctx, "readlink "+d)
+		if err != nil || strings.TrimSpace(out) != share+path.Base(d) {
+			t.Fatalf("rb1 %s: link %q %v, want -> %s", d, out, err, share+path.Base(d))
+		}
+		if out, err := rb1.Sh(ctx, "ls -d "+d+".gridha-local-*"); err != nil || strings.Count(out, "\n") != 1 {
+			t.Fatalf("rb1 %s: original not kept aside exactly once: %q %v", d, out, err)
+		}
+	}
+	mounts, _ := rb1.Sh(ctx, "cat /proc/mounts")
+	if !strings.Contains(mounts, "snfs@"+srv.Addr+":/srv/rb-state /mnt/rb-state fuse.sshfs ") {
+		t.Fatalf("rb1: share not mounted:\n%s", mounts)
+	}
+	fstab, _ := rb1.ReadFile("/etc/fstab")
+	if !strings.Contains(string(fstab), "snfs@"+srv.Addr+":/srv/rb-state /mnt/rb-state fuse.sshfs _netdev,reconnect,") {
+		t.Fatalf("rb1: no fstab line:\n%s", fstab)
+	}
+	after := stateSums(t, ctx, rb1, stateDirs...)
+	for p, sum := range before {
+		if after[p] != sum {
+			t.Errorf("rb1: %s: sha256 %s before, %q after the move", p, sum, after[p])
+		}
+	}
+	// Every file of the kept original is on the share, identical.
+	for _, d := range stateDirs {
+		out, _ := rb1.Sh(ctx, "ls -d "+d+".gridha-local-*")
+		orig := stateSums(t, ctx, rb1, strings.TrimSpace(out))
+		onShare := stateSums(t, ctx, rb1, d)
+		if len(orig) != len(onShare) {
+			t.Errorf("%s: %d files in the original, %d on the share", d, len(orig), len(onShare))
+		}
+		for p, sum := range orig {
+			if q := d + strings.TrimPrefix(p, strings.TrimSpace(out)); onShare[q] != sum {
+				t.Errorf("%s: differs on the share", q)
+			}
+		}
+	}
+	// Modes, times, symlinks and hard links, seen on the state server.
+	got, err := srv.Sh(ctx, `cd /srv/rb-state/rb-a/edgwl/sandbox && stat -c '%n %a %h %Y' user1/input.jdl user1/input-hardlink.jdl . && readlink latest dangling && stat -c '%a' /srv/rb-state/rb-a/myproxy/alice.creds && cat /srv/rb-state/rb-a/edgwl/.gridha-state | head -1 && grep -c big.bin /srv/rb-state/rb-a/edgwl/.gridha-owners`)
+	if err != nil {
+		t.Fatal(err, got)
+	}
+	want := fmt.Sprintf("user1/input.jdl 644 2 %d\nuser1/input-hardlink.jdl 644 2 %d\n. 2750 ", time.Date(2005, 6, 1, 12, 0, 0, 0, time.UTC).Unix(), time.Date(2005, 6, 1, 12, 0, 0, 0, time.UTC).Unix())
+	if !strings.HasPrefix(got, want) || !strings.Contains(got, "\nuser1/input.jdl\n/nonexistent/dangling\n600\nnode=rb1\n1\n") {
+		t.Fatalf("on the state server:\n%s\nwant prefix:\n%s", got, want)
+	}
+	// The daemons are stopped and disabled: nothing writes any more.
+	for _, s := range rbTestServices {
+		if out, err := rb1.Sh(ctx, "ls /etc/rc2.d /etc/rc3.d /etc/rc5.d | grep -c '^S.."+s+"$'; /etc/init.d/"+s+" status; echo status=$?"); !strings.Contains(out, "status=3") || !strings.HasPrefix(out, "0\n") {
+			t.Errorf("rb1 service %s: %q %v, want disabled (no S link) and stopped (status 3)", s, out, err)
+		}
+	}
+	n1, _ := rb1.Sh(ctx, "find /var/edgwl/ | wc -l")
+	time.Sleep(700 * time.Millisecond)
+	if n2, _ := rb1.Sh(ctx, "find /var/edgwl/ | wc -l"); n1 != n2 {
+		t.Fatalf("state still changes after the services were stopped: %s -> %s", n1, n2)
+	}
+	if _, err := rb1.ReadFile("/etc/cron.d/edg-wl-check-daemons"); err == nil {
+		t.Fatal("cron file still there")
+	}
+	edg, _ := rb1.Sh(ctx, "stat -c %a /etc/sysconfig/edg; cat /etc/sysconfig/edg")
+	wantEdg := fmt.Sprintf("600\n# gLite RB\nEDG_WL_USER=edguser\nEDG_WL_BKSERVERD_ADDOPTS=\"--mysql lbserver/LB-secret-for-rb@%s:lbserver20\"\nEDG_LOCATION=/opt/edg\n", srv.Hostname)
+	if edg != wantEdg {
+		t.Fatalf("/etc/sysconfig/edg:\n%s\nwant:\n%s", edg, wantEdg)
+	}
+	// L&B rows: equal on the state server.
+	localRows, err := rb1.MySQL(ctx, lbDumpSQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remoteRows, err := srv.MySQL(ctx, lbDumpSQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if localRows != remoteRows || strings.Count(localRows, "\n") < 120 {
+		t.Fatalf("L&B rows differ or too few:\nlocal:\n%.400s\nremote:\n%.400s", localRows, remoteRows)
+	}
+	if dbs, _ := srv.MySQL(ctx, "SHOW DATABASES LIKE 'lbserver20%'"); strings.TrimSpace(dbs) != "lbserver20" {
+		t.Fatalf("staging database left behind: %q", dbs)
+	}
+	// The L&B user logs in from rb1 with the password of /etc/sysconfig/edg.
+	if out, err := rb1.Sh(ctx, fmt.Sprintf("MYSQL_PWD=LB-secret-for-rb mariadb -h %s -u lbserver -N -B -e 'SELECT COUNT(*) FROM jobs' lbserver20", srv.Hostname)); err != nil || strings.TrimSpace(out) != "40" {
+		t.Fatalf("L&B login from rb1: %q %v", out, err)
+	}
+
+	// rb2 untouched so far: its own job is still local.
+	if out, err := rb2.Sh(ctx, "test -d /var/edgwl && ! test -L /var/edgwl && cat /var/edgwl/sandbox/rb2-own.jdl"); err != nil || out != "rb2\n" {
+		t.Fatalf("rb2 after the refusal: %q %v", out, err)
+	}
+	// --state-from rb1: the share's copy wins, rb2's own is kept aside.
+	rep = bedRun(t, ctx, inv, role, Options{StateFrom: "rb1"}, installer.ModeApply)
+	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
+	for _, d := range stateDirs {
+		if out, err := rb2.Sh(ctx, "readlink "+d); err != nil || strings.TrimSpace(out) != share+path.Base(d) {
+			t.Fatalf("rb2 %s: link %q %v", d, out, err)
+		}
+	}
+	if out, err := rb2.Sh(ctx, "cat /var/edgwl.gridha-local-*/sandbox/rb2-own.jdl; test -e /var/edgwl/sandbox/rb2-own.jdl || echo not-on-share"); err != nil || out != "rb2\nnot-on-share\n" {
+		t.Fatalf("rb2's own state: %q %v", out, err)
+	}
+	if got := stateSums(t, ctx, rb2, stateDirs...); len(got) != len(after) {
+		t.Fatalf("rb2 sees %d files on the share, rb1 %d", len(got), len(after))
+	}
+
+	// Converged: a second run and verify change nothing.
+	if c := changedSteps(bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)); len(c) > 0 {
+		t.Fatalf("second run changed:\n%s", strings.Join(c, "\n"))
+	}
+	if c := changedSteps(bedRun(t, ctx, inv, role, Options{ReadOnly: true}, installer.ModeAudit)); len(c) > 0 {
+		t.Fatalf("verify after install:\n%s", strings.Join(c, "\n"))
+	}
+}
+
+// TestRBNodeHelperProcess is not a test: TestRBNodeKilledMidCopy runs the
+// test binary again with GRIDHA_RBNODE_INVENTORY set to converge rb-node in
+// a process of its own, which it kills with SIGKILL.
+func TestRBNodeHelperProcess(t *testing.T) {
+	p := os.Getenv("GRIDHA_RBNODE_INVENTORY")
+	if p == "" {
+		t.Skip("helper process of TestRBNodeKilledMidCopy")
+	}
+	inv, err := inventory.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bedRun(t, context.Background(), inv, RBNode{withoutHA: true}, Options{}, installer.ModeApply)
+}
+
+func TestRBNodeKilledMidCopy(t *testing.T) {
+	bed := testbed.New(t, "state1", "rb1")
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	srv, rb1 := bed.Host("state1"), bed.Host("rb1")
+	if err := srv.StartMariaDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seedRBState(t, ctx, rb1)
+	// Enough small files that the copy through sshfs takes seconds.
+	if out, err := rb1.Sh(ctx, `i=0; while [ $i -lt 40 ]; do mkdir -p /var/edgwl/bulk/d$i; j=0; while [ $j -lt 60 ]; do head -c 8192 /dev/urandom > /var/edgwl/bulk/d$i/f$j; j=$((j+1)); done; i=$((i+1)); done`); err != nil {
+		t.Fatal(err, out)
+	}
+	if err := standins.InstallRB(ctx, rb1, false, rbTestServices...); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	inv := rbNodeInventory(t, srv, bed, dir, "rb1")
+	stateDirs := inv.Roles.RBNode.StateDirs
+	before := stateSums(t, ctx, rb1, stateDirs...)
+
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestRBNodeHelperProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), "GRIDHA_RBNODE_INVENTORY="+inv.Path)
+	logf, err := os.Create(filepath.Join(dir, "helper.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tmp := "/srv/rb-state/rb-a/.edgwl.gridha-tmp-rb1"
+	killed, exited := false, false
+	for i := 0; i < 1200 && !killed && !exited; i++ { // bounded: 120 s
+		out, _ := srv.Sh(ctx, "find "+tmp+" -type f 2>/dev/null | wc -l")
+		if n := strings.TrimSpace(out); len(n) >= 3 { // at least 100 files copied
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+			t.Logf("killed the run with SIGKILL after %s files of the copy", n)
+			break
+		}
+		select {
+		case <-done:
+			exited = true
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if !exited {
+		<-done
+	}
+	if !killed {
+		log, _ := os.ReadFile(logf.Name())
+		t.Fatalf("never saw the copy in progress; helper output:\n%s", log)
+	}
+	// The copy dies with the session: the partial copy stops growing.
+	n1, _ := srv.Sh(ctx, "find "+tmp+" 2>/dev/null | wc -l")
+	time.Sleep(1500 * time.Millisecond)
+	n2, _ := srv.Sh(ctx, "find "+tmp+" 2>/dev/null | wc -l")
+	if n1 != n2 {
+		t.Fatalf("the copy outlived the killed run: %s -> %s entries", strings.TrimSpace(n1), strings.TrimSpace(n2))
+	}
+	if out, _ := rb1.Sh(ctx, "test -d /var/edgwl && ! test -L /var/edgwl && echo local"); out != "local\n" {
+		t.Fatalf("after the kill /var/edgwl is %q, want the untouched local folder", out)
+	}
+
+	// Re-run: converges, nothing lost.
+	rep := bedRun(t, ctx, inv, RBNode{withoutHA: true}, Options{}, installer.ModeApply)
+	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
+	after := stateSums(t, ctx, rb1, stateDirs...)
+	if len(after) != len(before) {
+		t.Errorf("%d files before, %d after", len(before), len(after))
+	}
+	var lost []string
+	for p, sum := range before {
+		if after[p] != sum {
+			lost = append(lost, p)
+		}
+	}
+	sort.Strings(lost)
+	if len(lost) > 0 {
+		t.Fatalf("lost or changed after kill and re-run: %v", firstStrings(lost, 10))
+	}
+	if out, _ := srv.Sh(ctx, "ls -a /srv/rb-state/rb-a/"); strings.Contains(out, "gridha-tmp") {
+		t.Fatalf("temporary copy left on the share:\n%s", out)
+	}
+	if c := changedSteps(bedRun(t, ctx, inv, RBNode{withoutHA: true}, Options{}, installer.ModeApply)); len(c) > 0 {
+		t.Fatalf("run after recovery changed:\n%s", strings.Join(c, "\n"))
+	}
+}
+
+func firstStrings(s []string, n int) []string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
