@@ -349,7 +349,8 @@ func (m missingSecret) CheckApply(ctx context.Context, env *installer.Env, apply
 // configuration changed in this run (hagd reads them only at start; the
 // service script and /etc/sysconfig/lcg-ha are read at every call and need
 // no restart). A hagd that is not running is left to the Service step that
-// follows. Note: restarting a master stops its services; another node may
+// follows (in apply mode this step re-reads hagd's service state for it
+// after a change, since the init script may be new). Note: restarting a master stops its services; another node may
 // take its groups over.
 type hagdRestart struct{}
 
@@ -359,6 +360,13 @@ func (hagdRestart) Probes() []installer.Probe { return steps.Service{Name: "hagd
 
 func (r hagdRestart) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
 	probes := steps.Service{Name: "hagd"}.Probes()
+	if apply && changedIn(env, "hagd") {
+		// The init script may be new: the Service step after this one
+		// must see it (facts were gathered before this phase wrote it).
+		if err := env.Reprobe(ctx, probes...); err != nil {
+			return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
+		}
+	}
 	pr, ok := env.Facts.Get(probes[0].Key)
 	if !ok {
 		return installer.Failed(fmt.Errorf("%s: %s: no fact gathered", env.Host, r.ID()))
