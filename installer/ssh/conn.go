@@ -40,6 +40,9 @@ type Conn struct {
 	// shellFiles forces ReadFile/WriteFile through shell commands, as with
 	// become: sudo (tests use it to cover that path without sudo).
 	shellFiles bool
+	// noSFTP: the server refused the sftp subsystem; files go through
+	// shell commands.
+	noSFTP atomic.Bool
 
 	slots chan struct{} // bounds concurrent exec sessions
 

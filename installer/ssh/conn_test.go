@@ -92,14 +92,17 @@ func TestRun(t *testing.T) {
 
 func TestFiles(t *testing.T) {
 	f := newFixture(t)
-	for _, shell := range []bool{false, true} {
-		name := "sftp"
-		if shell {
-			name = "shell"
-		}
-		t.Run(name, func(t *testing.T) {
-			c := dial(t, f.inventory(), f.options(), "h1")
-			c.shellFiles = shell // the become: sudo path, without sudo
+	bare := newFixture(t, noSFTP)
+	for _, mode := range []string{"sftp", "shell", "no-sftp-server"} {
+		t.Run(mode, func(t *testing.T) {
+			var c *Conn
+			switch mode {
+			case "no-sftp-server": // falls back to shell commands
+				c = dial(t, bare.inventory(), bare.options(), "h1")
+			default:
+				c = dial(t, f.inventory(), f.options(), "h1")
+			}
+			c.shellFiles = mode == "shell" // the become: sudo path, without sudo
 			ctx := testCtx(t)
 			dir := t.TempDir() // the sshd is local: its files are ours
 			p := filepath.Join(dir, "hagd.conf")
@@ -154,6 +157,9 @@ func TestFiles(t *testing.T) {
 			err = c.WriteFile(ctx, filepath.Join(dir, "nodir", "x"), []byte("x"), 0o644, "", "")
 			if err == nil {
 				t.Error("write into a missing folder succeeded")
+			}
+			if got := c.noSFTP.Load(); got != (mode == "no-sftp-server") {
+				t.Errorf("fell back to shell commands: %v", got)
 			}
 		})
 	}

@@ -25,9 +25,12 @@ var errClosed = errors.New("connection closed")
 // exitNotExist is the exit code the shell ReadFile uses for a missing file.
 const exitNotExist = 44
 
-// shellFileOps reports whether files go through shell commands (sudo)
-// rather than SFTP (which runs as the login user).
-func (c *Conn) shellFileOps() bool { return c.shellFiles || c.become() }
+// shellFileOps reports whether files go through shell commands (sudo, or
+// a server without SFTP) rather than SFTP (which runs as the login user).
+func (c *Conn) shellFileOps() bool { return c.shellFiles || c.become() || c.noSFTP.Load() }
+
+// errNoSFTP: the server refused the sftp subsystem.
+var errNoSFTP = errors.New("the server has no sftp subsystem")
 
 // sftpClient opens the host's SFTP client on first use (one session).
 func (c *Conn) sftpClient(ctx context.Context) (*sftp.Client, error) {
@@ -45,6 +48,13 @@ func (c *Conn) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	s, err := await(ctx, func() (*sftp.Client, error) { return sftp.NewClient(c.client) },
 		func(s *sftp.Client) { s.Close() })
 	if err != nil {
+		if strings.Contains(err.Error(), "subsystem request failed") {
+			// Hardened servers drop the Subsystem line: fall back to
+			// shell commands for this host from now on.
+			c.noSFTP.Store(true)
+			c.dialer.logf("%s: %v; files go through shell commands", c.host, errNoSFTP)
+			return nil, errNoSFTP
+		}
 		return nil, fmt.Errorf("sftp: %w", err)
 	}
 	c.sftp = s
@@ -56,10 +66,11 @@ func (c *Conn) sftpClient(ctx context.Context) (*sftp.Client, error) {
 func (c *Conn) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	var b []byte
 	var err error
+	if !c.shellFileOps() {
+		b, err = c.readSFTP(ctx, p)
+	}
 	if c.shellFileOps() {
 		b, err = c.readShell(ctx, p)
-	} else {
-		b, err = c.readSFTP(ctx, p)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: read %s: %w", c.host, p, c.closedErr(err))
@@ -112,10 +123,11 @@ func (c *Conn) WriteFile(ctx context.Context, p string, data []byte, mode fs.Fil
 	}
 	mode = normalizeMode(mode)
 	var err error
-	if c.shellFileOps() {
-		err = c.writeShell(ctx, p, data, mode, owner, group)
-	} else {
+	if !c.shellFileOps() {
 		err = c.writeSFTP(ctx, p, data, mode, owner, group)
+	}
+	if c.shellFileOps() { // also when SFTP just turned out missing
+		err = c.writeShell(ctx, p, data, mode, owner, group)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: write %s: %w", c.host, p, c.closedErr(err))

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -90,6 +91,9 @@ func freePort(tb testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// noSFTP, given to startSSHD, leaves the sftp subsystem out.
+const noSFTP = "# no sftp subsystem"
+
 // startSSHD starts /usr/sbin/sshd -D on a free loopback port accepting the
 // public keys given, with extra sshd_config lines.
 func startSSHD(tb testing.TB, clientKeys []ssh.PublicKey, extra ...string) *sshd {
@@ -132,12 +136,14 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
-Subsystem sftp internal-sftp
 AllowTcpForwarding yes
 AllowStreamLocalForwarding yes
 SetEnv HOME=%s
 LogLevel VERBOSE
 `, s.Port, dir, dir, home)
+		if !slices.Contains(extra, noSFTP) {
+			cfg += "Subsystem sftp internal-sftp\n"
+		}
 		cfgPath := filepath.Join(dir, "sshd_config")
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			tb.Fatal(err)
