@@ -3,11 +3,27 @@
 //
 // One SSH connection per host serves the whole run; every Run opens one
 // session; file transfers share one lazily opened SFTP client per host.
-// Host keys are checked against known_hosts (mismatches are always refused;
-// unknown hosts are refused in "strict" mode and recorded in "accept-new"
-// mode). Authentication uses ssh-agent and identity files. ~/.ssh/config
-// fills what the inventory leaves empty (HostName, User, Port, IdentityFile,
-// ProxyJump with one hop).
+// Keepalives (keepalive@openssh.com) close a connection whose host stopped
+// answering, so nothing hangs on a dead link.
+//
+// Host keys are checked against known_hosts (the inventory's, else
+// ~/.ssh/known_hosts, plus /etc/ssh/ssh_known_hosts); host-key algorithms
+// are ordered by the keys known for the host. A changed key is always
+// refused, with the presented fingerprint and the file:line of the known
+// key. An unknown host is refused in "strict" mode (with the ssh-keyscan
+// line that adds it) and recorded in "accept-new" mode.
+//
+// Authentication uses ssh-agent ($SSH_AUTH_SOCK) and identity files (the
+// inventory's, else ~/.ssh/id_ed25519, id_rsa, id_ecdsa). ~/.ssh/config
+// fills what the inventory leaves empty: HostName, User, Port,
+// IdentityFile, UserKnownHostsFile and ProxyJump (one hop).
+//
+// Commands run under /bin/sh whatever the login shell (csh and tcsh
+// included). With become: sudo and a non-root login they run under
+// "sudo -n", which needs NOPASSWD and no requiretty for that user (checked
+// when dialing); files are then read and written with shell commands
+// through sudo instead of SFTP. Cancelling a Run kills the remote command's
+// whole process group.
 package sshx
 
 import (
