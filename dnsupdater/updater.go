@@ -231,8 +231,12 @@ func (u *Updater) Cycle(ctx context.Context) *State {
 	slices.SortFunc(desired, netip.Addr.Compare)
 
 	keep := len(desired) == 0
+	noneWhy := "no BDII is healthy"
+	if len(failing) < len(u.cfg.BDIIs) {
+		noneWhy = "no BDII is in service (the healthy ones have not yet passed recover_after checks)"
+	}
 	if keep {
-		u.log.Error("CRITICAL: no BDII is healthy: keeping the current records of every primary unchanged",
+		u.log.Error("CRITICAL: "+noneWhy+": keeping the current records of every primary unchanged",
 			"name", u.cfg.Name, "failing", strings.Join(failing, ","))
 	}
 	st.Primaries = make([]PrimaryState, len(u.cfg.Primaries))
@@ -268,7 +272,7 @@ func (u *Updater) Cycle(ctx context.Context) *State {
 	switch {
 	case keep:
 		st.Status = Critical
-		summary = "no BDII is healthy, records kept unchanged: " + summary
+		summary = noneWhy + ", records kept unchanged: " + summary
 	case len(bad) == len(u.cfg.Primaries):
 		st.Status = Critical
 	case len(bad) > 0 || len(out) > 0 || len(failing) > 0:
