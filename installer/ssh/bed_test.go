@@ -21,6 +21,7 @@ import (
 // does, checks what it wrote from inside the host, and shows that
 // keepalives close a connection whose host dropped off the network.
 func TestBedHost(t *testing.T) {
+	skipShort(t)
 	bed := testbed.New(t, "sshx1")
 	h := bed.Host("sshx1")
 	inv, err := inventory.Load(bed.WriteInventory(t, bed.HostsYAML(nil)))
@@ -94,6 +95,7 @@ func TestBedHost(t *testing.T) {
 // become: sudo (commands and files as root through sudo -n), one whose
 // login shell is tcsh (scripts still run under /bin/sh).
 func TestBedBecomeAndCsh(t *testing.T) {
+	skipShort(t)
 	if _, err := exec.LookPath("sudo"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("sudo is not installed (make deps installs it)")
@@ -248,4 +250,11 @@ func readerOrNil(r *strings.Reader) io.Reader {
 		return nil
 	}
 	return r
+}
+
+// skipShort: -short means no test bed (make unit).
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("test bed: skipped with -short")
+	}
 }
