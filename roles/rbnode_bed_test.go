@@ -333,7 +333,7 @@ func TestRBNodeKilledMidCopy(t *testing.T) {
 	}
 	seedRBState(t, ctx, rb1)
 	// Enough small files that the copy through sshfs takes seconds.
-	if out, err := rb1.Sh(ctx, `i=0; while [ $i -lt 40 ]; do mkdir -p /var/edgwl/bulk/d$i; j=0; while [ $j -lt 60 ]; do head -c 8192 /dev/urandom > /var/edgwl/bulk/d$i/f$j; j=$((j+1)); done; i=$((i+1)); done`); err != nil {
+	if out, err := rb1.Sh(ctx, `i=0; while [ $i -lt 25 ]; do mkdir -p /var/edgwl/bulk/d$i; j=0; while [ $j -lt 40 ]; do head -c 8192 /dev/urandom > /var/edgwl/bulk/d$i/f$j; j=$((j+1)); done; i=$((i+1)); done`); err != nil {
 		t.Fatal(err, out)
 	}
 	if err := standins.InstallRB(ctx, rb1, false, rbTestServices...); err != nil {
