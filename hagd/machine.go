@@ -394,7 +394,7 @@ func (m *Machine) Takeover(now time.Time, group string) ([]Action, error) {
 		return nil, fmt.Errorf("%w: shutting down", ErrNotPossible)
 	case g.state == StateMaster || g.state == StateTakeover:
 		return nil, fmt.Errorf("%w: already %s of %s", ErrNotPossible, g.state, group)
-	case g.stopping || !g.initStopDone:
+	case g.stopping || !g.initStopDone || g.serviceUp:
 		return nil, fmt.Errorf("%w: the service is being stopped", ErrNotPossible)
 	}
 	g.backoffUntil = time.Time{}
