@@ -2,6 +2,7 @@ package steps_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -132,6 +133,66 @@ func TestBedEngine(t *testing.T) {
 		}
 		// The lock freed itself when the first run ended.
 		wantAll(t, "after the first run", e.run(t, installer.ModeApply, second), installer.StatusChanged)
+	})
+
+	t.Run("CancelSaysWhereEachHostStood", func(t *testing.T) {
+		sh(t, h1, "rm -f /tmp/gridha-slow")
+		slow := steps.Exec{
+			Name:  "slow",
+			Probe: "false",
+			Apply: "touch /tmp/gridha-slow; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done",
+		}
+		plan := &installer.Plan{Phases: []installer.Phase{
+			{Name: "one", Steps: map[string][]installer.Step{
+				"eng1": {steps.Dir{Path: "/srv/gridha-c1"}, slow, steps.Dir{Path: "/srv/gridha-c2"}},
+				"eng2": {steps.Dir{Path: "/srv/gridha-c1"}},
+			}},
+			{Name: "two", Steps: map[string][]installer.Step{
+				"eng1": {steps.Dir{Path: "/srv/gridha-c3"}},
+				"eng2": {steps.Dir{Path: "/srv/gridha-c3"}},
+			}},
+		}}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			for i := 0; i < 600; i++ {
+				if out, _ := h1.Sh(ctx, "test -e /tmp/gridha-slow && echo yes"); strings.TrimSpace(out) == "yes" {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			cancel()
+		}()
+		start := time.Now()
+		rep, err := installer.Run(ctx, e.dialer, plan, installer.RunOptions{Mode: installer.ModeApply})
+		if !errors.Is(err, context.Canceled) || rep == nil {
+			t.Fatalf("Run after cancel: %v", err)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("cancelled run took %s (the slow step alone is 30 s)", d)
+		}
+		got := map[string]installer.Status{}
+		for _, r := range rep.Results {
+			got[r.Host+" "+r.Step] = r.Status
+		}
+		want := map[string]installer.Status{
+			"eng1 dir /srv/gridha-c1": installer.StatusChanged, "eng1 exec slow": installer.StatusFailed,
+			"eng1 dir /srv/gridha-c2": installer.StatusSkipped, "eng1 dir /srv/gridha-c3": installer.StatusSkipped,
+			"eng2 dir /srv/gridha-c1": installer.StatusChanged, "eng2 dir /srv/gridha-c3": installer.StatusSkipped,
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: %s, want %s", k, got[k], v)
+			}
+		}
+		if s := rep.Hosts["eng1"].Stopped; !strings.Contains(s, `interrupted at step "exec slow" in phase one`) {
+			t.Errorf("eng1 stopped: %q", s)
+		}
+		if s := rep.Hosts["eng2"].Stopped; !strings.Contains(s, "interrupted before phase two") {
+			t.Errorf("eng2 stopped: %q", s)
+		}
+		// The locks freed themselves with the sessions.
+		wantAll(t, "apply after the cancelled run", e.run(t, installer.ModeApply, onePhase("eng1", steps.Dir{Path: "/srv/gridha-c2"})), installer.StatusChanged)
 	})
 
 	t.Run("SessionsConstant", func(t *testing.T) {
