@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"time"
@@ -145,7 +146,11 @@ func Control(ctx context.Context, socket string, req ControlRequest) (*ControlRe
 	var dl net.Dialer
 	c, err := dl.DialContext(ctx, "unix", socket)
 	if err != nil {
-		return nil, fmt.Errorf("hagd control %s: %w (is hagd running?)", socket, err)
+		hint := "is hagd running?"
+		if errors.Is(err, fs.ErrPermission) {
+			hint = "the control socket is root's"
+		}
+		return nil, fmt.Errorf("hagd control %s: %w (%s)", socket, err, hint)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
