@@ -274,6 +274,28 @@ func TestBedPrimitives(t *testing.T) {
 		if m := r.Results[0].Message; !strings.Contains(m, "enabled at boot, want disabled") {
 			t.Errorf("re-enabled drift: %q", m)
 		}
+		// An init script whose daemon keeps the inherited stdout open (as
+		// many old ones do) must not hold the SSH session; one whose start
+		// fails is reported with its output.
+		leaky := strings.ReplaceAll(dummyInit, "sleep 1000000 </dev/null >/dev/null 2>&1 &", "sleep 1000000 &")
+		leaky = strings.ReplaceAll(leaky, "gridha-dummy", "gridha-leaky")
+		broken := strings.ReplaceAll(dummyInit, "start) running && exit 0", "start) echo 'cannot bind port 7772' >&2; exit 1")
+		broken = strings.ReplaceAll(broken, "gridha-dummy", "gridha-broken")
+		if err := h.WriteFile("/etc/init.d/gridha-leaky", []byte(leaky), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.WriteFile("/etc/init.d/gridha-broken", []byte(broken), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		rep := e.run(t, installer.ModeApply, onePhase("prim1", steps.Service{Name: "gridha-leaky", State: steps.StateRunning}))
+		if r := rep.Results[0]; r.Status != installer.StatusChanged || time.Since(start) > 30*time.Second {
+			t.Errorf("leaky start: %+v after %s", r, time.Since(start))
+		}
+		rep = e.run(t, installer.ModeApply, onePhase("prim1", steps.Service{Name: "gridha-broken", State: steps.StateRunning}))
+		if r := rep.Results[0]; r.Status != installer.StatusFailed || !strings.Contains(r.Message, "cannot bind port 7772") {
+			t.Errorf("failing start: %+v", r)
+		}
 		res := e.run(t, installer.ModeAudit, onePhase("prim1", steps.Service{Name: "no-such-svc", State: steps.StateRunning})).Results[0]
 		if res.Status != installer.StatusMissing || !strings.Contains(res.Message, "not installed") {
 			t.Errorf("missing service: %+v", res)
