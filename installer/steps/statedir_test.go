@@ -1,0 +1,173 @@
+package steps
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestStateDirDecide(t *testing.T) {
+	base := StateDir{Path: "/var/edgwl", Share: "/mnt/rb-state/rb-a/edgwl", Mount: "/mnt/rb-state", Node: "rb2",
+		AcceptLinks: []string{"/mnt/rb-state/rb-b/edgwl"}}
+	mine := "node=rb2\ntime=x\n"
+	other := "node=rb1\ntime=x\n"
+	cases := []struct {
+		name      string
+		stateFrom string
+		f         StateDirFacts
+		ops       string // space-separated ops; "" = nothing to do
+		refuse    string // substring of the refusal
+	}{
+		{name: "linked", f: StateDirFacts{Local: "link", LinkTarget: "/mnt/rb-state/rb-a/edgwl"}},
+		{name: "linked to another group of the node (service script)", f: StateDirFacts{Local: "link", LinkTarget: "/mnt/rb-state/rb-b/edgwl"}},
+		{name: "foreign link", f: StateDirFacts{Local: "link", LinkTarget: "/data/edgwl"}, refuse: "refusing to change it"},
+		{name: "a file", f: StateDirFacts{Local: "other", Mounted: true}, refuse: "neither a folder"},
+		{name: "not mounted", f: StateDirFacts{Local: "dir", Files: 3}, refuse: "is not mounted"},
+		{name: "fresh copy", f: StateDirFacts{Mounted: true, Local: "dir", Files: 3, Share: "dir"}, ops: "copy rename aside link"},
+		{name: "share missing (moved aside before a kill)", f: StateDirFacts{Mounted: true, Local: "dir", Files: 3}, ops: "copy rename aside link"},
+		{name: "partial copy left", f: StateDirFacts{Mounted: true, Local: "dir", Files: 3, Share: "dir", Tmp: true}, ops: "copy rename aside link"},
+		{name: "verified copy waiting", f: StateDirFacts{Mounted: true, Local: "dir", Files: 3, Share: "dir", Tmp: true, TmpMarker: true}, ops: "copy rename aside link"},
+		{name: "renamed, killed before aside", f: StateDirFacts{Mounted: true, Local: "dir", Files: 3, Share: "dir", ShareEntries: 4, Marker: mine}, ops: "aside link"},
+		{name: "aside, killed before link", f: StateDirFacts{Mounted: true, Local: "none", Share: "dir", ShareEntries: 4, Marker: mine, Asides: []string{"/var/edgwl.gridha-local-1"}}, ops: "link"},
+		{name: "content without marker", f: StateDirFacts{Mounted: true, Local: "dir", Files: 3, Share: "dir", ShareEntries: 2}, ops: "reverify aside link"},
+		{name: "another node's state, package default here", f: StateDirFacts{Mounted: true, Local: "dir", Share: "dir", ShareEntries: 3, Marker: other}, ops: "aside link"},
+		{name: "another node's state, own state here", f: StateDirFacts{Mounted: true, Local: "dir", Files: 1, Share: "dir", ShareEntries: 3, Marker: other}, refuse: "--state-from rb2"},
+		{name: "conflict won here", stateFrom: "rb2", f: StateDirFacts{Mounted: true, Local: "dir", Files: 1, Share: "dir", ShareEntries: 3, Marker: other}, ops: "replace-share copy rename aside link"},
+		{name: "conflict won by the share", stateFrom: "rb1", f: StateDirFacts{Mounted: true, Local: "dir", Files: 1, Share: "dir", ShareEntries: 3, Marker: other}, ops: "aside link"},
+		{name: "won here, killed after the share's copy went aside", stateFrom: "rb2", f: StateDirFacts{Mounted: true, Local: "dir", Files: 1}, ops: "copy rename aside link"},
+		{name: "nothing local, populated share", f: StateDirFacts{Mounted: true, Local: "none", Share: "dir", ShareEntries: 2, Marker: other}, ops: "link"},
+		{name: "nothing anywhere", f: StateDirFacts{Mounted: true, Local: "none", Share: "dir"}, ops: "link"},
+		{name: "original aside but share empty", f: StateDirFacts{Mounted: true, Local: "none", Share: "dir", Asides: []string{"/var/edgwl.gridha-local-1"}}, refuse: "restore it by hand"},
+		{name: "fifo on sshfs", f: StateDirFacts{Mounted: true, Local: "dir", Files: 1, Special: 1, Share: "dir"}, refuse: "fifos"},
+	}
+	for _, c := range cases {
+		s := base
+		s.StateFrom = c.stateFrom
+		p := s.Decide(c.f)
+		if c.refuse != "" {
+			if !strings.Contains(p.Refuse, c.refuse) || len(p.Ops) > 0 {
+				t.Errorf("%s: got %+v, want a refusal with %q", c.name, p, c.refuse)
+			}
+			continue
+		}
+		if p.Refuse != "" || strings.Join(p.Ops, " ") != c.ops {
+			t.Errorf("%s: got ops %q refuse %q, want %q", c.name, strings.Join(p.Ops, " "), p.Refuse, c.ops)
+		}
+	}
+}
+
+func TestParseStateDirFacts(t *testing.T) {
+	out := "mounted=1\nlocal=dir\nfiles=12\nbytes=3456\nspecial=0\naside=/var/edgwl.gridha-local-20061124T000000Z\nshare=dir\nentries=3\nmarker=bm9kZT1yYjEK\ntmp=dir\ntmpmarker=1\n"
+	f := ParseStateDirFacts(out)
+	if !f.Mounted || f.Local != "dir" || f.Files != 12 || f.Bytes != 3456 || len(f.Asides) != 1 || f.Share != "dir" ||
+		f.ShareEntries != 3 || MarkerNode(f.Marker) != "rb1" || !f.Tmp || !f.TmpMarker {
+		t.Fatalf("parsed %+v", f)
+	}
+	if f := ParseStateDirFacts("local=link\ntarget=/mnt/x y\n"); f.Local != "link" || f.LinkTarget != "/mnt/x y" || f.Mounted {
+		t.Fatalf("link: %+v", f)
+	}
+}
+
+// manifestOutput builds manifestScript-like output.
+func manifestOutput(records [][12]string, sums map[string]string) []byte {
+	var b strings.Builder
+	for _, r := range records {
+		for _, f := range r {
+			b.WriteString(f)
+			b.WriteByte(0)
+		}
+	}
+	b.WriteString("@@SHA\x00")
+	for p, s := range sums {
+		b.WriteString(s + "  " + p + "\x00")
+	}
+	return []byte(b.String())
+}
+
+func TestManifestCompare(t *testing.T) {
+	rec := func(kind, mode, mtime, size, ino, nlink, link, p string) [12]string {
+		return [12]string{kind, mode, mtime, size, ino, nlink, "0", "0", "root", "root", link, p}
+	}
+	orig := manifestOutput([][12]string{
+		rec("d", "2750", "1700000000.5", "4096", "1", "3", "", "."),
+		rec("f", "644", "1117627200.25", "5", "10", "2", "", "./a b"),
+		rec("f", "644", "1117627200.25", "5", "10", "2", "", "./hard"),
+		rec("l", "777", "1700000001.0", "3", "11", "1", "a b", "./sym"),
+		rec("s", "755", "1700000001.0", "0", "12", "1", "", "./sock"),
+	}, map[string]string{"./a b": "aaa", "./hard": "aaa"})
+	om, err := ParseManifest(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if om["hard"].HardLink != "a b" || om["a b"].HardLink != "a b" || om["a b"].SHA256 != "aaa" || om["a b"].MTime != 1117627200 {
+		t.Fatalf("parsed %+v %+v", om["a b"], om["hard"])
+	}
+	if f, b := om.Totals(); f != 2 || b != 10 {
+		t.Fatalf("totals %d %d", f, b)
+	}
+	// The copy: other inodes, other folder time, symlink time, no socket,
+	// a marker: equal.
+	cp := manifestOutput([][12]string{
+		rec("d", "2750", "1800000000", "4096", "7", "3", "", "."),
+		rec("f", "644", "1117627200", "5", "70", "2", "", "./a b"),
+		rec("f", "644", "1117627200", "5", "70", "2", "", "./hard"),
+		rec("l", "777", "1800000001", "3", "71", "1", "a b", "./sym"),
+		rec("f", "644", "1800000001", "9", "72", "1", "", "./.gridha-state"),
+	}, map[string]string{"./a b": "aaa", "./hard": "aaa", "./.gridha-state": "mmm"})
+	cm, err := ParseManifest(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := CompareManifests(om, cm.withoutGridhaFiles(), false); len(d) > 0 {
+		t.Fatalf("equal copies differ: %v", d)
+	}
+	if d := CompareManifests(om, cm, false); len(d) != 1 || d[0] != "extra .gridha-state" {
+		t.Fatalf("marker not excluded: %v", d)
+	}
+	// Broken copies: each difference is named.
+	bad := manifestOutput([][12]string{
+		rec("d", "0755", "1800000000", "4096", "7", "3", "", "."),
+		rec("f", "644", "1117627201", "5", "70", "1", "", "./a b"),
+		rec("f", "644", "1117627200", "5", "73", "1", "", "./hard"),
+		rec("l", "777", "1800000001", "3", "71", "1", "elsewhere", "./sym"),
+	}, map[string]string{"./a b": "aaa", "./hard": "bbb"})
+	bm, err := ParseManifest(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(CompareManifests(om, bm, false), "\n")
+	for _, want := range []string{".: mode 2750, copy 0755", "a b: modified 1117627200, copy 1117627201", "hard: content differs", "sym: link to a b, copy to elsewhere"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("differences lack %q:\n%s", want, got)
+		}
+	}
+	// Hard links lost (same content, separate files).
+	split := manifestOutput([][12]string{
+		rec("d", "2750", "1800000000", "4096", "7", "3", "", "."),
+		rec("f", "644", "1117627200", "5", "70", "1", "", "./a b"),
+		rec("f", "644", "1117627200", "5", "73", "1", "", "./hard"),
+		rec("l", "777", "1800000001", "3", "71", "1", "a b", "./sym"),
+	}, map[string]string{"./a b": "aaa", "./hard": "aaa"})
+	sm, _ := ParseManifest(split)
+	if got := strings.Join(CompareManifests(om, sm, false), "\n"); !strings.Contains(got, "hard link") {
+		t.Errorf("lost hard link not seen: %s", got)
+	}
+	if _, err := ParseManifest([]byte("f\x00644\x00")); err == nil {
+		t.Error("truncated manifest accepted")
+	}
+	owners := string(om.OwnersFile())
+	if !strings.Contains(owners, `0:0 root:root "a b"`) || strings.Contains(owners, "sock") {
+		t.Errorf("owners file:\n%s", owners)
+	}
+}
+
+func FuzzParseManifest(f *testing.F) {
+	f.Add([]byte("d\x00755\x001.5\x004096\x001\x002\x000\x000\x00root\x00root\x00\x00.\x00@@SHA\x00"))
+	f.Add([]byte("@@SHA\x00abc  ./x\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseManifest(data)
+		if err == nil {
+			_ = CompareManifests(m, m, true)
+			_ = m.OwnersFile()
+		}
+	})
+}
