@@ -66,13 +66,24 @@ func benchSizes(b *testing.B) []int {
 }
 
 // BenchmarkPrimitiveSuite converges every primitive on 1, 5 and 20 test-bed
-// hosts (GRIDHA_BENCH_HOSTS), then times no-change runs (audit as gridha
-// verify does, and apply, which also takes the per-host lock) and reports
-// the wall time and the SSH connections and sessions per host.
+// hosts (GRIDHA_BENCH_HOSTS, e.g. "1,10,30" for the verify figures), then
+// times no-change runs (audit as gridha verify does, and apply, which also
+// takes the per-host lock) and prints the wall time, the SSH connections and
+// sessions per host, and the ratio of the largest to the smallest size.
 //
 //	go test -run '^$' -bench PrimitiveSuite -benchtime 3x ./installer/steps
 func BenchmarkPrimitiveSuite(b *testing.B) {
-	for _, n := range benchSizes(b) {
+	sizes := benchSizes(b)
+	walls := map[installer.Mode]map[int]time.Duration{}
+	defer func() {
+		lo, hi := sizes[0], sizes[len(sizes)-1]
+		for _, mode := range []installer.Mode{installer.ModeAudit, installer.ModeApply} {
+			if w := walls[mode]; w[lo] > 0 && w[hi] > 0 && hi != lo {
+				fmt.Printf("primitive suite, no-change %-5s: wall(%d hosts) / wall(%d host(s)) = %.2f\n", mode, hi, lo, w[hi].Seconds()/w[lo].Seconds())
+			}
+		}
+	}()
+	for _, n := range sizes {
 		hosts := make([]string, n)
 		for i := range hosts {
 			hosts[i] = fmt.Sprintf("bench%d", i+1)
@@ -118,6 +129,10 @@ func BenchmarkPrimitiveSuite(b *testing.B) {
 					}
 				}
 				per := wall / time.Duration(b.N)
+				if walls[mode] == nil {
+					walls[mode] = map[int]time.Duration{}
+				}
+				walls[mode][n] = per
 				b.ReportMetric(per.Seconds(), "s/run")
 				b.ReportMetric(float64(conns)/float64(n), "conns/host")
 				b.ReportMetric(float64(sessions)/float64(n), "sessions/host")
