@@ -254,7 +254,7 @@ func (r RBNode) prepareSteps(inv *inventory.Inventory, n, srv *inventory.Host, l
 		out = append(out, &steps.Absent{Path: c})
 	}
 	for _, s := range rb.Services {
-		out = append(out, &optionalService{svc: steps.Service{Name: s, Boot: steps.BootDisabled, State: steps.StateStopped}})
+		out = append(out, hagdOwnsRunning(steps.Service{Name: s, Boot: steps.BootDisabled, State: steps.StateStopped}))
 	}
 	out = append(out, &steps.Dir{Path: path.Dir(rb.SysconfigEDG)}, &steps.KeyValue{
 		Path:   rb.SysconfigEDG,

@@ -397,3 +397,33 @@ func (r hagdRestart) CheckApply(ctx context.Context, env *installer.Env, apply b
 	}
 	return installer.Changed("hagd restarted to load the new binary, key or configuration")
 }
+
+// hagdOwnsRunning is the storage half's RB service step (disabled at boot,
+// stopped before state moves) made safe for re-runs: while hagd runs on the
+// node, hagd owns the services' running state (the master runs them), so
+// only their boot state is checked. Without it a second `install rb-node`
+// would stop the master's services (hagd would then fail the group over).
+func hagdOwnsRunning(svc steps.Service) installer.Step { return &hagdOwned{svc: svc} }
+
+type hagdOwned struct{ svc steps.Service }
+
+func (h *hagdOwned) ID() string { return h.svc.ID() }
+
+func (h *hagdOwned) Probes() []installer.Probe {
+	return append(h.svc.Probes(), steps.Service{Name: "hagd"}.Probes()...)
+}
+
+func (h *hagdOwned) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	svc := h.svc
+	owned := false
+	if pr, ok := env.Facts.Get(steps.Service{Name: "hagd"}.Probes()[0].Key); ok {
+		if st := steps.ParseServiceState(string(pr.Stdout)); st.Installed && st.Running {
+			svc.State, owned = "", true
+		}
+	}
+	r := (&optionalService{svc: svc}).CheckApply(ctx, env, apply)
+	if owned && r.Status == installer.StatusOK && r.Message == "" {
+		r.Message = "disabled at boot; hagd runs here and decides whether it runs"
+	}
+	return r
+}

@@ -85,7 +85,7 @@ func haBedInventory(t *testing.T, bed *testbed.Bed, groupsNodes, extra string) *
 	}
 	body := hosts.String() + `roles:
   state-server:
-    export: /export/rb-state
+    export: /srv/rb-state # /srv is private to each bed host (/export would be this machine's)
     mysql:
       password_file: lb-password
   rb-node:
@@ -453,5 +453,102 @@ echo 'EDG_WL_BKSERVERD_ADDOPTS="--mysql lbserver/LB-bed-secret@`+srv.Hostname+`:
 	pid2, _ := rb1.ReadFile(HAGDPIDFile)
 	if string(pid1) == string(pid2) {
 		t.Fatal("hagd not restarted after a key change")
+	}
+}
+
+// TestRBNodeFailoverOnBed is issue 8's end to end: install rb-node (state
+// on the state server over sshfs, L&B in its MySQL, hagd from the installed
+// init script on three nodes), a client on another host submits jobs
+// through the service IP, the master dies (hagd and its service killed with
+// SIGKILL, then its cable cut), and the client finds every job, sandbox and
+// L&B row, through the same IP on the new master.
+func TestRBNodeFailoverOnBed(t *testing.T) {
+	bed := testbed.New(t, "state1", "rb1", "rb2", "rb3")
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	srv := bed.Host("state1")
+	rb1, rb2, rb3 := bed.Host("rb1"), bed.Host("rb2"), bed.Host("rb3")
+	nodes := []*testbed.Host{rb1, rb2, rb3}
+	ip := serviceIP(bed, 0)
+	inv := haBedInventory(t, bed, fmt.Sprintf(`    groups:
+      rb-a: {service_ip: %s/24, iface: eth0}
+    nodes:
+      rb1: {rb-a: 100}
+      rb2: {rb-a: 50}
+      rb3: {rb-a: 30}
+`, ip), "")
+	if err := srv.StartMariaDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range append(nodes, srv) {
+		installStandin(t, ctx, h)
+	}
+	defer func() {
+		if t.Failed() {
+			dumpHA(t, context.Background(), nodes...)
+		}
+	}()
+	requireNo(t, bedRun(t, ctx, inv, NewRBNode(), Options{}, installer.ModeApply), installer.StatusFailed, installer.StatusUnreachable)
+	waitFor(t, 90*time.Second, "rb1 master of rb-a", func() bool {
+		_, rc := script(t, ctx, rb1, "status rb-a")
+		return rc == 0
+	})
+
+	client := func(args ...string) (string, error) {
+		out, err := srv.Exec(ctx, append([]string{clientBin, ip + ":" + jobdPort}, args...)...)
+		return strings.TrimSpace(string(out)), err
+	}
+	const jobs = 10
+	for i := 1; i <= jobs; i++ {
+		out, err := client("SUBMIT", fmt.Sprintf("job-%d", i), fmt.Sprintf("sandbox-of-job-%d", i))
+		if err != nil || out != "OK rb1" {
+			t.Fatalf("submit job-%d: %q %v", i, out, err)
+		}
+	}
+
+	// Second run with the master serving: nothing changes, nothing stops.
+	if c := changedSteps(bedRun(t, ctx, inv, NewRBNode(), Options{}, installer.ModeApply)); len(c) > 0 {
+		t.Errorf("second install rb-node changed:\n%s", strings.Join(c, "\n"))
+	}
+	if out, err := client("GET", "job-1"); err != nil || !strings.HasSuffix(out, "via=rb1") {
+		t.Fatalf("after the second run the master no longer serves: %q %v", out, err)
+	}
+
+	// The master dies: hagd and the service killed, then the box cut off.
+	if _, err := rb1.Sh(ctx, "kill -9 $(cat /run/hagd.pid) $(cat /run/rb-jobd.pid)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rb1.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	var out string
+	waitFor(t, 120*time.Second, "a new master answering on "+ip, func() bool {
+		o, err := client("GET", "job-1")
+		out = o
+		return err == nil && strings.Contains(o, "via=")
+	})
+	t.Logf("failover: the client reached %q %.1f s after the kill", out[strings.LastIndex(out, "via=")+4:], time.Since(killed).Seconds())
+	if !strings.HasSuffix(out, "via=rb2") {
+		t.Fatalf("new master: %q, want rb2 (the best-ranked survivor)", out)
+	}
+	for i := 1; i <= jobs; i++ {
+		want := fmt.Sprintf("JOB job-%d file=sandbox-of-job-%d lb=sandbox-of-job-%d by=rb1 via=rb2", i, i, i)
+		if out, err := client("GET", fmt.Sprintf("job-%d", i)); err != nil || out != want {
+			t.Errorf("job-%d after failover: %q %v, want %q", i, out, err, want)
+		}
+	}
+	if out, err := client("SUBMIT", "job-after", "sandbox-after"); err != nil || out != "OK rb2" {
+		t.Fatalf("submit after failover: %q %v", out, err)
+	}
+	if n, err := srv.MySQL(ctx, "SELECT COUNT(*) FROM lbserver20.jobs"); err != nil || strings.TrimSpace(n) != fmt.Sprint(jobs+1) {
+		t.Fatalf("L&B rows on the state server: %q %v", n, err)
+	}
+	// Only rb2 started the service; the backup rb3 kept it stopped.
+	if lg, _ := rb2.ReadFile(HAServiceLog); !strings.Contains(string(lg), "start rb-a end") {
+		t.Errorf("rb2's service log has no complete start:\n%s", lg)
+	}
+	if lg, _ := rb3.ReadFile(HAServiceLog); strings.Contains(string(lg), "start rb-a") {
+		t.Errorf("rb3 started rb-a:\n%s", lg)
 	}
 }

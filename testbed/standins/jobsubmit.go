@@ -1,5 +1,6 @@
-// Package standins holds stand-ins for software that no longer exists, run
-// on test-bed hosts in its place. Each says what real program it stands for.
+// jobsubmit.go: the RB job submission stand-in (rb-jobd, rb-client) of the
+// HA end-to-end test (roles/rbnode_ha_bed_test.go).
+
 package standins
 
 import (
