@@ -233,3 +233,51 @@ func TestGeneralizedTime(t *testing.T) {
 		t.Error("garbage parsed")
 	}
 }
+
+func TestSeedFromDNS(t *testing.T) {
+	c := &Config{Name: "rr.z.org.", BDIIs: []BDII{
+		{Name: "b1", Address: netip.MustParseAddr("10.0.0.1")},
+		{Name: "b2", Address: netip.MustParseAddr("10.0.0.2")},
+		{Name: "b3", Address: netip.MustParseAddr("10.0.0.3")},
+	}}
+	c.SetDefaults()
+	healthy := []checkOutcome{{healthy: true}, {healthy: false}, {healthy: true}}
+	cases := []struct {
+		name  string
+		reads []primaryRead
+		want  string // in service per BDII
+	}{
+		{"in DNS on one primary or another", []primaryRead{{cur: set(30, "10.0.0.1")}, {cur: set(30, "10.0.0.2")}}, "IIO"},
+		{"empty round robin: the first check decides", []primaryRead{{cur: set(30)}}, "IOI"},
+		{"only foreign records: the first check decides", []primaryRead{{cur: set(30, "10.9.9.9")}}, "IOI"},
+		{"no primary readable: presumed in service", []primaryRead{{err: errPrereq}}, "III"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := New(c, nil, []Check{}, nil)
+			u.seed(tc.reads, healthy)
+			var got strings.Builder
+			for _, b := range c.BDIIs {
+				if u.damp[b.Key()].InService {
+					got.WriteByte('I')
+				} else {
+					got.WriteByte('O')
+				}
+			}
+			if got.String() != tc.want {
+				t.Errorf("got %s, want %s", got.String(), tc.want)
+			}
+			// Seeding happens once, unless no primary could be read.
+			if tc.reads[0].err == nil && len(u.fresh) != 0 {
+				t.Errorf("still fresh: %v", u.fresh)
+			}
+		})
+	}
+	// A restored state is history: no seeding for those BDIIs.
+	u := New(c, nil, []Check{}, nil)
+	u.Restore(&State{Name: "rr.z.org.", BDIIs: []BDIIState{{Name: "b3", Address: "10.0.0.3", Damper: Damper{InService: true}}}})
+	u.seed([]primaryRead{{cur: set(30, "10.0.0.1")}}, healthy)
+	if !u.damp["b3/10.0.0.3"].InService || u.damp["b2/10.0.0.2"].InService {
+		t.Errorf("restored b3 must stay in service, fresh b2 must start out: %+v %+v", u.damp["b3/10.0.0.3"], u.damp["b2/10.0.0.2"])
+	}
+}
