@@ -11,6 +11,9 @@ import (
 // o=infosys UpdateStats entry with TotalEntries > 0 and a moving
 // modifyTimestamp; stopping bdii-update freezes it; StopBDII closes 2170.
 func TestBDII(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
 	b := New(t, "bdii1")
 	h := b.MustHost("bdii1")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
