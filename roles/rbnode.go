@@ -480,6 +480,15 @@ type optionalService struct {
 func (o *optionalService) ID() string                { return o.svc.ID() }
 func (o *optionalService) Probes() []installer.Probe { return o.svc.Probes() }
 func (o *optionalService) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	if p := o.svc.Probes(); apply && len(p) == 1 {
+		// An init script written by an earlier step of this phase is not
+		// in the batch gathered before it: look again.
+		if pr, ok := env.Facts.Get(p[0].Key); ok && !steps.ParseServiceState(string(pr.Stdout)).Installed {
+			if err := env.Reprobe(ctx, p...); err != nil {
+				return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, o.ID(), err))
+			}
+		}
+	}
 	if !o.required {
 		if p := o.svc.Probes(); len(p) == 1 {
 			if pr, ok := env.Facts.Get(p[0].Key); ok && !steps.ParseServiceState(string(pr.Stdout)).Installed {

@@ -424,3 +424,56 @@ func firstStrings(s []string, n int) []string {
 	}
 	return s
 }
+
+// TestRBNodeSNFSDriverOnBed exercises the notes' sec_rpc driver as far as
+// the bed allows: sec_rpc no longer exists, its stand-ins record their
+// calls but forward nothing, so the NFS mount itself fails (the bed has no
+// NFS client either) — and with it, before any state moves, the node's run.
+func TestRBNodeSNFSDriverOnBed(t *testing.T) {
+	bed := testbed.New(t, "state1", "rb1")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	srv, rb1 := bed.Host("state1"), bed.Host("rb1")
+	if err := srv.StartMariaDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seedRBState(t, ctx, rb1)
+	if err := standins.InstallSecRPC(rb1); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	inv := rbNodeInventory(t, srv, bed, dir, "rb1")
+	inv.Roles.RBNode.SharedFS = "snfs"
+	rep := bedRun(t, ctx, inv, RBNode{withoutHA: true}, Options{}, installer.ModeApply)
+	st := statuses(rep)
+	for id, want := range map[string]installer.Status{
+		"rb1 exec snfshost " + srv.Hostname:              installer.StatusChanged,
+		"rb1 file /etc/init.d/gridha-rpc-psrv":           installer.StatusChanged,
+		"rb1 service gridha-rpc-psrv":                    installer.StatusChanged,
+		"rb1 mount /mnt/rb-state":                        installer.StatusFailed,
+		"rb1 state dir /var/edgwl":                       installer.StatusSkipped,
+		"state1 export /srv/rb-state to " + srv.Hostname: installer.StatusChanged,
+	} {
+		if st[id] != want {
+			t.Errorf("%s: %q, want %q", id, st[id], want)
+		}
+	}
+	calls, err := rb1.ReadFile(standins.SecRPCLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(calls), "snfshost "+srv.Hostname+"\n") || !strings.Contains(string(calls), "rpc_psrv -b /etc/snfs/"+srv.Hostname+"\n") {
+		t.Fatalf("sec_rpc calls:\n%s", calls)
+	}
+	fstab, _ := rb1.ReadFile("/etc/fstab")
+	if !strings.Contains(string(fstab), rb1.Hostname+":/srv/rb-state /mnt/rb-state nfs nolock,mountprog=201000,nfsprog=251000,_netdev 0 0") {
+		t.Fatalf("fstab:\n%s", fstab)
+	}
+	exports, _ := srv.ReadFile("/etc/exports")
+	if !strings.Contains(string(exports), "/srv/rb-state "+srv.Hostname+"(") {
+		t.Fatalf("exports:\n%s", exports)
+	}
+	if out, err := rb1.Sh(ctx, "test -d /var/edgwl && ! test -L /var/edgwl && ls /etc/rc2.d | grep -c gridha-rpc-psrv"); err != nil || out != "1\n" {
+		t.Fatalf("state must stay local, rpc_psrv enabled at boot: %q %v", out, err)
+	}
+}
