@@ -34,10 +34,14 @@ func Command() *cli.Command {
 				Flags: []cli.Flag{
 					cfgFlag,
 					&cli.BoolFlag{Name: "once", Usage: "run one cycle, print a Nagios line, exit 0/1/2/3 (cron/Nagios mode)"},
+					&cli.BoolFlag{Name: "dry-run", Usage: "with --once: check and print what would change, send no update, keep the state file"},
 					&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
 				},
 				Action: func(c *cli.Context) error {
-					code := run(c.Context, c.String("config"), c.Bool("once"), c.Bool("debug"), c.App.Writer, c.App.ErrWriter)
+					if c.Bool("dry-run") && !c.Bool("once") {
+						return cli.Exit("dns-updater: --dry-run needs --once", int(Unknown))
+					}
+					code := run(c.Context, c.String("config"), c.Bool("once"), c.Bool("dry-run"), c.Bool("debug"), c.App.Writer, c.App.ErrWriter)
 					if code != 0 {
 						return cli.Exit("", code)
 					}
@@ -63,7 +67,7 @@ func Command() *cli.Command {
 	}
 }
 
-func run(ctx context.Context, cfgPath string, once, debug bool, stdout, stderr io.Writer) int {
+func run(ctx context.Context, cfgPath string, once, dryRun, debug bool, stdout, stderr io.Writer) int {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -97,7 +101,13 @@ func run(ctx context.Context, cfgPath string, once, debug bool, stdout, stderr i
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if once {
+		u.DryRun = dryRun
 		st := u.Cycle(ctx)
+		if dryRun {
+			// The damping counts of a dry run must not count for real runs.
+			st.WriteReport(stdout)
+			return int(st.Status)
+		}
 		if err := SaveState(cfg.StateFile, st); err != nil {
 			log.Error("cannot write the state file", "err", err)
 		}

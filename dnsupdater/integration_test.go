@@ -265,6 +265,14 @@ func TestBDIIDeathAndRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.wantRecords(ctx, f.ns[0], append(addrs(b1, b2), foreign), "foreign record added by hand")
+	// A dry run says what it would do and does not do it.
+	ud, _ := f.updater(c)
+	ud.DryRun = true
+	dst := ud.Cycle(ctx)
+	if ch := dst.Primaries[0].Changes; len(ch) != 1 || ch[0].Op != "would remove" || ch[0].Address != foreign {
+		t.Errorf("dry run changes: %+v", ch)
+	}
+	f.wantRecords(ctx, f.ns[0], append(addrs(b1, b2), foreign), "after a dry run")
 	cycle(ctx, t, u, c)
 	f.wantRecords(ctx, f.ns[0], addrs(b1, b2), "cycle after the foreign record")
 	if !strings.Contains(logs.String(), "not the address of a configured BDII") {

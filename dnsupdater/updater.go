@@ -27,6 +27,8 @@ type Updater struct {
 	fresh map[string]bool
 	// Now is the clock for the state file (nil: time.Now).
 	Now func() time.Time
+	// DryRun computes and logs the changes without sending any update.
+	DryRun bool
 }
 
 // New builds an updater. checks nil: ChecksFor(cfg).
@@ -309,7 +311,12 @@ func (u *Updater) reconcile(ctx context.Context, primary string, first primaryRe
 		if d.Empty() {
 			return ps
 		}
-		err = u.dns.Update(ctx, primary, cur, desired, d)
+		msg, op := "DNS change", func(o string) string { return o }
+		if u.DryRun {
+			msg, op = "DNS change (dry run: not sent)", func(o string) string { return "would " + o }
+		} else {
+			err = u.dns.Update(ctx, primary, cur, desired, d)
+		}
 		if errors.Is(err, errPrereq) && attempt < 3 {
 			u.log.Info("record set changed under us, reading it again", "primary", primary, "attempt", attempt)
 			continue
@@ -324,25 +331,27 @@ func (u *Updater) reconcile(ctx context.Context, primary string, first primaryRe
 			if !ok {
 				reason = "not the address of a configured BDII"
 			}
-			ch := Change{Op: "remove", Address: a.String(), Reason: reason}
+			ch := Change{Op: op("remove"), Address: a.String(), Reason: reason}
 			ps.Changes = append(ps.Changes, ch)
-			u.log.Warn("DNS change", "primary", primary, "op", "remove", "name", u.cfg.Name, "address", a.String(), "reason", reason)
+			u.log.Warn(msg, "primary", primary, "op", "remove", "name", u.cfg.Name, "address", a.String(), "reason", reason)
 		}
 		for _, a := range d.Add {
 			reason := why[a]
-			ch := Change{Op: "add", Address: a.String(), Reason: reason}
+			ch := Change{Op: op("add"), Address: a.String(), Reason: reason}
 			ps.Changes = append(ps.Changes, ch)
-			u.log.Warn("DNS change", "primary", primary, "op", "add", "name", u.cfg.Name, "address", a.String(),
+			u.log.Warn(msg, "primary", primary, "op", "add", "name", u.cfg.Name, "address", a.String(),
 				"ttl", u.dns.TTL, "reason", reason)
 		}
 		if d.TTL {
-			ps.Changes = append(ps.Changes, Change{Op: "ttl", Reason: fmt.Sprintf("TTL set to %d", u.dns.TTL)})
-			u.log.Warn("DNS change", "primary", primary, "op", "ttl", "name", u.cfg.Name, "ttl", u.dns.TTL,
+			ps.Changes = append(ps.Changes, Change{Op: op("ttl"), Reason: fmt.Sprintf("TTL set to %d", u.dns.TTL)})
+			u.log.Warn(msg, "primary", primary, "op", "ttl", "name", u.cfg.Name, "ttl", u.dns.TTL,
 				"reason", "TTL differs from the configuration")
 		}
-		ps.Records = make([]string, len(desired))
-		for i, a := range desired {
-			ps.Records[i] = a.String()
+		if !u.DryRun {
+			ps.Records = make([]string, len(desired))
+			for i, a := range desired {
+				ps.Records[i] = a.String()
+			}
 		}
 		return ps
 	}
