@@ -299,6 +299,15 @@ func TestRBNodeOnBed(t *testing.T) {
 		t.Fatalf("rb2 sees %d files on the share, rb1 %d", len(got), len(after))
 	}
 
+	if rec, err := rb1.ReadFile("/var/lib/gridha/lb-copied-lbserver20"); err != nil || !strings.HasPrefix(string(rec), "lbserver20 copied to state1 (120 rows in 2 tables") {
+		t.Fatalf("rb1's record of the L&B copy: %q %v", rec, err)
+	}
+	// The node now logs to the state server: the remote database grows,
+	// which is no conflict.
+	if _, err := srv.MySQL(ctx, "INSERT INTO lbserver20.jobs VALUES ('https://rb1:9000/after', 'user1', 'Submitted', NOW(), NULL)"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Converged: a second run and verify change nothing.
 	if c := changedSteps(bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)); len(c) > 0 {
 		t.Fatalf("second run changed:\n%s", strings.Join(c, "\n"))

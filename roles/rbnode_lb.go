@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gridha/gridha/installer"
 	"github.com/gridha/gridha/installer/steps"
@@ -35,9 +36,26 @@ func (c *LBCopy) ID() string { return "L&B database " + c.Database + " copied to
 
 func (c *LBCopy) probeKey() string { return "lbcopy-socket:" + c.Local.Socket }
 
+// LBCopyRecordDir holds, on a node, the record of its L&B copy (or of the
+// decision to leave its L&B data local): once the node logs to the state
+// server its local database is stale, and comparing it again would call the
+// growing remote database a conflict.
+const LBCopyRecordDir = "/var/lib/gridha"
+
+func (c *LBCopy) record() string { return LBCopyRecordDir + "/lb-copied-" + c.Database }
+
 // Probes implements installer.Step.
 func (c *LBCopy) Probes() []installer.Probe {
-	return []installer.Probe{{Key: c.probeKey(), Script: "test -S " + installer.ShellQuote(c.Local.Socket)}}
+	return []installer.Probe{{Key: c.probeKey(), Script: "test -S " + installer.ShellQuote(c.Local.Socket)}, installer.FileProbe(c.record())}
+}
+
+// writeRecord keeps what was decided on the node.
+func (c *LBCopy) writeRecord(ctx context.Context, env *installer.Env, what string) error {
+	if _, err := env.Conn.Run(ctx, "mkdir -p "+installer.ShellQuote(LBCopyRecordDir), nil); err != nil {
+		return err
+	}
+	line := fmt.Sprintf("%s at %s\n", what, time.Now().UTC().Format(time.RFC3339))
+	return env.Conn.WriteFile(ctx, c.record(), []byte(line), 0o644, "root", "")
 }
 
 func (c *LBCopy) staging() string {
@@ -136,6 +154,9 @@ func (c *LBCopy) CheckApply(ctx context.Context, env *installer.Env, apply bool)
 	fail := func(err error) installer.Result {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, c.ID(), err))
 	}
+	if ff, err := installer.FileFactOf(env.Facts, c.record()); err == nil && ff.Exists {
+		return installer.OK(strings.TrimSpace(string(ff.Content)) + " (" + c.record() + ")")
+	}
 	if pr, ok := env.Facts.Get(c.probeKey()); !ok || pr.ExitCode != 0 {
 		return installer.OK("no local MySQL at " + c.Local.Socket + ": nothing to copy")
 	}
@@ -170,9 +191,24 @@ func (c *LBCopy) CheckApply(ctx context.Context, env *installer.Env, apply bool)
 	if len(rc) > 0 {
 		switch {
 		case sameCounts(lc, rc):
-			return installer.OK(fmt.Sprintf("%s on %s holds the same %s as the local one", c.Database, c.Server, describeCounts(rc)))
+			// Copied by an earlier run killed before its record.
+			what := fmt.Sprintf("%s copied to %s (%s)", c.Database, c.Server, describeCounts(rc))
+			if !apply {
+				return installer.Drift("would record: "+what, "", "")
+			}
+			if err := c.writeRecord(ctx, env, what); err != nil {
+				return fail(err)
+			}
+			return installer.Changed("recorded: " + what)
 		case c.StateFrom != "" && c.StateFrom != c.Node:
-			return installer.OK(fmt.Sprintf("local %s (%s) not copied: --state-from %s; %s on %s holds %s", c.Database, describeCounts(lc), c.StateFrom, c.Database, c.Server, describeCounts(rc)))
+			what := fmt.Sprintf("local %s (%s) left local: --state-from %s", c.Database, describeCounts(lc), c.StateFrom)
+			if !apply {
+				return installer.Drift("would record: "+what, "", "")
+			}
+			if err := c.writeRecord(ctx, env, what); err != nil {
+				return fail(err)
+			}
+			return installer.Changed(what + fmt.Sprintf("; %s on %s holds %s", c.Database, c.Server, describeCounts(rc)))
 		}
 		msg := fmt.Sprintf("%s on %s already holds %s and this node's local one %s; gridha never overwrites a non-empty remote database: "+
 			"compare them and empty one by hand, or re-run with --state-from naming another node to leave this node's L&B data local",
@@ -194,6 +230,9 @@ func (c *LBCopy) CheckApply(ctx context.Context, env *installer.Env, apply bool)
 	}
 	if !sameCounts(lc, after) {
 		return fail(fmt.Errorf("after the copy %s on %s holds %s, the local one %s", c.Database, c.Server, describeCounts(after), describeCounts(lc)))
+	}
+	if err := c.writeRecord(ctx, env, fmt.Sprintf("%s copied to %s (%s)", c.Database, c.Server, describeCounts(lc))); err != nil {
+		return fail(err)
 	}
 	return installer.Changed(fmt.Sprintf("copied %s to %s; row counts equal", describeCounts(lc), c.Server))
 }
