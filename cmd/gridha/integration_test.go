@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gridha/gridha/report"
+	"github.com/gridha/gridha/roles"
 	"github.com/gridha/gridha/testbed"
 )
 
@@ -17,19 +18,32 @@ import (
 // on the bed's hosts).
 func gridhaOnBed(t *testing.T, args ...string) cliResult {
 	t.Helper()
+	return gridhaWith(t, nil, true, args...)
+}
+
+// gridhaWith is gridhaOnBed with the roles of reg (nil: DefaultRegistry);
+// logged puts the command and its output in the test log (benchmarks keep
+// their output short).
+func gridhaWith(t testing.TB, reg *roles.Registry, logged bool, args ...string) cliResult {
+	t.Helper()
 	var out, errb bytes.Buffer
 	d := DefaultDeps()
+	if reg != nil {
+		d.Registry = reg
+	}
 	d.Stdout, d.Stderr = &out, &errb
 	d.Terminal = nil
 	d.Getenv = func(string) string { return "" }
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	code := Run(ctx, append([]string{"gridha"}, args...), d)
-	t.Logf("gridha %s → exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	if logged {
+		t.Logf("gridha %s → exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	}
 	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
-func sh(t *testing.T, h *testbed.Host, script string) string {
+func sh(t testing.TB, h *testbed.Host, script string) string {
 	t.Helper()
 	out, err := h.Sh(context.Background(), script)
 	if err != nil {
@@ -38,7 +52,7 @@ func sh(t *testing.T, h *testbed.Host, script string) string {
 	return strings.TrimSpace(out)
 }
 
-func snapshots(t *testing.T, hs ...*testbed.Host) []map[string]string {
+func snapshots(t testing.TB, hs ...*testbed.Host) []map[string]string {
 	t.Helper()
 	var out []map[string]string
 	for _, h := range hs {
@@ -51,7 +65,7 @@ func snapshots(t *testing.T, hs ...*testbed.Host) []map[string]string {
 	return out
 }
 
-func assertUnchanged(t *testing.T, what string, before, after []map[string]string) {
+func assertUnchanged(t testing.TB, what string, before, after []map[string]string) {
 	t.Helper()
 	for i := range before {
 		if d := testbed.DiffSnapshots(before[i], after[i]); len(d) > 0 {
