@@ -43,7 +43,9 @@ const (
 // kitBase is the base role plus the drift kit on every base host.
 type kitBase struct{ roles.Base }
 
-func (kitBase) Summary() string { return "base + test-only drift kit: one step of every primitive kind" }
+func (kitBase) Summary() string {
+	return "base + test-only drift kit: one step of every primitive kind"
+}
 
 func (r kitBase) Plan(inv *inventory.Inventory, opts roles.Options) (*installer.Plan, error) {
 	base, err := r.Base.Plan(inv, opts)
@@ -75,7 +77,9 @@ func kitFileSteps() []installer.Step {
 		steps.User{Name: kitUser, Home: "/home/" + kitUser, Shell: "/bin/sh", System: true, AuthorizedKeys: []string{kitKey1, kitKey2}},
 		steps.Mount{Source: "gridha-kit", Target: kitMount, FSType: "tmpfs", Options: []string{"size=1m", "nodev"}, Fstab: true, Mounted: true},
 		steps.Exec{Name: "kit marker", Probe: "cat " + kitMarker + " 2>/dev/null", Apply: "echo converged > " + kitMarker,
-			Check: func(r installer.ProbeResult) (bool, string) { return string(r.Stdout) == "converged\n", fmt.Sprintf("%q", r.Stdout) }},
+			Check: func(r installer.ProbeResult) (bool, string) {
+				return string(r.Stdout) == "converged\n", fmt.Sprintf("%q", r.Stdout)
+			}},
 	}
 }
 
