@@ -113,12 +113,15 @@ elif [ -e "$L" ]; then echo local=other
 else echo local=none; fi
 for a in "$L"%s*; do [ -e "$a" ] && echo "aside=$a"; done
 if [ -n "$(awk -v mp="$MP" '$2 == mp' /proc/mounts)" ]; then
-  if [ -d "$S" ]; then echo share=dir; echo "entries=$(ls -A "$S" | wc -l)"
-    if [ -f "$S/%s" ]; then printf 'marker='; base64 -w0 "$S/%s"; echo; fi
-  elif [ -e "$S" ]; then echo share=other; fi
-  if [ -d "$T" ]; then echo tmp=dir; [ -f "$T/%s" ] && echo tmpmarker=1; fi
+  # A hung network file system must not hang the whole fact batch.
+  timeout 60 sh -c %s sh "$S" "$T" || echo unanswered=1
 fi
-exit 0`, q(s.Path), q(s.Share), q(s.tmp()), q(s.Mount), AsideInfix, StateMarker, StateMarker, StateMarker)
+exit 0`, q(s.Path), q(s.Share), q(s.tmp()), q(s.Mount), AsideInfix, q(fmt.Sprintf(`S=$1 T=$2
+if [ -d "$S" ]; then echo share=dir; echo "entries=$(ls -A "$S" | wc -l)"
+  if [ -f "$S/%s" ]; then printf marker=; base64 -w0 "$S/%s"; echo; fi
+elif [ -e "$S" ]; then echo share=other; fi
+if [ -d "$T" ]; then echo tmp=dir; if [ -f "$T/%s" ]; then echo tmpmarker=1; fi; fi
+exit 0`, StateMarker, StateMarker, StateMarker)))
 	return []installer.Probe{{Key: s.probeKey(), Script: script}}
 }
 
@@ -136,6 +139,7 @@ type StateDirFacts struct {
 	Marker       string // content of the share's marker ("" = not populated)
 	Tmp          bool
 	TmpMarker    bool
+	Unanswered   bool // the share did not answer the probe in time
 }
 
 // ParseStateDirFacts reads the probe output.
@@ -176,6 +180,8 @@ func ParseStateDirFacts(out string) StateDirFacts {
 			f.Tmp = true
 		case "tmpmarker":
 			f.TmpMarker = true
+		case "unanswered":
+			f.Unanswered = true
 		}
 	}
 	return f
@@ -236,6 +242,9 @@ func (s StateDir) Decide(f StateDirFacts) StateDirPlan {
 	}
 	if !f.Mounted {
 		return StateDirPlan{Refuse: fmt.Sprintf("%s is not mounted: refusing to move %s onto the local disk", s.Mount, s.Path)}
+	}
+	if f.Unanswered {
+		return StateDirPlan{Refuse: fmt.Sprintf("the share under %s did not answer within 60 s: refusing to move %s", s.Mount, s.Path)}
 	}
 	if f.Share == "other" {
 		return StateDirPlan{Refuse: fmt.Sprintf("%s on the share is not a folder; refusing to touch it", s.Share)}

@@ -37,6 +37,7 @@ func TestStateDirDecide(t *testing.T) {
 		{name: "nothing local, populated share", f: StateDirFacts{Mounted: true, Local: "none", Share: "dir", ShareEntries: 2, Marker: other}, ops: "link"},
 		{name: "nothing anywhere", f: StateDirFacts{Mounted: true, Local: "none", Share: "dir"}, ops: "link"},
 		{name: "original aside but share empty", f: StateDirFacts{Mounted: true, Local: "none", Share: "dir", Asides: []string{"/var/edgwl.gridha-local-1"}}, refuse: "restore it by hand"},
+		{name: "share hung", f: StateDirFacts{Mounted: true, Local: "dir", Files: 1, Unanswered: true}, refuse: "did not answer"},
 		{name: "fifo on sshfs", f: StateDirFacts{Mounted: true, Local: "dir", Files: 1, Special: 1, Share: "dir"}, refuse: "fifos"},
 	}
 	for _, c := range cases {
