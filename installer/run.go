@@ -416,12 +416,38 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 		Peer:    r.peer,
 	}
 	out := make([]Result, 0, len(steps))
+	// stale is set when a step changed the host: the facts of the steps
+	// after it are gathered again (one session) before the next one runs,
+	// so a step sees what earlier steps of its phase did (an init script
+	// written, then its service started). A no-change run never regathers.
+	stale := false
 	for i, s := range steps {
 		id := s.ID()
 		if ctx.Err() != nil {
 			h.stop(StatusSkipped, "not run: interrupted", fmt.Sprintf("interrupted in phase %s before step %q (%d of %d steps of the phase done)", phase, id, i, len(steps)))
 			h.rep.Err = "interrupted"
 			return append(out, r.skipAll(h, phase, steps[i:])...)
+		}
+		if stale {
+			stale = false
+			var rest []Probe
+			for _, s2 := range steps[i:] {
+				rest = append(rest, s2.Probes()...)
+			}
+			fresh, _, err := gatherBatch(ctx, h.conn, rest, "")
+			if err != nil {
+				err = fmt.Errorf("%s: %s: re-reading facts after the previous change: %w", h.name, id, err)
+				res := r.opts.Secrets.RedactResult(Failed(err))
+				res.Host, res.Step = h.name, id
+				out = append(out, res)
+				r.emit(Event{Host: h.name, Phase: phase, Step: id, Kind: EventStepResult, Result: &res})
+				h.stop(StatusSkipped, fmt.Sprintf("skipped: earlier step %q failed", id), fmt.Sprintf("failed at step %q in phase %s", id, phase))
+				if ctx.Err() != nil {
+					h.rep.Err = "interrupted"
+				}
+				return append(out, r.skipAll(h, phase, steps[i+1:])...)
+			}
+			env.Facts.Merge(fresh)
 		}
 		env.Log = func(format string, args ...any) {
 			r.emit(Event{Host: h.name, Phase: phase, Step: id, Kind: EventLog, Message: fmt.Sprintf(format, args...)})
@@ -440,6 +466,9 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 		res = r.opts.Secrets.RedactResult(res)
 		out = append(out, res)
 		r.emit(Event{Host: h.name, Phase: phase, Step: id, Kind: EventStepResult, Result: &res})
+		if res.Status == StatusChanged && r.opts.Mode == ModeApply {
+			stale = true
+		}
 		if res.Status == StatusFailed {
 			where := fmt.Sprintf("failed at step %q in phase %s", id, phase)
 			if ctx.Err() != nil {

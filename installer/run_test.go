@@ -301,3 +301,46 @@ func (w waitStep) CheckApply(ctx context.Context, env *Env, apply bool) Result {
 	<-w.release
 	return OK("")
 }
+
+// touchStep creates a file (apply) and reports changed; seeStep reports
+// whether its probe saw the file.
+type touchStep struct{ path string }
+
+func (s touchStep) ID() string      { return "touch " + s.path }
+func (s touchStep) Probes() []Probe { return nil }
+func (s touchStep) CheckApply(ctx context.Context, env *Env, apply bool) Result {
+	if _, err := env.Conn.Run(ctx, "touch "+ShellQuote(s.path), nil); err != nil {
+		return Failed(err)
+	}
+	return Changed("touched")
+}
+
+type seeStep struct{ path string }
+
+func (s seeStep) ID() string { return "see " + s.path }
+func (s seeStep) Probes() []Probe {
+	return []Probe{{Key: "see:" + s.path, Script: "test -e " + ShellQuote(s.path)}}
+}
+func (s seeStep) CheckApply(ctx context.Context, env *Env, apply bool) Result {
+	pr, _ := env.Facts.Get("see:" + s.path)
+	if pr.ExitCode != 0 {
+		return Missing("not seen")
+	}
+	return OK("")
+}
+
+func TestRunRegathersAfterChange(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "made")
+	plan := &Plan{Phases: []Phase{{Name: "p", Steps: map[string][]Step{"h": {seeStep{p + "x"}, touchStep{p}, seeStep{p}}}}}}
+	rep, err := Run(context.Background(), &localDialer{}, plan, RunOptions{Mode: ModeApply, LockPath: filepath.Join(t.TempDir(), "lock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Results[2]; got.Status != StatusOK {
+		t.Errorf("step after a change did not see it: %+v", got)
+	}
+	// lock + first batch + touch + regather after the change.
+	if s := rep.Hosts["h"].Stats.Sessions; s != 4 {
+		t.Errorf("sessions %d, want 4", s)
+	}
+}

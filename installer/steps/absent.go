@@ -59,6 +59,5 @@ func (a Absent) CheckApply(ctx context.Context, env *installer.Env, apply bool) 
 	if _, err := sh(ctx, env, "remove "+a.Path, script, nil); err != nil {
 		return failed(env, a.ID(), err)
 	}
-	refresh(ctx, env, a.Path)
 	return installer.Changed("removed " + a.Path + " (" + kindName(ff) + ")")
 }

@@ -302,6 +302,20 @@ func TestBedPrimitives(t *testing.T) {
 		}
 	})
 
+	t.Run("SamePhaseSeesEarlierChanges", func(t *testing.T) {
+		init := strings.ReplaceAll(dummyInit, "gridha-dummy", "gridha-order")
+		plan := onePhase("prim1",
+			steps.File{Path: "/etc/init.d/gridha-order", Content: []byte(init), Mode: 0o755},
+			steps.Service{Name: "gridha-order", Boot: steps.BootEnabled, State: steps.StateRunning},
+			steps.Dir{Path: "/srv/gridha-order"},
+			steps.File{Path: "/srv/gridha-order/conf", Content: []byte("a\n")},
+		)
+		rep := e.run(t, installer.ModeApply, plan)
+		wantAll(t, "one apply", rep, installer.StatusChanged)
+		wantAll(t, "second apply", e.run(t, installer.ModeApply, plan), installer.StatusOK)
+		sh(t, h, "/etc/init.d/gridha-order status && /etc/init.d/gridha-order stop")
+	})
+
 	t.Run("User", func(t *testing.T) {
 		k1 := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGridhaKeyOne0000000000000000000000000001 one@test"
 		k2 := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGridhaKeyTwo0000000000000000000000000002 two@test"

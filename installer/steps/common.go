@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"strings"
 
 	"github.com/gridha/gridha/installer"
 )
@@ -13,18 +12,6 @@ import (
 // fileFact returns what the batch found at path.
 func fileFact(env *installer.Env, path string) (installer.FileFact, error) {
 	return installer.FileFactOf(env.Facts, path)
-}
-
-// refresh re-probes paths after a change so later steps of the phase see it.
-// A failure is logged, not fatal: the change itself succeeded.
-func refresh(ctx context.Context, env *installer.Env, paths ...string) {
-	probes := make([]installer.Probe, 0, len(paths))
-	for _, p := range paths {
-		probes = append(probes, installer.FileProbe(p))
-	}
-	if err := env.Reprobe(ctx, probes...); err != nil && env.Log != nil {
-		env.Log("re-reading %s after the change: %v", strings.Join(paths, " "), err)
-	}
 }
 
 // sh runs script on the host and turns a non-zero exit into an error naming

@@ -56,7 +56,6 @@ func (d Dir) CheckApply(ctx context.Context, env *installer.Env, apply bool) ins
 		if _, err := sh(ctx, env, "create "+d.Path, script, nil); err != nil {
 			return failed(env, d.ID(), err)
 		}
-		refresh(ctx, env, d.Path)
 		return installer.Changed("created " + d.Path)
 	}
 	diffs, fix := attrDiffs(ff, want)
@@ -70,6 +69,5 @@ func (d Dir) CheckApply(ctx context.Context, env *installer.Env, apply bool) ins
 	if _, err := sh(ctx, env, "set mode/owner of "+d.Path, strings.Join(fix, " && "), nil); err != nil {
 		return failed(env, d.ID(), err)
 	}
-	refresh(ctx, env, d.Path)
 	return installer.Changed(msg)
 }

@@ -4,8 +4,9 @@
 // of a host in one session), and one CheckApply method audits (apply=false)
 // or converges (apply=true), so --check cannot disagree with a real run.
 //
-// Reads go through the probes; writes happen only when apply is true. A step
-// that changed a path re-probes it, so a later step of the same phase on the
-// same path (two KeyValue lines of one file, two mounts in /etc/fstab) sees
-// the new state.
+// Reads go through the probes; writes happen only when apply is true. After a
+// step changed the host, the runner gathers the facts of the phase's
+// remaining steps again, so a later step of the same phase sees the new
+// state (two KeyValue lines of one file, two mounts in /etc/fstab, an init
+// script then its service).
 package steps

@@ -63,7 +63,6 @@ func (f File) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 		if err := env.Conn.WriteFile(ctx, f.Path, f.Content, mode, f.Owner, f.Group); err != nil {
 			return failed(env, f.ID(), err)
 		}
-		refresh(ctx, env, f.Path)
 		r := installer.Changed("created " + f.Path)
 		if env.Diff && !f.Secret {
 			r.Diff = unifiedDiff(f.Path, nil, f.Content)
@@ -144,7 +143,6 @@ func (f File) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 			return failed(env, f.ID(), err)
 		}
 	}
-	refresh(ctx, env, f.Path)
 	r := installer.Changed(msg)
 	r.Diff = diffText
 	return r

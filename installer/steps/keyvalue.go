@@ -126,7 +126,6 @@ func (kv KeyValue) CheckApply(ctx context.Context, env *installer.Env, apply boo
 			return failed(env, kv.ID(), err)
 		}
 	}
-	refresh(ctx, env, kv.Path)
 	r := installer.Changed(msg)
 	r.Diff = diffText
 	return r

@@ -264,7 +264,6 @@ func (m Mount) CheckApply(ctx context.Context, env *installer.Env, apply bool) i
 		if err := env.Conn.WriteFile(ctx, FstabPath, newFstab, mode, owner, group); err != nil {
 			return failed(env, m.ID(), err)
 		}
-		refresh(ctx, env, FstabPath)
 	}
 	t := installer.ShellQuote(m.Target)
 	mountCmd := fmt.Sprintf("mkdir -p %s && mount -t %s", t, installer.ShellQuote(m.FSType))
@@ -290,9 +289,6 @@ func (m Mount) CheckApply(ctx context.Context, env *installer.Env, apply bool) i
 ( ` + script + ` ) </dev/null >"$o" 2>&1; rc=$?
 cat "$o" >&2; rm -f "$o"; exit $rc`
 		if _, err := sh(ctx, env, action+" "+m.Target, full, nil); err != nil {
-			return failed(env, m.ID(), err)
-		}
-		if err := env.Reprobe(ctx, installer.Probe{Key: procMountsKey, Script: "cat /proc/mounts"}); err != nil {
 			return failed(env, m.ID(), err)
 		}
 	}

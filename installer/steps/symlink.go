@@ -52,6 +52,5 @@ func (s Symlink) CheckApply(ctx context.Context, env *installer.Env, apply bool)
 	if _, err := sh(ctx, env, "link "+s.Path, script, nil); err != nil {
 		return failed(env, s.ID(), err)
 	}
-	refresh(ctx, env, s.Path)
 	return installer.Changed(r.Message)
 }
