@@ -486,3 +486,49 @@ func TestRBNodeSNFSDriverOnBed(t *testing.T) {
 		t.Fatalf("state must stay local, rpc_psrv enabled at boot: %q %v", out, err)
 	}
 }
+
+// TestRBNodeStateFromWins: both nodes have state of their own; with
+// --state-from rb2 the lower-ranked rb2's copy replaces rb1's on the share
+// (rb1's kept aside there, and its original kept locally). --check first
+// writes nothing on the nodes.
+func TestRBNodeStateFromWins(t *testing.T) {
+	bed := testbed.New(t, "state1", "rb1", "rb2")
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	srv, rb1, rb2 := bed.Host("state1"), bed.Host("rb1"), bed.Host("rb2")
+	if err := srv.StartMariaDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*testbed.Host{rb1, rb2} {
+		if out, err := h.Sh(ctx, "mkdir -p /var/edgwl/sandbox && echo "+h.Name+" > /var/edgwl/sandbox/"+h.Name+".jdl"); err != nil {
+			t.Fatal(err, out)
+		}
+	}
+	inv := rbNodeInventory(t, srv, bed, t.TempDir(), "rb1", "rb2")
+	inv.Roles.RBNode.StateDirs = []string{"/var/edgwl"}
+	role := RBNode{withoutHA: true}
+
+	snap1, err := rb1.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bedRun(t, ctx, inv, role, Options{ReadOnly: true, StateFrom: "rb2"}, installer.ModeCheck)
+	if snap2, _ := rb1.Snapshot(); len(testbed.DiffSnapshots(snap1, snap2)) > 0 {
+		t.Fatalf("--check wrote on rb1: %v", testbed.DiffSnapshots(snap1, snap2))
+	}
+
+	rep := bedRun(t, ctx, inv, role, Options{StateFrom: "rb2"}, installer.ModeApply)
+	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
+	out, err := srv.Sh(ctx, "cd /srv/rb-state/rb-a && ls edgwl/sandbox && head -1 edgwl/.gridha-state && ls .edgwl.gridha-replaced-rb1-*/sandbox")
+	if err != nil || out != "rb2.jdl\nnode=rb2\nrb1.jdl\n" {
+		t.Fatalf("share after --state-from rb2: %q %v", out, err)
+	}
+	for _, h := range []*testbed.Host{rb1, rb2} {
+		if out, err := h.Sh(ctx, "readlink /var/edgwl && cat /var/edgwl/sandbox/rb2.jdl && cat /var/edgwl.gridha-local-*/sandbox/"+h.Name+".jdl"); err != nil || out != "/mnt/rb-state/rb-a/edgwl\nrb2\n"+h.Name+"\n" {
+			t.Fatalf("%s: %q %v", h.Name, out, err)
+		}
+	}
+	if c := changedSteps(bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)); len(c) > 0 {
+		t.Fatalf("second run changed:\n%s", strings.Join(c, "\n"))
+	}
+}
