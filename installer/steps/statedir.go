@@ -401,6 +401,11 @@ mkdir -p "$(dirname %s)" 2>/dev/null
 exec 8>>%s || exit 70
 flock -w 300 8 || { echo "another state-dir copy is still running on this node" >&2; exit 75; }
 rm -rf "$T" || exit 1
+need=$(du -sb "$L" | cut -f1)
+avail=$(df -P -B1 "$(dirname "$T")" | awk 'NR == 2 { print $4 }')
+if [ -n "$need" ] && [ -n "$avail" ] && [ "$avail" -lt "$need" ]; then
+	echo "not enough space on the share: $L needs $need bytes, $avail available" >&2; exit 73
+fi
 mkdir "$T" || exit 1
 %s "$L/." "$T/" </dev/null & c=$!
 ( cat >/dev/null; kill $c 2>/dev/null ) <&3 >/dev/null 2>&1 & w=$!
@@ -449,7 +454,7 @@ func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarke
 	var cpErr string
 	switch res.ExitCode {
 	case 0:
-	case 70, 75:
+	case 70, 73, 75:
 		return "", res.Err("copy " + s.Path)
 	default:
 		cpErr = fmt.Sprintf(" (cp exit %d: %s)", res.ExitCode, firstLines(string(res.Stderr), 3))
