@@ -454,6 +454,23 @@ echo 'EDG_WL_BKSERVERD_ADDOPTS="--mysql lbserver/LB-bed-secret@`+srv.Hostname+`:
 	if string(pid1) == string(pid2) {
 		t.Fatal("hagd not restarted after a key change")
 	}
+
+	// gridha's binary altered on a node: verify says so, install puts it
+	// back (and restarts hagd, which runs it).
+	if _, err := rb3.Sh(ctx, "cd /usr/local/sbin && cp gridha .g && echo tampered >> .g && mv .g gridha"); err != nil {
+		t.Fatal(err)
+	}
+	st = statuses(runPlan(t, ctx, inv, haPlan(t, inv), installer.ModeAudit))
+	if st["rb3 copy /usr/local/sbin/gridha"] != installer.StatusDrift || st["rb3 restart hagd on change"] != installer.StatusDrift {
+		t.Fatalf("tampered binary: audit %v", st)
+	}
+	st = statuses(runPlan(t, ctx, inv, haPlan(t, inv), installer.ModeApply))
+	if st["rb3 copy /usr/local/sbin/gridha"] != installer.StatusChanged || st["rb3 restart hagd on change"] != installer.StatusChanged {
+		t.Fatalf("tampered binary: apply %v", st)
+	}
+	if out, _ := rb3.Sh(ctx, "sha256sum < /usr/local/sbin/gridha"); !strings.HasPrefix(out, hex.EncodeToString(sum[:])) {
+		t.Fatalf("binary not restored: %s", out)
+	}
 }
 
 // TestRBNodeFailoverOnBed is issue 8's end to end: install rb-node (state
@@ -513,6 +530,10 @@ func TestRBNodeFailoverOnBed(t *testing.T) {
 	if out, err := client("GET", "job-1"); err != nil || !strings.HasSuffix(out, "via=rb1") {
 		t.Fatalf("after the second run the master no longer serves: %q %v", out, err)
 	}
+	// verify on the running cluster: all green.
+	if c := changedSteps(bedRun(t, ctx, inv, NewRBNode(), Options{ReadOnly: true}, installer.ModeAudit)); len(c) > 0 {
+		t.Errorf("verify on the running cluster:\n%s", strings.Join(c, "\n"))
+	}
 
 	// The master dies: hagd and the service killed, then the box cut off.
 	if _, err := rb1.Sh(ctx, "kill -9 $(cat /run/hagd.pid) $(cat /run/rb-jobd.pid)"); err != nil {
@@ -543,6 +564,10 @@ func TestRBNodeFailoverOnBed(t *testing.T) {
 	}
 	if n, err := srv.MySQL(ctx, "SELECT COUNT(*) FROM lbserver20.jobs"); err != nil || strings.TrimSpace(n) != fmt.Sprint(jobs+1) {
 		t.Fatalf("L&B rows on the state server: %q %v", n, err)
+	}
+	// The installed gridha reports the new master.
+	if out, err := rb2.Sh(ctx, "/usr/local/sbin/gridha hagd status"); err != nil || !strings.Contains(out, "group rb-a") || !strings.Contains(out, "master rb2") {
+		t.Errorf("gridha hagd status on rb2: %v\n%s", err, out)
 	}
 	// Only rb2 started the service; the backup rb3 kept it stopped.
 	if lg, _ := rb2.ReadFile(HAServiceLog); !strings.Contains(string(lg), "start rb-a end") {
