@@ -32,7 +32,7 @@ hosts:
 	}
 	body += fmt.Sprintf(`roles:
   state-server:
-    export: /export/rb-state
+    export: /srv/rb-state # /srv is private to each bed host; /export is the machine's own
     mysql:
       password_file: %s
   rb-node:
@@ -99,7 +99,7 @@ func TestStateServerOnBed(t *testing.T) {
 	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
 
 	// The export: one folder per group and state dir, owned by snfs.
-	out, err := srv.Sh(ctx, "stat -c '%U:%G %a' /export/rb-state /export/rb-state/rb-a/edgwl /export/rb-state/rb-a/condor")
+	out, err := srv.Sh(ctx, "stat -c '%U:%G %a' /srv/rb-state /srv/rb-state/rb-a/edgwl /srv/rb-state/rb-a/condor")
 	if err != nil {
 		t.Fatal(err)
 	}
