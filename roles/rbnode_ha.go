@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -187,6 +188,9 @@ elif command -v yum >/dev/null 2>&1; then yum install -y -q iputils
 else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1; fi`,
 	})
 	for _, d := range uniqueStrings(confDir, path.Dir(h.Script), path.Dir(HASysconfig)) {
+		if d == path.Dir(rb.SysconfigEDG) {
+			continue // the storage half's prepare phase creates it
+		}
 		out = append(out, steps.Dir{Path: d, Mode: 0o755, Owner: "root", Group: "root"})
 	}
 
@@ -198,7 +202,11 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 	if s, err := filepath.EvalSymlinks(self); err == nil {
 		self = s
 	}
-	out = append(out, track("hagd", steps.Copy{Path: GridhaBinary, Source: self, Mode: 0o755, Owner: "root", Group: "root"}))
+	if runtime.GOOS != "linux" {
+		return nil, fmt.Errorf("gridha installs itself on the nodes as hagd: run it from a Linux build (this one is %s/%s)", runtime.GOOS, runtime.GOARCH)
+	}
+	out = append(out, archMatches(),
+		track("hagd", steps.Copy{Path: GridhaBinary, Source: self, Mode: 0o755, Owner: "root", Group: "root"}))
 
 	// The shared key: the same on every node, 0600.
 	key, err := LoadHAGDKey(inv, !opts.ReadOnly)
@@ -362,7 +370,11 @@ func (r hagdRestart) CheckApply(ctx context.Context, env *installer.Env, apply b
 	probes := steps.Service{Name: "hagd"}.Probes()
 	if apply && changedIn(env, "hagd") {
 		// The init script may be new: the Service step after this one
-		// must see it (facts were gathered before this phase wrote it).
+		// must see it (facts were gathered before this phase wrote it);
+		// systemd sees a new init script only after a daemon-reload.
+		if _, err := env.Conn.Run(ctx, "if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi", nil); err != nil {
+			return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
+		}
 		if err := env.Reprobe(ctx, probes...); err != nil {
 			return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
 		}
@@ -426,4 +438,24 @@ func (h *hagdOwned) CheckApply(ctx context.Context, env *installer.Env, apply bo
 		r.Message = "disabled at boot; hagd runs here and decides whether it runs"
 	}
 	return r
+}
+
+// unameArch maps `uname -m` to Go's GOARCH.
+var unameArch = map[string]string{
+	"x86_64": "amd64", "amd64": "amd64", "i386": "386", "i486": "386", "i586": "386", "i686": "386",
+	"aarch64": "arm64", "arm64": "arm64", "armv6l": "arm", "armv7l": "arm", "ppc64le": "ppc64le",
+	"s390x": "s390x", "riscv64": "riscv64", "loongarch64": "loong64", "mips64": "mips64",
+}
+
+// archMatches refuses to install this gridha binary on a node of another
+// architecture (it could not run hagd there).
+func archMatches() installer.Step {
+	return steps.Exec{
+		Name:  "node architecture is gridha's (" + runtime.GOARCH + ")",
+		Probe: "uname -m",
+		Check: func(r installer.ProbeResult) (bool, string) {
+			m := strings.TrimSpace(string(r.Stdout))
+			return unameArch[m] == runtime.GOARCH, "the node is " + m + ": install from a gridha built for it (GOARCH=" + unameArch[m] + ")"
+		},
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -81,7 +82,7 @@ func TestHASteps(t *testing.T) {
 	for _, s := range rb3 {
 		ids = append(ids, s.ID())
 	}
-	want := "exec iputils-arping installed,dir /opt/lcg/etc,dir /opt/lcg/sbin,dir /etc/sysconfig,copy /usr/local/sbin/gridha," +
+	want := "exec iputils-arping installed,dir /opt/lcg/etc,dir /opt/lcg/sbin,exec node architecture is gridha's (" + runtime.GOARCH + "),copy /usr/local/sbin/gridha," +
 		"file /opt/lcg/etc/hagd.key,file /opt/lcg/etc/hagd-mysql.pw,file /opt/lcg/etc/hagd.conf,file /etc/sysconfig/lcg-ha," +
 		"file /opt/lcg/sbin/lcg-ha-service,file /etc/init.d/hagd,restart hagd on change,service hagd"
 	if got := strings.Join(ids, ","); got != want {
