@@ -405,6 +405,11 @@ func TestRBNodeKilledMidCopy(t *testing.T) {
 	// Re-run: converges, nothing lost.
 	rep := bedRun(t, ctx, inv, RBNode{withoutHA: true}, Options{}, installer.ModeApply)
 	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
+	for _, r := range rep.Results {
+		if r.Step == "state dir /var/edgwl" {
+			t.Logf("figure: re-run's move of /var/edgwl (copy through sshfs + verification on the server + rename + link): %s", r.Duration.Round(time.Millisecond))
+		}
+	}
 	after := stateSums(t, ctx, rb1, stateDirs...)
 	if len(after) != len(before) {
 		t.Errorf("%d files before, %d after", len(before), len(after))
