@@ -205,6 +205,7 @@ const (
 	OpRename       = "rename"        // temporary folder -> share folder
 	OpAside        = "aside"         // local folder -> <path>.gridha-local-<time>
 	OpLink         = "link"          // path -> share
+	OpMark         = "mark"          // nothing to move: mark the share as taken
 )
 
 // StateDirPlan is what a StateDir step decides from the facts.
@@ -255,10 +256,10 @@ func (s StateDir) Decide(f StateDirFacts) StateDirPlan {
 			return StateDirPlan{Ops: []string{OpLink}, Why: fmt.Sprintf("no local %s: link to the share (%s's state)", s.Path, owner)}
 		case len(f.Asides) > 0:
 			return StateDirPlan{Refuse: fmt.Sprintf("%s is missing and the share %s holds no marked state, but %s exists: restore it by hand (mv) and re-run", s.Path, s.Share, strings.Join(f.Asides, ", "))}
-		case f.ShareEntries > 0:
-			return StateDirPlan{Ops: []string{OpLink}, Why: fmt.Sprintf("no local %s: link to the share (unmarked content)", s.Path)}
 		}
-		return StateDirPlan{Ops: []string{OpLink}, Why: fmt.Sprintf("no local %s and nothing on the share: link only", s.Path)}
+		// Nothing to move: mark the share as the group's state (the
+		// services will write there), so later nodes know it is taken.
+		return StateDirPlan{Ops: []string{OpMark, OpLink}, Why: fmt.Sprintf("no local %s: mark the share as this group's state and link", s.Path)}
 	}
 	// The local folder is a real folder.
 	if f.Special > 0 && !s.KeepOwners {
@@ -281,6 +282,9 @@ func (s StateDir) Decide(f StateDirFacts) StateDirPlan {
 		return StateDirPlan{Refuse: fmt.Sprintf("%s holds this node's own state (%s) but the share %s already holds %s's state (%s); gridha never merges or overwrites: "+
 			"re-run with --state-from %s to make this node's copy win (the share's copy is kept aside on the share), or with --state-from %s to keep the share's copy (this node's is kept aside as %s%s<time>)",
 			s.Path, own, s.Share, owner, oneLine(f.Marker), s.Node, owner, s.Path, AsideInfix)}
+	}
+	if f.ShareEntries > 0 && f.Files == 0 {
+		return StateDirPlan{Ops: []string{OpMark, OpAside, OpLink}, Why: fmt.Sprintf("share %s has unmarked content and %s is only the package default (no files): mark the share, move %s aside and link", s.Share, s.Path, s.Path)}
 	}
 	if f.ShareEntries > 0 {
 		return StateDirPlan{Ops: []string{OpReverify, OpAside, OpLink}, Why: fmt.Sprintf("share %s has content but no marker (interrupted before the marker?): verify it against %s", s.Share, s.Path)}
@@ -359,6 +363,14 @@ func (s StateDir) CheckApply(ctx context.Context, env *installer.Env, apply bool
 			_, err = sh(ctx, env, "move "+s.Path+" aside", fmt.Sprintf("mv -T %s %s", installer.ShellQuote(s.Path), installer.ShellQuote(aside)), nil)
 			if err == nil {
 				done = append(done, "original kept as "+aside)
+			}
+		case OpMark:
+			marker := fmt.Sprintf("node=%s\ntime=%s\nsource=%s\nfiles=0\nbytes=0\nmoved=nothing (no local state)\n", s.Node, stamp, s.Path)
+			if _, err = sh(ctx, env, "create "+s.Share, "mkdir -p "+installer.ShellQuote(s.Share), nil); err == nil {
+				err = env.Conn.WriteFile(ctx, path.Join(s.Share, StateMarker), []byte(marker), 0o644, "", "")
+			}
+			if err == nil {
+				done = append(done, "marked "+s.Share)
 			}
 		case OpLink:
 			_, err = sh(ctx, env, "link "+s.Path, fmt.Sprintf("ln -s %s %s", installer.ShellQuote(s.Share), installer.ShellQuote(s.Path)), nil)
