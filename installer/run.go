@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -349,7 +350,9 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 				h.rep.Err = r.opts.Secrets.Redact(fmt.Sprintf("%s: connect: %v", h.name, err))
 				return r.skipAll(h, phase, steps)
 			}
-			msg := r.opts.Secrets.Redact(fmt.Sprintf("%s: unreachable: %v", h.name, err))
+			// The transport's errors already start with the host's name.
+			why := strings.TrimPrefix(err.Error(), h.name+": ")
+			msg := r.opts.Secrets.Redact(fmt.Sprintf("%s: unreachable: %s", h.name, why))
 			h.rep.Unreachable, h.rep.Err = true, msg
 			h.stop(StatusUnreachable, msg, "unreachable in phase "+phase)
 			r.emit(Event{Host: h.name, Phase: phase, Kind: EventHostUnreachable, Message: msg})
