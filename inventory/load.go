@@ -292,6 +292,12 @@ func (d *decoder) checkSSH(s *SSH, path string, has func(key string) bool) {
 		*f.val = absPath(*f.val, d.dir)
 		fi, err := os.Stat(*f.val)
 		switch {
+		case err != nil && errors.Is(err, os.ErrNotExist) && f.key == "known_hosts":
+			// --host-key-policy accept-new creates it; strict mode
+			// refuses every host of an empty list at dial, naming it.
+			if _, derr := os.Stat(filepath.Dir(*f.val)); derr != nil {
+				d.errorAt(at(f.key), joinPath(path, f.key), "%s %s: its folder does not exist", f.what, *f.val)
+			}
 		case err != nil && errors.Is(err, os.ErrNotExist):
 			d.errorAt(at(f.key), joinPath(path, f.key), "%s %s does not exist", f.what, *f.val)
 		case err != nil:

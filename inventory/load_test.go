@@ -203,7 +203,7 @@ func TestMissingKeyFiles(t *testing.T) {
 	}
 	_, err := Load(path)
 	want := path + ":2:18: defaults.identity_file: identity file " + filepath.Join(dir, "nope") + " does not exist\n" +
-		path + ":6:18: hosts.a.known_hosts: known_hosts file /nonexistent/known_hosts does not exist\n" +
+		path + ":6:18: hosts.a.known_hosts: known_hosts file /nonexistent/known_hosts: its folder does not exist\n" +
 		path + ":9:20: hosts.b.identity_file: identity file " + dir + " is a directory"
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
