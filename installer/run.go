@@ -347,7 +347,7 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 		if err != nil {
 			if ctx.Err() != nil {
 				h.stop(StatusSkipped, "not run: interrupted while connecting", "interrupted while connecting in phase "+phase)
-				h.rep.Err = r.opts.Secrets.Redact(fmt.Sprintf("%s: connect: %v", h.name, err))
+				h.rep.Err = r.opts.Secrets.Redact(fmt.Sprintf("%s: connect: %s", h.name, strings.TrimPrefix(err.Error(), h.name+": ")))
 				return r.skipAll(h, phase, steps)
 			}
 			// The transport's errors already start with the host's name.
