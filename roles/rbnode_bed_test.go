@@ -510,7 +510,8 @@ func TestRBNodeStateFromWins(t *testing.T) {
 		}
 	}
 	inv := rbNodeInventory(t, srv, bed, t.TempDir(), "rb1", "rb2")
-	inv.Roles.RBNode.StateDirs = []string{"/var/edgwl"}
+	// No node has /var/myproxy: rb1 marks the empty share, rb2 links.
+	inv.Roles.RBNode.StateDirs = []string{"/var/edgwl", "/var/myproxy"}
 	role := RBNode{withoutHA: true}
 
 	snap1, err := rb1.Snapshot()
@@ -528,7 +529,13 @@ func TestRBNodeStateFromWins(t *testing.T) {
 	if err != nil || out != "rb2.jdl\nnode=rb2\nrb1.jdl\n" {
 		t.Fatalf("share after --state-from rb2: %q %v", out, err)
 	}
+	if out, err := srv.Sh(ctx, "grep -h -e node= -e moved= /srv/rb-state/rb-a/myproxy/.gridha-state"); err != nil || out != "node=rb1\nmoved=nothing (no local state)\n" {
+		t.Fatalf("marker of the empty myproxy share: %q %v", out, err)
+	}
 	for _, h := range []*testbed.Host{rb1, rb2} {
+		if out, err := h.Sh(ctx, "readlink /var/myproxy"); err != nil || out != "/mnt/rb-state/rb-a/myproxy\n" {
+			t.Fatalf("%s /var/myproxy: %q %v", h.Name, out, err)
+		}
 		if out, err := h.Sh(ctx, "readlink /var/edgwl && cat /var/edgwl/sandbox/rb2.jdl && cat /var/edgwl.gridha-local-*/sandbox/"+h.Name+".jdl"); err != nil || out != "/mnt/rb-state/rb-a/edgwl\nrb2\n"+h.Name+"\n" {
 			t.Fatalf("%s: %q %v", h.Name, out, err)
 		}
