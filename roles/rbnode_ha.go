@@ -42,6 +42,8 @@ const (
 	HAGDLog = "/var/log/hagd.log"
 	// HAGDPIDFile is the pid file of the hagd service.
 	HAGDPIDFile = "/run/hagd.pid"
+	// HAGDLogrotate rotates HAGDLog and HAServiceLog.
+	HAGDLogrotate = "/etc/logrotate.d/hagd"
 )
 
 // HAGDKeyPath is where the node keeps hagd's shared key (beside hagd.conf).
@@ -292,7 +294,13 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 	if err != nil {
 		return nil, err
 	}
+	rotate, err := templates.Render("hagd.logrotate.tmpl", struct{ HagdLog, ServiceLog string }{HAGDLog, HAServiceLog})
+	if err != nil {
+		return nil, err
+	}
 	out = append(out,
+		steps.Dir{Path: path.Dir(HAGDLogrotate), Mode: 0o755, Owner: "root", Group: "root"},
+		steps.File{Path: HAGDLogrotate, Content: rotate, Mode: 0o644, Owner: "root", Group: "root"},
 		steps.File{Path: HASysconfig, Content: sysconf, Mode: 0o644, Owner: "root", Group: "root"},
 		steps.File{Path: h.Script, Content: script, Mode: 0o755, Owner: "root", Group: "root"},
 		track("hagd", steps.File{Path: HAGDInitScript, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
