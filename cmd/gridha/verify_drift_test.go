@@ -286,6 +286,8 @@ roles:
 		{name: "file owner", breaks: "chown daemon " + kitDir + "/hagd.conf",
 			step: "file " + kitDir + "/hagd.conf", status: installer.StatusDrift, want: []string{"owner daemon:daemon, want root:daemon"},
 			after: "stat -c %U:%G " + kitDir + "/hagd.conf", afterWant: "root:daemon"},
+		{name: "file content with a secret in it", breaks: "echo 'mysql_password=" + kitLBPassword + "' >> " + kitDir + "/hagd.conf",
+			step: "file " + kitDir + "/hagd.conf", status: installer.StatusDrift, want: []string{"content differs", "-mysql_password=********"}},
 		{name: "file removed", breaks: "rm " + kitDir + "/hagd.conf",
 			step: "file " + kitDir + "/hagd.conf", status: installer.StatusMissing, want: []string{"does not exist", "+peers rb1 rb2"}},
 		{name: "secret file content", breaks: "echo " + kitFoundSecret + " > " + kitDir + "/hagd.key",
