@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -63,12 +64,10 @@ func (c Copy) copyFact(env *installer.Env) (installer.FileFact, string, error) {
 
 // CheckApply implements installer.Step.
 func (c Copy) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	data, err := os.ReadFile(c.Source)
+	want, size, err := fileSHA256(c.Source)
 	if err != nil {
 		return failed(env, c.ID(), fmt.Errorf("local source: %w", err))
 	}
-	h := sha256.Sum256(data)
-	want := hex.EncodeToString(h[:])
 	ff, got, err := c.copyFact(env)
 	if err != nil {
 		return failed(env, c.ID(), err)
@@ -109,6 +108,12 @@ func (c Copy) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 		return installer.Drift(msg, "sha256 "+short(want)+", "+expectedAttrs(attrWant), "sha256 "+short(got)+", "+foundAttrs(ff))
 	}
 	if contentDiffers {
+		// Read only now: many hosts at once must not each hold a copy
+		// of a big binary just to compare it.
+		data, err := os.ReadFile(c.Source)
+		if err != nil {
+			return failed(env, c.ID(), fmt.Errorf("local source: %w", err))
+		}
 		mode := c.Mode
 		owner, group := c.Owner, c.Group
 		if ff.Kind == installer.KindFile {
@@ -137,7 +142,22 @@ func (c Copy) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 		return failed(env, c.ID(), fmt.Errorf("%s: sha256 after writing is %s, want %s", c.Path, short(after), short(want)))
 	}
 	if !ff.Exists {
-		return installer.Changed(fmt.Sprintf("copied %s (%d bytes, sha256 %s)", c.Source, len(data), short(want)))
+		return installer.Changed(fmt.Sprintf("copied %s (%d bytes, sha256 %s)", c.Source, size, short(want)))
 	}
 	return installer.Changed(msg)
+}
+
+// fileSHA256 hashes a local file without holding it in memory.
+func fileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
