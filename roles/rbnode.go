@@ -95,7 +95,6 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", srv.Name, err)
 	}
-	srvSteps = keepShareDirs(srvSteps, cfg.Export, rb)
 	srvSteps = append(srvSteps, &hostKeyStep{Server: srv.Name, Path: sshHostKeyPath})
 
 	lbPassword, err := cfg.MySQL.PasswordFile.Read()
@@ -378,28 +377,6 @@ func sortedGroups(m map[string]int) []string {
 		out = append(out, g)
 	}
 	sort.Strings(out)
-	return out
-}
-
-// keepShareDirs replaces the state server's steps for the share folders
-// (<export>/<group>/<dir>) with create-only ones: once a node moved its
-// state there, the folder carries that state's own mode (and, with the snfs
-// driver, owner), which must not be reset.
-func keepShareDirs(in []installer.Step, export string, rb inventory.RBNode) []installer.Step {
-	share := map[string]bool{}
-	for _, g := range rb.GroupNames() {
-		for _, d := range rb.StateDirs {
-			share[path.Join(export, inventory.ShareDir(g, d))] = true
-		}
-	}
-	out := make([]installer.Step, 0, len(in))
-	for _, s := range in {
-		if d, ok := s.(*steps.Dir); ok && share[d.Path] {
-			out = append(out, &createOnlyDir{d: *d})
-			continue
-		}
-		out = append(out, s)
-	}
 	return out
 }
 

@@ -82,9 +82,12 @@ func (o Options) InLimit(host string) bool {
 }
 
 // MergePlans concatenates plans phase by phase (phase i of each plan runs
-// together), so several roles can run in one pass.
+// together), so several roles can run in one pass. A step whose ID a host
+// already has in that phase is dropped: roles that share steps (rb-node
+// runs the state server's) then check and report them once.
 func MergePlans(plans ...*installer.Plan) *installer.Plan {
 	out := &installer.Plan{}
+	seen := map[string]bool{} // phase index, host, step ID
 	for _, p := range plans {
 		if p == nil {
 			continue
@@ -94,7 +97,14 @@ func MergePlans(plans ...*installer.Plan) *installer.Plan {
 				out.Phases = append(out.Phases, installer.Phase{Name: ph.Name, Steps: map[string][]installer.Step{}})
 			}
 			for h, steps := range ph.Steps {
-				out.Phases[i].Steps[h] = append(out.Phases[i].Steps[h], steps...)
+				for _, s := range steps {
+					k := fmt.Sprintf("%d\x00%s\x00%s", i, h, s.ID())
+					if seen[k] {
+						continue
+					}
+					seen[k] = true
+					out.Phases[i].Steps[h] = append(out.Phases[i].Steps[h], s)
+				}
 			}
 		}
 	}

@@ -78,7 +78,10 @@ func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, no
 	for _, g := range rb.GroupNames() {
 		out = append(out, &steps.Dir{Path: cfg.Export + "/" + g, Mode: 0o750, Owner: owner, Group: owner})
 		for _, d := range rb.StateDirs {
-			out = append(out, &steps.Dir{Path: cfg.Export + "/" + inventory.ShareDir(g, d), Mode: 0o750, Owner: owner, Group: owner})
+			// Create-only: once a node moved its state here, the folder
+			// carries that state's own mode (and owner with the snfs
+			// driver), which must not be reset.
+			out = append(out, &createOnlyDir{d: steps.Dir{Path: cfg.Export + "/" + inventory.ShareDir(g, d), Mode: 0o750, Owner: owner, Group: owner}})
 		}
 	}
 	if rb.SharedFS == "snfs" {
