@@ -5,8 +5,11 @@ import (
 	"strings"
 )
 
-// nearest returns the candidate closest to word by edit distance, or "" when
-// none is close enough to be a likely typo.
+// Nearest returns the candidate closest to word by edit distance (case and
+// '-'/'_' ignored), or "" when none is close enough to be a likely typo. The
+// CLI uses it for role, host and command names too.
+func Nearest(word string, candidates []string) string { return nearest(word, candidates) }
+
 func nearest(word string, candidates []string) string {
 	w := normKey(word)
 	best, bestD := "", -1

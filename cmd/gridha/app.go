@@ -200,7 +200,7 @@ was unreachable, 3 bad input (nothing touched), 130 interrupted. With
 			for _, cmd := range c.App.Commands {
 				names = append(names, cmd.Name)
 			}
-			if s := nearest(name, names); s != "" {
+			if s := inventory.Nearest(name, names); s != "" {
 				return badInputf("unknown command %q, did you mean %q? (see gridha --help)", name, s)
 			}
 			return badInputf("unknown command %q (see gridha --help)", name)

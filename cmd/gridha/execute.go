@@ -82,7 +82,7 @@ func execute(c *cli.Context, d Deps, g globals, j job) error {
 			names = append(names, h.Name)
 		}
 		msg := fmt.Sprintf("--state-from: no host %q in %s", j.stateFrom, inv.Path)
-		if s := nearest(j.stateFrom, names); s != "" {
+		if s := inventory.Nearest(j.stateFrom, names); s != "" {
 			msg += fmt.Sprintf(", did you mean %q?", s)
 		}
 		return abort(errors.New(msg), report.ExitBadInput)
@@ -203,7 +203,7 @@ func checkRoles(d Deps, names []string) error {
 	for _, n := range names {
 		if _, err := d.Registry.Get(n); err != nil {
 			msg := fmt.Sprintf("unknown role %q", n)
-			if s := nearest(n, d.Registry.Names()); s != "" {
+			if s := inventory.Nearest(n, d.Registry.Names()); s != "" {
 				msg += fmt.Sprintf(", did you mean %q?", s)
 			}
 			return fmt.Errorf("%s (roles: %s)", msg, strings.Join(d.Registry.Names(), ", "))
