@@ -47,4 +47,3 @@ func exitCode(err error) int {
 	// flag that does not parse: bad usage.
 	return report.ExitBadInput
 }
-
