@@ -46,7 +46,7 @@ type HAGDSettings struct {
 	Port    int           `yaml:"port"`
 	KeyFile SecretRef     `yaml:"key_file"`
 	Timeout time.Duration `yaml:"timeout"`
-	Debug   int           `yaml:"debug"`
+	Debug   *int          `yaml:"debug"` // nil: hagd's default (2)
 	Iface   []string      `yaml:"iface"`
 	DT1     time.Duration `yaml:"dt1"`
 	DT2     time.Duration `yaml:"dt2"`
@@ -104,15 +104,8 @@ func (r *RBNode) SetDefaults() {
 	if h.Timeout == 0 {
 		h.Timeout = 120 * time.Second
 	}
-	if h.Debug == 0 {
-		h.Debug = 2
-	}
-	if h.DT1 == 0 {
-		h.DT1 = 10 * time.Second
-	}
-	if h.DT2 == 0 {
-		h.DT2 = 5 * time.Second
-	}
+	// DT1, DT2 and Debug left unset take hagd's own defaults (ΔT1 6 s,
+	// ΔT2 3 s, debug 2), so the inventory and the daemon cannot disagree.
 	def(&h.Script, "/opt/lcg/sbin/lcg-ha-service")
 	def(&h.Config, "/opt/lcg/etc/hagd.conf")
 }
@@ -154,13 +147,13 @@ func (r *RBNode) Validate(c *Checker) {
 	if h.Port < 1 || h.Port > 65535 {
 		c.Errorf("hagd.port", "must be 1-65535, got %d", h.Port)
 	}
-	if h.Debug < 0 || h.Debug > 5 {
-		c.Errorf("hagd.debug", "must be 0-5 (slide 13), got %d", h.Debug)
+	if h.Debug != nil && (*h.Debug < 0 || *h.Debug > 5) {
+		c.Errorf("hagd.debug", "must be 0-5 (slide 13), got %d", *h.Debug)
 	}
 	if h.Lease != "" && h.Lease != "mysql" && h.Lease != "none" {
 		c.Errorf("hagd.lease", `must be "mysql" or "none", got %q`, h.Lease)
 	}
-	if h.DT2 >= h.DT1 {
+	if h.DT1 != 0 && h.DT2 != 0 && h.DT2 >= h.DT1 {
 		c.Errorf("hagd.dt2", "ΔT2 (%s) must be shorter than ΔT1 (%s)", h.DT2, h.DT1)
 	}
 	for name, g := range r.Groups {

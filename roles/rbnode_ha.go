@@ -228,8 +228,7 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 		DT1: h.DT1, DT2: h.DT2, Heartbeat: h.Heartbeat, StatusInterval: h.StatusInterval, Backoff: h.Backoff,
 		Lease: h.Lease, LeaseTTL: h.LeaseTTL, LeaseRenew: h.LeaseRenew, LeaseTimeout: h.LeaseTimeout,
 	}
-	debug := h.Debug
-	ct.Debug = &debug
+	ct.Debug = h.Debug
 	if ct.Lease == "" || ct.Lease == "mysql" {
 		// The lease row lives in the state server's L&B database, with the
 		// L&B account every node already has (its password is in

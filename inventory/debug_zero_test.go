@@ -1,0 +1,32 @@
+package inventory
+
+import "testing"
+
+// hagd.debug: 0 is a real setting (quietest), not "unset".
+func TestHAGDDebugZeroIsKept(t *testing.T) {
+	inv, err := Parse("gridha.yaml", []byte(`hosts:
+  s: {address: 198.18.9.10, roles: [state-server]}
+  r: {address: 198.18.9.11, roles: [rb-node]}
+roles:
+  rb-node:
+    state_server: s
+    hagd: {debug: 0}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := inv.Roles.RBNode.HAGD.Debug; d == nil || *d != 0 {
+		t.Fatalf("debug: got %v, want 0", d)
+	}
+	if inv.Roles.RBNode.HAGD.DT1 != 0 || inv.Roles.RBNode.HAGD.DT2 != 0 {
+		t.Fatalf("ΔT1/ΔT2 should stay unset (hagd's defaults), got %s/%s", inv.Roles.RBNode.HAGD.DT1, inv.Roles.RBNode.HAGD.DT2)
+	}
+	if _, err := Parse("gridha.yaml", []byte(`hosts:
+  s: {address: 198.18.9.10, roles: [state-server]}
+roles:
+  rb-node:
+    hagd: {debug: 7}
+`)); err == nil {
+		t.Fatal("debug 7 accepted")
+	}
+}
