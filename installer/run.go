@@ -233,6 +233,7 @@ func Run(ctx context.Context, dialer Dialer, plan *Plan, opts RunOptions) (*Repo
 		}
 	}
 	defer func() {
+		r.shared.CloseAll()
 		for _, h := range hosts {
 			if h.lock != nil {
 				h.lock.release()

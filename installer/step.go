@@ -3,6 +3,7 @@ package installer
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -172,10 +173,48 @@ func (r *Redactor) RedactResult(res Result) Result {
 	return res
 }
 
-// Shared is a concurrency-safe map of values that steps hand to later steps.
+// Shared is a concurrency-safe map of values that steps hand to later steps
+// (and of resources they share, such as a MySQL connection pool, closed by
+// the runner at the end of the run).
 type Shared struct {
-	mu sync.Mutex
-	m  map[string]any
+	mu      sync.Mutex
+	m       map[string]any
+	closers []io.Closer
+}
+
+// GetOrOpen returns the value under key, or stores and returns what open
+// makes; when that value is an io.Closer it is closed at the end of the run.
+// open runs under the lock: keep it short and local (no waiting on others).
+func (s *Shared) GetOrOpen(key string, open func() (any, error)) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.m[key]; ok {
+		return v, nil
+	}
+	v, err := open()
+	if err != nil {
+		return nil, err
+	}
+	if s.m == nil {
+		s.m = map[string]any{}
+	}
+	s.m[key] = v
+	if c, ok := v.(io.Closer); ok {
+		s.closers = append(s.closers, c)
+	}
+	return v, nil
+}
+
+// CloseAll closes what GetOrOpen opened (the runner calls it once, at the
+// end of a run, before it closes the connections).
+func (s *Shared) CloseAll() {
+	s.mu.Lock()
+	cs := s.closers
+	s.closers = nil
+	s.mu.Unlock()
+	for _, c := range cs {
+		_ = c.Close()
+	}
 }
 
 // Set stores v under key.

@@ -30,8 +30,53 @@ type MySQLAdmin struct {
 	Password string // secret
 }
 
+// session returns a connection pool for a step: the run's shared one for
+// this host and server (one MySQL login per run, however many steps), or,
+// without env.Shared, a fresh one. release is what the step defers.
+func (a MySQLAdmin) session(ctx context.Context, env *installer.Env) (db *sql.DB, release func(), err error) {
+	if env.Shared == nil {
+		db, err := a.Open(ctx, env.Conn)
+		if err != nil {
+			return nil, nil, err
+		}
+		return db, func() { db.Close() }, nil
+	}
+	key := fmt.Sprintf("mysql\x00%s\x00%s\x00%s\x00%s", env.Host, a.Socket, a.Addr, a.User)
+	v, err := env.Shared.GetOrOpen(key, func() (any, error) { return a.pool(env.Conn) })
+	if err != nil {
+		return nil, nil, err
+	}
+	db = v.(*sql.DB)
+	// Opening the pool does no I/O; the first use logs in. Ping here so a
+	// server that is down fails with where and as whom.
+	if err := db.PingContext(ctx); err != nil {
+		return nil, nil, a.describe(err)
+	}
+	return db, func() {}, nil
+}
+
 // Open connects through conn. The caller closes the DB.
 func (a MySQLAdmin) Open(ctx context.Context, conn installer.Conn) (*sql.DB, error) {
+	db, err := a.pool(conn)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, a.describe(err)
+	}
+	return db, nil
+}
+
+func (a MySQLAdmin) describe(err error) error {
+	if a.Socket != "" {
+		return fmt.Errorf("mysql at unix:%s as %s: %w", a.Socket, a.User, err)
+	}
+	return fmt.Errorf("mysql at tcp:%s as %s: %w", a.Addr, a.User, err)
+}
+
+// pool makes a connection pool that dials through conn (no I/O yet).
+func (a MySQLAdmin) pool(conn installer.Conn) (*sql.DB, error) {
 	cfg := mysql.NewConfig()
 	cfg.User = a.User
 	cfg.Passwd = a.Password
@@ -55,10 +100,6 @@ func (a MySQLAdmin) Open(ctx context.Context, conn installer.Conn) (*sql.DB, err
 	}
 	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(1)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("mysql at %s:%s as %s: %w", cfg.Net, cfg.Addr, a.User, err)
-	}
 	return db, nil
 }
 
@@ -108,11 +149,11 @@ func (s *MySQLDatabase) CheckApply(ctx context.Context, env *installer.Env, appl
 	if !mysqlIdentRE.MatchString(s.Name) {
 		return installer.Failed(fmt.Errorf("refusing database name %q", s.Name))
 	}
-	db, err := s.Admin.Open(ctx, env.Conn)
+	db, release, err := s.Admin.session(ctx, env)
 	if err != nil {
 		return installer.Failed(err)
 	}
-	defer db.Close()
+	defer release()
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", s.Name).Scan(&n); err != nil {
 		return installer.Failed(fmt.Errorf("look up database %s: %w", s.Name, err))
@@ -167,11 +208,11 @@ func (s *MySQLUser) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	}
 	hash := MySQLNativeHash(s.Password)
 	env.Secrets.Add(s.Password, hash)
-	db, err := s.Admin.Open(ctx, env.Conn)
+	db, release, err := s.Admin.session(ctx, env)
 	if err != nil {
 		return installer.Failed(err)
 	}
-	defer db.Close()
+	defer release()
 
 	var auth, plugin sql.NullString
 	err = db.QueryRowContext(ctx, "SELECT authentication_string, plugin FROM mysql.user WHERE User = ? AND Host = ?", s.User, s.Host).Scan(&auth, &plugin)
@@ -277,11 +318,11 @@ func (s *MySQLUserHosts) Probes() []installer.Probe { return nil }
 
 // CheckApply drops accounts of User from hosts not in Hosts.
 func (s *MySQLUserHosts) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	db, err := s.Admin.Open(ctx, env.Conn)
+	db, release, err := s.Admin.session(ctx, env)
 	if err != nil {
 		return installer.Failed(err)
 	}
-	defer db.Close()
+	defer release()
 	rows, err := db.QueryContext(ctx, "SELECT Host FROM mysql.user WHERE User = ?", s.User)
 	if err != nil {
 		return installer.Failed(fmt.Errorf("list accounts of %s: %w", s.User, err))
