@@ -22,9 +22,11 @@ import (
 
 const helperEnv = "GRIDHA_DNSUPDATER_HELPER"
 
-func TestHelperProcess(t *testing.T) {
+// TestMain lets TestCLI run this test binary as `gridha dns-updater ...`
+// (a real process: exit codes, signals) when helperEnv is set.
+func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "1" {
-		t.Skip("helper process for TestCLI")
+		os.Exit(m.Run())
 	}
 	args := strings.Split(os.Getenv(helperEnv+"_ARGS"), "\x1f")
 	app := &cli.App{Name: "gridha", Commands: []*cli.Command{Command()}}
@@ -35,7 +37,7 @@ func TestHelperProcess(t *testing.T) {
 }
 
 func gridha(t *testing.T, args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), helperEnv+"=1", helperEnv+"_ARGS="+strings.Join(args, "\x1f"))
 	return cmd
 }

@@ -317,19 +317,34 @@ func TestRBNodeOnBed(t *testing.T) {
 	}
 }
 
-// TestRBNodeHelperProcess is not a test: TestRBNodeKilledMidCopy runs the
-// test binary again with GRIDHA_RBNODE_INVENTORY set to converge rb-node in
-// a process of its own, which it kills with SIGKILL.
-func TestRBNodeHelperProcess(t *testing.T) {
-	p := os.Getenv("GRIDHA_RBNODE_INVENTORY")
-	if p == "" {
-		t.Skip("helper process of TestRBNodeKilledMidCopy")
-	}
-	inv, err := inventory.Load(p)
+// rbNodeHelper converges rb-node (storage half) from the inventory at path
+// in a process of its own: TestRBNodeKilledMidCopy runs the test binary with
+// GRIDHA_RBNODE_INVENTORY set (see TestMain) and kills it with SIGKILL.
+func rbNodeHelper(path string) int {
+	inv, err := inventory.Load(path)
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	bedRun(t, context.Background(), inv, RBNode{withoutHA: true}, Options{}, installer.ModeApply)
+	plan, err := RBNode{withoutHA: true}.Plan(inv, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	rep, err := installer.Run(context.Background(), bedDialer(inv), plan, installer.RunOptions{Mode: installer.ModeApply, Secrets: &installer.Redactor{},
+		Events: func(ev installer.Event) {
+			if ev.Result != nil {
+				fmt.Printf("%s %s: %s %s\n", ev.Result.Host, ev.Result.Step, ev.Result.Status, ev.Result.Message)
+			}
+		}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if rep.Worst() == installer.StatusFailed || rep.Worst() == installer.StatusUnreachable {
+		return 1
+	}
+	return 0
 }
 
 func TestRBNodeKilledMidCopy(t *testing.T) {
@@ -353,7 +368,7 @@ func TestRBNodeKilledMidCopy(t *testing.T) {
 	stateDirs := inv.Roles.RBNode.StateDirs
 	before := stateSums(t, ctx, rb1, stateDirs...)
 
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestRBNodeHelperProcess$", "-test.v")
+	cmd := exec.CommandContext(ctx, os.Args[0])
 	cmd.Env = append(os.Environ(), "GRIDHA_RBNODE_INVENTORY="+inv.Path)
 	logf, err := os.Create(filepath.Join(dir, "helper.log"))
 	if err != nil {

@@ -20,11 +20,15 @@ import (
 	"github.com/gridha/gridha/testbed/standins"
 )
 
-// TestMain lets the rb-node tests run this test binary on test-bed hosts:
+// TestMain lets the rb-node tests run this test binary as a helper process
+// (GRIDHA_RBNODE_INVENTORY: TestRBNodeKilledMidCopy) and on test-bed hosts:
 // installed by the role as /usr/local/sbin/gridha (os.Executable(), as the
 // real binary installs itself) it is `gridha hagd ...`; copied as rb-jobd
 // and rb-client it is the stand-in RB job submission service and its client.
 func TestMain(m *testing.M) {
+	if p := os.Getenv("GRIDHA_RBNODE_INVENTORY"); p != "" {
+		os.Exit(rbNodeHelper(p))
+	}
 	var err error
 	switch filepath.Base(os.Args[0]) {
 	case "gridha":
