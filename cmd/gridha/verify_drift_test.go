@@ -18,6 +18,7 @@ import (
 	"github.com/gridha/gridha/report"
 	"github.com/gridha/gridha/roles"
 	"github.com/gridha/gridha/testbed"
+	"github.com/gridha/gridha/testbed/standins"
 )
 
 // The drift kit: a test-only role with one step of every primitive kind
@@ -85,28 +86,7 @@ func kitFileSteps() []installer.Step {
 
 // kitInit is a SysV init script (the test bed has no systemd) for a
 // service that is a sleep.
-const kitInit = `#!/bin/sh
-### BEGIN INIT INFO
-# Provides:          gridha-kit
-# Required-Start:
-# Required-Stop:
-# Default-Start:     2 3 4 5
-# Default-Stop:      0 1 6
-# Short-Description: gridha verify test service (a sleep)
-### END INIT INFO
-PIDFILE=/run/gridha-kit.pid
-running() { [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" 2>/dev/null; }
-case "$1" in
-start) running && exit 0
-  sleep 1000000 </dev/null >/dev/null 2>&1 &
-  echo $! > $PIDFILE ;;
-stop) running && kill "$(cat $PIDFILE)"; rm -f $PIDFILE ;;
-status) if running; then exit 0; elif [ -f $PIDFILE ]; then exit 1; else exit 3; fi ;;
-restart) "$0" stop; "$0" start ;;
-*) echo "Usage: $0 {start|stop|status|restart}" >&2; exit 2 ;;
-esac
-exit 0
-`
+var kitInit = standins.SleepInitScript("gridha-kit")
 
 // driftCase is one way to break the host by hand.
 type driftCase struct {

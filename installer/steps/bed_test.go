@@ -13,6 +13,7 @@ import (
 	"github.com/gridha/gridha/installer/steps"
 	"github.com/gridha/gridha/inventory"
 	"github.com/gridha/gridha/testbed"
+	"github.com/gridha/gridha/testbed/standins"
 )
 
 // bedEnv is a test bed with an inventory and a dialer over real SSH.
@@ -378,26 +379,4 @@ func TestBedPrimitives(t *testing.T) {
 	})
 }
 
-const dummyInit = `#!/bin/sh
-### BEGIN INIT INFO
-# Provides:          gridha-dummy
-# Required-Start:
-# Required-Stop:
-# Default-Start:     2 3 4 5
-# Default-Stop:      0 1 6
-# Short-Description: gridha test service (a sleep)
-### END INIT INFO
-# chkconfig: 2345 99 01
-PIDFILE=/run/gridha-dummy.pid
-running() { [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" 2>/dev/null; }
-case "$1" in
-start) running && exit 0
-  sleep 1000000 </dev/null >/dev/null 2>&1 &
-  echo $! > $PIDFILE ;;
-stop) running && kill "$(cat $PIDFILE)"; rm -f $PIDFILE ;;
-status) if running; then exit 0; elif [ -f $PIDFILE ]; then exit 1; else exit 3; fi ;;
-restart) "$0" stop; "$0" start ;;
-*) echo "Usage: $0 {start|stop|status|restart}" >&2; exit 2 ;;
-esac
-exit 0
-`
+var dummyInit = standins.SleepInitScript("gridha-dummy")
