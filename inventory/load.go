@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // DefaultConnectTimeout is used when neither defaults nor a host set
@@ -64,16 +64,45 @@ func KnownRoles() []string {
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// yamlParserProblems are the messages of yaml's parser (parserc.go), as
+// opposed to its scanner. yaml (gopkg.in/yaml.v3 and go.yaml.in/yaml/v3 up
+// to v3.0.6 at least) adds one to the 0-based line of scanner errors only:
+// a parser error on line 4 comes out as "line 3", and one on the first line
+// with no line at all. The error is a plain string, so the kind is told by
+// its message.
+var yamlParserProblems = []string{
+	"did not find expected ",
+	"found undefined tag handle",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found duplicate %TAG directive",
+}
+
+func yamlParserProblem(msg string) bool {
+	for _, p := range yamlParserProblems {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // syntaxError turns a yaml.v3 parse error into an ErrorList (yaml.v3 gives
-// the line but not the column).
+// the line but not the column), with the line counted from 1.
 func syntaxError(file string, err error) error {
 	msg := err.Error()
 	p := Pos{File: file}
 	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
 		p.Line, _ = strconv.Atoi(m[1])
 		msg = m[2]
+		if yamlParserProblem(msg) {
+			p.Line++
+		}
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
+		if yamlParserProblem(msg) {
+			p.Line = 1
+		}
 	}
 	return ErrorList{{Pos: p, Msg: "YAML syntax: " + msg}}
 }

@@ -39,7 +39,21 @@ func TestParseErrors(t *testing.T) {
 			"gridha.yaml:1:1: hosts: no hosts: list at least one host under hosts:",
 		}},
 		{"syntax error", "hosts:\n  a: [\n", []string{
-			"gridha.yaml:2: YAML syntax: did not find expected node content",
+			"gridha.yaml:3: YAML syntax: did not find expected node content",
+		}},
+		// yaml reports its parser's errors one line early (line 3 here).
+		{"unclosed list on line 4", "hosts:\n  rb1:\n    address: 198.18.1.10\n  rb2: [unclosed\nroles: {}\n", []string{
+			"gridha.yaml:4: YAML syntax: did not find expected ',' or ']'",
+		}},
+		{"bad indentation on line 3", "hosts:\n  a: {address: 198.18.1.10}\n b: 2\n", []string{
+			"gridha.yaml:3: YAML syntax: did not find expected key",
+		}},
+		{"parser error on line 1", "hosts: !foo!bar 1\n", []string{
+			"gridha.yaml:1: YAML syntax: found undefined tag handle",
+		}},
+		// Scanner errors were right already: they stay so.
+		{"mapping value on line 4", "hosts:\n  a: 1\n  b: 2\n    c: 3\n", []string{
+			"gridha.yaml:4: YAML syntax: mapping values are not allowed in this context",
 		}},
 		{"two documents", "hosts: {}\n---\nhosts: {}\n", []string{
 			"gridha.yaml:2:1: a second YAML document: an inventory is one document (remove the ---)",
