@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/gridha/gridha/internal/daemonlog"
 )
 
 // DefaultConfigFile is where `gridha install dns` writes the configuration.
@@ -31,17 +33,21 @@ func Command() *cli.Command {
 			{
 				Name:  "run",
 				Usage: "run the updater (daemon; SIGTERM stops it cleanly), or one cycle with --once",
-				Flags: []cli.Flag{
+				Flags: append([]cli.Flag{
 					cfgFlag,
 					&cli.BoolFlag{Name: "once", Usage: "run one cycle, print a Nagios line, exit 0/1/2/3 (cron/Nagios mode)"},
 					&cli.BoolFlag{Name: "dry-run", Usage: "with --once: check and print what would change, send no update, keep the state file"},
 					&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
-				},
+				}, daemonlog.Flags()...),
 				Action: func(c *cli.Context) error {
 					if c.Bool("dry-run") && !c.Bool("once") {
 						return cli.Exit("dns-updater: --dry-run needs --once", int(Unknown))
 					}
-					code := run(c.Context, c.String("config"), c.Bool("once"), c.Bool("dry-run"), c.Bool("debug"), c.App.Writer, c.App.ErrWriter)
+					lo := daemonlog.FromFlags(c)
+					if err := lo.Check(); err != nil {
+						return cli.Exit("dns-updater: "+err.Error(), int(Unknown))
+					}
+					code := run(c.Context, c.String("config"), c.Bool("once"), c.Bool("dry-run"), c.Bool("debug"), c.App.Writer, lo)
 					if code != 0 {
 						return cli.Exit("", code)
 					}
@@ -67,21 +73,23 @@ func Command() *cli.Command {
 	}
 }
 
-func run(ctx context.Context, cfgPath string, once, dryRun, debug bool, stdout, stderr io.Writer) int {
+func run(ctx context.Context, cfgPath string, once, dryRun, debug bool, stdout io.Writer, lo daemonlog.Options) int {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	if stdout == nil {
 		stdout = os.Stdout
 	}
-	if stderr == nil {
-		stderr = os.Stderr
-	}
-	level := slog.LevelInfo
+	lo.Level, lo.Tag = slog.LevelInfo, "gridha-dns-updater"
 	if debug {
-		level = slog.LevelDebug
+		lo.Level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log, closeLog, err := daemonlog.New(lo)
+	if err != nil {
+		fmt.Fprintf(stdout, "DNS-UPDATER UNKNOWN - %v\n", err)
+		return int(Unknown)
+	}
+	defer closeLog()
 	cfg, err := LoadConfig(cfgPath)
 	if err != nil {
 		fmt.Fprintf(stdout, "DNS-UPDATER UNKNOWN - %v\n", err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/gridha/gridha/internal/daemonlog"
 )
 
 // Command is `gridha hagd ...`: run, status, takeover, giveup, check.
@@ -26,25 +27,29 @@ func Command() *cli.Command {
 			{
 				Name:      "run",
 				Usage:     "run the daemon in the foreground (SIGTERM: stop the service, release the lease, exit)",
-				Flags:     []cli.Flag{cfgFlag},
+				Flags:     append([]cli.Flag{cfgFlag}, daemonlog.Flags()...),
 				ArgsUsage: " ",
 				Action: func(c *cli.Context) error {
 					cfg, err := LoadConfig(c.String("config"))
 					if err != nil {
 						return cli.Exit(err, 2)
 					}
-					w := io.Writer(os.Stderr)
-					if cfg.Log != "" {
-						f, err := os.OpenFile(cfg.Log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-						if err != nil {
-							return cli.Exit(err, 1)
-						}
-						defer f.Close()
-						w = f
+					lo := daemonlog.FromFlags(c)
+					if lo.Target == "" {
+						lo.Target = cfg.Log // "" = standard error
 					}
+					lo.Level, lo.Tag = slogLevel(cfg.Debug), "gridha-hagd"
+					if err := lo.Check(); err != nil {
+						return cli.Exit(fmt.Sprintf("hagd: %v", err), 2)
+					}
+					log, closeLog, err := daemonlog.New(lo)
+					if err != nil {
+						return cli.Exit(fmt.Sprintf("hagd: %v", err), 1)
+					}
+					defer closeLog()
 					ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 					defer stop()
-					d := &Daemon{Cfg: cfg, Log: NewLogger(w, cfg.Debug)}
+					d := &Daemon{Cfg: cfg, Log: log}
 					if err := d.Run(ctx); err != nil {
 						return cli.Exit(fmt.Sprintf("hagd: %v", err), 1)
 					}
