@@ -90,7 +90,9 @@ func TestSyslog(t *testing.T) {
 	}
 	defer conn.Close()
 	log, closeLog, err := New(Options{Target: TargetSyslog, Tag: "gridha-hagd", Level: slog.LevelDebug,
-		Syslog: func(p syslog.Priority, tag string) (*syslog.Writer, error) { return syslog.Dial("unixgram", sock, p, tag) }})
+		Syslog: func(p syslog.Priority, tag string) (*syslog.Writer, error) {
+			return syslog.Dial("unixgram", sock, p, tag)
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
