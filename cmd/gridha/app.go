@@ -46,8 +46,11 @@ type Deps struct {
 	// Commands are mounted beside install/verify: the daemons (hagd,
 	// dns-updater).
 	Commands []*cli.Command
-	Version  string
-	Commit   string
+	// Version, Commit and Date (RFC 3339, may be empty) are the build's:
+	// stamped by -ldflags or read from the Go build information.
+	Version string
+	Commit  string
+	Date    string
 }
 
 // DefaultRegistry lists the roles this gridha can install and verify.
@@ -60,6 +63,7 @@ func DefaultRegistry() *roles.Registry {
 
 // DefaultDeps are the real ones: SSH, os.Stdout/Stderr, the clock.
 func DefaultDeps() Deps {
+	v := stampedVersion()
 	return Deps{
 		Registry: DefaultRegistry(),
 		NewDialer: func(inv *inventory.Inventory, o DialOptions) (installer.Dialer, error) {
@@ -71,8 +75,9 @@ func DefaultDeps() Deps {
 			hagd.Command(),
 			dnsupdater.Command(),
 		},
-		Version: version,
-		Commit:  commit,
+		Version: v.Version,
+		Commit:  v.Commit,
+		Date:    v.Date,
 	}
 }
 
@@ -175,10 +180,19 @@ was unreachable, 3 bad input (nothing touched), 130 interrupted. With
 		Version:              fmt.Sprintf("%s (commit %s)", d.Version, d.Commit),
 		EnableBashCompletion: true,
 		Suggest:              true,
-		HideVersion:          true, // -v is --verbose; `gridha version` prints it
-		Writer:               d.Stdout,
-		ErrWriter:            d.Stderr,
-		Flags:                globalFlags(),
+		// urfave/cli's version flag is also -v, which is --verbose here:
+		// versionFlag is --version alone.
+		HideVersion: true,
+		Writer:      d.Stdout,
+		ErrWriter:   d.Stderr,
+		Flags:       append(globalFlags(), versionFlag()),
+		Before: func(c *cli.Context) error {
+			if c.Bool(flagVersion) {
+				fmt.Fprint(c.App.Writer, versionLine(d))
+				return &exitError{code: 0}
+			}
+			return nil
+		},
 		// Exit codes are ours: nothing inside urfave/cli may exit.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"runtime"
 	"sort"
 	"strings"
 
@@ -119,17 +118,6 @@ Roles:
 				cmd += " " + strings.Join(names, " ")
 			}
 			return execute(c, d, g, job{command: cmd, mode: installer.ModeAudit, roles: names, all: len(names) == 0})
-		},
-	}
-}
-
-func versionCommand(d Deps) *cli.Command {
-	return &cli.Command{
-		Name:  "version",
-		Usage: "print gridha's version and commit",
-		Action: func(c *cli.Context) error {
-			fmt.Fprintf(c.App.Writer, "gridha %s (commit %s, %s, %s/%s)\n", d.Version, d.Commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			return nil
 		},
 	}
 }

@@ -11,12 +11,6 @@ import (
 	"syscall"
 )
 
-// Set with -ldflags "-X main.version=... -X main.commit=..." (make build).
-var (
-	version = "dev"
-	commit  = "unknown"
-)
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
