@@ -122,6 +122,9 @@ func (d *Deps) fill() {
 // the exit code. It never calls os.Exit.
 func Run(ctx context.Context, args []string, d Deps) int {
 	d.fill()
+	if len(args) > 1 && args[1] == completeCommand {
+		return runComplete(d, args[2:])
+	}
 	app := NewApp(d)
 	err := app.RunContext(ctx, flagsFirst(app, args))
 	if err == nil {

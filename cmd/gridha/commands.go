@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -122,51 +121,9 @@ Roles:
 	}
 }
 
-const bashCompletion = `# bash completion for gridha: source <(gridha completion bash)
-_gridha_complete() {
-  local cur words
-  COMPREPLY=()
-  cur="${COMP_WORDS[COMP_CWORD]}"
-  words=("${COMP_WORDS[@]:0:$COMP_CWORD}")
-  local opts
-  if [[ "$cur" == -* ]]; then
-    opts=$("${words[@]}" "$cur" --generate-bash-completion 2>/dev/null)
-  else
-    opts=$("${words[@]}" --generate-bash-completion 2>/dev/null)
-  fi
-  COMPREPLY=($(compgen -W "${opts}" -- "${cur}"))
-  return 0
-}
-complete -o bashdefault -o default -F _gridha_complete gridha
-`
-
-const zshCompletion = `#compdef gridha
-# zsh completion for gridha: source <(gridha completion zsh)
-_gridha() {
-  local -a opts
-  local cur
-  cur=${words[-1]}
-  if [[ "$cur" == "-"* ]]; then
-    opts=("${(@f)$(${words[@]:0:#words[@]-1} ${cur} --generate-bash-completion 2>/dev/null)}")
-  else
-    opts=("${(@f)$(${words[@]:0:#words[@]-1} --generate-bash-completion 2>/dev/null)}")
-  fi
-  if [[ "${opts[1]}" != "" ]]; then
-    _describe 'values' opts
-  else
-    _files
-  fi
-}
-compdef _gridha gridha
-`
-
 func completionCommand() *cli.Command {
 	scripts := map[string]string{"bash": bashCompletion, "zsh": zshCompletion}
-	shells := make([]string, 0, len(scripts))
-	for s := range scripts {
-		shells = append(shells, s)
-	}
-	sort.Strings(shells)
+	shells := completionShells()
 	return &cli.Command{
 		Name:      "completion",
 		Usage:     "print a shell completion script: source <(gridha completion bash)",

@@ -102,23 +102,14 @@ func readGlobals(c *cli.Context) (globals, error) {
 	switch {
 	case g.Concurrency < 1:
 		return g, badInputf("--concurrency must be at least 1, got %d", g.Concurrency)
-	case g.HostKeyPolicy != "strict" && g.HostKeyPolicy != "accept-new":
-		return g, badInputf("--host-key-policy must be strict or accept-new, got %q", g.HostKeyPolicy)
-	case !validOutput(g.Output):
+	case !contains(hostKeyPolicies(), g.HostKeyPolicy):
+		return g, badInputf("--host-key-policy must be one of %s, got %q", strings.Join(hostKeyPolicies(), ", "), g.HostKeyPolicy)
+	case !contains(report.Formats, g.Output):
 		return g, badInputf("--output must be one of %s, got %q", strings.Join(report.Formats, ", "), g.Output)
 	case g.Inventory == "":
 		return g, badInputf("--inventory: no file given")
 	}
 	return g, nil
-}
-
-func validOutput(o string) bool {
-	for _, f := range report.Formats {
-		if f == o {
-			return true
-		}
-	}
-	return false
 }
 
 // splitLimit splits --limit rb1,rb2 (inventory.ResolveLimit checks the names).
