@@ -25,18 +25,24 @@ func newJSON(o Options) *jsonReporter {
 	return j
 }
 
-// JSONDocument is the schema of --output json.
+// JSONSchemaVersion is the schema_version of --output json: it changes
+// whenever the document's shape changes, together with
+// schema/report.schema.json (the schema's tests hold them together).
+const JSONSchemaVersion = 1
+
+// JSONDocument is the schema of --output json (schema/report.schema.json).
 type JSONDocument struct {
-	Version     string         `json:"gridha_version,omitempty"`
-	Command     string         `json:"command,omitempty"`
-	Mode        string         `json:"mode,omitempty"` // verify | check | apply (empty when the run could not start)
-	Finished    string         `json:"finished"`
-	DurationS   float64        `json:"duration_s"`
-	ExitCode    int            `json:"exit_code"`
-	Interrupted bool           `json:"interrupted,omitempty"`
-	Error       string         `json:"error,omitempty"` // the run could not happen (bad input)
-	Totals      map[string]int `json:"totals"`
-	Hosts       []JSONHost     `json:"hosts"`
+	SchemaVersion int            `json:"schema_version"`
+	Version       string         `json:"gridha_version,omitempty"`
+	Command       string         `json:"command,omitempty"`
+	Mode          string         `json:"mode,omitempty"` // verify | check | apply (empty when the run could not start)
+	Finished      string         `json:"finished"`
+	DurationS     float64        `json:"duration_s"`
+	ExitCode      int            `json:"exit_code"`
+	Interrupted   bool           `json:"interrupted,omitempty"`
+	Error         string         `json:"error,omitempty"` // the run could not happen (bad input)
+	Totals        map[string]int `json:"totals"`
+	Hosts         []JSONHost     `json:"hosts"`
 }
 
 // JSONHost is one host in --output json.
@@ -68,15 +74,16 @@ func (j *jsonReporter) Event(e installer.Event) {
 func (j *jsonReporter) Finish(r *installer.Report, mode installer.Mode) (int, error) {
 	s := Summarize(r, mode, j.o.Secrets, j.o.Interrupted())
 	doc := JSONDocument{
-		Version:     j.o.Version,
-		Command:     j.o.Command,
-		Mode:        ModeName(mode),
-		Finished:    j.o.Now().UTC().Format("2006-01-02T15:04:05Z"),
-		DurationS:   roundMS(s.Duration.Seconds()),
-		ExitCode:    s.ExitCode(),
-		Interrupted: s.Interrupted,
-		Totals:      statusCounts(s.Totals),
-		Hosts:       []JSONHost{},
+		SchemaVersion: JSONSchemaVersion,
+		Version:       j.o.Version,
+		Command:       j.o.Command,
+		Mode:          ModeName(mode),
+		Finished:      j.o.Now().UTC().Format("2006-01-02T15:04:05Z"),
+		DurationS:     roundMS(s.Duration.Seconds()),
+		ExitCode:      s.ExitCode(),
+		Interrupted:   s.Interrupted,
+		Totals:        statusCounts(s.Totals),
+		Hosts:         []JSONHost{},
 	}
 	for _, h := range s.Hosts {
 		jh := JSONHost{Name: h.Name, Unreachable: h.Unreachable, Error: h.Error, Stopped: h.Stopped,
@@ -106,13 +113,14 @@ func (j *jsonReporter) write(doc JSONDocument) error {
 // always gets valid JSON on stdout; the message also goes to stderr.
 func (j *jsonReporter) Abort(cause error, code int) int {
 	doc := JSONDocument{
-		Version:     j.o.Version,
-		Command:     j.o.Command,
-		Finished:    j.o.Now().UTC().Format("2006-01-02T15:04:05Z"),
-		ExitCode:    code,
-		Interrupted: code == ExitInterrupted,
-		Totals:      statusCounts(nil),
-		Hosts:       []JSONHost{},
+		SchemaVersion: JSONSchemaVersion,
+		Version:       j.o.Version,
+		Command:       j.o.Command,
+		Finished:      j.o.Now().UTC().Format("2006-01-02T15:04:05Z"),
+		ExitCode:      code,
+		Interrupted:   code == ExitInterrupted,
+		Totals:        statusCounts(nil),
+		Hosts:         []JSONHost{},
 	}
 	if cause != nil {
 		doc.Error = j.o.Secrets.Redact(cause.Error())

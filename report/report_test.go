@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/report/schema"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -86,7 +87,19 @@ func render(t *testing.T, format string, r *installer.Report, mode installer.Mod
 	if err != nil {
 		t.Fatal(err)
 	}
+	if format == "json" {
+		validJSON(t, out.Bytes())
+	}
 	return out.String() + errb.String(), code
+}
+
+// validJSON checks a --output json document against the repository's
+// schema (report/schema/report.schema.json).
+func validJSON(t *testing.T, doc []byte) {
+	t.Helper()
+	if err := schema.Validate(doc); err != nil {
+		t.Errorf("%v\n%s", err, doc)
+	}
 }
 
 func golden(t *testing.T, name, got string) {
@@ -254,6 +267,9 @@ func TestAbort(t *testing.T) {
 		}
 		if all := out.String() + errb.String(); !strings.Contains(all, c.in) {
 			t.Errorf("%s: output lacks %q:\n%s", c.format, c.in, all)
+		}
+		if c.format == "json" {
+			validJSON(t, out.Bytes())
 		}
 	}
 }

@@ -60,6 +60,7 @@ func runCLI(t *testing.T, ctx context.Context, dialer *refusingDialer, args ...s
 		Commands: DefaultDeps().Commands,
 	}
 	code := Run(ctx, append([]string{"gridha"}, args...), d)
+	checkJSONReport(t, args, out.String())
 	return cliResult{code: code, stdout: out.String(), stderr: errb.String(), dialed: dialer.dialed}
 }
 

@@ -37,6 +37,7 @@ func gridhaWith(t testing.TB, reg *roles.Registry, logged bool, args ...string) 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	code := Run(ctx, append([]string{"gridha"}, args...), d)
+	checkJSONReport(t, args, out.String())
 	if logged {
 		t.Logf("gridha %s → exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
 	}
