@@ -15,6 +15,9 @@
 //	        missing are <failure>s, failed steps and unreachable hosts
 //	        <error>s, skipped steps <skipped/>.
 //	nagios  one plugin line with perfdata and the plugin exit code.
+//	prometheus  the text exposition format for node exporter's textfile
+//	        collector: per host and role gauges of steps by status, run
+//	        timestamp, duration and exit code.
 //
 // # Exit codes
 //

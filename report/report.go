@@ -67,10 +67,14 @@ type Options struct {
 	// Interrupted says the run was cut short (Ctrl-C): Finish then reports
 	// where each host stood and returns ExitInterrupted (nagios: UNKNOWN).
 	Interrupted func() bool
+	// RoleOf names the role whose plan holds a host's step (prometheus
+	// labels counts by role); nil or "" gives UnknownRole.
+	RoleOf func(host, stepID string) string
 }
 
-// Formats are the --output values.
-var Formats = []string{"text", "json", "junit", "nagios"}
+// Formats are the --output values, in the order help and shell completion
+// list them: the one list the CLI, its checks and completion use.
+var Formats = []string{"text", "json", "junit", "nagios", "prometheus"}
 
 // New returns the reporter for format.
 func New(format string, o Options) (Reporter, error) {
@@ -95,6 +99,8 @@ func New(format string, o Options) (Reporter, error) {
 		return newJUnit(o), nil
 	case "nagios":
 		return newNagios(o), nil
+	case "prometheus":
+		return newPrometheus(o), nil
 	}
 	return nil, fmt.Errorf("unknown output format %q (one of %s)", format, strings.Join(Formats, ", "))
 }

@@ -110,3 +110,29 @@ func MergePlans(plans ...*installer.Plan) *installer.Plan {
 	}
 	return out
 }
+
+// HostStep names one step of one host's plan.
+type HostStep struct{ Host, Step string }
+
+// StepRoles maps each host's step IDs to the role (names[i] planned
+// plans[i]) whose plan holds it; a step several roles share belongs to the
+// first, as MergePlans keeps the first.
+func StepRoles(names []string, plans []*installer.Plan) map[HostStep]string {
+	out := map[HostStep]string{}
+	for i, p := range plans {
+		if p == nil || i >= len(names) {
+			continue
+		}
+		for _, ph := range p.Phases {
+			for h, steps := range ph.Steps {
+				for _, s := range steps {
+					k := HostStep{h, s.ID()}
+					if _, ok := out[k]; !ok {
+						out[k] = names[i]
+					}
+				}
+			}
+		}
+	}
+	return out
+}

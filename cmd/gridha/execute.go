@@ -31,6 +31,9 @@ type job struct {
 func execute(c *cli.Context, d Deps, g globals, j job) error {
 	ctx := c.Context
 	secrets := &installer.Redactor{}
+	// stepRoles is filled once the plans exist; the prometheus format
+	// labels its counts with it.
+	var stepRoles map[roles.HostStep]string
 	tty, width := d.Terminal(d.Stdout)
 	text := g.Output == "text"
 	rep, err := report.New(g.Output, report.Options{
@@ -47,6 +50,7 @@ func execute(c *cli.Context, d Deps, g globals, j job) error {
 		Mode:        j.mode,
 		Version:     d.Version,
 		Interrupted: func() bool { return ctx.Err() != nil },
+		RoleOf:      func(host, step string) string { return stepRoles[roles.HostStep{Host: host, Step: step}] },
 	})
 	if err != nil {
 		return badInput(err)
@@ -101,6 +105,7 @@ func execute(c *cli.Context, d Deps, g globals, j job) error {
 		}
 		plans = append(plans, p)
 	}
+	stepRoles = roles.StepRoles(names, plans)
 	plan := roles.MergePlans(plans...)
 	if len(plan.Hosts()) == 0 {
 		where := ""

@@ -109,7 +109,7 @@ type kitVerify struct {
 	secrets []string
 }
 
-var formats = []string{"text", "json", "junit", "nagios"}
+var formats = report.Formats
 
 func (k *kitVerify) run(args ...string) cliResult {
 	k.t.Helper()
@@ -360,6 +360,12 @@ roles:
 			if !strings.HasPrefix(r.stdout, "GRIDHA CRITICAL - 1 of 1 hosts: kit1: unreachable | ") {
 				t.Errorf("nagios, host down: %q", r.stdout)
 			}
+		case "prometheus":
+			v := parseProm(t, r.stdout)
+			if v[`gridha_host_unreachable{command="verify",mode="verify",host="kit1"}`] != 1 ||
+				v[`gridha_last_run_exit_code{command="verify",mode="verify"}`] != 2 {
+				t.Errorf("prometheus, host down:\n%s", r.stdout)
+			}
 		}
 	}
 }
@@ -438,5 +444,21 @@ func checkDrift(t *testing.T, tc driftCase, out map[string]cliResult) {
 	if prefix := "GRIDHA WARNING - 1 of 1 hosts: kit1: " + st + " " + tc.step + " | "; na.code != report.NagiosWarning ||
 		!strings.HasPrefix(na.stdout, prefix) || !strings.Contains(na.stdout, " "+st+"=1 ") {
 		t.Errorf("nagios: exit %d %q, want 1 and %q", na.code, na.stdout, prefix)
+	}
+
+	pr := out["prometheus"]
+	v := parseProm(t, pr.stdout)
+	bySt := map[string]float64{}
+	for k, n := range v {
+		if strings.HasPrefix(k, "gridha_steps{") {
+			bySt[k[strings.LastIndex(k, "status="):]] += n
+			if strings.Contains(k, `role="`+report.UnknownRole+`"`) || !strings.Contains(k, `host="kit1"`) {
+				t.Errorf("prometheus: step series without its role or host: %s", k)
+			}
+		}
+	}
+	if pr.code != report.ExitDrift || bySt[`status="`+st+`"}`] != 1 || bySt[`status="ok"}`] == 0 ||
+		v[`gridha_last_run_exit_code{command="verify",mode="verify"}`] != 1 {
+		t.Errorf("prometheus: exit %d, steps by status %v, want one %s\n%s", pr.code, bySt, st, pr.stdout)
 	}
 }
