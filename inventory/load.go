@@ -185,6 +185,7 @@ func Parse(file string, data []byte) (*Inventory, error) {
 	if len(d.errs) > 0 {
 		return nil, d.errs.sortAndCap()
 	}
+	inv.resolve = func(path string) Pos { return d.resolve("", path) }
 	return inv, nil
 }
 

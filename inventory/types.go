@@ -21,6 +21,21 @@ type Inventory struct {
 	Defaults   SSH
 	Hosts      []*Host // in file order
 	Roles      RoleSettings
+
+	// resolve finds where a field is written (FieldPos); nil for an
+	// inventory built in code.
+	resolve func(path string) Pos
+}
+
+// FieldPos returns where the field path (hosts.rb1.address,
+// roles.dns.zones[0].name) is written: its value, else the nearest
+// enclosing entry that is written, else line 1 of the file. Errors found
+// after loading (by the roles' planning) point at the file with it.
+func (inv *Inventory) FieldPos(path string) Pos {
+	if inv.resolve == nil {
+		return Pos{File: inv.Path}
+	}
+	return inv.resolve(path)
 }
 
 // SSH says how to reach a host. Host entries override Defaults field by

@@ -115,20 +115,34 @@ func MergePlans(plans ...*installer.Plan) *installer.Plan {
 type HostStep struct{ Host, Step string }
 
 // StepRoles maps each host's step IDs to the role (names[i] planned
-// plans[i]) whose plan holds it; a step several roles share belongs to the
-// first, as MergePlans keeps the first.
-func StepRoles(names []string, plans []*installer.Plan) map[HostStep]string {
+// plans[i]) whose plan holds it. A step several roles share (rb-node plans
+// the state server's steps too) belongs to a role the host plays in inv
+// (nil: no preference), else to the first role, as MergePlans keeps the
+// first.
+func StepRoles(inv *inventory.Inventory, names []string, plans []*installer.Plan) map[HostStep]string {
 	out := map[HostStep]string{}
-	for i, p := range plans {
-		if p == nil || i >= len(names) {
-			continue
+	plays := func(host, role string) bool {
+		if inv == nil {
+			return false
 		}
-		for _, ph := range p.Phases {
-			for h, steps := range ph.Steps {
-				for _, s := range steps {
-					k := HostStep{h, s.ID()}
-					if _, ok := out[k]; !ok {
-						out[k] = names[i]
+		h := inv.Host(host)
+		return h != nil && h.HasRole(role)
+	}
+	for _, own := range []bool{true, false} {
+		for i, p := range plans {
+			if p == nil || i >= len(names) {
+				continue
+			}
+			for _, ph := range p.Phases {
+				for h, steps := range ph.Steps {
+					if own && !plays(h, names[i]) {
+						continue
+					}
+					for _, s := range steps {
+						k := HostStep{h, s.ID()}
+						if _, ok := out[k]; !ok {
+							out[k] = names[i]
+						}
 					}
 				}
 			}

@@ -204,6 +204,8 @@ was unreachable, 3 bad input (nothing touched), 130 interrupted. With
 		Commands: append([]*cli.Command{
 			installCommand(d),
 			verifyCommand(d),
+			checkCommand(d),
+			planCommand(d),
 			versionCommand(d),
 			completionCommand(),
 		}, d.Commands...),

@@ -29,7 +29,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 	}
 	var cmd *cli.Command
 	for _, c := range app.Commands {
-		if c.HasName(args[i]) && (c.Name == "install" || c.Name == "verify") {
+		if c.HasName(args[i]) && (c.Name == "install" || c.Name == "verify" || c.Name == "plan" || c.Name == "check") {
 			cmd = c
 		}
 	}

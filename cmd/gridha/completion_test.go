@@ -45,7 +45,7 @@ func TestCompleteWords(t *testing.T) {
 	formats := strings.Join(report.Formats, " ")
 	for _, c := range []struct{ words, want string }{
 		// Commands, and flags before the command.
-		{"|", "install verify version completion hagd dns-updater"},
+		{"|", "install verify check plan version completion hagd dns-updater"},
 		{"ver", "verify version"},
 		{"--ver", "--verbose --version"},
 		// Flags after the command (urfave/cli alone completed nothing).

@@ -105,7 +105,7 @@ func execute(c *cli.Context, d Deps, g globals, j job) error {
 		}
 		plans = append(plans, p)
 	}
-	stepRoles = roles.StepRoles(names, plans)
+	stepRoles = roles.StepRoles(inv, names, plans)
 	plan := roles.MergePlans(plans...)
 	if len(plan.Hosts()) == 0 {
 		where := ""
