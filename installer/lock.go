@@ -50,15 +50,15 @@ func (l *hostLock) release() {
 	l.cancel()
 }
 
-// lockScript takes the lock on fd 9 without waiting, writes who holds it
-// into the lock file (the loser shows it), and then holds it until stdin
-// closes.
+// lockScript takes the lock on fd 9, waiting a few seconds at most (readers
+// hold it shared for one session only), writes who holds it into the lock
+// file (the loser shows it), and then holds it until stdin closes.
 func lockScript(path, owner string) string {
 	q := ShellQuote(path)
 	return fmt.Sprintf(`command -v flock >/dev/null 2>&1 || { echo "flock(1) (util-linux) is not installed" >&2; exit %d; }
 mkdir -p "$(dirname %s)" 2>/dev/null
 exec 9>>%s || exit 70
-if ! flock -n 9; then cat %s 2>/dev/null; exit %d; fi
+if ! flock -w 5 9; then cat %s 2>/dev/null; exit %d; fi
 printf '%%s\n' %s > %s
 echo locked
 cat >/dev/null
@@ -164,4 +164,43 @@ func lockError(host, path string, lr lockResult) error {
 	default:
 		return fmt.Errorf("%s: %w", host, lr.res.Err("take per-host lock "+path))
 	}
+}
+
+// sharedLockPrelude holds the lock file shared (flock -s) for the rest of
+// the session: readers never wait for each other, and a reader never reads
+// a host while another run holds the lock exclusively to converge it. The
+// lock file's content (the converging run) goes to stderr when busy.
+func sharedLockPrelude(path string) string {
+	q := ShellQuote(path)
+	dir := ShellQuote(pathDir(path))
+	return fmt.Sprintf(`command -v flock >/dev/null 2>&1 || { echo "flock(1) (util-linux) is not installed" >&2; exit %d; }
+[ -d %s ] || mkdir -p %s 2>/dev/null
+exec 9>>%s || exit 70
+flock -s -n 9 || { cat %s >&2 2>/dev/null; exit %d; }
+`, lockExitNoFlock, dir, dir, q, q, lockExitBusy)
+}
+
+func pathDir(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
+	}
+	return "/"
+}
+
+// gatherShared gathers probes in one session; with lockPath set, under the
+// per-host lock held shared (see sharedLockPrelude).
+func gatherShared(ctx context.Context, conn Conn, probes []Probe, lockPath string) (*Facts, error) {
+	if lockPath == "" {
+		f, _, err := gatherBatch(ctx, conn, probes, "")
+		return f, err
+	}
+	f, res, err := gatherBatch(ctx, conn, probes, sharedLockPrelude(lockPath))
+	if err != nil && res.ExitCode == lockExitBusy {
+		res.Stdout = res.Stderr
+		return nil, lockError(conn.Host(), lockPath, lockResult{res: res})
+	}
+	if err != nil && res.ExitCode == lockExitNoFlock {
+		return nil, fmt.Errorf("%s: %w", conn.Host(), res.Err("take per-host lock "+lockPath))
+	}
+	return f, err
 }

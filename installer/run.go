@@ -87,6 +87,18 @@ type HostReport struct {
 	// to the end).
 	Phase   string `json:"phase,omitempty"`
 	Stopped string `json:"stopped,omitempty"`
+	// Duration is the wall time the host was worked on (its phases, from
+	// dialling to its last step); Facts is the part of it spent gathering
+	// facts (and waiting for its lock).
+	Duration time.Duration `json:"duration_ns"`
+	Facts    time.Duration `json:"facts_ns"`
+	// Support says why a host outside --limit was contacted at all: a
+	// named host's step needed a value from it (Plan.Support).
+	Support string `json:"support,omitempty"`
+	// Locked is set when an install took the host's exclusive lock
+	// because something on it (or a step writing through it) had to
+	// change; a no-change install never takes it.
+	Locked bool `json:"locked,omitempty"`
 }
 
 // Report is the outcome of a run.
@@ -153,17 +165,32 @@ type hostRun struct {
 	name   string
 	conn   Conn
 	dialed bool
-	lock   *hostLock
 	// stopped is set once the host can run nothing more: unreachable,
 	// lock refused, a step failed, or the run was interrupted.
 	stopped    bool
 	stopStatus Status // StatusUnreachable or StatusSkipped for the remaining steps
 	stopWhy    string // message for remaining steps
 	rep        *HostReport
-	// auditProbes are the probes of all the host's phases (audit and check
-	// modes), gathered once into auditFacts.
-	auditProbes []Probe
-	auditFacts  *Facts
+	// allProbes are the probes of all the host's phases, gathered in its
+	// first session into facts. Audits use those facts for every phase;
+	// an install too, until something has to change on the host.
+	allProbes []Probe
+	facts     *Facts
+
+	// lockMu guards lock and converging: a step of another host may lock
+	// this one through Env.Peer while this host runs a phase of its own.
+	lockMu sync.Mutex
+	lock   *hostLock
+	// converging is set (ModeApply) once the host holds its exclusive
+	// lock: from then on it works as a converging host does, with facts
+	// gathered per phase and again after each change.
+	converging bool
+}
+
+func (h *hostRun) isConverging() bool {
+	h.lockMu.Lock()
+	defer h.lockMu.Unlock()
+	return h.converging
 }
 
 // runner holds what every host of one run shares.
@@ -189,14 +216,18 @@ func (r *runner) emit(ev Event) {
 // Run carries out plan on the hosts dialer reaches.
 //
 // Per host (hosts in parallel, at most opts.Concurrency at once): one
-// connection for the whole run; in ModeApply a per-host lock held for the
-// whole run; per phase, the probes of all the host's steps of the phase in
-// one session, then each step's CheckApply in order. In ModeAudit and
-// ModeCheck, which change nothing, the probes of all phases are gathered in
-// the host's first phase: one session per host for the whole run. A failed step skips the
-// rest of that host's steps, in this and later phases. Phases are barriers
-// across hosts. Unreachable hosts get StatusUnreachable for every step while
-// the others go on.
+// connection for the whole run. The host's first session gathers the facts
+// of all its phases at once; in ModeAudit and ModeCheck that is the only
+// session a host costs. In ModeApply the first session also holds the
+// per-host lock shared while it reads (so it never reads a host another run
+// is converging), and each phase is first checked against those facts: a
+// host where nothing differs costs that one session, like an audit. At the
+// first step that would change something the host is locked exclusively (a
+// session held for the rest of the run), its facts are read again, and from
+// that phase on it converges: facts per phase, read again after each change.
+// A failed step skips the rest of that host's steps, in this and later
+// phases. Phases are barriers across hosts. Unreachable hosts get
+// StatusUnreachable for every step while the others go on.
 //
 // Run returns a report in every case; the error is non-nil only for a bad
 // plan or when ctx was cancelled (the report then says where each host
@@ -219,16 +250,14 @@ func Run(ctx context.Context, dialer Dialer, plan *Plan, opts RunOptions) (*Repo
 	hosts := map[string]*hostRun{}
 	r.hosts = hosts
 	for _, h := range plan.Hosts() {
-		hr := &HostReport{Host: h, Counts: map[Status]int{}}
+		hr := &HostReport{Host: h, Counts: map[Status]int{}, Support: plan.Support[h]}
 		rep.Hosts[h] = hr
 		hosts[h] = &hostRun{name: h, rep: hr}
 	}
-	if opts.Mode != ModeApply {
-		for _, ph := range plan.Phases {
-			for h, steps := range ph.Steps {
-				for _, s := range steps {
-					hosts[h].auditProbes = append(hosts[h].auditProbes, s.Probes()...)
-				}
+	for _, ph := range plan.Phases {
+		for h, steps := range ph.Steps {
+			for _, s := range steps {
+				hosts[h].allProbes = append(hosts[h].allProbes, s.Probes()...)
 			}
 		}
 	}
@@ -275,7 +304,9 @@ func Run(ctx context.Context, dialer Dialer, plan *Plan, opts RunOptions) (*Repo
 					return
 				}
 				defer func() { <-sem }()
+				start := time.Now()
 				results[i] = r.runPhase(ctx, h, ph.Name, steps)
+				h.rep.Duration += time.Since(start)
 			}()
 		}
 		wg.Wait()
@@ -325,15 +356,46 @@ func (h *hostRun) stop(status Status, why, where string) {
 
 // peer hands a step the connection of another host, opened in an earlier
 // phase (phases are barriers, so that connection is set and stays set).
-func (r *runner) peer(_ context.Context, name string) (Conn, error) {
-	h, ok := r.hosts[name]
-	if !ok {
-		return nil, fmt.Errorf("host %s is not part of this run", name)
+// A converging step (apply) may write through it, so in ModeApply the peer
+// is first locked exclusively, as if something on it changed.
+func (r *runner) peer(apply bool) func(context.Context, string) (Conn, error) {
+	return func(ctx context.Context, name string) (Conn, error) {
+		h, ok := r.hosts[name]
+		if !ok {
+			return nil, fmt.Errorf("host %s is not part of this run", name)
+		}
+		if h.conn == nil {
+			return nil, fmt.Errorf("host %s is not connected (unreachable, or it has no step in an earlier phase)", name)
+		}
+		if apply && r.opts.Mode == ModeApply {
+			if _, err := r.lockHost(ctx, h, nil); err != nil {
+				return nil, fmt.Errorf("host %s: %w", name, err)
+			}
+		}
+		return h.conn, nil
 	}
-	if h.conn == nil {
-		return nil, fmt.Errorf("host %s is not connected (unreachable, or it has no step in an earlier phase)", name)
+}
+
+// lockHost takes h's exclusive lock unless it holds it already, gathering
+// probes in the session that waits for it (nil facts when it held it).
+func (r *runner) lockHost(ctx context.Context, h *hostRun, probes []Probe) (*Facts, error) {
+	h.lockMu.Lock()
+	defer h.lockMu.Unlock()
+	if h.converging {
+		return nil, nil
 	}
-	return h.conn, nil
+	start := time.Now()
+	l, facts, err := acquireLockAndGather(ctx, h.conn, r.opts.LockPath, probes)
+	if probes != nil {
+		// Only the host's own goroutine passes probes: a peer's lock is
+		// not this host's time.
+		h.rep.Facts += time.Since(start)
+	}
+	if err != nil {
+		return nil, err
+	}
+	h.lock, h.converging, h.rep.Locked = l, true, true
+	return facts, nil
 }
 
 // runPhase runs one phase on one host.
@@ -362,63 +424,171 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 		h.conn = conn
 	}
 
-	var probes []Probe
-	for _, s := range steps {
-		probes = append(probes, s.Probes()...)
-	}
-	if r.opts.Mode != ModeApply {
-		// Nothing changes in audit and check modes: the first phase gathers
-		// the facts of every phase of the host, later phases reuse them,
-		// so a verify costs one session per host however many phases.
-		probes = h.auditProbes
-	}
-	var facts *Facts
-	var err error
-	if r.opts.Mode != ModeApply && h.auditFacts != nil {
-		facts = h.auditFacts
-	} else if r.opts.Mode == ModeApply && h.lock == nil {
-		// The first session of the host takes the lock; the fact batch
-		// waits for it, so locking costs one extra session only.
-		h.lock, facts, err = acquireLockAndGather(ctx, h.conn, r.opts.LockPath, probes)
+	apply := r.opts.Mode == ModeApply
+	if !apply || !h.isConverging() {
+		if h.facts == nil {
+			// The host's first session: the facts of all its phases. An
+			// install reads them under the lock held shared, so that it
+			// never reads a host another run is converging.
+			lockPath := ""
+			if apply {
+				lockPath = r.opts.LockPath
+			}
+			start := time.Now()
+			facts, err := gatherShared(ctx, h.conn, h.allProbes, lockPath)
+			h.rep.Facts += time.Since(start)
+			if err != nil {
+				return r.gatherFailed(ctx, h, phase, steps, err)
+			}
+			h.facts = facts
+		}
+		if !apply {
+			return r.runSteps(ctx, h, phase, steps, h.facts, false)
+		}
+		if out, done := r.noChange(ctx, h, phase, steps); done {
+			return out
+		}
+		// Something differs: lock the host and read its facts again (another
+		// run may have converged it since the first session).
+		var probes []Probe
+		for _, s := range steps {
+			probes = append(probes, s.Probes()...)
+		}
+		facts, err := r.lockHost(ctx, h, probes)
 		if err != nil {
+			h.rep.Err = r.opts.Secrets.Redact(err.Error())
 			if ctx.Err() != nil {
 				h.stop(StatusSkipped, "not run: interrupted while locking the host", "interrupted while locking, phase "+phase)
 			} else {
 				h.stop(StatusSkipped, "not run: host not locked", "lock refused in phase "+phase)
 			}
-			h.rep.Err = r.opts.Secrets.Redact(err.Error())
 			return r.skipAll(h, phase, steps)
 		}
-	} else {
-		facts, _, err = gatherBatch(ctx, h.conn, probes, "")
-		if err != nil {
-			if ctx.Err() != nil {
-				h.stop(StatusSkipped, "not run: interrupted while gathering facts", "interrupted while gathering facts, phase "+phase)
-				h.rep.Err = "interrupted"
-				return r.skipAll(h, phase, steps)
+		if facts == nil {
+			// Locked meanwhile by a peer step of another host: its facts
+			// may have changed through that peer.
+			if facts, err = r.gatherPhase(ctx, h, probes); err != nil {
+				return r.gatherFailed(ctx, h, phase, steps, err)
 			}
-			err = fmt.Errorf("%s: phase %s: %w", h.name, phase, err)
-			h.rep.Err = r.opts.Secrets.Redact(err.Error())
-			res := r.opts.Secrets.RedactResult(Failed(err))
-			res.Host, res.Step = h.name, steps[0].ID()
-			r.emit(Event{Host: h.name, Phase: phase, Step: res.Step, Kind: EventStepResult, Result: &res})
-			h.stop(StatusSkipped, "skipped: facts of phase "+phase+" could not be gathered", "fact gathering failed in phase "+phase)
-			return append([]Result{res}, r.skipAll(h, phase, steps[1:])...)
 		}
+		return r.runSteps(ctx, h, phase, steps, facts, true)
 	}
+	var probes []Probe
+	for _, s := range steps {
+		probes = append(probes, s.Probes()...)
+	}
+	facts, err := r.gatherPhase(ctx, h, probes)
+	if err != nil {
+		return r.gatherFailed(ctx, h, phase, steps, err)
+	}
+	return r.runSteps(ctx, h, phase, steps, facts, true)
+}
 
-	if r.opts.Mode != ModeApply {
-		h.auditFacts = facts
+func (r *runner) gatherPhase(ctx context.Context, h *hostRun, probes []Probe) (*Facts, error) {
+	start := time.Now()
+	defer func() { h.rep.Facts += time.Since(start) }()
+	facts, _, err := gatherBatch(ctx, h.conn, probes, "")
+	return facts, err
+}
+
+// gatherFailed reports a phase whose facts could not be gathered: the first
+// step fails with the reason, the others are skipped.
+func (r *runner) gatherFailed(ctx context.Context, h *hostRun, phase string, steps []Step, err error) []Result {
+	if ctx.Err() != nil {
+		h.stop(StatusSkipped, "not run: interrupted while gathering facts", "interrupted while gathering facts, phase "+phase)
+		h.rep.Err = "interrupted"
+		return r.skipAll(h, phase, steps)
 	}
-	env := &Env{
+	if errors.Is(err, ErrLocked) {
+		h.rep.Err = r.opts.Secrets.Redact(err.Error())
+		h.stop(StatusSkipped, "not run: host not locked", "lock refused in phase "+phase)
+		return r.skipAll(h, phase, steps)
+	}
+	err = fmt.Errorf("%s: phase %s: %w", h.name, phase, err)
+	h.rep.Err = r.opts.Secrets.Redact(err.Error())
+	res := r.opts.Secrets.RedactResult(Failed(err))
+	res.Host, res.Step = h.name, steps[0].ID()
+	r.emit(Event{Host: h.name, Phase: phase, Step: res.Step, Kind: EventStepResult, Result: &res})
+	h.stop(StatusSkipped, "skipped: facts of phase "+phase+" could not be gathered", "fact gathering failed in phase "+phase)
+	return append([]Result{res}, r.skipAll(h, phase, steps[1:])...)
+}
+
+// noChange checks a phase of an install against the facts of the host's
+// first session without changing anything. done is true when every step is
+// ok (the results are then the phase's results: the host needs no lock and
+// no other session), or when the run was interrupted meanwhile.
+func (r *runner) noChange(ctx context.Context, h *hostRun, phase string, steps []Step) (out []Result, done bool) {
+	var logs []Event
+	env := r.env(h, h.facts, false)
+	out = make([]Result, 0, len(steps))
+	for i, s := range steps {
+		id := s.ID()
+		env.Log = func(format string, args ...any) {
+			logs = append(logs, Event{Host: h.name, Phase: phase, Step: id, Kind: EventLog, Message: fmt.Sprintf(format, args...)})
+		}
+		res := r.check(ctx, h, s, env, false)
+		if ctx.Err() != nil && res.Status != StatusOK && res.Status != StatusSkipped {
+			// Interrupted: report where the host stood, as a converging
+			// run would.
+			res.Status, res.Error, res.Message = StatusFailed, ctx.Err().Error(), ctx.Err().Error()
+			out = append(out, res)
+			for _, ev := range logs {
+				r.emit(ev)
+			}
+			for j := range out {
+				r.emit(Event{Host: h.name, Phase: phase, Step: out[j].Step, Kind: EventStepResult, Result: &out[j]})
+			}
+			h.rep.Err = "interrupted"
+			h.stop(StatusSkipped, fmt.Sprintf("skipped: earlier step %q failed", id), fmt.Sprintf("interrupted at step %q in phase %s", id, phase))
+			return append(out, r.skipAll(h, phase, steps[i+1:])...), true
+		}
+		if res.Status != StatusOK && res.Status != StatusSkipped {
+			return nil, false
+		}
+		out = append(out, res)
+	}
+	for _, ev := range logs {
+		r.emit(ev)
+	}
+	for i := range out {
+		r.emit(Event{Host: h.name, Phase: phase, Step: out[i].Step, Kind: EventStepResult, Result: &out[i]})
+	}
+	return out, true
+}
+
+func (r *runner) env(h *hostRun, facts *Facts, apply bool) *Env {
+	return &Env{
 		Host:    h.name,
 		Conn:    h.conn,
 		Facts:   facts,
 		Diff:    r.opts.Diff,
 		Secrets: r.opts.Secrets,
 		Shared:  r.shared,
-		Peer:    r.peer,
+		Peer:    r.peer(apply),
 	}
+}
+
+// check runs one step and fills in the runner's part of its result.
+func (r *runner) check(ctx context.Context, h *hostRun, s Step, env *Env, apply bool) Result {
+	start := time.Now()
+	res := checkApply(ctx, s, env, apply)
+	res.Host, res.Step, res.Duration = h.name, s.ID(), time.Since(start)
+	if res.Status == "" {
+		res.Status = StatusFailed
+		res.Error = "step returned no status"
+		res.Message = res.Error
+	}
+	if res.Status == StatusFailed && res.Error == "" {
+		res.Error = res.Message
+	}
+	return r.opts.Secrets.RedactResult(res)
+}
+
+// runSteps runs the steps of a phase in order: audits (apply false) on the
+// facts gathered, converges (apply true) reading facts again after each
+// change.
+func (r *runner) runSteps(ctx context.Context, h *hostRun, phase string, steps []Step, facts *Facts, apply bool) []Result {
+	env := r.env(h, facts, apply)
 	out := make([]Result, 0, len(steps))
 	// stale is set when a step changed the host: the facts of the steps
 	// after it are gathered again (one session) before the next one runs,
@@ -438,7 +608,7 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 			for _, s2 := range steps[i:] {
 				rest = append(rest, s2.Probes()...)
 			}
-			fresh, _, err := gatherBatch(ctx, h.conn, rest, "")
+			fresh, err := r.gatherPhase(ctx, h, rest)
 			if err != nil {
 				err = fmt.Errorf("%s: %s: re-reading facts after the previous change: %w", h.name, id, err)
 				res := r.opts.Secrets.RedactResult(Failed(err))
@@ -456,21 +626,10 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 		env.Log = func(format string, args ...any) {
 			r.emit(Event{Host: h.name, Phase: phase, Step: id, Kind: EventLog, Message: fmt.Sprintf(format, args...)})
 		}
-		start := time.Now()
-		res := checkApply(ctx, s, env, r.opts.Mode == ModeApply)
-		res.Host, res.Step, res.Duration = h.name, id, time.Since(start)
-		if res.Status == "" {
-			res.Status = StatusFailed
-			res.Error = "step returned no status"
-			res.Message = res.Error
-		}
-		if res.Status == StatusFailed && res.Error == "" {
-			res.Error = res.Message
-		}
-		res = r.opts.Secrets.RedactResult(res)
+		res := r.check(ctx, h, s, env, apply)
 		out = append(out, res)
 		r.emit(Event{Host: h.name, Phase: phase, Step: id, Kind: EventStepResult, Result: &res})
-		if res.Status == StatusChanged && r.opts.Mode == ModeApply {
+		if res.Status == StatusChanged && apply {
 			stale = true
 		}
 		if res.Status == StatusFailed {

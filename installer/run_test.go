@@ -24,11 +24,21 @@ import (
 type localConn struct {
 	host     string
 	sessions atomic.Int64
+	// lock, when set, is the run's lock path, given a per-host name here so
+	// that hosts sharing this machine's files have a lock each.
+	lock string
 }
 
 func (c *localConn) Host() string { return c.host }
 func (c *localConn) Run(ctx context.Context, cmd string, stdin io.Reader) (CmdResult, error) {
 	c.sessions.Add(1)
+	if c.lock != "" {
+		cmd = strings.ReplaceAll(cmd, c.lock, c.lock+"."+c.host)
+		if sr, ok := stdin.(*strings.Reader); ok {
+			b, _ := io.ReadAll(sr)
+			stdin = strings.NewReader(strings.ReplaceAll(string(b), c.lock, c.lock+"."+c.host))
+		}
+	}
 	var out, errb bytes.Buffer
 	x := exec.CommandContext(ctx, "/bin/sh", "-c", cmd)
 	x.Stdout, x.Stderr = &out, &errb
@@ -72,6 +82,7 @@ func (c *localConn) Close() error { return nil }
 type localDialer struct {
 	down  map[string]bool
 	dials atomic.Int64
+	lock  string // see localConn.lock
 }
 
 func (d *localDialer) Dial(ctx context.Context, host string) (Conn, error) {
@@ -79,7 +90,7 @@ func (d *localDialer) Dial(ctx context.Context, host string) (Conn, error) {
 	if d.down[host] {
 		return nil, fmt.Errorf("dial %s: connection refused", host)
 	}
-	return &localConn{host: host}, nil
+	return &localConn{host: host, lock: d.lock}, nil
 }
 
 // fakeStep reports a fixed status after checking its probe came through.
@@ -282,7 +293,8 @@ func TestRunLock(t *testing.T) {
 	}
 	close(release)
 	rep1 := <-done
-	if rep1.Results[0].Status != StatusOK || rep1.Hosts["h"].Stats.Sessions != 2 {
+	// The shared read, then the lock session and the read under it.
+	if rep1.Results[0].Status != StatusOK || rep1.Hosts["h"].Stats.Sessions != 3 || !rep1.Hosts["h"].Locked {
 		t.Errorf("first run: %+v %+v", rep1.Results, rep1.Hosts["h"])
 	}
 	// Freed: a third run takes it.
@@ -297,6 +309,10 @@ type waitStep struct{ started, release chan struct{} }
 func (waitStep) ID() string      { return "wait" }
 func (waitStep) Probes() []Probe { return nil }
 func (w waitStep) CheckApply(ctx context.Context, env *Env, apply bool) Result {
+	if !apply {
+		// Something to change: the install locks the host.
+		return Drift("would wait", "", "")
+	}
 	close(w.started)
 	<-w.release
 	return OK("")
@@ -339,8 +355,98 @@ func TestRunRegathersAfterChange(t *testing.T) {
 	if got := rep.Results[2]; got.Status != StatusOK {
 		t.Errorf("step after a change did not see it: %+v", got)
 	}
-	// lock + first batch + touch + regather after the change.
-	if s := rep.Hosts["h"].Stats.Sessions; s != 4 {
-		t.Errorf("sessions %d, want 4", s)
+	// first read + lock + read under the lock + touch + regather after the change.
+	if s := rep.Hosts["h"].Stats.Sessions; s != 5 {
+		t.Errorf("sessions %d, want 5", s)
+	}
+}
+
+// peerStep uses another host's connection, as an L&B copy writes into the
+// state server's MySQL.
+type peerStep struct{ peer string }
+
+func (peerStep) ID() string      { return "peer" }
+func (peerStep) Probes() []Probe { return nil }
+func (p peerStep) CheckApply(ctx context.Context, env *Env, apply bool) Result {
+	if !apply {
+		return Missing("would copy")
+	}
+	if _, err := env.Peer(ctx, p.peer); err != nil {
+		return Failed(err)
+	}
+	return Changed("copied")
+}
+
+// TestRunNoChangeInstall: an install where nothing differs costs what an
+// audit costs (one session per host, no lock); a host where something
+// differs is locked and read again; a step writing through another host
+// locks that host too; no-change installs run side by side.
+func TestRunNoChangeInstall(t *testing.T) {
+	lock := filepath.Join(t.TempDir(), "gridha.lock")
+	plan := &Plan{Phases: []Phase{
+		{Name: "one", Steps: map[string][]Step{
+			"a": steps(nil, nil, "a1=ok", "a2=ok"),
+			"b": steps(nil, nil, "b1=ok"),
+			"s": steps(nil, nil, "s1=ok"),
+		}},
+		{Name: "two", Steps: map[string][]Step{
+			"a": steps(nil, nil, "a3=ok"),
+			"b": append(steps(nil, nil, "b2=ok"), peerStep{"s"}),
+		}},
+	}}
+	rep, err := Run(context.Background(), &localDialer{lock: lock}, plan, RunOptions{Mode: ModeApply, LockPath: lock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := rep.Hosts["a"]; h.Stats.Sessions != 1 || h.Locked || h.Counts[StatusOK] != 3 {
+		t.Errorf("no-change host a: %+v", h)
+	}
+	// b: first read, then in phase two the lock session and the read under it.
+	if h := rep.Hosts["b"]; h.Stats.Sessions != 3 || !h.Locked || h.Counts[StatusChanged] != 1 || h.Counts[StatusOK] != 2 {
+		t.Errorf("changing host b: %+v", h)
+	}
+	// s: its own read, then locked for b's write through it (lock + the
+	// session waiting for it).
+	if h := rep.Hosts["s"]; h.Stats.Sessions != 3 || !h.Locked {
+		t.Errorf("peer s: %+v", h)
+	}
+	for _, h := range []*HostReport{rep.Hosts["a"], rep.Hosts["b"]} {
+		if h.Duration <= 0 || h.Facts <= 0 || h.Facts > h.Duration {
+			t.Errorf("%s: duration %v, facts %v", h.Host, h.Duration, h.Facts)
+		}
+	}
+
+	// Two no-change installs at once both run (the lock is only shared).
+	noop := &Plan{Phases: []Phase{{Name: "p", Steps: map[string][]Step{"h": steps(nil, nil, "x=ok")}}}}
+	var wg sync.WaitGroup
+	reps := make([]*Report, 4)
+	for i := range reps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reps[i], _ = Run(context.Background(), &localDialer{}, noop, RunOptions{Mode: ModeApply, LockPath: lock})
+		}()
+	}
+	wg.Wait()
+	for i, r := range reps {
+		if r.Results[0].Status != StatusOK || r.Hosts["h"].Err != "" {
+			t.Errorf("concurrent no-change install %d: %+v %+v", i, r.Results, r.Hosts["h"])
+		}
+	}
+}
+
+// TestRunSupportHost: a host in the plan only for a value gets the reason
+// in its report.
+func TestRunSupportHost(t *testing.T) {
+	plan := &Plan{
+		Phases:  []Phase{{Name: "p", Steps: map[string][]Step{"srv": steps(nil, nil, "key=ok"), "rb1": steps(nil, nil, "x=ok")}}},
+		Support: map[string]string{"srv": "outside --limit: only its SSH host key is read (for rb1)"},
+	}
+	rep, err := Run(context.Background(), &localDialer{}, plan, RunOptions{Mode: ModeAudit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Hosts["srv"].Support == "" || rep.Hosts["rb1"].Support != "" {
+		t.Errorf("support: srv %+v rb1 %+v", rep.Hosts["srv"], rep.Hosts["rb1"])
 	}
 }

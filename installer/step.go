@@ -109,6 +109,11 @@ type Phase struct {
 // Plan is the ordered list of phases of a run.
 type Plan struct {
 	Phases []Phase
+	// Support names the hosts that are in the plan only because a host of
+	// --limit needs a value from them (the state server's SSH host key for
+	// an rb node), with why; their steps are only the ones producing that
+	// value. Reports say so.
+	Support map[string]string
 }
 
 // Hosts lists every host that has a step in the plan, sorted.

@@ -59,9 +59,9 @@ const (
 // sshHostKeyPath is the state server's host key the nodes pin.
 const sshHostKeyPath = "/etc/ssh/ssh_host_ed25519_key.pub"
 
-// Plan builds the rb nodes' phases (see RBNode). With --limit, the state
-// server's phase runs whenever one of its nodes is in the limit: the nodes
-// need it.
+// Plan builds the rb nodes' phases (see RBNode). With a --limit that leaves
+// the state server out, its phase only reads what the named nodes need from
+// it (its SSH host key); the plan names it in Support.
 func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error) {
 	rb := inv.Roles.RBNode
 	cfg := inv.Roles.StateServer
@@ -91,9 +91,23 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 	}
 
 	// Phase 0: the state server, as `install state-server` would leave it.
-	srvSteps, err := StateServer{}.hostSteps(inv, srv, all, cfg, rb, opts)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", srv.Name, err)
+	// Outside --limit it is only read for what the named nodes need from
+	// it: its SSH host key (and its connection, for the state and L&B
+	// copies of later phases).
+	var srvSteps []installer.Step
+	var support map[string]string
+	if opts.InLimit(srv.Name) {
+		srvSteps, err = StateServer{}.hostSteps(inv, srv, all, cfg, rb, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", srv.Name, err)
+		}
+	} else {
+		var names []string
+		for _, n := range nodes {
+			names = append(names, n.Name)
+		}
+		support = map[string]string{srv.Name: fmt.Sprintf("outside --limit: only its SSH host key is read (pinned in the known_hosts of %s) and its connection kept for their state and L&B copies; its own state-server steps are not %s",
+			strings.Join(names, ", "), map[bool]string{true: "verified", false: "converged"}[opts.ReadOnly])}
 	}
 	srvSteps = append(srvSteps, &hostKeyStep{Server: srv.Name, Path: sshHostKeyPath})
 
@@ -130,7 +144,7 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 	plan := &installer.Plan{Phases: []installer.Phase{
 		{Name: PhaseRBStateServer, Steps: map[string][]installer.Step{srv.Name: srvSteps}},
 		{Name: PhaseRBPrepare, Steps: prepare},
-	}}
+	}, Support: support}
 	for k, pos := range RankOrder(rb, byGroup) {
 		st := map[string][]installer.Step{}
 		for _, n := range pos {

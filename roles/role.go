@@ -92,6 +92,14 @@ func MergePlans(plans ...*installer.Plan) *installer.Plan {
 		if p == nil {
 			continue
 		}
+		for h, why := range p.Support {
+			if out.Support == nil {
+				out.Support = map[string]string{}
+			}
+			if out.Support[h] == "" {
+				out.Support[h] = why
+			}
+		}
 		for i, ph := range p.Phases {
 			if i >= len(out.Phases) {
 				out.Phases = append(out.Phases, installer.Phase{Name: ph.Name, Steps: map[string][]installer.Step{}})
