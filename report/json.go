@@ -53,6 +53,10 @@ type JSONHost struct {
 	Stopped     string             `json:"stopped,omitempty"` // where it stood when it stopped early
 	Recap       map[string]int     `json:"recap"`
 	SSH         installer.Stats    `json:"ssh"`
+	DurationS   float64            `json:"duration_s"`        // wall time the host was worked on
+	FactsS      float64            `json:"facts_s"`           // of which gathering facts (and waiting for its lock)
+	Support     string             `json:"support,omitempty"` // outside --limit, contacted only for values a named host needs
+	Locked      bool               `json:"locked,omitempty"`  // an install locked it: something changed
 	Results     []installer.Result `json:"results"`
 }
 
@@ -87,7 +91,8 @@ func (j *jsonReporter) Finish(r *installer.Report, mode installer.Mode) (int, er
 	}
 	for _, h := range s.Hosts {
 		jh := JSONHost{Name: h.Name, Unreachable: h.Unreachable, Error: h.Error, Stopped: h.Stopped,
-			Recap: statusCounts(h.Counts), SSH: h.Stats, Results: h.Results}
+			Recap: statusCounts(h.Counts), SSH: h.Stats, Results: h.Results,
+			DurationS: roundMS(h.Duration.Seconds()), FactsS: roundMS(h.Facts.Seconds()), Support: h.Support, Locked: h.Locked}
 		if jh.Results == nil {
 			jh.Results = []installer.Result{}
 		}

@@ -118,6 +118,14 @@ type HostSummary struct {
 	Counts  map[installer.Status]int
 	Results []installer.Result
 	Stats   installer.Stats
+	// Duration is the wall time the host was worked on; Facts the part of
+	// it spent gathering facts (and waiting for the host's lock).
+	Duration, Facts time.Duration
+	// Support says why a host outside --limit was contacted (only to read
+	// values a named host needs).
+	Support string
+	// Locked: an install took the host's exclusive lock (something changed).
+	Locked bool
 }
 
 // Count returns the number of results with status s.
@@ -158,6 +166,8 @@ func Summarize(r *installer.Report, mode installer.Mode, sec *installer.Redactor
 		h.Error = sec.Redact(hr.Err)
 		h.Stopped = sec.Redact(hr.Stopped)
 		h.Stats = hr.Stats
+		h.Duration, h.Facts = hr.Duration, hr.Facts
+		h.Support, h.Locked = sec.Redact(hr.Support), hr.Locked
 	}
 	for _, res := range r.Results {
 		res = sec.RedactResult(res)

@@ -39,9 +39,10 @@ func sample() *installer.Report {
 		Started:  clock,
 		Duration: 1500 * ms,
 		Hosts: map[string]*installer.HostReport{
-			"rb1":    {Host: "rb1", Stats: installer.Stats{Connections: 1, Sessions: 2}},
+			"rb1":    {Host: "rb1", Stats: installer.Stats{Connections: 1, Sessions: 2}, Duration: 900 * ms, Facts: 800 * ms},
 			"rb2":    {Host: "rb2", Unreachable: true, Err: "rb2: unreachable: dial tcp 198.18.0.12:22: connect: no route to host", Stopped: "unreachable in phase base"},
-			"state1": {Host: "state1", Stats: installer.Stats{Connections: 1, Sessions: 3}, Stopped: `failed at step "exec mysql" in phase base`},
+			"state1": {Host: "state1", Stats: installer.Stats{Connections: 1, Sessions: 3}, Stopped: `failed at step "exec mysql" in phase base`,
+				Duration: 1200 * ms, Facts: 700 * ms, Support: "outside --limit: only its SSH host key is read"},
 		},
 		Results: []installer.Result{
 			{Host: "rb1", Step: "dir /etc/gridha", Status: installer.StatusOK, Duration: 2 * ms},
@@ -239,9 +240,18 @@ func TestJUnitCounts(t *testing.T) {
 	if err := xml.Unmarshal([]byte(got), &doc); err != nil {
 		t.Fatalf("not XML: %v\n%s", err, got)
 	}
-	// rb1: 4 cases, 3 failures; rb2: host case (error) + 2 skipped; state1: 4 cases, 1 error, 2 skipped.
-	if doc.Tests != 11 || doc.Failures != 3 || doc.Errors != 2 || doc.Skipped != 4 {
+	// rb1: gather facts + 4 cases, 3 failures; rb2: host case (error) + 2
+	// skipped; state1: gather facts + 4 cases, 1 error, 2 skipped.
+	if doc.Tests != 13 || doc.Failures != 3 || doc.Errors != 2 || doc.Skipped != 4 {
 		t.Errorf("tests=%d failures=%d errors=%d skipped=%d", doc.Tests, doc.Failures, doc.Errors, doc.Skipped)
+	}
+	// Where the time went: the host's suite has its wall time, the facts
+	// their own case, the steps microseconds.
+	for _, want := range []string{`<testsuite name="rb1" tests="5" failures="3" errors="0" skipped="0" time="0.900"`,
+		`<testcase name="gather facts" classname="rb1" time="0.800">`, `<testcase name="dir /etc/gridha" classname="rb1" time="0.002000">`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("junit lacks %s", want)
+		}
 	}
 }
 

@@ -229,6 +229,9 @@ func (t *text) writeHost(w io.Writer, h *HostSummary, mode installer.Mode) bool 
 		if m := oneLine(trimTarget(res.Step, res.Message)); m != "" {
 			line += ": " + m
 		}
+		if t.o.Verbose {
+			line += fmt.Sprintf(" (%s)", shortDuration(res.Duration))
+		}
 		fmt.Fprintf(w, "  %s %s\n", t.paint(statusColor(res.Status), pad(label(res.Status, mode))), line)
 		if (res.Expected != "" || res.Found != "") && res.Diff == "" {
 			fmt.Fprintf(w, "%sexpected: %s\n%sfound:    %s\n", indent, oneLine(res.Expected), indent, oneLine(res.Found))
@@ -323,7 +326,19 @@ func (t *text) writeRecap(w io.Writer, s *Summary, gap bool) {
 			color = ansiYellow
 		}
 		name := fmt.Sprintf("%-*s", width, h.Name)
-		fmt.Fprintf(w, "%s : %s\n", t.paint(color, name), RecapLine(h, s.Mode))
+		line := RecapLine(h, s.Mode)
+		if t.o.Verbose {
+			line += fmt.Sprintf(" time=%ss facts=%ss sessions=%d", secondsStr(h.Duration), secondsStr(h.Facts), h.Stats.Sessions)
+			if h.Locked {
+				line += " locked"
+			}
+		}
+		fmt.Fprintf(w, "%s : %s\n", t.paint(color, name), line)
+	}
+	for _, h := range s.Hosts {
+		if h.Support != "" {
+			fmt.Fprintf(w, "%s: %s\n", h.Name, h.Support)
+		}
 	}
 	if len(s.Hosts) == 0 {
 		fmt.Fprintf(w, "no host had anything to do\n")
@@ -454,4 +469,13 @@ func trimTarget(step, msg string) string {
 		return strings.TrimPrefix(msg, target+": ")
 	}
 	return msg
+}
+
+// shortDuration is a step's time for --verbose: microseconds below a
+// millisecond, else milliseconds.
+func shortDuration(d time.Duration) string {
+	if d < time.Millisecond {
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	}
+	return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000)
 }
