@@ -112,13 +112,26 @@ func TestRBNodePlanPhases(t *testing.T) {
 		t.Error("services must stop before the sysconfig change")
 	}
 
-	// --limit rb3: the state server still runs, only rb3 among the nodes.
+	// --limit rb3: only rb3 among the nodes; the state server only for
+	// its host key, and the plan says why.
 	plan, err = RBNode{withoutHA: true}.Plan(inv, Options{Limit: []string{"rb3"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(plan.Hosts(), ","); got != "rb3,state1" {
 		t.Fatalf("limit rb3: hosts %s", got)
+	}
+	if srv := plan.Phases[0].Steps["state1"]; len(srv) != 1 || !strings.HasPrefix(srv[0].ID(), "ssh host key ") ||
+		!strings.Contains(plan.Support["state1"], "rb3") {
+		t.Errorf("limit rb3: state1 steps %v, support %q", stepIDs(srv), plan.Support["state1"])
+	}
+	// With the state server in the limit, its own steps run too.
+	plan, err = RBNode{withoutHA: true}.Plan(inv, Options{Limit: []string{"rb3", "state1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Phases[0].Steps["state1"]) < 5 || len(plan.Support) != 0 {
+		t.Errorf("limit rb3,state1: state1 steps %v, support %v", stepIDs(plan.Phases[0].Steps["state1"]), plan.Support)
 	}
 	if _, err := (RBNode{withoutHA: true}).Plan(inv, Options{StateFrom: "state1"}); err == nil {
 		t.Fatal("--state-from a host that is not an rb node was accepted")

@@ -211,11 +211,10 @@ func TestBedEngine(t *testing.T) {
 				rep := e.run(t, mode, plan)
 				wantAll(t, "no-change run", rep, installer.StatusOK)
 				st := rep.Hosts["eng1"].Stats
-				want := 1 // audit: one fact session for all phases
-				if mode == installer.ModeApply {
-					want = 3 // one fact session per phase + the lock
-				}
-				if st.Connections != 1 || st.Sessions != want {
+				// Audit and no-change install alike: one fact session for
+				// all phases, no lock session.
+				want := 1
+				if st.Connections != 1 || st.Sessions != want || rep.Hosts["eng1"].Locked {
 					t.Errorf("%d steps, %s: %+v, want 1 connection, %d sessions", n, mode, st, want)
 				}
 				sessions[n] = st
