@@ -39,8 +39,8 @@ func sample() *installer.Report {
 		Started:  clock,
 		Duration: 1500 * ms,
 		Hosts: map[string]*installer.HostReport{
-			"rb1":    {Host: "rb1", Stats: installer.Stats{Connections: 1, Sessions: 2}, Duration: 900 * ms, Facts: 800 * ms},
-			"rb2":    {Host: "rb2", Unreachable: true, Err: "rb2: unreachable: dial tcp 198.18.0.12:22: connect: no route to host", Stopped: "unreachable in phase base"},
+			"rb1": {Host: "rb1", Stats: installer.Stats{Connections: 1, Sessions: 2}, Duration: 900 * ms, Facts: 800 * ms},
+			"rb2": {Host: "rb2", Unreachable: true, Err: "rb2: unreachable: dial tcp 198.18.0.12:22: connect: no route to host", Stopped: "unreachable in phase base"},
 			"state1": {Host: "state1", Stats: installer.Stats{Connections: 1, Sessions: 3}, Stopped: `failed at step "exec mysql" in phase base`,
 				Duration: 1200 * ms, Facts: 700 * ms, Support: "outside --limit: only its SSH host key is read"},
 		},
