@@ -113,10 +113,15 @@ func (c *Conn) readShell(ctx context.Context, p string) ([]byte, error) {
 	return res.Stdout, nil
 }
 
-// WriteFile writes data to a temporary file in the folder of p, sets
-// owner/group (when given; otherwise those of the file it replaces, if any)
-// and mode, then renames it over p: readers see the old or the new content,
-// never a mix.
+// WriteFile writes p so that no reader ever sees content the final mode
+// and owner would not let it read: the new file gets its owner/group (when
+// given; otherwise those of the file it replaces, if any) and mode before
+// its first byte, in a place no other user can reach (over SFTP a private
+// 0700 folder beside p; through the shell mktemp's 0600 file), and is then
+// renamed over p: readers see the old or the new content, never a mix.
+// Both transports follow these steps in this order; a secret is never
+// readable by a user who could not read the final file, even for an
+// instant (a file opened during such a window would stay readable).
 func (c *Conn) WriteFile(ctx context.Context, p string, data []byte, mode fs.FileMode, owner, group string) error {
 	if !path.IsAbs(p) {
 		return fmt.Errorf("%s: write %s: path is not absolute", c.host, p)
@@ -156,11 +161,15 @@ func (c *Conn) writeShell(ctx context.Context, p string, data []byte, mode fs.Fi
 	dir, base := path.Split(p)
 	q := installer.ShellQuote
 	var b strings.Builder
-	b.WriteString("set -e\n")
+	b.WriteString("set -e\numask 077\n")
 	fmt.Fprintf(&b, "p=%s\n", q(p))
+	// mktemp creates the file 0600 for the login user (root under sudo):
+	// nobody else can open it while owner and mode are being set.
 	fmt.Fprintf(&b, "t=$(mktemp %s)\n", q(path.Join(dir, "."+base+".gridha-XXXXXX")))
 	b.WriteString("trap 'rm -f -- \"$t\"' EXIT\n")
-	b.WriteString("cat > \"$t\"\n")
+	// Opened for writing first: a final mode without the owner's write
+	// bit (0400) must not stop a login user that is not root.
+	b.WriteString("exec 3>\"$t\"\n")
 	if owner == "" || group == "" {
 		b.WriteString("if [ -e \"$p\" ]; then chown --reference=\"$p\" -- \"$t\"; fi\n")
 	}
@@ -172,7 +181,14 @@ func (c *Conn) writeShell(ctx context.Context, p string, data []byte, mode fs.Fi
 	case group != "":
 		fmt.Fprintf(&b, "chgrp %s -- \"$t\"\n", q(group))
 	}
+	// Final owner and mode before the first byte (chown before chmod:
+	// chown clears set-id bits).
 	fmt.Fprintf(&b, "chmod %s -- \"$t\"\n", installer.OctalMode(mode))
+	b.WriteString("cat >&3\nexec 3>&-\n")
+	if mode&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
+		// A write by a user without CAP_FSETID clears set-id bits.
+		fmt.Fprintf(&b, "chmod %s -- \"$t\"\n", installer.OctalMode(mode))
+	}
 	b.WriteString("mv -f -- \"$t\" \"$p\"\ntrap - EXIT\n")
 	res, err := c.run(ctx, b.String(), bytes.NewReader(data))
 	if err != nil {
@@ -204,10 +220,15 @@ func (c *Conn) writeSFTP(ctx context.Context, p string, data []byte, mode fs.Fil
 }
 
 // writeSFTP does the SFTP writes in order; it checks ctx before the rename
-// so that an abandoned write never lands.
+// so that an abandoned write never lands. sftp-server creates files with
+// its own umask (0644) and pkg/sftp cannot pass a mode with the open, so
+// the new file is created inside a fresh folder beside p that is made
+// 0700 while still empty: nobody else can reach the file there (path
+// lookup checks the folder's mode at every open, also with a descriptor
+// or an inotify watch taken on the folder before the chmod). The file gets
+// its final owner and mode before its first byte, then is renamed over p.
 func writeSFTP(ctx context.Context, s *sftp.Client, p string, data []byte, mode fs.FileMode, uid, gid int) error {
 	dir, base := path.Split(p)
-	tmp := path.Join(dir, "."+base+".gridha-"+randHex(6))
 	if uid < 0 || gid < 0 {
 		if st, err := s.Stat(p); err == nil {
 			if fst, ok := st.Sys().(*sftp.FileStat); ok {
@@ -220,6 +241,15 @@ func writeSFTP(ctx context.Context, s *sftp.Client, p string, data []byte, mode 
 			}
 		}
 	}
+	priv := path.Join(dir, ".gridha-"+randHex(6))
+	if err := s.Mkdir(priv); err != nil {
+		return fmt.Errorf("mkdir %s: %w", priv, err)
+	}
+	defer func() { _ = s.RemoveDirectory(priv) }()
+	if err := s.Chmod(priv, 0o700); err != nil {
+		return fmt.Errorf("chmod 0700 %s: %w", priv, err)
+	}
+	tmp := path.Join(priv, base)
 	f, err := s.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
 		return err
@@ -231,9 +261,6 @@ func writeSFTP(ctx context.Context, s *sftp.Client, p string, data []byte, mode 
 			_ = s.Remove(tmp)
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
 	if uid >= 0 || gid >= 0 {
 		if uid < 0 || gid < 0 {
 			st, err := f.Stat()
@@ -258,6 +285,15 @@ func writeSFTP(ctx context.Context, s *sftp.Client, p string, data []byte, mode 
 	}
 	if err := f.Chmod(mode); err != nil {
 		return fmt.Errorf("chmod %s: %w", installer.OctalMode(mode), err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if mode&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
+		// A write by a login user without CAP_FSETID clears set-id bits.
+		if err := f.Chmod(mode); err != nil {
+			return fmt.Errorf("chmod %s: %w", installer.OctalMode(mode), err)
+		}
 	}
 	// fsync@openssh.com: the new content is on disk before it replaces
 	// the old. Servers without the extension only lose that guarantee.

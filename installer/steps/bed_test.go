@@ -206,6 +206,29 @@ func TestBedPrimitives(t *testing.T) {
 		if res.Status != installer.StatusDrift || strings.Contains(fmt.Sprintf("%+v", res), "pw") {
 			t.Errorf("secret value drift: %+v", res)
 		}
+		// A later assignment overrides the first for /bin/sh: each form is
+		// drift (the secret never shown), and install leaves one line.
+		e.run(t, installer.ModeApply, onePhase("prim1", sec))
+		for _, extra := range []string{`PASS=s3cretpw`, `export PASS="otherpw"`, `PASS='other'\''pw'`, `X=1; PASS=otherpw`, "PASS=\"other\\\npw\""} {
+			sh(t, h, "printf '%s\\n' "+installer.ShellQuote(extra)+" >> /opt/lcg/etc/lcg-ha")
+			res := e.run(t, installer.ModeAudit, onePhase("prim1", sec)).Results[0]
+			if res.Status != installer.StatusDrift || strings.Contains(fmt.Sprintf("%+v", res), "pw") {
+				t.Errorf("%s appended: %+v", extra, res)
+			}
+			if strings.HasPrefix(extra, "X=1") {
+				// Not a line gridha edits: install refuses, naming it.
+				res := e.run(t, installer.ModeApply, onePhase("prim1", sec)).Results[0]
+				if res.Status != installer.StatusFailed || !strings.Contains(res.Error, "line 8: PASS is set in a line with other commands") {
+					t.Errorf("shared line: %+v", res)
+				}
+				sh(t, h, "sed -i '$d' /opt/lcg/etc/lcg-ha")
+				continue
+			}
+			e.run(t, installer.ModeApply, onePhase("prim1", sec))
+			if got := sh(t, h, ". /opt/lcg/etc/lcg-ha; echo \"$PASS\"; grep -c PASS /opt/lcg/etc/lcg-ha"); got != "s3cretpw\n1" {
+				t.Errorf("after install with %s appended: %q", extra, got)
+			}
+		}
 	})
 
 	t.Run("DirSymlinkAbsent", func(t *testing.T) {

@@ -11,10 +11,12 @@ import (
 )
 
 // KeyValue is one shell-style assignment KEY=value in a config file that
-// /bin/sh sources (/etc/sysconfig/..., lcg-ha, grid-env.sh). The first
-// assignment of Key is replaced (commented-out ones are left alone), a
-// missing one is appended, a missing file is created; every other byte of
-// the file is kept.
+// /bin/sh sources (/etc/sysconfig/..., lcg-ha, grid-env.sh), read as the
+// shell reads it (SetKeyValue, ShellAssignments): every assignment of Key
+// counts, so a second one (last wins), an `export KEY=` or an unset is
+// drift, and install leaves exactly one line KEY=value (commented-out ones
+// are left alone); a missing one is appended, a missing file is created;
+// every other byte of the file is kept.
 type KeyValue struct {
 	Path  string
 	Key   string
@@ -53,17 +55,31 @@ func (kv KeyValue) CheckApply(ctx context.Context, env *installer.Env, apply boo
 		return failed(env, kv.ID(), fmt.Errorf("%s is larger than %d bytes; not a config file gridha edits", kv.Path, installer.MaxProbedContent))
 	}
 	want := RenderAssignment(kv.Key, kv.Value, kv.Quote)
-	newContent, found, changed := SetKeyValue(ff.Content, kv.Key, kv.Value, kv.Quote)
+	newContent, as, changed, editErr := SetKeyValue(ff.Content, kv.Key, kv.Value, kv.Quote)
+	if editErr != nil {
+		changed = true // not as wanted, and not editable by gridha
+	}
+	found := describeAssignments(ff.Content, as, kv.Secret)
 	var diffs []string
 	switch {
 	case !ff.Exists:
-	case found == "" && changed:
+	case editErr != nil:
+		diffs = append(diffs, editErr.Error())
+	case len(as) == 0:
 		diffs = append(diffs, kv.Key+" not set")
+	case len(as) > 1:
+		lines := make([]string, len(as))
+		for i, a := range as {
+			lines[i] = fmt.Sprint(a.Line)
+		}
+		diffs = append(diffs, fmt.Sprintf("%s is assigned %d times (lines %s; /bin/sh uses the last), want one %s", kv.Key, len(as), strings.Join(lines, ", "), shown(want, kv.Secret)))
+	case as[0].Unset:
+		diffs = append(diffs, fmt.Sprintf("%s is unset (line %d)", kv.Key, as[0].Line))
 	case changed:
 		if kv.Secret {
 			diffs = append(diffs, kv.Key+" has another value (secret, not shown)")
 		} else {
-			diffs = append(diffs, fmt.Sprintf("%s, want %s", strings.TrimSpace(found), want))
+			diffs = append(diffs, fmt.Sprintf("%s, want %s", found, want))
 		}
 	}
 	var fix []string
@@ -80,36 +96,28 @@ func (kv KeyValue) CheckApply(ctx context.Context, env *installer.Env, apply boo
 		msg = kv.Path + " does not exist"
 	}
 	var diffText string
-	if env.Diff && !kv.Secret && changed {
+	if env.Diff && !kv.Secret && changed && editErr == nil {
 		diffText = unifiedDiff(kv.Path, ff.Content, newContent)
 	}
 	if !apply {
 		var r installer.Result
-		if !ff.Exists || found == "" {
+		if !ff.Exists || len(as) == 0 {
 			r = installer.Missing(msg)
 		} else {
 			r = installer.Drift(msg, "", "")
 		}
-		if !kv.Secret {
-			r.Expected, r.Found = want, strings.TrimSpace(found)
-		}
+		r.Expected, r.Found = shown(want, kv.Secret), found
 		switch {
 		case !ff.Exists:
 			r.Found = kv.Path + " absent"
-		case found == "":
+		case len(as) == 0:
 			r.Found = kv.Key + " not set"
-		}
-		if kv.Secret {
-			r.Expected = kv.Key + "=******** (secret, not shown)"
-			if ff.Exists && found != "" {
-				r.Found = kv.Key + "=******** (secret, as wanted)"
-				if changed {
-					r.Found = kv.Key + " set to another value (secret, not shown)"
-				}
-			}
 		}
 		r.Diff = diffText
 		return r
+	}
+	if editErr != nil {
+		return failed(env, kv.ID(), fmt.Errorf("%s: %w", kv.Path, editErr))
 	}
 	if changed {
 		mode, owner, group := kv.Mode, "", ""
@@ -129,6 +137,45 @@ func (kv KeyValue) CheckApply(ctx context.Context, env *installer.Env, apply boo
 	r := installer.Changed(msg)
 	r.Diff = diffText
 	return r
+}
+
+// shown is s, or its key with the value masked when secret.
+func shown(assignment string, secret bool) string {
+	if !secret {
+		return assignment
+	}
+	k, _, _ := strings.Cut(assignment, "=")
+	return k + "=******** (secret, not shown)"
+}
+
+// describeAssignments is what Found says: the assignment line(s) as they
+// are in the file (line numbers when several), values masked when secret.
+func describeAssignments(content []byte, as []Assignment, secret bool) string {
+	if len(as) == 0 {
+		return ""
+	}
+	if secret {
+		if len(as) == 1 && !as[0].Unset {
+			return as[0].Name + "=******** (secret)"
+		}
+		parts := make([]string, len(as))
+		for i, a := range as {
+			what := "assigned"
+			if a.Unset {
+				what = "unset"
+			}
+			parts[i] = fmt.Sprintf("line %d: %s %s (secret, not shown)", a.Line, a.Name, what)
+		}
+		return strings.Join(parts, "; ")
+	}
+	if len(as) == 1 {
+		return strings.TrimSpace(lineOf(content, as[0].Line))
+	}
+	parts := make([]string, len(as))
+	for i, a := range as {
+		parts[i] = fmt.Sprintf("line %d: %s", a.Line, strings.TrimSpace(lineOf(content, a.Line)))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func or0(a, b fs.FileMode) fs.FileMode {
@@ -160,65 +207,65 @@ func RenderAssignment(key, value string, quote bool) string {
 	return key + `="` + r.Replace(value) + `"`
 }
 
-// SetKeyValue sets key in shell-style content. The first line assigning key
-// (optionally indented and/or prefixed with "export ") is replaced, keeping
-// its indentation and export prefix; comments are never touched. When no
-// line assigns key, the assignment is appended (after adding a final newline
-// the content lacked). found is the existing assignment line ("" when none);
-// changed reports whether out differs from content. Every byte outside the
-// replaced line is kept.
-func SetKeyValue(content []byte, key, value string, quote bool) (out []byte, found string, changed bool) {
+// SetKeyValue makes content assign key exactly once, to value, as a shell
+// sourcing it reads it (ShellAssignments): the first assignment that is a
+// line of its own is replaced by KEY=value (keeping its indentation and
+// export prefix), every other assignment or unset of key is removed (the
+// shell would use the last one), and when there is none the assignment is
+// appended (after adding a final newline the content lacked). Comments are
+// never touched and every other byte is kept. found lists the assignments
+// there were; changed reports whether out differs from content. An
+// assignment that shares its line with other commands (A=1; KEY=2) is not
+// edited: err names its line and content is returned unchanged.
+func SetKeyValue(content []byte, key, value string, quote bool) (out []byte, found []Assignment, changed bool, err error) {
 	want := RenderAssignment(key, value, quote)
-	start := 0
-	for start < len(content) {
-		end := bytes.IndexByte(content[start:], '\n')
-		lineEnd := len(content)
-		if end >= 0 {
-			lineEnd = start + end
-		}
-		line := string(content[start:lineEnd])
-		if prefix, ok := assignmentPrefix(line, key); ok {
-			newLine := prefix + want
-			if strings.HasSuffix(line, "\r") {
-				newLine += "\r"
-			}
-			if newLine == line {
-				return content, line, false
-			}
-			out = make([]byte, 0, len(content)+len(newLine))
-			out = append(out, content[:start]...)
-			out = append(out, newLine...)
-			out = append(out, content[lineEnd:]...)
-			return out, line, true
-		}
-		if end < 0 {
-			break
-		}
-		start = lineEnd + 1
+	if found, err = ShellAssignments(content, key); err != nil {
+		return content, nil, false, err
 	}
-	out = append([]byte(nil), content...)
-	if len(out) > 0 && out[len(out)-1] != '\n' {
+	if len(found) == 1 && !found[0].Unset && found[0].Literal && found[0].Value == value {
+		return content, found, false, nil
+	}
+	keep := -1
+	for i, a := range found {
+		if !a.Sole {
+			return content, found, false, fmt.Errorf("line %d: %s is set in a line with other commands; gridha does not edit such a line: give the assignment a line of its own or remove it", a.Line, key)
+		}
+		if keep < 0 && !a.Unset {
+			keep = i
+		}
+	}
+	out = make([]byte, 0, len(content)+len(want)+1)
+	pos := 0
+	for i, a := range found {
+		out = append(out, content[pos:a.Start]...)
+		pos = a.End
+		if i != keep {
+			continue
+		}
+		// No \r kept from a CRLF line: /bin/sh would read it as part of
+		// the value.
+		eol := ""
+		if bytes.HasSuffix(content[a.Start:a.End], []byte("\n")) {
+			eol = "\n"
+		}
+		out = append(out, a.Prefix+want+eol...)
+	}
+	out = append(out, content[pos:]...)
+	if keep < 0 {
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			out = append(out, '\n')
+		}
+		out = append(out, want...)
 		out = append(out, '\n')
 	}
-	out = append(out, want...)
-	out = append(out, '\n')
-	return out, "", true
+	return out, found, !bytes.Equal(out, content), nil
 }
 
-// assignmentPrefix reports whether line assigns key, and returns what
-// precedes the key (indentation, "export ").
-func assignmentPrefix(line, key string) (string, bool) {
-	rest := strings.TrimLeft(line, " \t")
-	indent := line[:len(line)-len(rest)]
-	if strings.HasPrefix(rest, "export") {
-		after := strings.TrimLeft(rest[len("export"):], " \t")
-		if len(after) < len(rest)-len("export") {
-			indent += rest[:len(rest)-len(after)]
-			rest = after
-		}
+// lineOf returns line n (1-based) of content, without its newline.
+func lineOf(content []byte, n int) string {
+	lines := strings.SplitN(string(content), "\n", n+1)
+	if n < 1 || n > len(lines) {
+		return ""
 	}
-	if strings.HasPrefix(rest, key+"=") {
-		return indent, true
-	}
-	return "", false
+	return strings.TrimRight(lines[n-1], "\r")
 }

@@ -1,6 +1,9 @@
 package steps
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -9,46 +12,93 @@ func TestSetKeyValue(t *testing.T) {
 	tests := []struct {
 		name, in, key, value string
 		quote                bool
-		want, found          string
+		want                 string
+		found                int // assignments found
 		changed              bool
 	}{
-		{"replace first", "A=1\n# B=0\nB=2\nB=3\n", "B", "9", false, "A=1\n# B=0\nB=9\nB=3\n", "B=2", true},
-		{"commented left", "#B=1\nX=y\n", "B", "2", false, "#B=1\nX=y\nB=2\n", "", true},
-		{"append no newline", "X=y", "B", "2", false, "X=y\nB=2\n", "", true},
-		{"empty file", "", "B", "2", false, "B=2\n", "", true},
-		{"unchanged", "B=2\nC=3\n", "B", "2", false, "B=2\nC=3\n", "B=2", false},
-		{"quoted", "B=old\n", "B", `a "b" $c`, true, "B=\"a \\\"b\\\" \\$c\"\n", "B=old", true},
-		{"quoted unchanged", "B=\"x y\"\n", "B", "x y", true, "B=\"x y\"\n", "B=\"x y\"", false},
-		{"export kept", "  export B=1\n", "B", "2", false, "  export B=2\n", "  export B=1", true},
-		{"prefix key not matched", "BB=1\n", "B", "2", false, "BB=1\nB=2\n", "", true},
-		{"crlf kept", "B=1\r\nC=2\r\n", "B", "2", false, "B=2\r\nC=2\r\n", "B=1\r", true},
-		{"last line no newline", "A=1\nB=1", "B", "2", false, "A=1\nB=2", "B=1", true},
+		{"replace first, drop later", "A=1\n# B=0\nB=2\nB=3\n", "B", "9", false, "A=1\n# B=0\nB=9\n", 2, true},
+		{"commented left", "#B=1\nX=y\n", "B", "2", false, "#B=1\nX=y\nB=2\n", 0, true},
+		{"append no newline", "X=y", "B", "2", false, "X=y\nB=2\n", 0, true},
+		{"empty file", "", "B", "2", false, "B=2\n", 0, true},
+		{"unchanged", "B=2\nC=3\n", "B", "2", false, "B=2\nC=3\n", 1, false},
+		{"quoted", "B=old\n", "B", `a "b" $c`, true, "B=\"a \\\"b\\\" \\$c\"\n", 1, true},
+		{"quoted unchanged", "B=\"x y\"\n", "B", "x y", true, "B=\"x y\"\n", 1, false},
+		{"quoted otherwise, same value", "B='x y'\n", "B", "x y", true, "B='x y'\n", 1, false},
+		{"export kept", "  export B=1\n", "B", "2", false, "  export B=2\n", 1, true},
+		{"prefix key not matched", "BB=1\n", "B", "2", false, "BB=1\nB=2\n", 0, true},
+		{"crlf: sh reads the CR as part of the value", "B=2\r\nC=2\r\n", "B", "2", false, "B=2\nC=2\r\n", 1, true},
+		{"last line no newline", "A=1\nB=1", "B", "2", false, "A=1\nB=2", 1, true},
+		{"second same value", "B=2\nB=2\n", "B", "2", false, "B=2\n", 2, true},
+		{"export second", "B=2\nexport B=3\n", "B", "2", false, "B=2\n", 2, true},
+		{"quoted differently second", "B=\"2\"\nB='x'\n", "B", "2", true, "B=\"2\"\n", 2, true},
+		{"continuation", "B=2\nA=1\nB=\"x\\\ny\"\nC=3\n", "B", "2", false, "B=2\nA=1\nC=3\n", 2, true},
+		{"continued line", "B=\\\n5\n", "B", "5", false, "B=\\\n5\n", 1, false},
+		{"multi-line single quotes", "B='a\nb'\nC=1\n", "B", "z", false, "B=z\nC=1\n", 1, true},
+		{"unset removed", "B=2\nunset B\n", "B", "2", false, "B=2\n", 2, true},
+		{"readonly", "readonly B=7 # pinned\n", "B", "2", false, "readonly B=2\n", 1, true},
+		{"in an if block", "if true; then\n  B=7\nfi\n", "B", "2", false, "if true; then\n  B=2\nfi\n", 1, true},
+		{"env of a command is not an assignment", "B=7 /bin/true\n", "B", "2", false, "B=7 /bin/true\nB=2\n", 0, true},
+		{"export quoted whole", "B=2\nexport 'B=3'\n", "B", "2", false, "B=2\n", 2, true},
+		{"trailing semicolon", "B=1;\n", "B", "2", false, "B=2\n", 1, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, found, changed := SetKeyValue([]byte(tc.in), tc.key, tc.value, tc.quote)
-			if string(out) != tc.want || found != tc.found || changed != tc.changed {
-				t.Errorf("got %q, %q, %v; want %q, %q, %v", out, found, changed, tc.want, tc.found, tc.changed)
+			out, found, changed, err := SetKeyValue([]byte(tc.in), tc.key, tc.value, tc.quote)
+			if err != nil {
+				t.Fatal(err)
 			}
-			// Idempotent: a second pass changes nothing.
-			again, _, changed2 := SetKeyValue(out, tc.key, tc.value, tc.quote)
-			if changed2 || string(again) != string(out) {
-				t.Errorf("second pass changed %q to %q", out, again)
+			if string(out) != tc.want || len(found) != tc.found || changed != tc.changed {
+				t.Errorf("got %q, %d found, %v; want %q, %d, %v", out, len(found), changed, tc.want, tc.found, tc.changed)
+			}
+			// Idempotent: a second pass changes nothing, and leaves one
+			// assignment with the wanted value.
+			again, as, changed2, err := SetKeyValue(out, tc.key, tc.value, tc.quote)
+			if err != nil || changed2 || string(again) != string(out) {
+				t.Errorf("second pass changed %q to %q (%v)", out, again, err)
+			}
+			if len(as) != 1 || as[0].Value != tc.value {
+				t.Errorf("after the edit: %+v, want one assignment of %q", as, tc.value)
+			}
+			// What /bin/sh itself makes of the edited file.
+			f := filepath.Join(t.TempDir(), "conf")
+			if err := os.WriteFile(f, out, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := exec.Command("/bin/sh", "-c", `. "$1" >/dev/null; printf %s "$`+tc.key+`"`, "sh", f).Output()
+			if err != nil || string(got) != tc.value {
+				t.Errorf("/bin/sh sourcing %q: %s=%q (%v), want %q", out, tc.key, got, err, tc.value)
 			}
 		})
 	}
 }
 
+func TestSetKeyValueSharedLine(t *testing.T) {
+	in := "A=1; B=3\n"
+	out, found, changed, err := SetKeyValue([]byte(in), "B", "2", false)
+	if err == nil || !strings.Contains(err.Error(), "line 1:") || changed || string(out) != in || len(found) != 1 {
+		t.Errorf("shared line: %q %v %v %v", out, found, changed, err)
+	}
+}
+
 func FuzzSetKeyValue(f *testing.F) {
 	f.Add("A=1\n#B=2\nB=3", "B", "x y", true)
+	f.Add("B='a\nb'\nexport B=\"c\\\nd\"; unset B\n", "B", "x", false)
 	f.Fuzz(func(t *testing.T, in, key, value string, quote bool) {
 		if !validKey(key) || strings.ContainsAny(value, "\n\r") {
 			return
 		}
-		out, _, _ := SetKeyValue([]byte(in), key, value, quote)
-		again, _, changed := SetKeyValue(out, key, value, quote)
-		if changed || string(again) != string(out) {
-			t.Fatalf("not idempotent: %q -> %q -> %q", in, out, again)
+		// Unquoted values are for plain words only (the callers quote
+		// anything else).
+		if !quote && strings.Trim(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:,@%+=-") != "" {
+			return
+		}
+		out, _, _, err := SetKeyValue([]byte(in), key, value, quote)
+		if err != nil {
+			return
+		}
+		again, _, changed, err := SetKeyValue(out, key, value, quote)
+		if err != nil || changed || string(again) != string(out) {
+			t.Fatalf("not idempotent: %q -> %q -> %q (%v)", in, out, again, err)
 		}
 	})
 }
