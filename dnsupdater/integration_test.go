@@ -112,6 +112,27 @@ func newFixture(t testing.TB, primaries, bdiis int) *fixture {
 // an admin's file.
 func (f *fixture) config(stateName string, extra string) *Config {
 	f.t.Helper()
+	c, err := ParseConfig("it.conf", []byte(f.configText(stateName, extra)))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c
+}
+
+// once runs `gridha dns-updater run --once` as a process (a Nagios check
+// with its own state file) and returns its output and exit code.
+func (f *fixture) once(t *testing.T, stateName string) (string, int) {
+	t.Helper()
+	p := filepath.Join(f.dir, stateName+".conf")
+	if err := os.WriteFile(p, []byte(f.configText(stateName, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := gridha(t, "dns-updater", "run", "--once", "-c", p).Output()
+	t.Logf("--once: %s", out)
+	return string(out), exitCode(err)
+}
+
+func (f *fixture) configText(stateName string, extra string) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "zone = %s\nname = %s\nttl = 30\ntsig_key_file = %s\nstate_file = %s\n",
 		itZone, itName, f.keyFile, filepath.Join(f.dir, stateName))
@@ -132,11 +153,7 @@ func (f *fixture) config(stateName string, extra string) *Config {
 		}
 	}
 	sb.WriteString(extra)
-	c, err := ParseConfig("it.conf", []byte(sb.String()))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return c
+	return sb.String()
 }
 
 // logBuffer collects an updater's log for assertions.
@@ -424,9 +441,22 @@ func TestAllDownKeepsRecords(t *testing.T) {
 	cycle(ctx, t, u, c)
 	both := addrs(f.bdiis...)
 	f.wantRecords(ctx, f.ns[0], both, "first cycle")
-	for _, b := range f.bdiis {
+	// A Nagios check: `run --once` with its own state file says what
+	// this cycle's checks found, whatever the damping: all up OK, one
+	// down WARNING, all down CRITICAL (the first time it sees them down).
+	if out, code := f.once(t, "nagios.state"); code != 0 || !strings.HasPrefix(out, "DNS-UPDATER OK") {
+		t.Errorf("--once, all up: exit %d, %s", code, out)
+	}
+	for i, b := range f.bdiis {
 		if err := b.StopBDII(ctx); err != nil {
 			t.Fatal(err)
+		}
+		want, wantCode := "DNS-UPDATER WARNING", 1
+		if i == len(f.bdiis)-1 {
+			want, wantCode = "DNS-UPDATER CRITICAL", 2
+		}
+		if out, code := f.once(t, "nagios.state"); code != wantCode || !strings.HasPrefix(out, want) {
+			t.Errorf("--once, %d of %d down: exit %d, %s; want exit %d, %s", i+1, len(f.bdiis), code, out, wantCode, want)
 		}
 	}
 	var st *State

@@ -275,6 +275,12 @@ func (u *Updater) Cycle(ctx context.Context) *State {
 	case keep:
 		st.Status = Critical
 		summary = noneWhy + ", records kept unchanged: " + summary
+	case len(failing) == len(u.cfg.BDIIs):
+		// Every check failed in this cycle: a total outage now, even
+		// while damping still keeps some BDIIs in service (a Nagios check
+		// running --once with its own state file sees this every time).
+		st.Status = Critical
+		summary = "no BDII passes its check in this cycle: " + summary
 	case len(bad) == len(u.cfg.Primaries):
 		st.Status = Critical
 	case len(bad) > 0 || len(out) > 0 || len(failing) > 0:
