@@ -60,6 +60,12 @@ func (kv KeyValue) CheckApply(ctx context.Context, env *installer.Env, apply boo
 		changed = true // not as wanted, and not editable by gridha
 	}
 	found := describeAssignments(ff.Content, as, kv.Secret)
+	if kv.Secret && len(as) == 1 && !as[0].Unset {
+		found = kv.Key + "=******** (secret, as wanted)"
+		if changed {
+			found = kv.Key + " set to another value (secret, not shown)"
+		}
+	}
 	var diffs []string
 	switch {
 	case !ff.Exists:
