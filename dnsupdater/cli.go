@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/gridha/gridha/internal/daemonlog"
+	"github.com/gridha/gridha/internal/metrics"
 )
 
 // DefaultConfigFile is where `gridha install dns` writes the configuration.
@@ -38,6 +39,7 @@ func Command() *cli.Command {
 					&cli.BoolFlag{Name: "once", Usage: "run one cycle, print a Nagios line, exit 0/1/2/3 (cron/Nagios mode)"},
 					&cli.BoolFlag{Name: "dry-run", Usage: "with --once: check and print what would change, send no update, keep the state file"},
 					&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
+					&cli.StringFlag{Name: "metrics", Usage: "daemon: serve Prometheus metrics on http://`ADDR`/metrics (host:port; :port or port alone listen on 127.0.0.1); off by default"},
 				}, daemonlog.Flags()...),
 				Action: func(c *cli.Context) error {
 					if c.Bool("dry-run") && !c.Bool("once") {
@@ -47,7 +49,10 @@ func Command() *cli.Command {
 					if err := lo.Check(); err != nil {
 						return cli.Exit("dns-updater: "+err.Error(), int(Unknown))
 					}
-					code := run(c.Context, c.String("config"), c.Bool("once"), c.Bool("dry-run"), c.Bool("debug"), c.App.Writer, lo)
+					if c.String("metrics") != "" && c.Bool("once") {
+						return cli.Exit("dns-updater: --metrics is for the daemon, not --once", int(Unknown))
+					}
+					code := run(c.Context, c.String("config"), c.Bool("once"), c.Bool("dry-run"), c.Bool("debug"), c.App.Writer, lo, c.String("metrics"))
 					if code != 0 {
 						return cli.Exit("", code)
 					}
@@ -73,7 +78,7 @@ func Command() *cli.Command {
 	}
 }
 
-func run(ctx context.Context, cfgPath string, once, dryRun, debug bool, stdout io.Writer, lo daemonlog.Options) int {
+func run(ctx context.Context, cfgPath string, once, dryRun, debug bool, stdout io.Writer, lo daemonlog.Options, metricsAddr string) int {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -121,6 +126,20 @@ func run(ctx context.Context, cfgPath string, once, dryRun, debug bool, stdout i
 		}
 		fmt.Fprintln(stdout, st.NagiosLine())
 		return int(st.Status)
+	}
+	if metricsAddr != "" {
+		l, err := metrics.Listen(metricsAddr)
+		if err != nil {
+			log.Error("dns-updater", "err", err)
+			return 1
+		}
+		m := &Metrics{}
+		u.OnCycle = m.Observe
+		go func() {
+			if err := metrics.Serve(ctx, l, m.Text); err != nil {
+				log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
 	}
 	if err := u.Run(ctx); err != nil {
 		log.Error("dns-updater", "err", err)

@@ -29,6 +29,8 @@ type Updater struct {
 	Now func() time.Time
 	// DryRun computes and logs the changes without sending any update.
 	DryRun bool
+	// OnCycle, when set, sees each finished cycle of Run (metrics).
+	OnCycle func(*State)
 }
 
 // New builds an updater. checks nil: ChecksFor(cfg).
@@ -380,6 +382,9 @@ func (u *Updater) Run(ctx context.Context) error {
 			break
 		}
 		last = st
+		if u.OnCycle != nil {
+			u.OnCycle(st)
+		}
 		if err := SaveState(u.cfg.StateFile, st); err != nil {
 			u.log.Error("cannot write the state file", "err", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/gridha/gridha/internal/daemonlog"
+	"github.com/gridha/gridha/internal/metrics"
 )
 
 // Command is `gridha hagd ...`: run, status, takeover, giveup, check.
@@ -25,9 +26,11 @@ func Command() *cli.Command {
 		Usage: "the HA group daemon: elects a group master and runs the service script on it",
 		Subcommands: []*cli.Command{
 			{
-				Name:      "run",
-				Usage:     "run the daemon in the foreground (SIGTERM: stop the service, release the lease, exit)",
-				Flags:     append([]cli.Flag{cfgFlag}, daemonlog.Flags()...),
+				Name:  "run",
+				Usage: "run the daemon in the foreground (SIGTERM: stop the service, release the lease, exit)",
+				Flags: append([]cli.Flag{cfgFlag, &cli.StringFlag{Name: "metrics",
+					Usage: "serve Prometheus metrics on http://`ADDR`/metrics (host:port; :port or port alone listen on 127.0.0.1); off by default"}},
+					daemonlog.Flags()...),
 				ArgsUsage: " ",
 				Action: func(c *cli.Context) error {
 					cfg, err := LoadConfig(c.String("config"))
@@ -50,6 +53,14 @@ func Command() *cli.Command {
 					ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 					defer stop()
 					d := &Daemon{Cfg: cfg, Log: log}
+					if addr := c.String("metrics"); addr != "" {
+						l, err := metrics.Listen(addr)
+						if err != nil {
+							return cli.Exit(fmt.Sprintf("hagd: %v", err), 1)
+						}
+						defer l.Close()
+						d.MetricsListener = l
+					}
 					if err := d.Run(ctx); err != nil {
 						return cli.Exit(fmt.Sprintf("hagd: %v", err), 1)
 					}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -29,6 +30,8 @@ type Daemon struct {
 	Log       *slog.Logger
 	Transport Transport
 	Lease     Lease
+	// MetricsListener, when set, serves /metrics (opt-in: --metrics).
+	MetricsListener net.Listener
 
 	key    []byte
 	codec  *Codec
@@ -44,6 +47,8 @@ type Daemon struct {
 
 	mu       sync.Mutex
 	counters map[string]uint64
+	// becameMaster counts takeovers per group (main loop only).
+	becameMaster map[string]uint64
 }
 
 // Counters of received packets.
@@ -119,6 +124,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	defer ctl.Close()
 	go d.serveControl(ctl)
+	if d.MetricsListener != nil {
+		go d.serveMetrics(ctx)
+	}
 
 	d.runner = &ScriptRunner{Path: c.Script, Timeout: c.Timeout, StopTimeout: c.StopTimeout, Node: c.ID}
 	d.m = NewMachine(ParamsFromConfig(c))
@@ -244,6 +252,7 @@ func (d *Daemon) exec(acts []Action) {
 			d.send(&msg)
 		case ActLog:
 			d.Log.Info("transition", "group", a.Group, "from", a.From.String(), "to", a.To.String(), "reason", a.Reason)
+			d.noteTransition(a)
 		case ActNote:
 			d.Log.Log(context.Background(), slogLevel(a.Level), a.Reason, "group", a.Group)
 		case ActScript:
