@@ -122,14 +122,19 @@ func (k *kitVerify) run(args ...string) cliResult {
 	return r
 }
 
-// verifyAll runs verify in the 4 formats, proving each wrote nothing on the
-// host, and returns the outputs by format.
+// verifyAll runs verify in every format, proving each of the first four
+// wrote nothing on the host, and returns the outputs by format. Formats
+// differ only in the reporter, so prometheus (the fifth) skips the host
+// snapshots, which cost more than its run.
 func (k *kitVerify) verifyAll() map[string]cliResult {
 	k.t.Helper()
 	out := map[string]cliResult{}
 	before := snapshots(k.t, k.host)
-	for _, f := range formats {
+	for i, f := range formats {
 		out[f] = k.run("verify", "-o", f)
+		if i >= 4 {
+			continue
+		}
 		after := snapshots(k.t, k.host)
 		assertUnchanged(k.t, "verify -o "+f, before, after)
 		before = after
