@@ -5,7 +5,7 @@
 //   - stderr (default): key=value lines (logfmt, what slog's TextHandler
 //     writes) or JSON lines. Under systemd stderr goes to the journal; the
 //     journal stamps every line itself, so the time= field is left out there
-//     (JOURNAL_STREAM set).
+//     (stderr is the stream JOURNAL_STREAM names).
 //   - syslog: the local syslog daemon (log/syslog), facility daemon, the
 //     record's level as the syslog priority; no time= field (syslog stamps).
 //   - a file path: appended to (created 0640), for SysV hosts whose init
@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 )
@@ -108,7 +109,7 @@ func New(o Options) (*slog.Logger, func() error, error) {
 	switch o.Target {
 	case "", TargetStderr:
 		// journald time-stamps each line: a second time would only differ.
-		return slog.New(newHandler(o.Stderr, o.Format, o.Level, o.Getenv("JOURNAL_STREAM") != "")), noop, nil
+		return slog.New(newHandler(o.Stderr, o.Format, o.Level, toJournal(o.Stderr, o.Getenv("JOURNAL_STREAM")))), noop, nil
 	case TargetSyslog:
 		dial := o.Syslog
 		if dial == nil {
@@ -130,6 +131,22 @@ func New(o Options) (*slog.Logger, func() error, error) {
 		return nil, nil, fmt.Errorf("log file: %w", err)
 	}
 	return slog.New(newHandler(f, o.Format, o.Level, false)), f.Close, nil
+}
+
+// toJournal reports whether w is the journal's stream: systemd sets
+// JOURNAL_STREAM to the device and inode of the service's stderr, and a
+// SysV init script run by systemd inherits it while it sends stderr to a
+// log file, where lines need their time.
+func toJournal(w io.Writer, stream string) bool {
+	f, ok := w.(*os.File)
+	if !ok || stream == "" {
+		return false
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return stream == fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 }
 
 func newHandler(w io.Writer, format string, level slog.Leveler, noTime bool) slog.Handler {

@@ -3,12 +3,14 @@ package daemonlog
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"log/syslog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -30,19 +32,44 @@ func TestStderrText(t *testing.T) {
 }
 
 func TestJournaldJSONHasNoTime(t *testing.T) {
-	var buf bytes.Buffer
-	env := map[string]string{"JOURNAL_STREAM": "8:12345"}
-	log, _, err := New(Options{Stderr: &buf, Format: FormatJSON, Level: slog.LevelDebug, Getenv: func(k string) string { return env[k] }})
+	// The journal's stream is the file whose device:inode JOURNAL_STREAM
+	// names; a SysV script's log file, with the variable inherited, is not.
+	journal, err := os.Create(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer journal.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(journal.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"JOURNAL_STREAM": fmt.Sprintf("%d:%d", st.Dev, st.Ino)}
+	log, _, err := New(Options{Stderr: journal, Format: FormatJSON, Level: slog.LevelDebug, Getenv: func(k string) string { return env[k] }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log.With("node", "rb1").Debug("packet", "from", "198.18.0.12")
+	b, err := os.ReadFile(journal.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
 	var m map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
-		t.Fatalf("not one JSON line: %v\n%s", err, buf.String())
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("not one JSON line: %v\n%s", err, b)
 	}
 	if _, ok := m["time"]; ok || m["level"] != "DEBUG" || m["msg"] != "packet" || m["node"] != "rb1" || m["from"] != "198.18.0.12" {
 		t.Errorf("journald JSON line: %v", m)
+	}
+
+	other, err := os.Create(filepath.Join(t.TempDir(), "hagd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	log, _, _ = New(Options{Stderr: other, Getenv: func(k string) string { return env[k] }})
+	log.Info("transition")
+	if b, _ := os.ReadFile(other.Name()); !strings.HasPrefix(string(b), "time=") {
+		t.Errorf("stderr redirected to a file under systemd lost its time: %q", b)
 	}
 }
 
