@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -45,7 +46,7 @@ func (s SecretRef) Read() (string, error) {
 		}
 		return strings.TrimSpace(v), nil
 	case s.Path != "":
-		b, err := os.ReadFile(s.Path)
+		b, err := ReadPrivateFile(s.Path)
 		if err != nil {
 			return "", fmt.Errorf("secret file: %w", err)
 		}
@@ -56,6 +57,26 @@ func (s SecretRef) Read() (string, error) {
 		return v, nil
 	}
 	return "", fmt.Errorf("no secret reference set")
+}
+
+// ReadPrivateFile reads a secret file of the admin machine, refusing one
+// that group or others may read or write, as ssh refuses such a private
+// key: the error names the file, its mode and the chmod to run. The mode is
+// checked on the opened file, so it is the one whose content is returned.
+func ReadPrivateFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s has mode %04o: group or others may read it, and gridha (like ssh) refuses such a secret file; run: chmod 600 %s", path, perm, path)
+	}
+	return io.ReadAll(f)
 }
 
 // ParseSecretRef parses "env:NAME" or a path (made absolute against dir).

@@ -83,7 +83,7 @@ func TSIGKeyPath(inv *inventory.Inventory, keyName string) string {
 // machine and the next run converges the hosts to it.
 func LoadOrCreateTSIGKey(inv *inventory.Inventory, keyName string, rotate, readOnly bool) (key TSIGKey, created bool, err error) {
 	path := TSIGKeyPath(inv, keyName)
-	data, err := os.ReadFile(path)
+	data, err := inventory.ReadPrivateFile(path)
 	switch {
 	case err == nil && !rotate:
 		k, perr := ParseBINDKey(data)
@@ -92,9 +92,6 @@ func LoadOrCreateTSIGKey(inv *inventory.Inventory, keyName string, rotate, readO
 		}
 		if !strings.EqualFold(k.Name, strings.TrimSuffix(keyName, ".")) {
 			return TSIGKey{}, false, fmt.Errorf("TSIG key %s: names key %q, want %q", path, k.Name, keyName)
-		}
-		if st, serr := os.Stat(path); serr == nil && st.Mode().Perm()&0o077 != 0 {
-			return TSIGKey{}, false, fmt.Errorf("TSIG key %s: mode %04o lets others read it; chmod 600 it", path, st.Mode().Perm())
 		}
 		return k, false, nil
 	case err != nil && !errors.Is(err, fs.ErrNotExist):

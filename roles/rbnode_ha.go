@@ -77,7 +77,7 @@ func LoadHAGDKey(inv *inventory.Inventory, create bool) ([]byte, error) {
 		return []byte(v), nil
 	}
 	p := hagdKeyPath(inv)
-	data, err := os.ReadFile(p)
+	data, err := inventory.ReadPrivateFile(p)
 	switch {
 	case err == nil:
 		v := strings.TrimSpace(string(data))

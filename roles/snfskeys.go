@@ -37,7 +37,7 @@ func snfsKeyPath(inv *inventory.Inventory, node string) string {
 // true it generates one (ed25519), else it returns fs.ErrNotExist.
 func LoadNodeKey(inv *inventory.Inventory, node string, create bool) (*NodeKey, error) {
 	path := snfsKeyPath(inv, node)
-	data, err := os.ReadFile(path)
+	data, err := inventory.ReadPrivateFile(path)
 	switch {
 	case err == nil:
 		signer, err := ssh.ParsePrivateKey(data)
