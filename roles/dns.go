@@ -29,9 +29,13 @@ import (
 //  2. dns-records: the record set created on each primary with the
 //     configured TTL by a signed RFC 2136 update;
 //  3. dns-updaters: on each updater host, the gridha binary, the key
-//     (0600), the dns-updater configuration and its init script;
-//  4. dns-updater-service: the service enabled at boot and running, and
-//     restarted when its binary, key or configuration changed.
+//     (0600), the dns-updater configuration, its init script and its
+//     logrotate file;
+//  4. dns-updater-service: unless a primary of this run failed (the
+//     updater would sign for a primary that may not know its key), the
+//     service restarted if it runs and its binary, key or configuration
+//     changed, enabled at boot and started if it does not run (at most one
+//     start or restart per run).
 type DNS struct{}
 
 // Name implements Role.
@@ -125,7 +129,7 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 	// rotated on the admin machine.
 	u := s.Updater
 	var source string
-	var initScript, unit []byte
+	var initScript, unit, rotate []byte
 	var cfg *dnsupdater.Config
 	if len(s.Updaters) > 0 {
 		cfg = UpdaterConfig(inv, s)
@@ -147,6 +151,11 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 		if initScript, err = templates.Render("dns-updater.init.tmpl", InitScriptData{
 			Service: u.ServiceName, Binary: u.Binary, Config: u.ConfigPath,
 			PIDFile: "/run/" + u.ServiceName + ".pid", LogFile: "/var/log/" + u.ServiceName + ".log",
+		}); err != nil {
+			return nil, fmt.Errorf("dns: %w", err)
+		}
+		if rotate, err = templates.Render("dns-updater.logrotate.tmpl", InitScriptData{
+			Service: u.ServiceName, LogFile: "/var/log/" + u.ServiceName + ".log",
 		}); err != nil {
 			return nil, fmt.Errorf("dns: %w", err)
 		}
@@ -214,6 +223,9 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 				Mode: 0o644, Owner: "root", Group: s.Bind.Group,
 			}),
 			namedReload{Group: groupNamed, Files: []string{paths.KeyFile, paths.GridhaConf, paths.LocalConf}},
+			// Last: reached only when every step above succeeded (a failed
+			// step skips the rest of the host's steps).
+			primaryDone{},
 		}
 		addr := s.Bind.UpdateAddress
 		if s.UpdateVia == "controller" {
@@ -224,6 +236,12 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 		}}
 	}
 
+	var inLimit []string // the primaries this run converges
+	for _, name := range s.Primaries {
+		if opts.InLimit(name) {
+			inLimit = append(inLimit, name)
+		}
+	}
 	if len(s.Updaters) > 0 {
 		for _, name := range s.Updaters {
 			h := inv.Host(name)
@@ -247,12 +265,18 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 				track(groupUpdater, steps.File{Path: u.ConfigPath, Content: cfg.Marshal(), Mode: 0o644, Owner: "root", Group: "root"}),
 				track(groupUpdater, steps.File{Path: "/etc/init.d/" + u.ServiceName, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
 				track(groupUpdater, systemdUnit{Path: "/etc/systemd/system/" + u.ServiceName + ".service", Content: unit}),
+				steps.File{Path: "/etc/logrotate.d/" + u.ServiceName, Content: rotate, Mode: 0o644, Owner: "root", Group: "root"},
 			)
 			updaters.Steps[h.Name] = st
 			if u.Service == "enabled" {
+				// The restart comes first and only restarts a running
+				// updater: a stopped one is started once, by the Service
+				// step, with the new key and configuration (never a start
+				// and then a restart in one run).
 				services.Steps[h.Name] = []installer.Step{
-					steps.Service{Name: u.ServiceName, Boot: steps.BootEnabled, State: steps.StateRunning},
+					primariesOK{Primaries: inLimit},
 					serviceRestart{Name: u.ServiceName, Group: groupUpdater},
+					steps.Service{Name: u.ServiceName, Boot: steps.BootEnabled, State: steps.StateRunning},
 				}
 			}
 		}

@@ -176,6 +176,22 @@ func TestZoneConflictProbe(t *testing.T) {
 	if r.Status != installer.StatusFailed || !strings.Contains(r.Message, "named.conf.options:2") {
 		t.Fatalf("conflict: %s %s", r.Status, r.Message)
 	}
+
+	// With a named.conf, only the files it includes (recursively) count:
+	// named.conf.options above is no longer read, nor a leftover .old.
+	write("named.conf", "// include \"named.conf.options\";\ninclude \""+dir+"/named.conf.local\";\ninclude \"named.conf.gridha\";\n")
+	write("named.conf.old", "zone \"core.example.org\" { type master; };\n")
+	env.Facts = probe()
+	if r := z.CheckApply(context.Background(), env, false); r.Status != installer.StatusOK {
+		t.Fatalf("files nothing includes: %s %s", r.Status, r.Message)
+	}
+	write("named.conf.local", "include \"named.conf.sites\"; // nested, relative\n")
+	write("named.conf.sites", "# sites\n\tZone\t\"CORE.example.org\"{ type master; };\n")
+	env.Facts = probe()
+	r = z.CheckApply(context.Background(), env, false)
+	if r.Status != installer.StatusFailed || !strings.Contains(r.Message, "named.conf.sites:2") || strings.Contains(r.Message, ".old") {
+		t.Fatalf("conflict in a nested include: %s %s", r.Status, r.Message)
+	}
 }
 
 const dnsUnitInventory = `

@@ -17,7 +17,10 @@ import (
 // zoneConflict stops the run when the zone is declared in a named
 // configuration file other than gridha's: named refuses two statements for
 // one zone, and gridha owns the statement (it carries the update-policy).
-// Files under ConfDir whose names start with "named.conf" are searched.
+// Only files named actually reads count: ConfDir/named.conf and the files
+// it includes, recursively (relative paths against ConfDir). A leftover
+// named.conf.old that nothing includes is not configuration. Without a
+// ConfDir/named.conf every ConfDir/named.conf* file is searched.
 type zoneConflict struct {
 	Zone    string // without the final dot
 	ConfDir string
@@ -28,14 +31,48 @@ func (z zoneConflict) ID() string { return "zone " + z.Zone + " declared once" }
 
 func (z zoneConflict) probeKey() string { return "zone-conflict:" + z.Zone }
 
+// zoneConflictAwk follows the include statements from main and prints
+// file:line:text of every line matching re (lower case) outside own.
+// Plain POSIX awk (mawk too): no character classes, bounded to 200 files.
+const zoneConflictAwk = `BEGIN {
+  q[1] = main; n = 1; i = 1
+  while (i <= n && i <= 200) {
+    f = q[i++]
+    if (f in seen) continue
+    seen[f] = 1
+    ln = 0
+    while ((getline line < f) > 0) {
+      ln++
+      t = line; sub(/^[ \t]+/, "", t)
+      if (t ~ /^(\/\/|#|\/\*)/) continue
+      rest = t
+      while (match(rest, /include[ \t]+"[^"]+"/)) {
+        inc = substr(rest, RSTART, RLENGTH); sub(/^include[ \t]+"/, "", inc); sub(/"$/, "", inc)
+        if (inc !~ /^\//) inc = conf "/" inc
+        q[++n] = inc
+        rest = substr(rest, RSTART + RLENGTH)
+      }
+      if (f != own && tolower(t) ~ re) print f ":" ln ":" t
+    }
+    close(f)
+  }
+}`
+
 func (z zoneConflict) Probes() []installer.Probe {
-	re := `zone[[:space:]]+"?` + strings.ReplaceAll(regexp.QuoteMeta(z.Zone), `\.`, `[.]`) + `[.]?"?([[:space:]]|\{|$)`
-	script := fmt.Sprintf(`for f in %s/named.conf*; do
-  [ -f "$f" ] && [ "$f" != %s ] || continue
+	dir := strings.TrimSuffix(z.ConfDir, "/")
+	zre := strings.ReplaceAll(regexp.QuoteMeta(strings.ToLower(z.Zone)), `\.`, `[.]`)
+	grepRe := `zone[[:space:]]+"?` + zre + `[.]?"?([[:space:]]|\{|$)`
+	awkRe := `zone[ \t]+"?` + zre + `[.]?"?([ \t]|[{]|$)`
+	q := installer.ShellQuote
+	script := fmt.Sprintf(`if [ -f %[1]s/named.conf ]; then
+  exec awk -v main=%[1]s/named.conf -v conf=%[1]s -v own=%[2]s -v re=%[3]s %[4]s </dev/null
+fi
+for f in %[1]s/named.conf*; do
+  [ -f "$f" ] && [ "$f" != %[2]s ] || continue
   case "$f" in *.gridha-bak|*~|*.dpkg-*) continue ;; esac
-  grep -nHiE %s "$f"
+  grep -nHiE %[5]s "$f"
 done
-true`, installer.ShellQuote(strings.TrimSuffix(z.ConfDir, "/")), installer.ShellQuote(z.Own), installer.ShellQuote(re))
+true`, q(dir), q(z.Own), q(strings.ReplaceAll(awkRe, `\`, `\\`)), q(zoneConflictAwk), q(grepRe))
 	return []installer.Probe{{Key: z.probeKey(), Script: script}}
 }
 
@@ -140,9 +177,52 @@ func (b binaryCopy) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	return installer.Changed(fmt.Sprintf("installed %s from %s (sha256 %s)", b.Path, b.Source, want[:12]))
 }
 
+// primaryDone records that a primary's steps of this run all succeeded
+// (it is the last of them: a failed step skips it). primariesOK reads it.
+type primaryDone struct{}
+
+func primaryDoneKey(host string) string { return "roles/dns/primary-done/" + host }
+
+func (primaryDone) ID() string                { return "primary configured" }
+func (primaryDone) Probes() []installer.Probe { return nil }
+func (primaryDone) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	if env.Shared != nil {
+		env.Shared.Set(primaryDoneKey(env.Host), true)
+	}
+	return installer.OK("")
+}
+
+// primariesOK stops an updater host's service steps when a primary of this
+// run did not get through its steps (failed, unreachable, interrupted): the
+// updater is then neither started nor restarted, so it never signs with a
+// key or for a name that primary may not have; it keeps running as it was.
+type primariesOK struct {
+	Primaries []string
+}
+
+func (primariesOK) ID() string                { return "primaries configured in this run" }
+func (primariesOK) Probes() []installer.Probe { return nil }
+func (p primariesOK) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	var bad []string
+	for _, h := range p.Primaries {
+		if env.Shared == nil {
+			break
+		}
+		if v, ok := env.Shared.Get(primaryDoneKey(h)); !ok || v != true {
+			bad = append(bad, h)
+		}
+	}
+	if len(bad) == 0 {
+		return installer.OK("")
+	}
+	return installer.Failed(fmt.Errorf("%s: the dns updater is neither started nor restarted: primary %s did not get through this run "+
+		"(it may not know the key or policy the updater would use); it keeps running as it was: re-run when the primary is back",
+		env.Host, strings.Join(bad, ", ")))
+}
+
 // serviceRestart restarts an init-script service when a tracked step of
-// group changed in this run and the service is running (a stopped service
-// is the Service step's business).
+// group changed in this run and the service is running; a stopped service
+// is the Service step's business (it starts it once, after this step).
 type serviceRestart struct {
 	Name  string
 	Group string
@@ -164,14 +244,22 @@ func (s serviceRestart) CheckApply(ctx context.Context, env *installer.Env, appl
 	if !apply {
 		return installer.Drift(s.Name+" runs with the old key or configuration", "restarted", "not restarted")
 	}
-	res, err := env.Conn.Run(ctx, s.script("restart"), nil)
+	notRunning := s.Name + " is not running: the service step starts it"
+	n := installer.ShellQuote(s.Name)
+	script := fmt.Sprintf("if command -v service >/dev/null 2>&1; then st() { service %s status; }; else st() { /etc/init.d/%s status; }; fi\n"+
+		"if st >/dev/null 2>&1; then %s; else echo %s; fi", n, n, s.script("restart"), installer.ShellQuote(notRunning))
+	res, err := env.Conn.Run(ctx, script, nil)
 	if err == nil {
 		err = res.Err(s.Name + " restart")
 	}
 	if err != nil {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, s.ID(), err))
 	}
-	return installer.Changed(strings.TrimSpace(string(bytes.TrimSpace(res.Stdout))))
+	out := strings.TrimSpace(string(bytes.TrimSpace(res.Stdout)))
+	if out == notRunning {
+		return installer.OK(out)
+	}
+	return installer.Changed(out)
 }
 
 // systemdUnit writes a native unit on hosts that run systemd (and has

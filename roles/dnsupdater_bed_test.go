@@ -116,6 +116,16 @@ roles:
 	if out, err := dns1.Sh(ctx, "ls /etc/rc2.d/ | grep -c '^S..'"+u.ServiceName+"$"); err != nil || strings.TrimSpace(out) != "1" {
 		t.Errorf("not enabled at boot: %q %v", out, err)
 	}
+	// Started once (not started, then restarted), with a logrotate file.
+	if st := statuses(rep)["dns1 restart "+u.ServiceName+" on change"]; st != installer.StatusOK {
+		t.Errorf("first install: the restart step says %s, want ok (the service step starts it)", st)
+	}
+	if out, err := dns1.Sh(ctx, "grep -c 'dns-updater starting' /var/log/"+u.ServiceName+".log"); err != nil || strings.TrimSpace(out) != "1" {
+		t.Errorf("first install started the updater %q times (%v), want once", out, err)
+	}
+	if got := dnsReadFile(t, dns1, "/etc/logrotate.d/"+u.ServiceName); !strings.Contains(got, "/var/log/"+u.ServiceName+".log {") || !strings.Contains(got, "copytruncate") {
+		t.Errorf("logrotate file:\n%s", got)
+	}
 	// The updater, with gridha's key, takes the dead BDII out.
 	dnsWaitA(t, ctx, srv, rrName, []string{bdii1.Addr}, 30*time.Second)
 
