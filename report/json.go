@@ -25,9 +25,10 @@ func newJSON(o Options) *jsonReporter {
 	return j
 }
 
-// JSONSchemaVersion is the schema_version of --output json: it changes
-// whenever the document's shape changes, together with
-// schema/report.schema.json (the schema's tests hold them together).
+// JSONSchemaVersion is the schema_version of --output json: it changes in
+// every release that changes the document's shape (1 is the first
+// release's), together with schema/report.schema.json (the schema's tests
+// hold them together).
 const JSONSchemaVersion = 1
 
 // JSONDocument is the schema of --output json (schema/report.schema.json).
