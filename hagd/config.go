@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"regexp"
 	"sort"
@@ -75,7 +76,24 @@ type Config struct {
 
 	Control string // unix socket for gridha hagd status/takeover/giveup
 	Log     string // log file ("" = standard error)
+
+	// ServiceIPs are the groups' service addresses hagd itself adds (with a
+	// kernel lifetime bound to the lease) and removes: group -> address.
+	ServiceIPs map[string]ServiceIP
+	// Preempt: a master gives the group to a live, healthy candidate of
+	// higher rank (default true).
+	Preempt bool
+	// PeersFile keeps the replay filter's state across restarts ("" = off).
+	PeersFile string
 }
+
+// ServiceIP is a group's service address on one interface of this node.
+type ServiceIP struct {
+	Prefix netip.Prefix // address/prefix length, as `ip addr add` takes it
+	Dev    string
+}
+
+func (s ServiceIP) String() string { return s.Prefix.String() + "@" + s.Dev }
 
 // Defaults of the optional keys.
 const (
@@ -166,6 +184,42 @@ var keys = map[string]keyDef{
 		}
 		return nil
 	}},
+	"service_ip": {"group:address/prefix@iface: a service IP hagd adds with a kernel lifetime bound to the lease (may repeat)", func(c *Config, v string) error {
+		for _, f := range splitList(v) {
+			name, rest, ok := strings.Cut(f, ":")
+			cidr, dev, ok2 := strings.Cut(rest, "@")
+			if !ok || !ok2 {
+				return fmt.Errorf("%q: want group:address/prefix@iface", f)
+			}
+			pfx, err := netip.ParsePrefix(cidr)
+			if err != nil || !pfx.Addr().Is4() {
+				return fmt.Errorf("%q: %q is not an IPv4 address/prefix", f, cidr)
+			}
+			if dev == "" || len(dev) > 15 || strings.ContainsAny(dev, "/ :") {
+				return fmt.Errorf("%q: %q is not an interface name", f, dev)
+			}
+			if c.ServiceIPs == nil {
+				c.ServiceIPs = map[string]ServiceIP{}
+			}
+			if _, dup := c.ServiceIPs[name]; dup {
+				return fmt.Errorf("group %s has two service IPs", name)
+			}
+			c.ServiceIPs[name] = ServiceIP{Prefix: pfx, Dev: dev}
+		}
+		return nil
+	}},
+	"preempt": {"yes: a master hands the group to a returning candidate of higher rank; no: a live master is never preempted", func(c *Config, v string) error {
+		switch strings.ToLower(v) {
+		case "yes", "true", "on", "1":
+			c.Preempt = true
+		case "no", "false", "off", "0":
+			c.Preempt = false
+		default:
+			return fmt.Errorf("%q: want yes or no", v)
+		}
+		return nil
+	}},
+	"peers_file":      {"file keeping the last sequence number heard from each node across restarts (replay guard)", setAbsPath(func(c *Config) *string { return &c.PeersFile })},
 	"key":             {"path of the shared key file (mode 0600)", setAbsPath(func(c *Config) *string { return &c.KeyFile })},
 	"dt1":             {"ΔT1: a provider not heard for this long is dead", setDur(func(c *Config) *time.Duration { return &c.DT1 })},
 	"dt2":             {"ΔT2: takeover/giveup broadcast time", setDur(func(c *Config) *time.Duration { return &c.DT2 })},
@@ -320,7 +374,7 @@ func LoadConfig(path string) (*Config, error) {
 // a comment (at the start of a line or after white space), blank lines are
 // ignored. Every error found is reported, each as file:line: key: message.
 func ParseConfig(name string, data []byte) (*Config, error) {
-	c := &Config{Path: name, Debug: -1}
+	c := &Config{Path: name, Debug: -1, Preempt: true}
 	var errs []error
 	seen := map[string]int{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -351,7 +405,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 			errs = append(errs, &LineError{name, line, k, msg})
 			continue
 		}
-		if prev, dup := seen[k]; dup && k != "group" && k != "iface" {
+		if prev, dup := seen[k]; dup && k != "group" && k != "iface" && k != "service_ip" {
 			errs = append(errs, &LineError{name, line, k, fmt.Sprintf("set twice (first at line %d)", prev)})
 			continue
 		}
@@ -446,6 +500,15 @@ func (c *Config) validate(seen map[string]int) []error {
 	if c.Heartbeat*2 > c.DT1 {
 		bad("dt1", "%v must be at least twice the heartbeat (%v)", c.DT1, c.Heartbeat)
 	}
+	for g := range c.ServiceIPs {
+		found := false
+		for _, x := range c.Groups {
+			found = found || x.Name == g
+		}
+		if !found {
+			bad("service_ip", "group %s is not in group = ...", g)
+		}
+	}
 	if c.MaxSkew != 0 && c.MaxSkew < c.DT1 {
 		bad("max_skew", "%v must be 0 or at least dt1 (%v)", c.MaxSkew, c.DT1)
 	}
@@ -469,6 +532,17 @@ func (c *Config) validate(seen map[string]int) []error {
 		if c.LeaseTTL <= need {
 			bad("lease_ttl", "%v is too short: it must exceed lease_renew + lease_timeout + stop_timeout + margin = %v", c.LeaseTTL, need)
 		}
+		if len(c.ServiceIPs) > 0 {
+			// The kernel must be able to hold the service IP at least one
+			// whole second, and that second must cover one renewal cycle,
+			// after a renewal that took all of lease_timeout (see
+			// IPLifetime and README "Fencing").
+			tmin := c.ipLifetimeFloor()
+			if tmin < time.Second || tmin < c.LeaseRenew+c.LeaseTimeout {
+				bad("lease_ttl", "%v is too short for service_ip: the kernel lifetime of the address would be %v, it must be at least 1s and lease_renew + lease_timeout (%v); lease_ttl must be at least %v",
+					c.LeaseTTL, tmin, c.LeaseRenew+c.LeaseTimeout, c.MinLeaseTTLForIP())
+			}
+		}
 		if c.LeaseRenew*2 > c.DT1 {
 			bad("lease_renew", "%v must be at most half of dt1 (%v)", c.LeaseRenew, c.DT1)
 		}
@@ -481,7 +555,40 @@ func (c *Config) validate(seen map[string]int) []error {
 // than the death detection already does, but at least what the lease budget
 // needs (a stop before expiry, and one failed renewal tolerated).
 func (c *Config) DefaultLeaseTTL() time.Duration {
-	return max(c.DT1+c.DT2, 2*c.LeaseRenew+c.LeaseTimeout+c.StopTimeout+c.leaseMargin())
+	ttl := max(c.DT1+c.DT2, 2*c.LeaseRenew+c.LeaseTimeout+c.StopTimeout+c.leaseMargin())
+	if len(c.ServiceIPs) > 0 {
+		ttl = max(ttl, c.MinLeaseTTLForIP())
+	}
+	return ttl
+}
+
+// KernelSlack bounds how late Linux removes an IPv4 address whose
+// valid_lft ran out: net/ipv4/devinet.c check_lifetime() runs at the
+// earliest expiry, rounded up by at most HZ/4, but never sooner than HZ
+// after its previous run, so an address may outlive its lifetime by up to
+// one second; 100 ms more for the work queue on a loaded machine. Measured
+// on the test bed: 1 s lifetimes were gone after 1.04-1.26 s.
+const KernelSlack = 1100 * time.Millisecond
+
+// DriftMargin is what hagd subtracts from a lease for the rate difference
+// between its monotonic clock and the database server's (2000 ppm of the
+// lease, far more than NTP-disciplined or even free-running quartz drift).
+func DriftMargin(ttl time.Duration) time.Duration { return ttl / 500 }
+
+// ipLifetimeFloor is the smallest kernel lifetime (whole seconds) hagd can
+// give the service IP after a renewal that took the whole lease_timeout.
+func (c *Config) ipLifetimeFloor() time.Duration {
+	room := c.LeaseTTL - c.leaseMargin() - DriftMargin(c.LeaseTTL) - KernelSlack - c.LeaseTimeout
+	return room.Truncate(time.Second)
+}
+
+// MinLeaseTTLForIP is the shortest lease_ttl that service_ip accepts with
+// the other timings of c.
+func (c *Config) MinLeaseTTLForIP() time.Duration {
+	need := max(time.Second, c.LeaseRenew+c.LeaseTimeout)
+	need = (need + time.Second - 1).Truncate(time.Second)
+	ttl := need + c.leaseMargin() + KernelSlack + c.LeaseTimeout
+	return ttl + ttl/499 + time.Millisecond
 }
 
 // leaseMargin is kept between the end of a stop and the earliest instant

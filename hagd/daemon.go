@@ -32,6 +32,7 @@ type Daemon struct {
 	Lease     Lease
 	// MetricsListener, when set, serves /metrics (opt-in: --metrics).
 	MetricsListener net.Listener
+	IP              IPCommand // nil: the ip command
 
 	key    []byte
 	codec  *Codec
@@ -44,6 +45,8 @@ type Daemon struct {
 	q      chan func()
 	done   chan struct{}
 	bg     context.Context
+	// fencing: exec is running the Tick a late heartbeat asked for
+	fencing bool
 
 	mu       sync.Mutex
 	counters map[string]uint64
@@ -128,7 +131,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		go d.serveMetrics(ctx)
 	}
 
-	d.runner = &ScriptRunner{Path: c.Script, Timeout: c.Timeout, StopTimeout: c.StopTimeout, Node: c.ID}
+	if d.IP == nil {
+		d.IP = runIP
+	}
+	env := map[string][]string{}
+	for g, ip := range c.ServiceIPs {
+		env[g] = []string{"HAGD_SERVICE_IP=" + ip.String()}
+	}
+	d.runner = &ScriptRunner{Path: c.Script, Timeout: c.Timeout, StopTimeout: c.StopTimeout, Node: c.ID, Env: env}
 	d.m = NewMachine(ParamsFromConfig(c))
 	d.Log.Info("hagd starting", "node", c.ID, "groups", fmt.Sprint(c.Groups), "dt1", c.DT1, "dt2", c.DT2, "lease", c.Lease)
 	d.exec(d.m.Start(time.Now()))
@@ -248,8 +258,18 @@ func (d *Daemon) exec(acts []Action) {
 	for _, a := range acts {
 		switch a.Kind {
 		case ActBroadcast:
+			// A heartbeat may be sent long after it was decided (a
+			// frozen hagd resumed): let the machine fence first, so it
+			// never claims a group whose lease it can no longer prove.
+			if now := time.Now(); !d.fencing && d.m.Fenceable(now) {
+				d.fencing = true
+				d.exec(d.m.Tick(now))
+				d.fencing = false
+			}
 			msg := d.m.Heartbeat(time.Now(), false)
 			d.send(&msg)
+		case ActIP:
+			d.runIP(a)
 		case ActLog:
 			d.Log.Info("transition", "group", a.Group, "from", a.From.String(), "to", a.To.String(), "reason", a.Reason)
 			d.noteTransition(a)
@@ -283,6 +303,35 @@ func (d *Daemon) runScript(a Action) {
 		}
 		d.post(func() { d.exec(d.m.ScriptDone(time.Now(), a.Group, a.ID, err)) })
 	})
+}
+
+// runIP changes the service IP now (before the next action: a removal
+// precedes the script's stop) and reports the result through the queue.
+func (d *Daemon) runIP(a Action) {
+	ip := d.Cfg.ServiceIPs[a.Group]
+	ctx := d.bg
+	var up bool
+	var err error
+	switch a.Op {
+	case OpIPDown:
+		err = delServiceIP(ctx, d.IP, ip)
+		up = err != nil
+	default:
+		up, err = setServiceIP(ctx, d.IP, ip, a.Deadline)
+	}
+	lvl := slogLevel(4)
+	if a.Op != OpIPRenew {
+		lvl = slogLevel(2)
+	}
+	if err != nil {
+		lvl = slogLevel(0)
+	}
+	left := ""
+	if !a.Deadline.IsZero() {
+		left = time.Until(a.Deadline).Round(time.Millisecond).String()
+	}
+	d.Log.Log(context.Background(), lvl, "service ip", "op", a.Op, "group", a.Group, "ip", ip.String(), "deadline_in", left, "up", up, "err", err)
+	d.post(func() { d.exec(d.m.IPDone(time.Now(), a.Group, a.ID, up, err)) })
 }
 
 func (d *Daemon) runLease(a Action) {

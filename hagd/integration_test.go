@@ -415,20 +415,21 @@ func TestIntegration(t *testing.T) {
 			t.Errorf("n3 started too")
 		}
 		// The killed node comes back: it stops the service its dead daemon
-		// left running and does not preempt n2.
+		// left running, then (preempt = yes, the default) takes the group
+		// back from n2 through an ordered handover: n2's stop ends before
+		// n1's start begins.
 		back := time.Now()
 		c.start("n1")
-		time.Sleep(p.DT1 + 2*p.DT2 + 2*time.Second)
-		if _, ok := c.firstAfter(back, "n1", "stop-end", "rb"); !ok {
-			t.Errorf("returning n1 did not stop its stale service")
+		c.waitMaster("rb", "n1", 30*time.Second)
+		stale, ok1 := c.firstAfter(back, "n1", "stop-end", "rb")
+		n2stop, ok2 := c.firstAfter(back, "n2", "stop-end", "rb")
+		n1start, ok3 := c.firstAfter(back, "n1", "start-begin", "rb")
+		if !ok1 || !ok2 || !ok3 || !stale.at.Before(n1start.at) || !n2stop.at.Before(n1start.at) {
+			t.Errorf("returning n1: want its stale stop and n2's stop before its start:\n%s", c.eventsText())
 		}
-		if gs := groupOf(c.status("n1"), "rb"); gs == nil || gs.State != "normal" || gs.Master != "n2" {
-			t.Errorf("returned n1: %+v", gs)
+		if gs := groupOf(c.status("n2"), "rb"); gs == nil || gs.State != "normal" || gs.Master != "n1" {
+			t.Errorf("n2 after the preemption: %+v", gs)
 		}
-		if _, ok := c.firstAfter(back, "n1", "start-begin", "rb"); ok {
-			t.Errorf("returning n1 preempted n2")
-		}
-		c.waitMaster("rb", "n2", time.Second)
 	})
 
 	t.Run("LinkDownNoSplitBrain", func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -43,15 +44,25 @@ type MachineParams struct {
 	LeaseRenew     time.Duration
 	LeaseTimeout   time.Duration
 	LeaseMargin    time.Duration
+	// ManagedIP lists the groups whose service IP hagd adds and removes
+	// itself (service_ip in hagd.conf).
+	ManagedIP map[string]bool
+	// Preempt: a master hands its group to a live candidate of higher rank.
+	Preempt bool
 }
 
 // ParamsFromConfig derives the machine parameters from hagd.conf.
 func ParamsFromConfig(c *Config) MachineParams {
+	managed := map[string]bool{}
+	for g := range c.ServiceIPs {
+		managed[g] = true
+	}
 	return MachineParams{
 		Self: c.ID, Groups: c.Groups, DT1: c.DT1, DT2: c.DT2, Heartbeat: c.Heartbeat,
 		StatusInterval: c.StatusInterval, Backoff: c.Backoff, StopTimeout: c.StopTimeout,
 		UseLease: c.Lease != "none", LeaseTTL: c.LeaseTTL, LeaseRenew: c.LeaseRenew,
 		LeaseTimeout: c.LeaseTimeout, LeaseMargin: c.leaseMargin(),
+		ManagedIP: managed, Preempt: c.Preempt,
 	}
 }
 
@@ -65,6 +76,13 @@ const (
 	ActLease                       // lease Op (acquire, renew, release) for Group; report with LeaseDone(ID)
 	ActLog                         // a state transition From -> To, with Reason
 	ActNote                        // something worth logging (Reason), at Level
+	// ActIP adds (OpIPUp), extends (OpIPRenew) or removes (OpIPDown) the
+	// group's service IP. The daemon does it before the next action (so a
+	// removal precedes the stop that follows it) and reports with IPDone.
+	// For up and renew, Deadline is the instant by which the kernel must
+	// have dropped the address unless it is renewed again (zero: no lease,
+	// no lifetime).
+	ActIP
 )
 
 // Script and lease operations.
@@ -75,6 +93,9 @@ const (
 	OpAcquire = "acquire"
 	OpRenew   = "renew"
 	OpRelease = "release"
+	OpIPUp    = "ip-up"
+	OpIPRenew = "ip-renew"
+	OpIPDown  = "ip-down"
 )
 
 // Action is one thing the daemon must do.
@@ -85,7 +106,8 @@ type Action struct {
 	ID       uint64
 	From, To State
 	Reason   string
-	Level    int // for ActNote: the debug level from which it is logged
+	Level    int       // for ActNote: the debug level from which it is logged
+	Deadline time.Time // for ActIP up/renew
 }
 
 func (a Action) String() string {
@@ -96,6 +118,8 @@ func (a Action) String() string {
 		return fmt.Sprintf("script %s %s #%d", a.Op, a.Group, a.ID)
 	case ActLease:
 		return fmt.Sprintf("lease %s %s #%d", a.Op, a.Group, a.ID)
+	case ActIP:
+		return fmt.Sprintf("%s %s", a.Op, a.Group)
 	case ActLog:
 		return fmt.Sprintf("%s: %s -> %s (%s)", a.Group, a.From, a.To, a.Reason)
 	default:
@@ -120,6 +144,7 @@ type peer struct {
 	candidate bool
 	target    string
 	heard     time.Time
+	first     time.Time // heard continuously since
 }
 
 type groupSM struct {
@@ -152,6 +177,8 @@ type groupSM struct {
 	requestUntil time.Time
 	designated   string // successor named by a master's giveup
 	designUntil  time.Time
+	manual       bool // master by a manual takeover: not preempted
+	asked        bool // we asked the master for a manual takeover
 
 	// lease
 	leaseHeld      bool
@@ -164,6 +191,13 @@ type groupSM struct {
 	leaseHolder    string // last known other holder (status)
 	lastLeaseErr   string // last lease error logged at warning level
 	lastReason     string
+
+	// service IP (ManagedIP groups)
+	ipUp      bool   // the address may be on the interface
+	ipOp      string // the ActIP in flight, if any
+	ipOpID    uint64
+	ipWantDn  bool      // removal asked (retried until it succeeds)
+	ipRetryAt time.Time // after a failed removal
 }
 
 // Machine is the election of all groups of one provider.
@@ -208,6 +242,12 @@ func (m *Machine) Start(now time.Time) []Action {
 	for _, g := range m.groups {
 		g.since = now
 		acts = append(acts, Action{Kind: ActLog, Group: g.Name, From: StateInitial, To: StateInitial, Reason: fmt.Sprintf("start, rank %d; stopping the service", g.Rank)})
+		if m.managed(g) {
+			// Whatever a previous run (a hagd killed -9) left: the
+			// address goes first, before the script's stop.
+			g.ipUp = true
+			acts = append(acts, m.dropIP(g)...)
+		}
 		g.stopping = true
 		acts = append(acts, m.script(g, OpStop))
 	}
@@ -238,7 +278,7 @@ func (m *Machine) Heard(now time.Time, msg *Message) []Action {
 		}
 		p := g.peers[msg.From]
 		if p == nil {
-			p = &peer{id: msg.From}
+			p = &peer{id: msg.From, first: now}
 			g.peers[msg.From] = p
 			acts = append(acts, note(g, 2, fmt.Sprintf("peer %s (rank %d, %s) alive", msg.From, e.Rank, e.State)))
 		} else if p.state != e.State {
@@ -267,6 +307,15 @@ func (m *Machine) ScriptDone(now time.Time, group string, id uint64, err error) 
 		g.stopping = false
 		g.serviceUp = false
 		if !g.initStopDone {
+			if err != nil && m.managed(g) && !g.ipUp {
+				// hagd removed the service IP itself: nothing this node
+				// may still run is reachable, so a failing (or slow)
+				// harmless initial stop does not cost the candidacy.
+				acts = append(acts, note(g, 1, fmt.Sprintf("initial stop failed: %v; the service IP is down, so this node stays a candidate", err)))
+				g.initStopDone = true
+				g.stopRetryAt = time.Time{}
+				break
+			}
 			if err != nil {
 				// Whatever a previous run left may still be up: not a
 				// candidate until a stop succeeds.
@@ -345,6 +394,9 @@ func (m *Machine) LeaseDone(now time.Time, group string, id uint64, r LeaseResul
 			g.leaseExpiry = sent.Add(m.p.LeaseTTL)
 			g.leaseSafeUntil = g.leaseExpiry.Add(-m.p.StopTimeout - m.p.LeaseMargin)
 			g.nextLease = sent.Add(m.p.LeaseRenew)
+			if g.ipUp && !g.ipWantDn && g.ipOp == "" && (g.state == StateMaster || g.state == StateTakeover) {
+				acts = append(acts, m.ipAction(g, OpIPRenew))
+			}
 		case r.Err == nil: // someone else holds it
 			g.leaseHolder = r.Holder
 			wasHeld := g.leaseHeld
@@ -409,6 +461,7 @@ func (m *Machine) Takeover(now time.Time, group string) ([]Action, error) {
 		acts = append(acts, m.enterTakeover(now, g, "manual takeover, no live master")...)
 	case master.state == StateMaster:
 		g.request = master.id
+		g.asked = true
 		g.requestUntil = now.Add(m.p.DT1 + 2*m.p.DT2 + m.p.StopTimeout + 2*m.p.LeaseTimeout)
 		acts = append(acts, note(g, 2, fmt.Sprintf("manual takeover: asking master %s to give up", master.id)))
 		m.bcastDue = true
@@ -454,7 +507,7 @@ func (m *Machine) Done() bool {
 		return false
 	}
 	for _, g := range m.groups {
-		if g.serviceUp || g.stopping || g.scriptID != 0 || g.leaseHeld || g.leaseOpID != 0 {
+		if g.serviceUp || g.stopping || g.scriptID != 0 || g.leaseHeld || g.leaseOpID != 0 || g.ipUp || g.ipOp != "" {
 			return false
 		}
 	}
@@ -481,7 +534,7 @@ func (m *Machine) Heartbeat(now time.Time, down bool) Message {
 }
 
 func (m *Machine) candidate(now time.Time, g *groupSM) bool {
-	if m.shutdown || !g.initStopDone || g.stopping || (g.serviceUp && g.state != StateTakeover && g.state != StateMaster) {
+	if m.shutdown || !g.initStopDone || g.stopping || ((g.serviceUp || g.ipUp) && g.state != StateTakeover && g.state != StateMaster) {
 		return false
 	}
 	switch g.state {
@@ -550,6 +603,10 @@ func (m *Machine) transition(now time.Time, g *groupSM, to State, reason string)
 
 func (m *Machine) enterTakeover(now time.Time, g *groupSM, reason string) []Action {
 	acts := m.transition(now, g, StateTakeover, reason)
+	// The admin's choice stands until the next election: preemption by
+	// rank would undo a manual takeover at once.
+	g.manual = strings.HasPrefix(reason, "manual takeover") || g.designated == m.p.Self && g.asked
+	g.asked = false
 	g.takeoverUntil = now.Add(m.p.DT2)
 	g.takeoverDeadline = now.Add(m.p.DT2 + m.p.LeaseTTL + 2*m.p.LeaseTimeout)
 	g.startIssued = false
@@ -562,6 +619,9 @@ func (m *Machine) enterTakeover(now time.Time, g *groupSM, reason string) []Acti
 // running (or starting).
 func (m *Machine) beginStop(now time.Time, g *groupSM, to State, reason string) []Action {
 	acts := m.transition(now, g, to, reason)
+	// The service IP goes first, from hagd's own code: whatever the script
+	// then does (hang, fail, be killed), clients no longer reach this node.
+	acts = append(acts, m.dropIP(g)...)
 	g.giveupUntil = time.Time{}
 	if to == StateFailed {
 		g.backoffUntil = now.Add(m.p.Backoff)
@@ -606,6 +666,18 @@ func (m *Machine) evalGroup(now time.Time, g *groupSM, acts []Action) []Action {
 	if g.request != "" && now.After(g.requestUntil) {
 		acts = append(acts, note(g, 1, fmt.Sprintf("takeover request to %s timed out", g.request)))
 		g.request = ""
+	}
+
+	// The fence: once the lease can no longer be proven for a stop to end
+	// in time, the service IP goes, whatever the state (a stop being
+	// retried, a master resumed after SIGSTOP). The kernel lifetime hagd
+	// gave the address would remove it before the lease expires anyway.
+	if m.p.UseLease && g.ipUp && !g.ipWantDn && !now.Before(g.leaseSafeUntil) {
+		acts = append(acts, note(g, 0, "lease not provable: service IP removed"))
+		acts = append(acts, m.dropIP(g)...)
+	}
+	if g.ipWantDn && g.ipUp && g.ipOp == "" && !now.Before(g.ipRetryAt) {
+		acts = append(acts, m.dropIP(g)...)
 	}
 
 	// The lease guard: a provider whose service may be up and whose lease
@@ -686,7 +758,14 @@ func (m *Machine) evalTakeover(now time.Time, g *groupSM, acts []Action) []Actio
 		if held && !now.Before(g.takeoverUntil) && (!m.p.UseLease || now.Before(g.leaseSafeUntil)) {
 			g.startIssued = true
 			g.serviceUp = true
-			acts = append(acts, m.script(g, OpStart))
+			if m.managed(g) {
+				// start follows once the address is up (IPDone)
+				g.ipWantDn = false
+				g.ipUp = true
+				acts = append(acts, m.ipAction(g, OpIPUp))
+			} else {
+				acts = append(acts, m.script(g, OpStart))
+			}
 		}
 		return acts
 	}
@@ -710,10 +789,115 @@ func (m *Machine) evalMaster(now time.Time, g *groupSM, acts []Action) []Action 
 			return append(acts, m.beginStop(now, g, StateGiveup, fmt.Sprintf("manual takeover asked by %s", p.id))...)
 		}
 	}
+	// Preemption (rank semantics of the notes): a live, healthy candidate
+	// of higher rank, heard for ΔT1 without a break, gets the group
+	// through the same ordered handover as a manual takeover (stop here,
+	// lease released, giveup naming it), so the two never overlap.
+	if m.p.Preempt && !g.manual && g.scriptOp != OpStart {
+		var best *peer
+		for _, p := range g.peers {
+			if p.candidate && (p.state == StateInitial || p.state == StateNormal) && p.rank > g.Rank &&
+				now.Sub(p.first) >= m.p.DT1 && (best == nil || precedes(g, p.id, p.rank, best.id, best.rank)) {
+				best = p
+			}
+		}
+		if best != nil {
+			g.afterGiveup, g.giveupTarget = StateInitial, best.id
+			g.designated, g.designUntil = best.id, now.Add(m.p.StopTimeout+m.p.DT2+2*m.p.DT1)
+			return append(acts, m.beginStop(now, g, StateGiveup, fmt.Sprintf("preempted by %s (rank %d > %d)", best.id, best.rank, g.Rank))...)
+		}
+	}
 	if g.scriptID == 0 && !now.Before(g.nextStatus) {
 		acts = append(acts, m.script(g, OpStatus))
 	}
 	return acts
+}
+
+// Fenceable reports whether a managed service IP may be up past the point
+// where the lease can be proven (the daemon then runs Tick before sending
+// anything).
+func (m *Machine) Fenceable(now time.Time) bool {
+	if !m.p.UseLease {
+		return false
+	}
+	for _, g := range m.groups {
+		if g.ipUp && !g.ipWantDn && !now.Before(g.leaseSafeUntil) {
+			return true
+		}
+		if (g.state == StateMaster || g.state == StateTakeover) && g.serviceUp && !g.stopping && g.stopRetryAt.IsZero() && !now.Before(g.leaseSafeUntil) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Machine) managed(g *groupSM) bool { return m.p.ManagedIP[g.Name] }
+
+// IPDeadline is the instant by which the kernel must have removed g's
+// service IP unless hagd renews it: the lease's earliest expiry on the
+// database clock, less the lease margin and the clock-rate drift. The
+// daemon subtracts the kernel's own lateness (KernelSlack) when it turns
+// this into a lifetime in whole seconds.
+func (m *Machine) ipDeadline(g *groupSM) time.Time {
+	if !m.p.UseLease {
+		return time.Time{}
+	}
+	return g.leaseExpiry.Add(-m.p.LeaseMargin - DriftMargin(m.p.LeaseTTL))
+}
+
+func (m *Machine) ipAction(g *groupSM, op string) Action {
+	g.ipOp, g.ipOpID = op, m.id()
+	a := Action{Kind: ActIP, Group: g.Name, Op: op, ID: g.ipOpID}
+	if op != OpIPDown {
+		a.Deadline = m.ipDeadline(g)
+	}
+	return a
+}
+
+// dropIP removes the service IP (if hagd manages it and it may be up).
+func (m *Machine) dropIP(g *groupSM) []Action {
+	if !m.managed(g) || !g.ipUp || g.ipOp == OpIPDown {
+		return nil
+	}
+	g.ipWantDn = true
+	return []Action{m.ipAction(g, OpIPDown)}
+}
+
+// IPDone reports an ActIP. up says whether the address may still be on the
+// interface (false after a removal, and after an up or renew that could
+// not keep the lifetime inside the lease: the daemon removed it).
+func (m *Machine) IPDone(now time.Time, group string, id uint64, up bool, err error) []Action {
+	g := m.group(group)
+	if g == nil || id != g.ipOpID {
+		return nil
+	}
+	op := g.ipOp
+	g.ipOp, g.ipOpID = "", 0
+	var acts []Action
+	switch op {
+	case OpIPDown:
+		g.ipUp = up
+		if err != nil {
+			acts = append(acts, note(g, 0, fmt.Sprintf("removing the service IP: %v (retrying; its kernel lifetime still ends before the lease)", err)))
+			g.ipRetryAt = now.Add(100 * time.Millisecond)
+		} else {
+			g.ipWantDn = false
+			acts = append(acts, note(g, 2, "service IP removed"))
+		}
+	case OpIPUp, OpIPRenew:
+		g.ipUp = up || err == nil
+		if err != nil {
+			if g.state == StateMaster || g.state == StateTakeover {
+				acts = append(acts, m.beginStop(now, g, StateFailed, fmt.Sprintf("service IP %s: %v", op, err))...)
+			}
+			break
+		}
+		if op == OpIPUp && g.state == StateTakeover && g.startIssued && g.scriptOp == "" {
+			acts = append(acts, note(g, 2, "service IP up"))
+			acts = append(acts, m.script(g, OpStart))
+		}
+	}
+	return m.eval(now, acts)
 }
 
 // syncLease issues the lease operation the group needs, if any.
@@ -721,7 +905,7 @@ func (m *Machine) syncLease(now time.Time, g *groupSM, acts []Action) []Action {
 	if !m.p.UseLease || g.leaseOpID != 0 {
 		return acts
 	}
-	want := g.serviceUp || g.stopping || g.state == StateTakeover || g.state == StateMaster
+	want := g.serviceUp || g.stopping || g.ipUp || g.state == StateTakeover || g.state == StateMaster
 	switch {
 	case want && now.Before(g.nextLease):
 	case want && g.leaseHeld:

@@ -49,6 +49,20 @@ type simNode struct {
 	starts     map[string][]time.Time // start issued
 	takeovers  map[string][]time.Time // entered takeover
 	transition []string
+	// the kernel's view of the service IPs: group -> the instant the
+	// address disappears by itself (worst case: lifetime + KernelSlack;
+	// far future for a permanent address)
+	ipUntil map[string]time.Time
+	ipDone  []ipResult
+	frozen  bool // SIGSTOP: no event is processed, the kernel goes on
+	sent    []Message
+}
+
+type ipResult struct {
+	group string
+	id    uint64
+	up    bool
+	err   error
 }
 
 type simLease struct {
@@ -69,6 +83,9 @@ type sim struct {
 	inbox   []delivery
 	// allowSplit turns the split-brain check off (lease = none tests).
 	allowSplit bool
+	// ipOnly checks the service IPs only (a frozen hagd's service is
+	// still running, unreachable: its address is gone).
+	ipOnly bool
 }
 
 type delivery struct {
@@ -102,7 +119,7 @@ func (s *sim) add(id string, groups string) *simNode {
 	}
 	n := &simNode{id: id, groups: gs, alive: true, linked: true, running: map[string]bool{},
 		startErr: map[string]error{}, startHang: map[string]bool{}, statusErr: map[string]error{}, stopFails: map[string]int{},
-		starts: map[string][]time.Time{}, takeovers: map[string][]time.Time{}}
+		starts: map[string][]time.Time{}, takeovers: map[string][]time.Time{}, ipUntil: map[string]time.Time{}}
 	s.nodes[id] = n
 	s.order = append(s.order, id)
 	s.boot(n)
@@ -114,7 +131,7 @@ func (s *sim) boot(n *simNode) {
 	p.Self, p.Groups = n.id, n.groups
 	n.m = NewMachine(p)
 	n.alive = true
-	n.scripts, n.leases = nil, nil
+	n.scripts, n.leases, n.ipDone = nil, nil, nil
 	s.do(n, n.m.Start(s.now))
 }
 
@@ -123,17 +140,21 @@ func (s *sim) crash(id string) {
 	n := s.nodes[id]
 	n.alive = false
 	n.running = map[string]bool{}
-	n.scripts, n.leases = nil, nil
+	n.scripts, n.leases, n.ipDone = nil, nil, nil
 }
 
 func (s *sim) do(n *simNode, acts []Action) {
 	for _, a := range acts {
 		switch a.Kind {
 		case ActBroadcast:
+			if n.m.Fenceable(s.now) { // as the daemon does
+				s.do(n, n.m.Tick(s.now))
+			}
 			if !n.linked {
 				continue
 			}
 			msg := n.m.Heartbeat(s.now, false)
+			n.sent = append(n.sent, msg)
 			for _, o := range s.order {
 				if o != n.id {
 					s.inbox = append(s.inbox, delivery{o, msg})
@@ -150,7 +171,7 @@ func (s *sim) do(n *simNode, acts []Action) {
 			sc := simScript{group: a.Group, op: a.Op, id: a.ID, doneAt: s.now.Add(s.scriptT)}
 			switch a.Op {
 			case OpStart:
-				if !s.allowSplit && s.busy(a.Group, n.id) {
+				if !s.allowSplit && !s.ipOnly && s.busy(a.Group, n.id) {
 					s.t.Fatalf("%v: SPLIT BRAIN: %s starts %s while %s", s.now.Sub(t0), n.id, a.Group, s.who(a.Group))
 				}
 				n.running[a.Group] = true
@@ -178,6 +199,30 @@ func (s *sim) do(n *simNode, acts []Action) {
 				op.res = s.leaseOp(n.id, a.Group, a.Op)
 			}
 			n.leases = append(n.leases, op)
+		case ActIP:
+			r := ipResult{group: a.Group, id: a.ID}
+			switch a.Op {
+			case OpIPDown:
+				delete(n.ipUntil, a.Group)
+			default:
+				if a.Deadline.IsZero() {
+					n.ipUntil[a.Group] = s.now.Add(1000 * time.Hour)
+					r.up = true
+					break
+				}
+				lt := ipLifetime(s.now, a.Deadline)
+				if lt == 0 {
+					delete(n.ipUntil, a.Group)
+					r.err = ErrFenced
+					break
+				}
+				if !s.allowSplit && s.ipElsewhere(a.Group, n.id) {
+					s.t.Fatalf("%v: TWO IPs: %s adds %s's IP while %s", s.now.Sub(t0), n.id, a.Group, s.whoIP(a.Group))
+				}
+				n.ipUntil[a.Group] = s.now.Add(time.Duration(lt)*time.Second + KernelSlack)
+				r.up = true
+			}
+			n.ipDone = append(n.ipDone, r)
 		case ActLog:
 			n.transition = append(n.transition, fmt.Sprintf("%v %s", s.now.Sub(t0), a))
 			if a.To == StateTakeover {
@@ -229,6 +274,45 @@ func (s *sim) busy(group, except string) bool {
 	return false
 }
 
+func (s *sim) ipElsewhere(group, except string) bool {
+	for _, id := range s.order {
+		if u, ok := s.nodes[id].ipUntil[group]; id != except && ok && s.now.Before(u) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *sim) whoIP(group string) string {
+	var ids []string
+	for _, id := range s.order {
+		if u, ok := s.nodes[id].ipUntil[group]; ok && s.now.Before(u) {
+			ids = append(ids, fmt.Sprintf("%s (until +%v)", id, u.Sub(s.now)))
+		}
+	}
+	return strings.Join(ids, ",") + " hold it"
+}
+
+// checkIP fails the test if two nodes hold a group's service IP now.
+func (s *sim) checkIP() {
+	if s.allowSplit {
+		return
+	}
+	for _, n := range s.nodes {
+		for g := range n.ipUntil {
+			var ids []string
+			for _, id := range s.order {
+				if u, ok := s.nodes[id].ipUntil[g]; ok && s.now.Before(u) {
+					ids = append(ids, id)
+				}
+			}
+			if len(ids) > 1 {
+				s.t.Fatalf("%v: TWO IPs of %s: %s", s.now.Sub(t0), g, s.whoIP(g))
+			}
+		}
+	}
+}
+
 func (s *sim) who(group string) string {
 	var ids []string
 	for _, id := range s.order {
@@ -248,14 +332,24 @@ func (s *sim) run(d time.Duration) {
 		s.inbox = nil
 		for _, dl := range inbox {
 			n := s.nodes[dl.to]
-			if n.alive && n.linked {
+			if n.alive && n.linked && !n.frozen {
 				s.do(n, n.m.Heard(s.now, &dl.msg))
 			}
 		}
 		for _, id := range s.order {
 			n := s.nodes[id]
-			if !n.alive {
+			for g, u := range n.ipUntil { // the kernel, even for a dead hagd
+				if !s.now.Before(u) {
+					delete(n.ipUntil, g)
+				}
+			}
+			if !n.alive || n.frozen {
 				continue
+			}
+			ipd := n.ipDone
+			n.ipDone = nil
+			for _, r := range ipd {
+				s.do(n, n.m.IPDone(s.now, r.group, r.id, r.up, r.err))
 			}
 			var keep []simScript
 			var done []simScript
@@ -287,6 +381,7 @@ func (s *sim) run(d time.Duration) {
 			}
 			s.do(n, n.m.Tick(s.now))
 		}
+		s.checkIP()
 	}
 }
 
@@ -325,7 +420,7 @@ func stateFromString(v string) State {
 func (s *sim) masters(group string) []string {
 	var out []string
 	for _, id := range s.order {
-		if s.nodes[id].alive && s.state(id, group) == StateMaster {
+		if s.nodes[id].alive && !s.nodes[id].frozen && s.state(id, group) == StateMaster {
 			out = append(out, id)
 		}
 	}
@@ -459,7 +554,13 @@ func TestStatusFailureGivesUp(t *testing.T) {
 }
 
 func TestManualTakeover(t *testing.T) {
-	s := threeNodes(t)
+	// With preemption on: a manual takeover is not undone by rank.
+	p := testParams()
+	p.Preempt = true
+	s := newSim(t, p)
+	s.add("n1", "rb:30")
+	s.add("n2", "rb:20")
+	s.add("n3", "rb:10")
 	s.runUntil(10*time.Second, "n1 master", s.isMaster("rb", "n1"))
 	s.run(2 * time.Second)
 	acts, err := s.nodes["n3"].m.Takeover(s.now, "rb")
@@ -631,4 +732,131 @@ func TestFailedInitialStopIsNoCandidate(t *testing.T) {
 	if len(n1.starts["rb"]) != 0 {
 		t.Error("n1 started")
 	}
+}
+
+// ipParams manage the service IP of rb (kernel lifetime 2 s at a 4 s lease).
+func ipParams() MachineParams {
+	p := testParams()
+	p.ManagedIP = map[string]bool{"rb": true}
+	return p
+}
+
+func ipNodes(t *testing.T, p MachineParams) *sim {
+	s := newSim(t, p)
+	s.add("n1", "rb:30")
+	s.add("n2", "rb:20")
+	s.add("n3", "rb:10")
+	return s
+}
+
+func hasIP(n *simNode, g string, now time.Time) bool {
+	u, ok := n.ipUntil[g]
+	return ok && now.Before(u)
+}
+
+// kill -9 of the master's hagd: its address stays (nothing removes it but
+// the kernel) and its service stays; the IP check runs every step.
+func TestServiceIPKill9FencedByKernel(t *testing.T) {
+	s := ipNodes(t, ipParams())
+	s.runUntil(10*time.Second, "n1 master", s.isMaster("rb", "n1"))
+	n1 := s.nodes["n1"]
+	if !hasIP(n1, "rb", s.now) {
+		t.Fatal("master n1 has no service IP")
+	}
+	s.run(3 * time.Second)
+	s.crash("n1") // hagd and its service gone; the kernel keeps the address
+	killed := s.now
+	s.runUntil(s.p.LeaseTTL, "the kernel drops n1's IP", func() bool { return !hasIP(n1, "rb", s.now) })
+	gone := s.now
+	s.runUntil(15*time.Second, "n2 master", s.isMaster("rb", "n2"))
+	start := s.nodes["n2"].starts["rb"][0]
+	t.Logf("IP gone from n1 %v after the kill, n2 started %v after", gone.Sub(killed), start.Sub(killed))
+	if !gone.Before(start) {
+		t.Errorf("n2 started before n1's address was gone")
+	}
+}
+
+// SIGSTOP of the master's hagd past its lease, then SIGCONT: the kernel
+// removed the address meanwhile; the resumed hagd must not put it back,
+// must not send one more "master" heartbeat, and stops.
+func TestServiceIPFrozenMaster(t *testing.T) {
+	s := ipNodes(t, ipParams())
+	s.runUntil(10*time.Second, "n1 master", s.isMaster("rb", "n1"))
+	s.run(2 * time.Second)
+	n1 := s.nodes["n1"]
+	s.ipOnly = true
+	n1.frozen = true
+	s.runUntil(20*time.Second, "n2 master", s.isMaster("rb", "n2"))
+	s.run(2 * time.Second)
+	n1.sent = nil
+	n1.frozen = false
+	s.run(simStep)
+	for _, m := range n1.sent {
+		if m.Groups[0].State == StateMaster {
+			t.Fatalf("resumed n1 sent a master heartbeat")
+		}
+	}
+	s.run(10 * time.Second)
+	s.expectMaster("rb", "n2")
+	if hasIP(n1, "rb", s.now) {
+		t.Error("resumed n1 holds the IP")
+	}
+}
+
+// A master whose stop hangs (killed at stop_timeout, retried): the address
+// went before the first stop; the lease keeps others out while the stop is
+// retried and nobody ever holds the IP twice.
+func TestServiceIPDroppedBeforeHangingStop(t *testing.T) {
+	s := ipNodes(t, ipParams())
+	s.runUntil(10*time.Second, "n1 master", s.isMaster("rb", "n1"))
+	n1 := s.nodes["n1"]
+	n1.statusErr["rb"] = errors.New("exit status 3")
+	n1.stopFails["rb"] = 1000
+	s.runUntil(5*time.Second, "n1 drops its IP", func() bool { return !hasIP(n1, "rb", s.now) })
+	if st := s.state("n1", "rb"); st == StateMaster {
+		t.Errorf("n1 still master")
+	}
+	s.run(5 * time.Second)
+	if hasIP(n1, "rb", s.now) {
+		t.Error("n1 has the IP again")
+	}
+}
+
+// Rank decides after install: the highest rank's initial stop fails (a
+// loaded node), yet it stands for election (hagd removed the address
+// itself), and with preemption a returning rank-30 node takes the group
+// back without overlap.
+func TestServiceIPRankAndPreemption(t *testing.T) {
+	p := ipParams()
+	p.Preempt = true
+	s := newSim(t, p)
+	n1 := s.add("n1", "rb:30")
+	n1.scripts[0].err = errors.New("timed out")
+	n1.stopFails["rb"] = 2
+	s.add("n2", "rb:20")
+	s.add("n3", "rb:10")
+	s.runUntil(15*time.Second, "n1 master", s.isMaster("rb", "n1"))
+	s.crash("n1")
+	s.runUntil(15*time.Second, "n2 master", s.isMaster("rb", "n2"))
+	s.boot(n1)
+	s.runUntil(20*time.Second, "n1 master again", s.isMaster("rb", "n1"))
+	s.run(10 * time.Second)
+	s.expectMaster("rb", "n1")
+	if len(s.nodes["n3"].starts["rb"]) != 0 {
+		t.Error("n3 started")
+	}
+}
+
+// A late-starting higher rank preempts a master elected before it was up.
+func TestPreemptionAfterLateStart(t *testing.T) {
+	p := testParams()
+	p.Preempt = true
+	s := newSim(t, p)
+	s.add("n3", "rb:10")
+	s.runUntil(10*time.Second, "n3 master", s.isMaster("rb", "n3"))
+	s.add("n2", "rb:20")
+	s.add("n1", "rb:30")
+	s.runUntil(20*time.Second, "n1 master", s.isMaster("rb", "n1"))
+	s.run(10 * time.Second)
+	s.expectMaster("rb", "n1")
 }

@@ -21,6 +21,9 @@ type ScriptRunner struct {
 	Timeout     time.Duration // start and status
 	StopTimeout time.Duration
 	Node        string // exported as HAGD_NODE
+	// Env adds variables per group (HAGD_SERVICE_IP when hagd manages the
+	// group's service IP: the script must then not add it itself).
+	Env map[string][]string
 
 	mu      sync.Mutex
 	running map[string]*runningScript
@@ -114,6 +117,7 @@ func (r *ScriptRunner) exec(ctx context.Context, group, op string) (string, erro
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Dir = "/"
 	cmd.Env = append(os.Environ(), "HAGD_GROUP="+group, "HAGD_OP="+op, "HAGD_NODE="+r.Node)
+	cmd.Env = append(cmd.Env, r.Env[group]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return "", &ScriptError{Op: op, Group: group, Exit: -1, Output: err.Error()}

@@ -28,6 +28,11 @@ type ConfigTemplate struct {
 	LeaseFile                                        string
 	MySQLHost, MySQLUser, MySQLDB, MySQLPasswordFile string
 	Control                                          string
+	// ServiceIPs: group -> "address/prefix@iface" hagd adds and removes
+	// itself (kernel lifetime bound to the lease).
+	ServiceIPs map[string]string
+	// Preempt nil: hagd's default (yes).
+	Preempt *bool
 }
 
 type configView struct {
@@ -39,6 +44,8 @@ type configView struct {
 	LeaseFile                                        string
 	MySQLHost, MySQLUser, MySQLDB, MySQLPasswordFile string
 	Control                                          string
+	ServiceIPs                                       []string
+	Preempt                                          string
 }
 
 // FormatDuration writes a duration the way hagd.conf reads it ("1.5s").
@@ -80,6 +87,15 @@ func (t ConfigTemplate) Render() ([]byte, error) {
 	if v.Control == "" {
 		v.Control = DefaultControl
 	}
+	for _, g := range t.Groups {
+		if ip, ok := t.ServiceIPs[g.Name]; ok {
+			v.ServiceIPs = append(v.ServiceIPs, g.Name+":"+ip)
+		}
+	}
+	v.Preempt = "yes"
+	if t.Preempt != nil && !*t.Preempt {
+		v.Preempt = "no"
+	}
 	timeout := t.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
@@ -98,7 +114,7 @@ func (t ConfigTemplate) Render() ([]byte, error) {
 		gs = append(gs, fmt.Sprintf("%s:%d", g.Name, g.Rank))
 	}
 	v.GroupList = strings.Join(gs, ", ")
-	for _, s := range []string{v.ID, v.GroupList, v.Script, v.KeyFile, v.IfaceList, v.Log, v.MySQLHost, v.MySQLUser, v.MySQLDB, v.MySQLPasswordFile, v.LeaseFile, v.Control} {
+	for _, s := range []string{v.ID, v.GroupList, v.Script, v.KeyFile, v.IfaceList, v.Log, v.MySQLHost, v.MySQLUser, v.MySQLDB, v.MySQLPasswordFile, v.LeaseFile, v.Control, strings.Join(v.ServiceIPs, " ")} {
 		if strings.ContainsAny(s, "\n#") {
 			return nil, fmt.Errorf("hagd.conf: value %q has a newline or #", s)
 		}

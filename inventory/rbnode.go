@@ -66,6 +66,9 @@ type HAGDSettings struct {
 	LeaseTTL     time.Duration `yaml:"lease_ttl"`
 	LeaseRenew   time.Duration `yaml:"lease_renew"`
 	LeaseTimeout time.Duration `yaml:"lease_timeout"`
+	// Preempt (default true): a returning node of higher rank takes its
+	// group back from the master, without overlap.
+	Preempt *bool `yaml:"preempt"`
 }
 
 // HAGroup is one HA group: the service IP its master brings up.

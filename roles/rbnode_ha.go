@@ -145,6 +145,7 @@ func (RBNode) haSteps(inv *inventory.Inventory, node *inventory.Host, opts Optio
 	}
 	var groups []hagd.Group
 	var groupLines []string
+	serviceIPs := map[string]string{}
 	for _, g := range sortedNames(ranks) {
 		grp, ok := rb.Groups[g]
 		if !ok {
@@ -158,6 +159,7 @@ func (RBNode) haSteps(inv *inventory.Inventory, node *inventory.Host, opts Optio
 		}
 		groups = append(groups, hagd.Group{Name: g, Rank: ranks[g]})
 		groupLines = append(groupLines, g+"="+grp.ServiceIP+"@"+grp.Iface)
+		serviceIPs[g] = grp.ServiceIP + "@" + grp.Iface
 	}
 	for i, d := range rb.StateDirs {
 		if !shellWord(d) {
@@ -227,6 +229,9 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 		Ifaces: h.Iface, Log: HAGDLog, Timeout: h.Timeout, StopTimeout: h.StopTimeout,
 		DT1: h.DT1, DT2: h.DT2, Heartbeat: h.Heartbeat, StatusInterval: h.StatusInterval, Backoff: h.Backoff,
 		Lease: h.Lease, LeaseTTL: h.LeaseTTL, LeaseRenew: h.LeaseRenew, LeaseTimeout: h.LeaseTimeout,
+		// hagd, not the service script, owns the service IP: it adds it
+		// with a kernel lifetime bound to the lease.
+		ServiceIPs: serviceIPs, Preempt: h.Preempt,
 	}
 	ct.Debug = h.Debug
 	if ct.Lease == "" || ct.Lease == "mysql" {
