@@ -4,6 +4,7 @@
 #   make demo    bring up a local test bed and run gridha against it (root)
 #   make bench   print the figures: runs, verify, failover, DNS removal
 #   make lint    gofmt, go vet, staticcheck
+#   make dist    static binaries (linux amd64, arm64), .deb and .rpm in dist/
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -14,13 +15,19 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DA
 GOTEST_TIMEOUT ?= 40m
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build test unit deps demo demo-bdii bench lint clean
+.PHONY: build test unit deps demo demo-bdii bench lint clean dist
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/gridha ./cmd/gridha
 
 deps:
 	bash scripts/install-deps.sh
+
+# Release binaries and packages: dist/gridha-linux-{amd64,arm64} (static,
+# version/commit/date stamped), dist/gridha_*.deb and dist/gridha-*.rpm
+# (nfpm, a Go tool dependency), dist/SHA256SUMS.
+dist:
+	VERSION=$(VERSION) COMMIT=$(COMMIT) DATE=$(DATE) bash scripts/dist.sh
 
 # Unit and integration tests. Integration tests need root (network
 # namespaces); under CI=true they fail instead of skipping.
@@ -48,4 +55,4 @@ lint:
 	staticcheck ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

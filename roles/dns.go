@@ -94,6 +94,15 @@ type InitScriptData struct {
 	Service, Binary, Config, PIDFile, LogFile string
 }
 
+// updaterInitData is what the updater's init script and unit are rendered
+// from, on an updater host (binary u.Binary) or in the packages.
+func updaterInitData(u inventory.DNSUpdater, binary string) InitScriptData {
+	return InitScriptData{
+		Service: u.ServiceName, Binary: binary, Config: u.ConfigPath,
+		PIDFile: "/run/" + u.ServiceName + ".pid", LogFile: "/var/log/" + u.ServiceName + ".log",
+	}
+}
+
 // Plan implements Role.
 func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error) {
 	s := inv.Roles.DNS
@@ -148,20 +157,13 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 			source = exe
 		}
 		var err error
-		if initScript, err = templates.Render("dns-updater.init.tmpl", InitScriptData{
-			Service: u.ServiceName, Binary: u.Binary, Config: u.ConfigPath,
-			PIDFile: "/run/" + u.ServiceName + ".pid", LogFile: "/var/log/" + u.ServiceName + ".log",
-		}); err != nil {
+		if initScript, err = templates.Render("dns-updater.init.tmpl", updaterInitData(u, u.Binary)); err != nil {
 			return nil, fmt.Errorf("dns: %w", err)
 		}
-		if rotate, err = templates.Render("dns-updater.logrotate.tmpl", InitScriptData{
-			Service: u.ServiceName, LogFile: "/var/log/" + u.ServiceName + ".log",
-		}); err != nil {
+		if rotate, err = templates.Render("dns-updater.logrotate.tmpl", updaterInitData(u, u.Binary)); err != nil {
 			return nil, fmt.Errorf("dns: %w", err)
 		}
-		if unit, err = templates.Render("dns-updater.service.tmpl", InitScriptData{
-			Service: u.ServiceName, Binary: u.Binary, Config: u.ConfigPath,
-		}); err != nil {
+		if unit, err = templates.Render("dns-updater.service.tmpl", updaterInitData(u, u.Binary)); err != nil {
 			return nil, fmt.Errorf("dns: %w", err)
 		}
 	}

@@ -124,6 +124,17 @@ type hagdInit struct {
 	StopWaitTenths                   int
 }
 
+// hagdInitData is what the hagd init script is rendered from, on an rb
+// node (install rb-node) or in the packages.
+func hagdInitData(binary, config string, stopWaitTenths int) hagdInit {
+	return hagdInit{Binary: binary, Config: config, PIDFile: HAGDPIDFile, LogFile: HAGDLog, StopWaitTenths: stopWaitTenths}
+}
+
+// hagdLogrotateData is the data of templates/hagd.logrotate.tmpl.
+func hagdLogrotateData() struct{ HagdLog, ServiceLog string } {
+	return struct{ HagdLog, ServiceLog string }{HAGDLog, HAServiceLog}
+}
+
 // lcgHAService is the data of templates/lcg-ha-service.tmpl.
 type lcgHAService struct{ Sysconfig string }
 
@@ -293,12 +304,11 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 		}
 	}
 	wait := int(stopTimeout*time.Duration(len(groups))/(100*time.Millisecond)) + 300
-	initScript, err := templates.Render("hagd.init.tmpl", hagdInit{Binary: GridhaBinary, Config: h.Config,
-		PIDFile: HAGDPIDFile, LogFile: HAGDLog, StopWaitTenths: wait})
+	initScript, err := templates.Render("hagd.init.tmpl", hagdInitData(GridhaBinary, h.Config, wait))
 	if err != nil {
 		return nil, err
 	}
-	rotate, err := templates.Render("hagd.logrotate.tmpl", struct{ HagdLog, ServiceLog string }{HAGDLog, HAServiceLog})
+	rotate, err := templates.Render("hagd.logrotate.tmpl", hagdLogrotateData())
 	if err != nil {
 		return nil, err
 	}

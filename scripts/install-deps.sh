@@ -6,7 +6,8 @@
 set -euo pipefail
 pkgs=(openssh-server openssh-client mariadb-server mariadb-client bind9 bind9-utils bind9-dnsutils
       bdii ldap-utils slapd sshfs fuse3 tcsh iproute2 iputils-arping psmisc procps rsync util-linux
-      sudo make git ca-certificates)
+      sudo make git ca-certificates
+      man-db rpm)  # the packaging tests: man renders the pages; rpm -qlp reads the .rpm
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

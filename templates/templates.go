@@ -29,6 +29,29 @@ func Render(name string, data any) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// packagedHeader replaces header.tmpl in the files the gridha packages
+// install (RenderPackaged): there, gridha install does not manage them.
+const packagedHeader = `# Installed by the gridha package (a configuration file: local changes are
+# kept on upgrade). gridha install may replace it with its own copy.`
+
+// RenderPackaged is Render with the package's header instead of the
+// managed-by-gridha one: the same template, so a packaged init script or
+// logrotate file is the one install would write, but for its comment.
+func RenderPackaged(name string, data any) ([]byte, error) {
+	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).ParseFS(assets, name, "header.tmpl")
+	if err == nil {
+		_, err = t.New("header").Parse(packagedHeader)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
 // Names lists the embedded templates.
 func Names() []string {
 	ents, _ := assets.ReadDir(".")

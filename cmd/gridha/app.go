@@ -208,6 +208,7 @@ was unreachable, 3 bad input (nothing touched), 130 interrupted. With
 			planCommand(d),
 			versionCommand(d),
 			completionCommand(),
+			packageFilesCommand(d),
 		}, d.Commands...),
 	}
 	// An unknown command reaches the app's own action: exit 3 with the
