@@ -30,6 +30,16 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	case "hagd-ipwatch", "hagd-echo":
+		run := ipWatch
+		if filepath.Base(os.Args[0]) == "hagd-echo" {
+			run = echoServe
+		}
+		if err := run(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, filepath.Base(os.Args[0])+":", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	case "hagd-inject":
 		if err := inject(os.Args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, "hagd-inject:", err)

@@ -7,6 +7,7 @@ set -euo pipefail
 pkgs=(openssh-server openssh-client mariadb-server mariadb-client bind9 bind9-utils bind9-dnsutils
       bdii ldap-utils slapd sshfs fuse3 tcsh iproute2 iputils-arping psmisc procps rsync util-linux
       sudo make git ca-certificates
+      stress-ng keepalived  # the hagd fencing test loads the nodes' CPUs; the bench compares keepalived
       man-db rpm)  # the packaging tests: man renders the pages; rpm -qlp reads the .rpm
 missing=()
 for p in "${pkgs[@]}"; do
