@@ -30,8 +30,9 @@ dist:
 	VERSION=$(VERSION) COMMIT=$(COMMIT) DATE=$(DATE) bash scripts/dist.sh
 
 # Unit and integration tests. Integration tests need root (network
-# namespaces); under CI=true they fail instead of skipping.
-test: deps build
+# namespaces); under CI=true they fail instead of skipping. The packaging
+# tests (packaging/) check what make dist built.
+test: deps build dist
 	go vet ./...
 	go test -count=1 -p 2 -timeout $(GOTEST_TIMEOUT) ./...
 
