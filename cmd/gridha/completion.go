@@ -164,14 +164,14 @@ func completeWords(app *cli.App, d Deps, words []string) []string {
 	return out
 }
 
-// positionalValues are the arguments a command takes: roles for install and
-// verify (each once), a shell for completion.
+// positionalValues are the arguments a command takes: roles for install,
+// verify and plan (each once), a shell for completion.
 func positionalValues(d Deps, cmd *cli.Command, given []string) []string {
 	if cmd == nil {
 		return nil
 	}
 	switch cmd.Name {
-	case "install", "verify":
+	case "install", "verify", "plan":
 		var out []string
 		for _, r := range d.Registry.Names() {
 			if !contains(given, r) {

@@ -69,6 +69,7 @@ func TestCompleteWords(t *testing.T) {
 		{"install |", "base bdii-client dns rb-node state-server"},
 		{"install base |", "bdii-client dns rb-node state-server"},
 		{"verify --check r", "rb-node"},
+		{"plan --limit rb1 b", "base bdii-client"},
 		{"install --output json |", "base bdii-client dns rb-node state-server"},
 		{"completion |", "bash zsh"},
 		{"completion bash |", ""},
