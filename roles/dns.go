@@ -79,7 +79,8 @@ func IncludeLine(gridhaConf string) string {
 // NamedConfData is what named.conf.gridha.tmpl renders.
 type NamedConfData struct {
 	Path, LocalConf, KeyFile, Group string
-	Zone, ZoneFile, KeyName, Name   string
+	Zone, ZoneFile, Name            string
+	KeyNames                        []string // two during a key rotation
 }
 
 // ZoneFileData is what bind-zone.db.tmpl renders.
@@ -116,11 +117,19 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 	if s.TTL < inventory.MinDNSTTL {
 		return nil, fmt.Errorf("dns: ttl %d s is below MAN05's %d s", s.TTL, inventory.MinDNSTTL)
 	}
-	if opts.RotateKey && len(opts.Limit) > 0 {
+	rotationPending := false
+	if _, err := os.Stat(PendingTSIGKeyPath(inv, s.KeyName)); err == nil {
+		rotationPending = true
+	}
+	if (opts.RotateKey || rotationPending) && len(opts.Limit) > 0 {
 		for _, h := range players {
 			if !opts.InLimit(h.Name) {
-				return nil, fmt.Errorf("dns: --rotate-key replaces the key on every primary and updater in one run: "+
-					"%s is outside --limit (run without --limit, or include every dns host)", h.Name)
+				what := "--rotate-key replaces"
+				if !opts.RotateKey {
+					what = "a TSIG key rotation is under way (" + PendingTSIGKeyPath(inv, s.KeyName) + "): it replaces"
+				}
+				return nil, fmt.Errorf("dns: %s the key on every primary and updater: "+
+					"%s is outside --limit (run without --limit, or include every dns host)", what, h.Name)
 			}
 		}
 	}
@@ -167,11 +176,34 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 			return nil, fmt.Errorf("dns: %w", err)
 		}
 	}
-	key, _, err := LoadOrCreateTSIGKey(inv, s.KeyName, opts.RotateKey, opts.ReadOnly)
+	keys, err := LoadTSIGKeys(inv, s.KeyName, opts.RotateKey, opts.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
+	// A rotation goes in two steps so that every updater can always sign
+	// with a key every primary accepts: the primaries accept the old and
+	// the new key; then, only if every primary got there, the updaters
+	// switch to the new key; then, only if every updater switched, the
+	// primaries drop the old key and the admin machine's copy is replaced.
+	// A host that fails or is unreachable stops the rotation where it is
+	// (a working state); the next run goes on from there.
+	key := keys.Active
+	primaryKeys := []TSIGKey{key}
+	updaterKey := key
+	if keys.Pending != nil {
+		primaryKeys = append(primaryKeys, *keys.Pending)
+		updaterKey = *keys.Pending
+	}
+	if cfg != nil {
+		cfg.TSIGKeyName = strings.ToLower(updaterKey.Name) + "."
+	}
 	paths := PrimaryPaths(s)
+	var inLimit []string // the primaries this run converges
+	for _, name := range s.Primaries {
+		if opts.InLimit(name) {
+			inLimit = append(inLimit, name)
+		}
+	}
 
 	primaries := installer.Phase{Name: "dns-primaries", Steps: map[string][]installer.Step{}}
 	records := installer.Phase{Name: "dns-records", Steps: map[string][]installer.Step{}}
@@ -179,6 +211,8 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 	// The service steps probe the init script, so they run in a phase after
 	// the one that writes it.
 	services := installer.Phase{Name: "dns-updater-service", Steps: map[string][]installer.Step{}}
+	finish := installer.Phase{Name: "dns-rotation-finish", Steps: map[string][]installer.Step{}}
+	commit := installer.Phase{Name: "dns-rotation-commit", Steps: map[string][]installer.Step{}}
 
 	// NS records of a zone gridha creates: every primary.
 	var ns []string
@@ -193,12 +227,24 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 		if !opts.InLimit(h.Name) {
 			continue
 		}
-		conf, err := templates.Render("named.conf.gridha.tmpl", NamedConfData{
-			Path: paths.GridhaConf, LocalConf: paths.LocalConf, KeyFile: paths.KeyFile, Group: s.Bind.Group,
-			Zone: zone, ZoneFile: paths.ZoneFile, KeyName: key.Name, Name: fqdn,
-		})
+		primaryFiles := func(ks []TSIGKey) (keyFile, conf []byte, err error) {
+			var names []string
+			for _, k := range ks {
+				keyFile = append(keyFile, k.BINDFile()...)
+				names = append(names, k.Name)
+			}
+			conf, err = templates.Render("named.conf.gridha.tmpl", NamedConfData{
+				Path: paths.GridhaConf, LocalConf: paths.LocalConf, KeyFile: paths.KeyFile, Group: s.Bind.Group,
+				Zone: zone, ZoneFile: paths.ZoneFile, KeyNames: names, Name: fqdn,
+			})
+			if err != nil {
+				return nil, nil, fmt.Errorf("dns: %s: %w", h.Name, err)
+			}
+			return keyFile, conf, nil
+		}
+		keyFile, conf, err := primaryFiles(primaryKeys)
 		if err != nil {
-			return nil, fmt.Errorf("dns: %s: %w", h.Name, err)
+			return nil, err
 		}
 		zoneData, err := templates.Render("bind-zone.db.tmpl", ZoneFileData{
 			ZoneFile: paths.ZoneFile, Zone: zone + ".", Primary: hostFQDN(h), NS: ns, TTL: s.TTL,
@@ -211,7 +257,7 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 		primaries.Steps[h.Name] = []installer.Step{
 			zoneConflict{Zone: zone, ConfDir: s.Bind.ConfDir, Own: paths.GridhaConf},
 			createOnly{Path: paths.ZoneFile, Content: zoneData, Mode: 0o644, Owner: s.Bind.Group, Group: s.Bind.Group},
-			track(groupNamed, withSecret{steps.File{Path: paths.KeyFile, Content: key.BINDFile(), Mode: 0o640, Owner: "root", Group: s.Bind.Group, Secret: true}, key.Secret}),
+			track(groupNamed, withSecrets(steps.File{Path: paths.KeyFile, Content: keyFile, Mode: 0o640, Owner: "root", Group: s.Bind.Group, Secret: true}, primaryKeys)),
 			track(groupNamed, steps.File{Path: paths.GridhaConf, Content: conf, Mode: 0o644, Owner: "root", Group: s.Bind.Group}),
 			track(groupNamed, ownedLines{
 				Path: paths.LocalConf,
@@ -227,7 +273,7 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 			namedReload{Group: groupNamed, Files: []string{paths.KeyFile, paths.GridhaConf, paths.LocalConf}},
 			// Last: reached only when every step above succeeded (a failed
 			// step skips the rest of the host's steps).
-			primaryDone{},
+			primaryDone,
 		}
 		addr := s.Bind.UpdateAddress
 		if s.UpdateVia == "controller" {
@@ -236,14 +282,27 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 		records.Steps[h.Name] = []installer.Step{rrsetStep{
 			Zone: zone + ".", Name: fqdn, TTL: uint32(s.TTL), Want: want, Key: key, Via: s.UpdateVia, Addr: addr,
 		}}
-	}
-
-	var inLimit []string // the primaries this run converges
-	for _, name := range s.Primaries {
-		if opts.InLimit(name) {
-			inLimit = append(inLimit, name)
+		if keys.Pending != nil {
+			newKeyFile, newConf, err := primaryFiles([]TSIGKey{*keys.Pending})
+			if err != nil {
+				return nil, err
+			}
+			finish.Steps[h.Name] = []installer.Step{
+				primariesOK{Primaries: inLimit, What: "the primaries keep accepting the old key"},
+				updatersOK{Updaters: s.Updaters},
+				track(groupNamed, withSecrets(steps.File{Path: paths.KeyFile, Content: newKeyFile, Mode: 0o640, Owner: "root", Group: s.Bind.Group, Secret: true}, primaryKeys)),
+				track(groupNamed, steps.File{Path: paths.GridhaConf, Content: newConf, Mode: 0o644, Owner: "root", Group: s.Bind.Group}),
+				namedReload{Group: groupNamed, Files: []string{paths.KeyFile, paths.GridhaConf, paths.LocalConf}},
+				primaryFinished,
+			}
 		}
 	}
+	if keys.Pending != nil && len(inLimit) > 0 {
+		commit.Steps[inLimit[0]] = []installer.Step{rotationCommit{
+			Primaries: inLimit, Active: TSIGKeyPath(inv, s.KeyName), Pending: PendingTSIGKeyPath(inv, s.KeyName),
+		}}
+	}
+
 	if len(s.Updaters) > 0 {
 		for _, name := range s.Updaters {
 			h := inv.Host(name)
@@ -253,9 +312,12 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 			if !opts.InLimit(h.Name) {
 				continue
 			}
-			st := []installer.Step{
-				steps.Dir{Path: filepath.Dir(u.ConfigPath), Mode: 0o755, Owner: "root", Group: "root"},
+			var st []installer.Step
+			if keys.Pending != nil {
+				// The new key only once every primary accepts it.
+				st = append(st, primariesOK{Primaries: inLimit, What: "the updater keeps the old key"})
 			}
+			st = append(st, steps.Dir{Path: filepath.Dir(u.ConfigPath), Mode: 0o755, Owner: "root", Group: "root"})
 			if filepath.Dir(u.KeyPath) != filepath.Dir(u.ConfigPath) {
 				st = append(st, steps.Dir{Path: filepath.Dir(u.KeyPath), Mode: 0o755, Owner: "root", Group: "root"})
 			}
@@ -263,7 +325,7 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 				st = append(st, track(groupUpdater, binaryCopy{Path: u.Binary, Source: source}))
 			}
 			st = append(st,
-				track(groupUpdater, withSecret{steps.File{Path: u.KeyPath, Content: key.BINDFile(), Mode: 0o600, Owner: "root", Group: "root", Secret: true}, key.Secret}),
+				track(groupUpdater, withSecrets(steps.File{Path: u.KeyPath, Content: updaterKey.BINDFile(), Mode: 0o600, Owner: "root", Group: "root", Secret: true}, primaryKeys)),
 				track(groupUpdater, steps.File{Path: u.ConfigPath, Content: cfg.Marshal(), Mode: 0o644, Owner: "root", Group: "root"}),
 				track(groupUpdater, steps.File{Path: "/etc/init.d/" + u.ServiceName, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
 				track(groupUpdater, systemdUnit{Path: "/etc/systemd/system/" + u.ServiceName + ".service", Content: unit}),
@@ -276,14 +338,21 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 				// step, with the new key and configuration (never a start
 				// and then a restart in one run).
 				services.Steps[h.Name] = []installer.Step{
-					primariesOK{Primaries: inLimit},
+					primariesOK{Primaries: inLimit, What: "it keeps running as it was"},
 					serviceRestart{Name: u.ServiceName, Group: groupUpdater},
 					steps.Service{Name: u.ServiceName, Boot: steps.BootEnabled, State: steps.StateRunning},
+					updaterDone,
 				}
+			} else {
+				updaters.Steps[h.Name] = append(updaters.Steps[h.Name], updaterDone)
 			}
 		}
 	}
-	return &installer.Plan{Phases: []installer.Phase{primaries, records, updaters, services}}, nil
+	phases := []installer.Phase{primaries, records, updaters, services}
+	if keys.Pending != nil {
+		phases = append(phases, finish, commit)
+	}
+	return &installer.Plan{Phases: phases}, nil
 }
 
 // UpdaterConfig is the dns-updater configuration the updater hosts get.

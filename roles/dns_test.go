@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
 	"github.com/gridha/gridha/inventory"
 )
 
@@ -268,11 +269,83 @@ func TestDNSPlan(t *testing.T) {
 	if again, _ := os.ReadFile(keyPath); string(again) != string(first) {
 		t.Error("refused rotation changed the key")
 	}
+	// --rotate-key: the new key waits beside the active one (a name of its
+	// own, so BIND can hold both), and the plan gets the rotation's phases:
+	// primaries accept both keys, updaters switch (only when every primary
+	// got there), primaries drop the old key (only when every updater
+	// switched), then the new key replaces the old on the admin machine.
+	plan, err = DNS{}.Plan(inv, Options{RotateKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(keyPath); string(again) != string(first) {
+		t.Error("the plan of a rotation replaced the active key before any host has the new one")
+	}
+	pendingPath := PendingTSIGKeyPath(inv, "topbdii-update")
+	raw, err := os.ReadFile(pendingPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := ParseBINDKey(raw)
+	if err != nil || pending.Name != "topbdii-update-alt" {
+		t.Fatalf("pending key %+v %v", pending, err)
+	}
+	if st, _ := os.Stat(pendingPath); st.Mode().Perm() != 0o600 {
+		t.Errorf("pending key mode %v", st.Mode().Perm())
+	}
+	names = nil
+	for _, ph := range plan.Phases {
+		names = append(names, ph.Name)
+	}
+	if strings.Join(names, ",") != "dns-primaries,dns-records,dns-updaters,dns-updater-service,dns-rotation-finish,dns-rotation-commit" {
+		t.Errorf("rotation phases %v", names)
+	}
+	var both, only string
+	for _, st := range plan.Phases[0].Steps["dns1"] {
+		if f, ok := unwrapFile(st); ok && strings.HasSuffix(f.Path, "named.conf.gridha") {
+			both = string(f.Content)
+		}
+	}
+	for _, st := range plan.Phases[4].Steps["dns1"] {
+		if f, ok := unwrapFile(st); ok && strings.HasSuffix(f.Path, "named.conf.gridha") {
+			only = string(f.Content)
+		}
+	}
+	if !strings.Contains(both, "grant topbdii-update name") || !strings.Contains(both, "grant topbdii-update-alt name") {
+		t.Errorf("during the switch both keys are granted:\n%s", both)
+	}
+	if strings.Contains(only, "grant topbdii-update name") || !strings.Contains(only, "grant topbdii-update-alt name") {
+		t.Errorf("at the end only the new key is granted:\n%s", only)
+	}
+	if _, ok := plan.Phases[2].Steps["dns2"][0].(primariesOK); !ok {
+		t.Errorf("the updater's steps do not start with the primaries' check: %T", plan.Phases[2].Steps["dns2"][0])
+	}
+	// A second --rotate-key while one is pending goes on with the same key.
 	if _, err := (DNS{}).Plan(inv, Options{RotateKey: true}); err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := os.ReadFile(keyPath); string(again) == string(first) {
-		t.Error("rotation kept the key")
+	if again, _ := os.ReadFile(pendingPath); string(again) != string(raw) {
+		t.Error("a second --rotate-key replaced the pending key")
+	}
+	// A pending rotation needs every dns host, even without --rotate-key.
+	if _, err := (DNS{}).Plan(inv, Options{Limit: []string{"dns1"}}); err == nil || !strings.Contains(err.Error(), "rotation is under way") {
+		t.Errorf("pending rotation with --limit: %v", err)
+	}
+}
+
+// unwrapFile finds the steps.File inside track/withSecret wrappers.
+func unwrapFile(st installer.Step) (steps.File, bool) {
+	for {
+		switch v := st.(type) {
+		case steps.File:
+			return v, true
+		case tracked:
+			st = v.Step
+		case withSecret:
+			st = v.Step
+		default:
+			return steps.File{}, false
+		}
 	}
 }
 

@@ -74,40 +74,101 @@ func TSIGKeyPath(inv *inventory.Inventory, keyName string) string {
 	return filepath.Join(inv.SecretsDir, "tsig-"+strings.TrimSuffix(keyName, ".")+".key")
 }
 
-// LoadOrCreateTSIGKey returns the key kept in the inventory's secrets folder.
+// PendingTSIGKeyPath is where the new key of a rotation waits, on the admin
+// machine, until every primary and updater uses it.
+func PendingTSIGKeyPath(inv *inventory.Inventory, keyName string) string {
+	return TSIGKeyPath(inv, keyName) + ".next"
+}
+
+// RotatedKeyName is the name the next key of a rotation takes. BIND needs
+// the old and the new key at once during the switch, and key names must
+// differ: a rotation toggles between the inventory's key_name and
+// <first label>-alt<rest>.
+func RotatedKeyName(keyName, current string) string {
+	base := strings.TrimSuffix(keyName, ".")
+	first, rest, _ := strings.Cut(base, ".")
+	alt := first + "-alt"
+	if rest != "" {
+		alt += "." + rest
+	}
+	if strings.EqualFold(strings.TrimSuffix(current, "."), base) {
+		return alt
+	}
+	return base
+}
+
+// TSIGKeys are the dns role's keys: the one in use and, while a rotation
+// is under way, the new one (Pending).
+type TSIGKeys struct {
+	Active  TSIGKey
+	Pending *TSIGKey
+}
+
+// LoadTSIGKeys returns the keys kept in the inventory's secrets folder.
 // With readOnly (verify, --check) nothing is written: a missing key, or the
-// new key of a rotation, is generated in memory only, so the run reports
-// every key file as one to change. Otherwise a missing key is created, and
-// rotate replaces an existing one, before any host is touched (file 0600,
-// folder 0700): a run that fails half-way leaves the new key on the admin
-// machine and the next run converges the hosts to it.
-func LoadOrCreateTSIGKey(inv *inventory.Inventory, keyName string, rotate, readOnly bool) (key TSIGKey, created bool, err error) {
-	path := TSIGKeyPath(inv, keyName)
-	data, err := inventory.ReadPrivateFile(path)
-	switch {
-	case err == nil && !rotate:
-		k, perr := ParseBINDKey(data)
-		if perr != nil {
-			return TSIGKey{}, false, fmt.Errorf("TSIG key %s: %w", path, perr)
+// new key of a rotation, is generated in memory only. Otherwise a missing
+// key is created and rotate creates the new key beside the active one
+// (<key>.next, 0600, folder 0700) before any host is touched; it replaces
+// the active key only once every host uses it (rotationCommit), so a run
+// that fails half-way leaves both, and the next run, with or without
+// --rotate-key, goes on with the same new key.
+func LoadTSIGKeys(inv *inventory.Inventory, keyName string, rotate, readOnly bool) (TSIGKeys, error) {
+	var keys TSIGKeys
+	base := strings.TrimSuffix(keyName, ".")
+	load := func(path string) (*TSIGKey, error) {
+		data, err := inventory.ReadPrivateFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
 		}
-		if !strings.EqualFold(k.Name, strings.TrimSuffix(keyName, ".")) {
-			return TSIGKey{}, false, fmt.Errorf("TSIG key %s: names key %q, want %q", path, k.Name, keyName)
+		if err != nil {
+			return nil, fmt.Errorf("TSIG key: %w", err)
 		}
-		return k, false, nil
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return TSIGKey{}, false, fmt.Errorf("TSIG key: %w", err)
+		k, err := ParseBINDKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("TSIG key %s: %w", path, err)
+		}
+		if !strings.EqualFold(k.Name, base) && !strings.EqualFold(k.Name, RotatedKeyName(base, base)) {
+			return nil, fmt.Errorf("TSIG key %s: names key %q, want %q (or %q during a rotation)", path, k.Name, base, RotatedKeyName(base, base))
+		}
+		return &k, nil
 	}
-	k, err := GenerateTSIGKey(keyName)
+	path, next := TSIGKeyPath(inv, keyName), PendingTSIGKeyPath(inv, keyName)
+	active, err := load(path)
 	if err != nil {
-		return TSIGKey{}, false, err
+		return keys, err
 	}
-	if readOnly {
-		return k, true, nil
+	if active == nil {
+		k, err := GenerateTSIGKey(base)
+		if err != nil {
+			return keys, err
+		}
+		if !readOnly {
+			if err := writeSecretFile(inv.SecretsDir, path, k.BINDFile()); err != nil {
+				return keys, fmt.Errorf("TSIG key: %w", err)
+			}
+		}
+		active = &k
 	}
-	if err := writeSecretFile(inv.SecretsDir, path, k.BINDFile()); err != nil {
-		return TSIGKey{}, false, fmt.Errorf("TSIG key: %w", err)
+	keys.Active = *active
+	if keys.Pending, err = load(next); err != nil {
+		return keys, err
 	}
-	return k, true, nil
+	if keys.Pending != nil && strings.EqualFold(keys.Pending.Name, keys.Active.Name) {
+		return keys, fmt.Errorf("TSIG key %s has the name of the active key %s; remove it to start the rotation again", next, path)
+	}
+	if rotate && keys.Pending == nil {
+		k, err := GenerateTSIGKey(RotatedKeyName(base, keys.Active.Name))
+		if err != nil {
+			return keys, err
+		}
+		if !readOnly {
+			if err := writeSecretFile(inv.SecretsDir, next, k.BINDFile()); err != nil {
+				return keys, fmt.Errorf("TSIG key: %w", err)
+			}
+		}
+		keys.Pending = &k
+	}
+	return keys, nil
 }
 
 // writeSecretFile writes data to path (0600) through a temporary file and a

@@ -177,47 +177,112 @@ func (b binaryCopy) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	return installer.Changed(fmt.Sprintf("installed %s from %s (sha256 %s)", b.Path, b.Source, want[:12]))
 }
 
-// primaryDone records that a primary's steps of this run all succeeded
-// (it is the last of them: a failed step skips it). primariesOK reads it.
-type primaryDone struct{}
+// Markers of this run (env.Shared) that later phases of other hosts read:
+// a marker step is the last of its host's steps in a phase, so it runs only
+// when every step before it succeeded (a failed step, an unreachable host or
+// an interruption skips it).
+type doneMarker struct {
+	kind string // "primary", "updater", "primary-finished"
+}
 
-func primaryDoneKey(host string) string { return "roles/dns/primary-done/" + host }
+var (
+	primaryDone     = doneMarker{"primary"}
+	updaterDone     = doneMarker{"updater"}
+	primaryFinished = doneMarker{"primary-finished"}
+)
 
-func (primaryDone) ID() string                { return "primary configured" }
-func (primaryDone) Probes() []installer.Probe { return nil }
-func (primaryDone) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+func doneKey(kind, host string) string { return "roles/dns/done/" + kind + "/" + host }
+
+func (m doneMarker) ID() string              { return m.kind + " steps done" }
+func (doneMarker) Probes() []installer.Probe { return nil }
+func (m doneMarker) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
 	if env.Shared != nil {
-		env.Shared.Set(primaryDoneKey(env.Host), true)
+		env.Shared.Set(doneKey(m.kind, env.Host), true)
 	}
 	return installer.OK("")
 }
 
-// primariesOK stops an updater host's service steps when a primary of this
-// run did not get through its steps (failed, unreachable, interrupted): the
-// updater is then neither started nor restarted, so it never signs with a
-// key or for a name that primary may not have; it keeps running as it was.
+// notDone lists the hosts without the kind marker in this run.
+func notDone(env *installer.Env, kind string, hosts []string) []string {
+	var bad []string
+	for _, h := range hosts {
+		if env.Shared == nil {
+			return hosts
+		}
+		if v, ok := env.Shared.Get(doneKey(kind, h)); !ok || v != true {
+			bad = append(bad, h)
+		}
+	}
+	return bad
+}
+
+// primariesOK stops the rest of a host's dns steps when a primary of this
+// run did not get through its steps (failed, unreachable, interrupted): an
+// updater is then neither started nor restarted, nor given a new key, so it
+// never signs with a key or for a name that primary may not have. What says
+// what stays as it was.
 type primariesOK struct {
 	Primaries []string
+	What      string
 }
 
 func (primariesOK) ID() string                { return "primaries configured in this run" }
 func (primariesOK) Probes() []installer.Probe { return nil }
 func (p primariesOK) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	var bad []string
-	for _, h := range p.Primaries {
-		if env.Shared == nil {
-			break
-		}
-		if v, ok := env.Shared.Get(primaryDoneKey(h)); !ok || v != true {
-			bad = append(bad, h)
-		}
-	}
+	bad := notDone(env, primaryDone.kind, p.Primaries)
 	if len(bad) == 0 {
 		return installer.OK("")
 	}
-	return installer.Failed(fmt.Errorf("%s: the dns updater is neither started nor restarted: primary %s did not get through this run "+
-		"(it may not know the key or policy the updater would use); it keeps running as it was: re-run when the primary is back",
-		env.Host, strings.Join(bad, ", ")))
+	return installer.Failed(fmt.Errorf("%s: stopped here: primary %s did not get through this run (it may not know the key or policy); "+
+		"%s: re-run when the primary is back", env.Host, strings.Join(bad, ", "), p.What))
+}
+
+// updatersOK stops the end of a key rotation on a primary (dropping the
+// old key) unless every updater switched to the new key in this run.
+type updatersOK struct {
+	Updaters []string
+}
+
+func (updatersOK) ID() string                { return "updaters switched to the new key" }
+func (updatersOK) Probes() []installer.Probe { return nil }
+func (u updatersOK) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	bad := notDone(env, updaterDone.kind, u.Updaters)
+	if len(bad) == 0 {
+		return installer.OK("")
+	}
+	return installer.Failed(fmt.Errorf("%s: the old TSIG key stays accepted: updater %s did not switch to the new key in this run; "+
+		"re-run when it is back", env.Host, strings.Join(bad, ", ")))
+}
+
+// rotationCommit ends a key rotation on the admin machine once every
+// primary dropped the old key: the pending key replaces the active one
+// (an atomic rename), so later runs use only the new key.
+type rotationCommit struct {
+	Primaries       []string
+	Active, Pending string
+}
+
+func (rotationCommit) ID() string                { return "TSIG key rotation committed" }
+func (rotationCommit) Probes() []installer.Probe { return nil }
+func (c rotationCommit) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	if !apply {
+		return installer.Drift("a TSIG key rotation is under way: "+c.Pending+" waits to replace "+c.Active, "rotation finished", "rotation pending")
+	}
+	if bad := notDone(env, primaryFinished.kind, c.Primaries); len(bad) > 0 {
+		return installer.Failed(fmt.Errorf("%s: TSIG key rotation not finished: primary %s still accepts the old key; re-run", env.Host, strings.Join(bad, ", ")))
+	}
+	if err := os.Rename(c.Pending, c.Active); err != nil {
+		return installer.Failed(fmt.Errorf("%s: TSIG key rotation: %w", env.Host, err))
+	}
+	return installer.Changed("every primary and updater uses the new TSIG key; " + c.Active + " holds it, the old key is gone")
+}
+
+// withSecrets makes the secrets of keys known to the run's redaction.
+func withSecrets(s installer.Step, keys []TSIGKey) installer.Step {
+	for _, k := range keys {
+		s = withSecret{s, k.Secret}
+	}
+	return s
 }
 
 // serviceRestart restarts an init-script service when a tracked step of
