@@ -1,10 +1,11 @@
 package installer
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -71,67 +72,108 @@ func (f *Facts) Keys() []string {
 	return keys
 }
 
-const probeMarker = "@@GRIDHA"
+// probeMarker starts every frame line of a fact batch; each batch adds a
+// random nonce to it, so that no probe output (file contents included) can
+// be taken for a frame line.
+const probeMarker = "@@GRIDHA-"
 
-// BatchScript renders probes as one POSIX sh script. Each probe's stdout is
-// base64-encoded so that any bytes survive; its exit code follows.
-func BatchScript(probes []Probe) string {
+// newNonce returns a fresh batch marker: probeMarker and 16 random hex
+// digits.
+func newNonce() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand does not fail on Linux; a fixed marker still works
+		// for every output that does not contain it.
+		return probeMarker + "0000000000000000"
+	}
+	return probeMarker + hex.EncodeToString(b[:])
+}
+
+// BatchScript renders probes as one POSIX sh script. Each probe runs in its
+// own subshell, its stdout passed through as it is between two frame lines
+// that carry a random nonce (no encoding, no extra process per probe), its
+// exit code in the closing line.
+func BatchScript(probes []Probe) string { return batchScript(probes, newNonce()) }
+
+func batchScript(probes []Probe, m string) string {
 	var b strings.Builder
-	b.WriteString("exec 3>&1\nLC_ALL=C; export LC_ALL\n")
+	b.WriteString("LC_ALL=C; export LC_ALL\n")
 	seen := map[string]bool{}
 	for i, p := range probes {
 		if seen[p.Key] {
 			continue
 		}
 		seen[p.Key] = true
-		fmt.Fprintf(&b, "printf '%s B %d\\n'\n", probeMarker, i)
-		fmt.Fprintf(&b, "rc=$( { { (\n%s\n) 2>/dev/null </dev/null; echo $? >&4; } | base64 -w0 >&3; } 4>&1 )\n", p.Script)
-		fmt.Fprintf(&b, "printf '\\n%s E %d %%s\\n' \"$rc\"\n", probeMarker, i)
+		// The newline before the closing line is always added, so the
+		// output is exactly what lies between the two frame lines.
+		fmt.Fprintf(&b, "printf '%s B %d\\n'\n(\n%s\n) 2>/dev/null </dev/null 9>&-\nprintf '\\n%s E %d %%s\\n' $?\n", m, i, p.Script, m, i)
 	}
 	return b.String()
 }
 
 // ParseBatch reads the output of BatchScript(probes).
 func ParseBatch(probes []Probe, out []byte) (*Facts, error) {
-	facts := NewFacts(nil)
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
-	cur := -1
-	var data []byte
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, probeMarker+" B ") {
-			n, err := strconv.Atoi(strings.TrimPrefix(line, probeMarker+" B "))
-			if err != nil || n < 0 || n >= len(probes) {
-				return nil, fmt.Errorf("fact batch: bad begin marker %q", line)
-			}
-			cur, data = n, nil
-			continue
+	i := bytes.Index(out, []byte(probeMarker))
+	if i < 0 {
+		if len(probes) == 0 {
+			return NewFacts(nil), nil
 		}
-		if strings.HasPrefix(line, probeMarker+" E ") {
-			f := strings.Fields(strings.TrimPrefix(line, probeMarker+" E "))
-			if len(f) != 2 || cur < 0 {
-				return nil, fmt.Errorf("fact batch: bad end marker %q", line)
-			}
-			n, err1 := strconv.Atoi(f[0])
-			rc, err2 := strconv.Atoi(f[1])
-			if err1 != nil || err2 != nil || n != cur {
-				return nil, fmt.Errorf("fact batch: bad end marker %q", line)
-			}
-			raw, err := base64.StdEncoding.DecodeString(string(data))
-			if err != nil {
-				return nil, fmt.Errorf("fact batch: probe %s: %w", probes[n].Key, err)
-			}
-			facts.results[probes[n].Key] = ProbeResult{Stdout: raw, ExitCode: rc}
-			cur = -1
-			continue
-		}
-		if cur >= 0 {
-			data = append(data, line...)
-		}
+		return nil, fmt.Errorf("fact batch: no frame in the output")
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
+	end := i + len(probeMarker)
+	for end < len(out) && (out[end] >= '0' && out[end] <= '9' || out[end] >= 'a' && out[end] <= 'f') {
+		end++
+	}
+	return parseBatch(probes, out, string(out[i:end]))
+}
+
+// parseBatch reads the frames of batchScript(probes, m) from out (other
+// output before, between or after them is ignored).
+func parseBatch(probes []Probe, out []byte, m string) (*Facts, error) {
+	facts := NewFacts(nil)
+	begin := []byte(m + " B ")
+	endm := []byte("\n" + m + " E ")
+	pos := 0
+	for {
+		j := bytes.Index(out[pos:], begin)
+		if j < 0 {
+			break
+		}
+		j += pos
+		if j > 0 && out[j-1] != '\n' {
+			return nil, fmt.Errorf("fact batch: frame not at the start of a line")
+		}
+		nl := bytes.IndexByte(out[j:], '\n')
+		if nl < 0 {
+			return nil, fmt.Errorf("fact batch: cut off after a begin frame")
+		}
+		n, err := strconv.Atoi(string(out[j+len(begin) : j+nl]))
+		if err != nil || n < 0 || n >= len(probes) {
+			return nil, fmt.Errorf("fact batch: bad begin frame %q", out[j:j+nl])
+		}
+		dataStart := j + nl + 1
+		k := bytes.Index(out[dataStart:], endm)
+		if k < 0 {
+			return nil, fmt.Errorf("fact batch: probe %s: no end frame", probes[n].Key)
+		}
+		k += dataStart
+		data := out[dataStart:k]
+		tail := out[k+len(endm):]
+		nl2 := bytes.IndexByte(tail, '\n')
+		if nl2 < 0 {
+			return nil, fmt.Errorf("fact batch: probe %s: cut off end frame", probes[n].Key)
+		}
+		f := strings.Fields(string(tail[:nl2]))
+		if len(f) != 2 {
+			return nil, fmt.Errorf("fact batch: bad end frame %q", tail[:nl2])
+		}
+		n2, err1 := strconv.Atoi(f[0])
+		rc, err2 := strconv.Atoi(f[1])
+		if err1 != nil || err2 != nil || n2 != n {
+			return nil, fmt.Errorf("fact batch: bad end frame %q", tail[:nl2])
+		}
+		facts.results[probes[n].Key] = ProbeResult{Stdout: append([]byte(nil), data...), ExitCode: rc}
+		pos = k + len(endm) + nl2 + 1
 	}
 	for _, p := range probes {
 		if _, ok := facts.results[p.Key]; !ok {

@@ -1,7 +1,6 @@
 package installer
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -10,15 +9,14 @@ import (
 	"strings"
 )
 
-// The runner's fact batch answers every FileProbe of a phase with a handful
-// of processes in all (one stat for every path, readlink for symlinks, one
-// cat | base64 for every small regular file), instead of a few processes per
+// The runner's fact batch answers every FileProbe of a phase with three
+// processes in all (one stat for every path, one readlink for every
+// symlink, one cat for the content of every small regular file, passed as
+// it is and cut by the sizes stat gave), instead of a few processes per
 // probe: on a busy host, or thirty hosts sharing a control machine's CPU,
 // process start-up is what a verify spends its time on. The results are
 // byte for byte those FileProbe's own script gives; other probes run as in
 // BatchScript.
-
-const fastMarker = "@@GRIDHF"
 
 // fastFilePath returns the path of p when p is exactly FileProbe(path) and
 // the path is one the combined script handles (no newline).
@@ -51,10 +49,12 @@ func splitProbes(probes []Probe) (paths []string, others []Probe) {
 	return paths, others
 }
 
-// filesScript prints, for paths: the lstat line of each existing path, the
-// target of each symlink, and the base64 of the concatenated content of the
-// regular files up to MaxProbedContent bytes (in stat order).
-func filesScript(paths []string) string {
+// filesScript prints, for paths, between frame lines carrying marker m:
+// the lstat line of each existing path (S), the targets of the symlinks
+// among them, NUL-terminated, in stat order (L), and the concatenated
+// content of the regular files up to MaxProbedContent bytes, in stat order
+// (C).
+func filesScript(paths []string, m string) string {
 	if len(paths) == 0 {
 		return ""
 	}
@@ -67,8 +67,10 @@ func filesScript(paths []string) string {
 s=$(stat -c '%%n|%%F|%%a|%%u|%%g|%%U|%%G|%%s' --%[2]s 2>/dev/null)
 printf '%%s\n' "$s"
 printf '%[1]s L\n'
-for p in%[2]s; do if [ -L "$p" ]; then printf '%%s\n' "$p"; readlink "$p" || echo; fi; done
-printf '%[1]s C\n'
+set --
+for p in%[2]s; do if [ -L "$p" ]; then set -- "$@" "$p"; fi; done
+if [ $# -gt 0 ]; then readlink -z -- "$@"; fi
+printf '\n%[1]s C\n'
 set --
 while IFS= read -r l; do
   case "$l" in
@@ -78,80 +80,89 @@ while IFS= read -r l; do
 done <<GRIDHA_EOF
 $s
 GRIDHA_EOF
-if [ $# -gt 0 ]; then printf '%%s\n' "$@"; printf '%[1]s D\n'; cat -- "$@" | base64 -w0; echo; else printf '%[1]s D\n'; fi
-printf '%[1]s E\n'
-`, fastMarker, args.String(), MaxProbedContent)
+if [ $# -gt 0 ]; then cat -- "$@"; fi
+printf '\n%[1]s E\n'
+`, m, args.String(), MaxProbedContent)
 }
 
 // parseFiles turns the output of filesScript into FileProbe results. ok is
-// false when the output does not add up (a file changed size between stat
-// and cat): the caller then runs the plain probes.
-func parseFiles(paths []string, out []byte) (map[string]ProbeResult, bool) {
-	var section string
+// false when the output does not add up (a file changed between stat and
+// cat, a path became a symlink): the caller then runs the plain probes.
+func parseFiles(paths []string, out []byte, m string) (map[string]ProbeResult, bool) {
+	section := func(name, next string) ([]byte, bool) {
+		open := []byte(m + " " + name + "\n")
+		i := bytes.Index(out, open)
+		if i < 0 || (i > 0 && out[i-1] != '\n') {
+			return nil, false
+		}
+		start := i + len(open)
+		j := bytes.Index(out[start:], []byte("\n"+m+" "+next+"\n"))
+		if j < 0 {
+			return nil, false
+		}
+		return out[start : start+j], true
+	}
+	sBlock, ok1 := section("S", "L")
+	lBlock, ok2 := section("L", "C")
+	cBlock, ok3 := section("C", "E")
+	if !ok1 || !ok2 || !ok3 {
+		return nil, false
+	}
 	stats := map[string]string{} // path -> "kind|mode|uid|gid|user|group|size"
-	links := map[string]string{}
-	var contentFiles []string
-	var blob string
-	var pendingLink string
-	haveLink := false
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
-	seenEnd := false
-	for sc.Scan() {
-		line := sc.Text()
-		if m, ok := strings.CutPrefix(line, fastMarker+" "); ok {
-			section = m
-			if m == "E" {
-				seenEnd = true
-			}
+	var order []string
+	for _, line := range strings.Split(string(sBlock), "\n") {
+		if line == "" {
 			continue
 		}
-		switch section {
-		case "S":
-			if line == "" {
-				continue
-			}
-			f := strings.Split(line, "|")
-			if len(f) < 8 {
-				return nil, false
-			}
-			p := strings.Join(f[:len(f)-7], "|")
-			stats[p] = strings.Join(f[len(f)-7:], "|")
-		case "L":
-			if !haveLink {
-				pendingLink, haveLink = line, true
-			} else {
-				links[pendingLink] = line
-				haveLink = false
-			}
-		case "C":
-			contentFiles = append(contentFiles, line)
-		case "D":
-			blob += line
+		f := strings.Split(line, "|")
+		if len(f) < 8 {
+			return nil, false
 		}
+		p := strings.Join(f[:len(f)-7], "|")
+		if _, dup := stats[p]; !dup {
+			order = append(order, p)
+		}
+		stats[p] = strings.Join(f[len(f)-7:], "|")
 	}
-	if sc.Err() != nil || !seenEnd || haveLink {
-		return nil, false
-	}
-	raw, err := base64.StdEncoding.DecodeString(blob)
-	if err != nil {
-		return nil, false
+	// Symlinks and small regular files, in stat order (the order of the
+	// arguments the script gave readlink and cat).
+	links := map[string]string{}
+	targets := bytes.Split(lBlock, []byte{0})
+	if len(lBlock) > 0 {
+		if targets[len(targets)-1] != nil && len(targets[len(targets)-1]) != 0 {
+			return nil, false // not NUL-terminated
+		}
+		targets = targets[:len(targets)-1]
+	} else {
+		targets = nil
 	}
 	contents := map[string][]byte{}
-	off := 0
-	for _, p := range contentFiles {
-		st, ok := stats[p]
-		if !ok {
-			return nil, false
+	ti, off := 0, 0
+	for _, p := range order {
+		kind, rest, _ := strings.Cut(stats[p], "|")
+		switch kind {
+		case "symbolic link":
+			if ti >= len(targets) {
+				return nil, false
+			}
+			links[p] = string(targets[ti])
+			ti++
+		case "regular file", "regular empty file":
+			size, err := strconv.Atoi(rest[strings.LastIndex(rest, "|")+1:])
+			if err != nil {
+				return nil, false
+			}
+			if size > MaxProbedContent {
+				continue
+			}
+			if off+size > len(cBlock) {
+				return nil, false
+			}
+			contents[p] = cBlock[off : off+size]
+			off += size
 		}
-		size, err := strconv.Atoi(st[strings.LastIndex(st, "|")+1:])
-		if err != nil || off+size > len(raw) {
-			return nil, false
-		}
-		contents[p] = raw[off : off+size]
-		off += size
 	}
-	if off != len(raw) {
+	if ti != len(targets) || off != len(cBlock) {
 		return nil, false
 	}
 	res := map[string]ProbeResult{}
@@ -176,8 +187,8 @@ func parseFiles(paths []string, out []byte) (map[string]ProbeResult, bool) {
 
 // gatherScript is the script gatherBatch runs: prelude (the lock wait), the
 // combined file probes, then the other probes as BatchScript renders them.
-func gatherScript(prelude string, paths []string, others []Probe) string {
-	return "LC_ALL=C; export LC_ALL\n" + prelude + filesScript(paths) + BatchScript(others)
+func gatherScript(prelude string, paths []string, others []Probe, m string) string {
+	return "LC_ALL=C; export LC_ALL\n" + prelude + filesScript(paths, m) + batchScript(others, m)
 }
 
 // gatherBatch is Gather for the runner: every probe in one session, file
@@ -188,19 +199,22 @@ func gatherBatch(ctx context.Context, conn Conn, probes []Probe, prelude string)
 	if len(paths) == 0 && len(others) == 0 && prelude == "" {
 		return NewFacts(nil), CmdResult{}, nil
 	}
-	res, err := conn.Run(ctx, "sh -s", strings.NewReader(gatherScript(prelude, paths, others)))
+	m := newNonce()
+	// The script as the command itself, not "sh -s" on stdin: one shell
+	// process fewer per session (the transport passes a long one on stdin).
+	res, err := conn.Run(ctx, gatherScript(prelude, paths, others, m), nil)
 	if err != nil {
 		return nil, res, fmt.Errorf("gather facts: %w", err)
 	}
 	if res.ExitCode != 0 {
 		return nil, res, res.Err("gather facts")
 	}
-	facts, err := ParseBatch(others, res.Stdout)
+	facts, err := parseBatch(others, res.Stdout, m)
 	if err != nil {
 		return nil, res, err
 	}
 	if len(paths) > 0 {
-		files, ok := parseFiles(paths, res.Stdout)
+		files, ok := parseFiles(paths, res.Stdout, m)
 		if !ok {
 			// Something changed under us: ask each path the plain way.
 			var fps []Probe

@@ -56,7 +56,7 @@ func TestGatherBatchSameAsFileProbe(t *testing.T) {
 	if len(fast) != len(paths)-1 {
 		t.Errorf("%d paths on the fast path, want %d", len(fast), len(paths)-1)
 	}
-	if _, ok := parseFiles(fast, res.Stdout); !ok {
+	if _, ok := parseFiles(fast, res.Stdout, nonceOf(res.Stdout)); !ok {
 		t.Errorf("combined file probes fell back to the plain ones; output:\n%s", res.Stdout)
 	}
 	if g, w := got.Keys(), want.Keys(); len(g) != len(w) {
@@ -75,9 +75,61 @@ func TestGatherBatchSameAsFileProbe(t *testing.T) {
 	}
 }
 
+// nonceOf is the frame marker of a batch's output.
+func nonceOf(out []byte) string {
+	i := bytes.Index(out, []byte(probeMarker))
+	if i < 0 {
+		return ""
+	}
+	return string(out[i : i+len(probeMarker)+16])
+}
+
 func TestParseFilesRejectsShortContent(t *testing.T) {
-	out := []byte(fastMarker + " S\n/a|regular file|644|0|0|root|root|5\n" + fastMarker + " L\n" + fastMarker + " C\n/a\n" + fastMarker + " D\nYWJj\n" + fastMarker + " E\n")
-	if _, ok := parseFiles([]string{"/a"}, out); ok {
+	m := newNonce()
+	out := []byte(m + " S\n/a|regular file|644|0|0|root|root|5\n" + m + " L\n\n" + m + " C\nabc\n" + m + " E\n")
+	if _, ok := parseFiles([]string{"/a"}, out, m); ok {
 		t.Error("3 bytes of content for a 5-byte file accepted")
+	}
+	out = []byte(m + " S\n/a|regular file|644|0|0|root|root|3\n" + m + " L\n\n" + m + " C\nabc\n" + m + " E\n")
+	if r, ok := parseFiles([]string{"/a"}, out, m); !ok || string(r[FileProbeKey("/a")].Stdout) != "S regular file|644|0|0|root|root|3\nC YWJj\n" {
+		t.Errorf("3 bytes for a 3-byte file: %q %v", r[FileProbeKey("/a")].Stdout, ok)
+	}
+}
+
+// TestBatchFraming: probe output passes through unencoded and comes back
+// byte for byte: without a final newline, empty, binary, holding lines that
+// look like frames (of the old format, or with another nonce).
+func TestBatchFraming(t *testing.T) {
+	outputs := map[string]string{
+		"plain":     "a=1\nb=2\n",
+		"no-eol":    "last",
+		"empty":     "",
+		"newlines":  "\n\n",
+		"binary":    "\x00\x01\xff\n\x00",
+		"old-frame": "@@GRIDHA E 0 0\n@@GRIDHA B 1\n",
+		"frame":     "\n" + probeMarker + "0123456789abcdef E 0 0\n",
+	}
+	var probes []Probe
+	for k, v := range outputs {
+		script := "printf '%s' " + ShellQuote(v) + "; exit 4"
+		if k == "binary" {
+			// A shell string cannot hold NUL: printf makes the bytes.
+			script = `printf '\000\001\377\n\000'; exit 4`
+		}
+		probes = append(probes, Probe{Key: k, Script: script})
+	}
+	probes = append(probes, Probe{Key: "exit", Script: "exit 7"})
+	f, err := Gather(context.Background(), &localConn{host: "local"}, probes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range outputs {
+		r, _ := f.Get(k)
+		if string(r.Stdout) != v || r.ExitCode != 4 {
+			t.Errorf("%s: got %q exit %d, want %q exit 4", k, r.Stdout, r.ExitCode, v)
+		}
+	}
+	if r, _ := f.Get("exit"); r.ExitCode != 7 || len(r.Stdout) != 0 {
+		t.Errorf("exit: %+v", r)
 	}
 }

@@ -16,9 +16,16 @@ import (
 // Copy is a file on the host that must be a byte-for-byte copy of a local
 // file (for example the gridha binary itself, os.Executable()). Unlike File
 // it never reads the remote content: the probe returns the remote file's
-// SHA-256, which is compared with the local file's, so a 15 MB binary costs
-// one hash on each side and is sent only when it differs. After writing, the
-// remote hash is checked again.
+// SHA-256, which is compared with the local file's, so a 15 MB binary is
+// sent only when it differs. After writing, the remote hash is checked
+// again.
+//
+// Hashing an 18 MB binary costs about 0.1 CPU-second on the host, more than
+// the rest of an rb node's verify: so the host keeps the hash it verified
+// after the copy in CopySums, with the file's inode, size, mtime and ctime
+// (nanoseconds). The probe hashes again only when one of those differs: any
+// write, chmod, chown or rename changes the ctime, which only the kernel
+// sets. The local side's hash is computed once per run and source file.
 type Copy struct {
 	Path   string      // on the host
 	Source string      // on the machine running gridha
@@ -27,17 +34,52 @@ type Copy struct {
 	Group  string
 }
 
+// CopySums is the file on the host where Copy keeps the hashes it verified:
+// lines "SHA256 INODE SIZE MTIME CTIME PATH".
+const CopySums = "/var/lib/gridha/copy.sha256"
+
 // ID implements installer.Step.
 func (c Copy) ID() string { return "copy " + c.Path }
 
+// cacheable: a path the sums file can hold (one field, read by sh's read).
+func (c Copy) cacheable() bool { return !strings.ContainsAny(c.Path, " \t\n\r\\") }
+
 func (c Copy) probe() installer.Probe {
-	script := fmt.Sprintf(`p=%s
+	sums := "''"
+	if c.cacheable() {
+		sums = CopySums
+	}
+	script := fmt.Sprintf(`p=%s c=%s
 if [ -L "$p" ] || [ -e "$p" ]; then
-  stat -c 'S %%F|%%a|%%u|%%g|%%U|%%G|%%s' "$p"
+  k=$(stat -c 'S %%F|%%a|%%u|%%g|%%U|%%G|%%s
+K %%i %%s %%.9Y %%.9Z' "$p") || exit 1
+  printf '%%s\n' "$k"
   if [ -L "$p" ]; then printf 'L '; readlink "$p"; fi
-  if [ -f "$p" ] && [ ! -L "$p" ]; then printf 'H '; sha256sum < "$p" | cut -d' ' -f1; fi
-else echo N; fi`, installer.ShellQuote(c.Path))
+  if [ -f "$p" ] && [ ! -L "$p" ]; then
+    k=${k##*K } h=
+    if [ -n "$c" ] && [ -f "$c" ]; then
+      while read -r s i z m t q; do if [ "$q" = "$p" ] && [ "$i $z $m $t" = "$k" ]; then h=$s; fi; done < "$c"
+    fi
+    if [ -z "$h" ]; then h=$(sha256sum < "$p") || exit 1; h=${h%%%% *}; fi
+    echo "H $h"
+  fi
+else echo N; fi`, installer.ShellQuote(c.Path), sums)
 	return installer.Probe{Key: "copy:" + c.Path, Script: script}
+}
+
+// recordScript hashes the file again and, when it is want and the file did
+// not change meanwhile, keeps the hash in CopySums. It prints "H hash".
+func (c Copy) recordScript(want string) string {
+	return fmt.Sprintf(`p=%s c=%s w=%s
+k1=$(stat -c '%%i %%s %%.9Y %%.9Z' "$p") || exit 1
+h=$(sha256sum < "$p") || exit 1; h=${h%%%% *}
+echo "H $h"
+k2=$(stat -c '%%i %%s %%.9Y %%.9Z' "$p") || exit 1
+[ "$h" = "$w" ] && [ "$k1" = "$k2" ] || exit 0
+mkdir -p "${c%%/*}" || exit 0
+{ if [ -f "$c" ]; then while read -r s i z m t q; do [ "$q" = "$p" ] || printf '%%s %%s %%s %%s %%s %%s\n' "$s" "$i" "$z" "$m" "$t" "$q"; done < "$c"; fi
+  printf '%%s %%s %%s\n' "$h" "$k2" "$p"; } > "$c.tmp" && chmod 644 "$c.tmp" && mv -f "$c.tmp" "$c"
+exit 0`, installer.ShellQuote(c.Path), CopySums, want)
 }
 
 // Probes implements installer.Step.
@@ -64,7 +106,7 @@ func (c Copy) copyFact(env *installer.Env) (installer.FileFact, string, error) {
 
 // CheckApply implements installer.Step.
 func (c Copy) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	want, size, err := fileSHA256(c.Source)
+	want, size, err := localSHA256(env, c.Source)
 	if err != nil {
 		return failed(env, c.ID(), fmt.Errorf("local source: %w", err))
 	}
@@ -133,18 +175,56 @@ func (c Copy) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 			return failed(env, c.ID(), err)
 		}
 	}
-	if err := env.Reprobe(ctx, c.probe()); err != nil {
-		return failed(env, c.ID(), err)
-	}
-	if _, after, err := c.copyFact(env); err != nil {
-		return failed(env, c.ID(), err)
-	} else if after != want {
-		return failed(env, c.ID(), fmt.Errorf("%s: sha256 after writing is %s, want %s", c.Path, short(after), short(want)))
+	if c.cacheable() {
+		res, err := sh(ctx, env, "check and record the sha256 of "+c.Path, c.recordScript(want), nil)
+		if err != nil {
+			return failed(env, c.ID(), err)
+		}
+		if after := strings.TrimSpace(strings.TrimPrefix(string(res.Stdout), "H ")); after != want {
+			return failed(env, c.ID(), fmt.Errorf("%s: sha256 after writing is %s, want %s", c.Path, short(after), short(want)))
+		}
+		if err := env.Reprobe(ctx, c.probe()); err != nil {
+			return failed(env, c.ID(), err)
+		}
+	} else {
+		if err := env.Reprobe(ctx, c.probe()); err != nil {
+			return failed(env, c.ID(), err)
+		}
+		if _, after, err := c.copyFact(env); err != nil {
+			return failed(env, c.ID(), err)
+		} else if after != want {
+			return failed(env, c.ID(), fmt.Errorf("%s: sha256 after writing is %s, want %s", c.Path, short(after), short(want)))
+		}
 	}
 	if !ff.Exists {
 		return installer.Changed(fmt.Sprintf("copied %s (%d bytes, sha256 %s)", c.Source, size, short(want)))
 	}
 	return installer.Changed(msg)
+}
+
+// localSHA256 is fileSHA256 once per run, source file and version of it:
+// thirty hosts need not hash the same 18 MB binary thirty times.
+func localSHA256(env *installer.Env, path string) (string, int64, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", 0, err
+	}
+	if env.Shared == nil {
+		return fileSHA256(path)
+	}
+	type sum struct {
+		hex  string
+		size int64
+	}
+	key := fmt.Sprintf("steps/copy-sha256\x00%s\x00%d\x00%d", path, st.Size(), st.ModTime().UnixNano())
+	v, err := env.Shared.GetOrOpen(key, func() (any, error) {
+		h, n, err := fileSHA256(path)
+		return sum{h, n}, err
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	return v.(sum).hex, v.(sum).size, nil
 }
 
 // fileSHA256 hashes a local file without holding it in memory.

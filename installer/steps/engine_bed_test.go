@@ -1,9 +1,14 @@
 package steps_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -193,6 +198,36 @@ func TestBedEngine(t *testing.T) {
 		}
 		// The locks freed themselves with the sessions.
 		wantAll(t, "apply after the cancelled run", e.run(t, installer.ModeApply, onePhase("eng1", steps.Dir{Path: "/srv/gridha-c2"})), installer.StatusChanged)
+	})
+
+	t.Run("CopyKeepsVerifiedHash", func(t *testing.T) {
+		src := filepath.Join(t.TempDir(), "bin")
+		data := bytes.Repeat([]byte("gridha binary stand-in\n"), 40000) // ~1 MB
+		if err := os.WriteFile(src, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		want := hex.EncodeToString(sum[:])
+		const dst = "/srv/gridha-copy/bin"
+		sh(t, h2, "mkdir -p /srv/gridha-copy")
+		plan := onePhase("eng2", steps.Copy{Path: dst, Source: src, Mode: 0o755, Owner: "root", Group: "root"})
+		converge(t, e, h2, plan)
+		// The hash verified after the copy is kept with the file's inode,
+		// size, mtime and ctime.
+		line := sh(t, h2, "grep ' "+dst+"$' "+steps.CopySums)
+		key := sh(t, h2, "stat -c '%i %s %.9Y %.9Z' "+dst)
+		if line != want+" "+key+" "+dst {
+			t.Fatalf("%s: %q, want %q", steps.CopySums, line, want+" "+key+" "+dst)
+		}
+		// Same size, mtime put back: the ctime moved, so the file is hashed
+		// again and the change is drift.
+		drift(t, e, h2, plan, "cp -p "+dst+" /tmp/copy-ref && printf Z | dd of="+dst+" bs=1 seek=100 conv=notrunc 2>/dev/null && touch -r /tmp/copy-ref "+dst, installer.StatusDrift)
+		// While inode, size, mtime and ctime hold, the recorded hash is what
+		// verify compares (here a wrong one, planted): no 18 MB hash per run.
+		sh(t, h2, "sed -i 's/^"+want+" /"+strings.Repeat("0", 64)+" /' "+steps.CopySums)
+		if rep := e.run(t, installer.ModeAudit, plan); rep.Results[0].Status != installer.StatusDrift {
+			t.Errorf("audit with a planted hash: %+v", rep.Results[0])
+		}
 	})
 
 	t.Run("SessionsConstant", func(t *testing.T) {

@@ -3,7 +3,6 @@ package steps
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"path"
@@ -102,8 +101,13 @@ func (s StateDir) probeKey() string { return "statedir:" + s.Path }
 // Probes implements installer.Step.
 func (s StateDir) Probes() []installer.Probe {
 	q := installer.ShellQuote
-	script := fmt.Sprintf(`L=%s; S=%s; T=%s; MP=%s
-if awk -v mp="$MP" '$2 == mp { f = 1 } END { exit !f }' /proc/mounts; then echo mounted=1; fi
+	// Few processes (a verify runs this on every node for every state
+	// dir): /proc/mounts and the share's entries and marker are read by sh
+	// itself; readlink, and timeout + sh for the share, are the only ones
+	// once the state has moved.
+	script := fmt.Sprintf(`L=%s; S=%s; T=%s; MP=%s; m=
+while read -r _d _mp _r; do if [ "$_mp" = "$MP" ]; then m=1; fi; done < /proc/mounts
+if [ -n "$m" ]; then echo mounted=1; fi
 if [ -L "$L" ]; then echo local=link; printf 'target='; readlink "$L"
 elif [ -d "$L" ]; then echo local=dir
   echo "files=$(find "$L" -xdev -type f | wc -l)"
@@ -112,13 +116,15 @@ elif [ -d "$L" ]; then echo local=dir
 elif [ -e "$L" ]; then echo local=other
 else echo local=none; fi
 for a in "$L"%s*; do [ -e "$a" ] && echo "aside=$a"; done
-if [ -n "$(awk -v mp="$MP" '$2 == mp' /proc/mounts)" ]; then
+if [ -n "$m" ]; then
   # A hung network file system must not hang the whole fact batch.
   timeout 60 sh -c %s sh "$S" "$T" || echo unanswered=1
 fi
 exit 0`, q(s.Path), q(s.Share), q(s.tmp()), q(s.Mount), AsideInfix, q(fmt.Sprintf(`S=$1 T=$2
-if [ -d "$S" ]; then echo share=dir; echo "entries=$(ls -A "$S" | wc -l)"
-  if [ -f "$S/%s" ]; then printf marker=; base64 -w0 "$S/%s"; echo; fi
+if [ -d "$S" ]; then echo share=dir; n=0
+  for e in "$S"/* "$S"/.[!.]* "$S"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then n=$((n+1)); fi; done
+  echo "entries=$n"
+  if [ -f "$S/%s" ]; then echo marker=; while IFS= read -r l || [ -n "$l" ]; do echo "markerline=$l"; done < "$S/%s"; fi
 elif [ -e "$S" ]; then echo share=other; fi
 if [ -d "$T" ]; then echo tmp=dir; if [ -f "$T/%s" ]; then echo tmpmarker=1; fi; fi
 exit 0`, StateMarker, StateMarker, StateMarker)))
@@ -145,6 +151,8 @@ type StateDirFacts struct {
 // ParseStateDirFacts reads the probe output.
 func ParseStateDirFacts(out string) StateDirFacts {
 	var f StateDirFacts
+	var marker bool
+	var lines []string
 	for _, line := range strings.Split(out, "\n") {
 		k, v, ok := strings.Cut(line, "=")
 		if !ok {
@@ -170,18 +178,22 @@ func ParseStateDirFacts(out string) StateDirFacts {
 		case "entries":
 			f.ShareEntries, _ = strconv.Atoi(strings.TrimSpace(v))
 		case "marker":
-			if b, err := base64.StdEncoding.DecodeString(v); err == nil {
-				f.Marker = string(b)
-				if f.Marker == "" {
-					f.Marker = "(empty marker)"
-				}
-			}
+			// The marker's lines follow as markerline=.
+			marker = true
+		case "markerline":
+			lines = append(lines, v)
 		case "tmp":
 			f.Tmp = true
 		case "tmpmarker":
 			f.TmpMarker = true
 		case "unanswered":
 			f.Unanswered = true
+		}
+	}
+	if marker {
+		f.Marker = "(empty marker)"
+		if len(lines) > 0 {
+			f.Marker = strings.Join(lines, "\n") + "\n"
 		}
 	}
 	return f

@@ -1,6 +1,9 @@
 package steps
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,7 +62,7 @@ func TestStateDirDecide(t *testing.T) {
 }
 
 func TestParseStateDirFacts(t *testing.T) {
-	out := "mounted=1\nlocal=dir\nfiles=12\nbytes=3456\nspecial=0\naside=/var/edgwl.gridha-local-20061124T000000Z\nshare=dir\nentries=3\nmarker=bm9kZT1yYjEK\ntmp=dir\ntmpmarker=1\n"
+	out := "mounted=1\nlocal=dir\nfiles=12\nbytes=3456\nspecial=0\naside=/var/edgwl.gridha-local-20061124T000000Z\nshare=dir\nentries=3\nmarker=\nmarkerline=node=rb1\ntmp=dir\ntmpmarker=1\n"
 	f := ParseStateDirFacts(out)
 	if !f.Mounted || f.Local != "dir" || f.Files != 12 || f.Bytes != 3456 || len(f.Asides) != 1 || f.Share != "dir" ||
 		f.ShareEntries != 3 || MarkerNode(f.Marker) != "rb1" || !f.Tmp || !f.TmpMarker {
@@ -67,6 +70,39 @@ func TestParseStateDirFacts(t *testing.T) {
 	}
 	if f := ParseStateDirFacts("local=link\ntarget=/mnt/x y\n"); f.Local != "link" || f.LinkTarget != "/mnt/x y" || f.Mounted {
 		t.Fatalf("link: %+v", f)
+	}
+	if f := ParseStateDirFacts("share=dir\nmarker=\n"); f.Marker != "(empty marker)" {
+		t.Fatalf("empty marker: %+v", f)
+	}
+}
+
+// TestStateDirProbeScript runs the probe on this machine: a moved state dir
+// (a symlink into a share on a mounted file system, "/"), the share's
+// entries counted with dot files, its marker read line by line.
+func TestStateDirProbeScript(t *testing.T) {
+	dir := t.TempDir()
+	share := filepath.Join(dir, "share", "edgwl")
+	for _, d := range []string{share + "/jobs", share + "/.hidden", share + "/..dots"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(share, StateMarker), []byte("node=rb1\ntime=x\nlast line without newline"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(dir, "edgwl")
+	if err := os.Symlink(share, local); err != nil {
+		t.Fatal(err)
+	}
+	s := StateDir{Path: local, Share: share, Mount: "/", Node: "rb1"}
+	out, err := exec.Command("/bin/sh", "-c", s.Probes()[0].Script).Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	f := ParseStateDirFacts(string(out))
+	if !f.Mounted || f.Local != "link" || f.LinkTarget != share || f.Share != "dir" || f.ShareEntries != 4 ||
+		f.Marker != "node=rb1\ntime=x\nlast line without newline\n" || MarkerNode(f.Marker) != "rb1" || f.Tmp || f.Unanswered {
+		t.Errorf("probe output %q parsed as %+v", out, f)
 	}
 }
 
