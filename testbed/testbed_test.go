@@ -57,6 +57,26 @@ func TestTwoHosts(t *testing.T) {
 		}
 	}
 
+	// Host.CPU counts what a session spent in the host (its processes are
+	// gone, waited for by sshd): a busy loop of about 0.1 CPU-second shows,
+	// the other host's count does not move by as much.
+	cpuA0, errA := a.CPU()
+	cpuZ0, errZ := z.CPU()
+	if errA != nil || errZ != nil {
+		t.Fatal(errA, errZ)
+	}
+	if _, err := sshTo(ctx, b, a, "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"); err != nil {
+		t.Fatal(err)
+	}
+	cpuA1, _ := a.CPU()
+	cpuZ1, _ := z.CPU()
+	if d := cpuA1 - cpuA0; d < 50*time.Millisecond || d > 10*time.Second {
+		t.Errorf("alpha: CPU went from %v to %v after a busy loop", cpuA0, cpuA1)
+	}
+	if d := cpuZ1 - cpuZ0; d >= cpuA1-cpuA0 {
+		t.Errorf("beta's CPU moved by %v, alpha's (the busy one) by %v", d, cpuA1-cpuA0)
+	}
+
 	// Logging in over SSH writes nothing a Snapshot sees (sshd's login records are volatile).
 	if again, err := a.Snapshot(); err != nil {
 		t.Fatal(err)
