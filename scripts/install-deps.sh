@@ -2,13 +2,15 @@
 # Installs the Debian packages gridha's test bed needs, only when missing.
 # The test bed runs real OpenSSH, MariaDB, BIND9, the Debian bdii package
 # (slapd) and sshfs inside network namespaces; none of them is started on the
-# machine itself.
+# machine itself. ansible-core is only for make bench's same-run comparison
+# with Ansible (BenchmarkAnsible).
 set -euo pipefail
 pkgs=(openssh-server openssh-client mariadb-server mariadb-client bind9 bind9-utils bind9-dnsutils
       bdii ldap-utils slapd sshfs fuse3 tcsh iproute2 iputils-arping psmisc procps rsync util-linux
       sudo make git ca-certificates
       stress-ng keepalived  # the hagd fencing test loads the nodes' CPUs; the bench compares keepalived
-      man-db rpm)  # the packaging tests: man renders the pages; rpm -qlp reads the .rpm
+      man-db rpm  # the packaging tests: man renders the pages; rpm -qlp reads the .rpm
+      ansible-core)  # make bench compares gridha with Ansible (BenchmarkAnsible)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
