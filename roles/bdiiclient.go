@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
 	"github.com/gridha/gridha/inventory"
 	"github.com/gridha/gridha/templates"
 )
@@ -83,13 +84,13 @@ func GridEnvVars(s inventory.BDIIClient) []EnvVar {
 // GridEnvSteps are the steps of one client host.
 func GridEnvSteps(vars []EnvVar) []installer.Step {
 	return []installer.Step{
-		gridEnvFile(GridEnvSh, "grid-env.sh.tmpl", vars, shLine, shOwns(vars)),
-		gridEnvFile(GridEnvCsh, "grid-env.csh.tmpl", vars, cshLine, cshOwns(vars)),
+		gridEnvFile(GridEnvSh, "grid-env.sh.tmpl", vars, shLine, shOwns(vars), shCheck(vars)),
+		gridEnvFile(GridEnvCsh, "grid-env.csh.tmpl", vars, cshLine, cshOwns(vars), cshCheck(vars)),
 		cshHook{},
 	}
 }
 
-func gridEnvFile(path, tmpl string, vars []EnvVar, line func(EnvVar) string, owns func(string) (string, bool)) installer.Step {
+func gridEnvFile(path, tmpl string, vars []EnvVar, line func(EnvVar) string, owns func(string) (string, bool), check func([]byte) error) installer.Step {
 	want := make([]ownedLine, len(vars))
 	lines := make([]string, len(vars))
 	for i, v := range vars {
@@ -103,7 +104,60 @@ func gridEnvFile(path, tmpl string, vars []EnvVar, line func(EnvVar) string, own
 		NewFile: func() ([]byte, error) {
 			return templates.Render(tmpl, struct{ Lines []string }{lines})
 		},
-		Mode: 0o644, Owner: "root", Group: "root",
+		Check: check,
+		Mode:  0o644, Owner: "root", Group: "root",
+	}
+}
+
+// shCheck: after gridha's edit, /bin/sh must find exactly one assignment of
+// each variable, with the wanted value (steps.ShellAssignments: a second
+// one sharing a line with other commands, or continued over lines, is not
+// a line gridha owns and would override gridha's).
+func shCheck(vars []EnvVar) func([]byte) error {
+	return func(content []byte) error {
+		for _, v := range vars {
+			as, err := steps.ShellAssignments(content, v.Name)
+			if err != nil {
+				return err
+			}
+			if len(as) == 1 && as[0].Literal && !as[0].Unset && as[0].Value == v.Value {
+				continue
+			}
+			lines := make([]string, len(as))
+			for i, a := range as {
+				lines[i] = fmt.Sprint(a.Line)
+			}
+			return fmt.Errorf("/bin/sh would still find %s set %d times (lines %s of the edited file; the last wins): "+
+				"gridha edits only lines that set it alone; remove the others", v.Name, len(as), strings.Join(lines, ", "))
+		}
+		return nil
+	}
+}
+
+// cshCheck: csh sets a variable with setenv; after gridha's edit each
+// variable must be set by exactly one setenv, counting commands that share
+// a line (separated by ;).
+func cshCheck(vars []EnvVar) func([]byte) error {
+	return func(content []byte) error {
+		for _, v := range vars {
+			var where []string
+			for i, line := range strings.Split(string(content), "\n") {
+				t := strings.TrimSpace(line)
+				if strings.HasPrefix(t, "#") {
+					continue
+				}
+				for _, cmd := range strings.Split(line, ";") {
+					if m := cshAssign.FindStringSubmatch(cmd); m != nil && m[1] == v.Name {
+						where = append(where, fmt.Sprint(i+1))
+					}
+				}
+			}
+			if len(where) != 1 {
+				return fmt.Errorf("csh would find %d setenv of %s (lines %s of the edited file; the last wins): "+
+					"gridha edits only lines that set it alone; remove the others", len(where), v.Name, strings.Join(where, ", "))
+			}
+		}
+		return nil
 	}
 }
 
@@ -126,7 +180,33 @@ var (
 )
 
 func shOwns(vars []EnvVar) func(string) (string, bool) {
-	return envOwns(vars, shAssign, yaimSet)
+	owns := envOwns(vars, shAssign, yaimSet)
+	return func(line string) (string, bool) {
+		if k, ok := owns(line); ok {
+			return k, ok
+		}
+		// Other spellings of a line that only sets a variable gridha sets,
+		// as /bin/sh reads them: export "VAR=...", readonly VAR=..., VAR=...;
+		for _, name := range gridEnvOwned {
+			as, err := steps.ShellAssignments([]byte(line), name)
+			if err != nil || len(as) != 1 || !as[0].Sole || as[0].Unset {
+				continue
+			}
+			if wantedVar(vars, name) {
+				return name, true
+			}
+		}
+		return "", false
+	}
+}
+
+func wantedVar(vars []EnvVar, name string) bool {
+	for _, v := range vars {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func cshOwns(vars []EnvVar) func(string) (string, bool) {

@@ -112,4 +112,53 @@ func TestBDIIClientOnBed(t *testing.T) {
 	if st["ui1 lines "+GridEnvSh] != installer.StatusDrift || st["wn1 lines "+GridEnvSh] != installer.StatusOK {
 		t.Errorf("verify after a hand edit: %v", st)
 	}
+
+	// A second assignment overrides gridha's for the shell that reads the
+	// file: drift for verify; install leaves one line with the wanted
+	// value, or, for a line it does not edit, refuses and says which.
+	bedRun(t, ctx, inv, BDIIClient{}, Options{}, installer.ModeApply)
+	for _, c := range []struct{ file, line string }{
+		{GridEnvSh, `export "LCG_GFAL_INFOSYS=evil.example.org:2170"`},
+		{GridEnvSh, `LCG_GFAL_INFOSYS='evil.example.org:2170'`},
+		{GridEnvCsh, `setenv LCG_GFAL_INFOSYS evil.example.org:2170`},
+		{GridEnvSh, `X=1; LCG_GFAL_INFOSYS=evil.example.org:2170`},
+	} {
+		if _, err := wn1.Sh(ctx, "printf '%s\\n' "+installer.ShellQuote(c.line)+" >> "+c.file); err != nil {
+			t.Fatal(err)
+		}
+		st := statuses(bedRun(t, ctx, inv, BDIIClient{}, Options{ReadOnly: true}, installer.ModeAudit))
+		if st["wn1 lines "+c.file] != installer.StatusDrift {
+			t.Errorf("%s appended to %s: verify says %s", c.line, c.file, st["wn1 lines "+c.file])
+		}
+		rep := bedRun(t, ctx, inv, BDIIClient{}, Options{}, installer.ModeApply)
+		if strings.HasPrefix(c.line, "X=1") {
+			var msg string
+			for _, r := range rep.Results {
+				if r.Host == "wn1" && r.Step == "lines "+GridEnvSh {
+					msg = string(r.Status) + " " + r.Message
+				}
+			}
+			if !strings.HasPrefix(msg, "failed") || !strings.Contains(msg, "LCG_GFAL_INFOSYS set 2 times") {
+				t.Errorf("a line gridha does not edit: %s", msg)
+			}
+			if _, err := wn1.Sh(ctx, "sed -i '$d' "+c.file); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		requireNo(t, rep, installer.StatusFailed)
+		n := 0
+		for _, l := range strings.Split(dnsReadFile(t, wn1, c.file), "\n") {
+			if !strings.HasPrefix(l, "#") && strings.Contains(l, "LCG_GFAL_INFOSYS") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s after install with %s appended: %d lines set LCG_GFAL_INFOSYS", c.file, c.line, n)
+		}
+		out, err := wn1.Exec(ctx, "bash", "-lc", "echo $LCG_GFAL_INFOSYS")
+		if err != nil || strings.TrimSpace(string(out)) != want {
+			t.Errorf("bash -l after install with %s appended: %q %v", c.line, out, err)
+		}
+	}
 }

@@ -16,7 +16,7 @@ import (
 
 func TestOwnedLinesEdit(t *testing.T) {
 	vars := []EnvVar{{"LCG_GFAL_INFOSYS", "a:2170,b:2170"}}
-	ol := gridEnvFile(GridEnvSh, "grid-env.sh.tmpl", vars, shLine, shOwns(vars)).(ownedLines)
+	ol := gridEnvFile(GridEnvSh, "grid-env.sh.tmpl", vars, shLine, shOwns(vars), shCheck(vars)).(ownedLines)
 	ours := `export LCG_GFAL_INFOSYS="a:2170,b:2170" # managed by gridha`
 	for _, c := range []struct{ name, in, want string }{
 		{"empty", "", ours + "\n"},
@@ -28,6 +28,7 @@ func TestOwnedLinesEdit(t *testing.T) {
 		{"similar names kept", "export LCG_GFAL_INFOSYS_OLD=x\n# LCG_GFAL_INFOSYS=commented\n", "export LCG_GFAL_INFOSYS_OLD=x\n# LCG_GFAL_INFOSYS=commented\n" + ours + "\n"},
 		{"BDII_LIST of YAIM kept", "export BDII_LIST=x:1\n", "export BDII_LIST=x:1\n" + ours + "\n"},
 		{"gridha's old BDII_LIST dropped", "export BDII_LIST=\"x:1\" # managed by gridha\n", ours + "\n"},
+		{"other spellings, as sh reads them", "export 'LCG_GFAL_INFOSYS=x:1'\nexport B=2\nreadonly LCG_GFAL_INFOSYS=y;\n", ours + "\nexport B=2\n"},
 	} {
 		got := string(ol.edit([]byte(c.in)))
 		if got != c.want {
@@ -36,13 +37,25 @@ func TestOwnedLinesEdit(t *testing.T) {
 		if again := string(ol.edit([]byte(got))); again != got {
 			t.Errorf("%s: not idempotent: %q", c.name, again)
 		}
+		if err := ol.Check([]byte(got)); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	// A second assignment gridha cannot edit is reported, naming its line.
+	for _, in := range []string{"A=1; LCG_GFAL_INFOSYS=x:1\n", "LCG_GFAL_INFOSYS=\"x:1,\\\ny:1\"\n"} {
+		if err := ol.Check(ol.edit([]byte(in))); err == nil || !strings.Contains(err.Error(), "LCG_GFAL_INFOSYS set 2 times (lines 1, 2") && !strings.Contains(err.Error(), "unterminated") {
+			t.Errorf("%q: %v", in, err)
+		}
 	}
 	cvars := []EnvVar{{"LCG_GFAL_INFOSYS", "a:2170"}, {"BDII_LIST", "a:2170"}}
-	col := gridEnvFile(GridEnvCsh, "grid-env.csh.tmpl", cvars, cshLine, cshOwns(cvars)).(ownedLines)
+	col := gridEnvFile(GridEnvCsh, "grid-env.csh.tmpl", cvars, cshLine, cshOwns(cvars), cshCheck(cvars)).(ownedLines)
 	got := string(col.edit([]byte("setenv X 1\nsetenv LCG_GFAL_INFOSYS old:1\nsetenv BDII_LIST old:1\n")))
 	want := "setenv X 1\nsetenv LCG_GFAL_INFOSYS \"a:2170\" # managed by gridha\nsetenv BDII_LIST \"a:2170\" # managed by gridha\n"
 	if got != want {
 		t.Errorf("csh:\n got %q\nwant %q", got, want)
+	}
+	if err := col.Check(col.edit([]byte("set a=1; setenv LCG_GFAL_INFOSYS x\n"))); err == nil || !strings.Contains(err.Error(), "2 setenv of LCG_GFAL_INFOSYS (lines 1, 2") {
+		t.Errorf("csh second setenv on a shared line: %v", err)
 	}
 }
 
@@ -51,7 +64,7 @@ func FuzzOwnedLinesEdit(f *testing.F) {
 	f.Add("gridenv_set \"BDII_LIST\" \"x\" # managed by gridha\n\n\n")
 	f.Add("")
 	vars := []EnvVar{{"LCG_GFAL_INFOSYS", "a:2170"}}
-	ol := gridEnvFile(GridEnvSh, "grid-env.sh.tmpl", vars, shLine, shOwns(vars)).(ownedLines)
+	ol := gridEnvFile(GridEnvSh, "grid-env.sh.tmpl", vars, shLine, shOwns(vars), shCheck(vars)).(ownedLines)
 	f.Fuzz(func(t *testing.T, in string) {
 		once := ol.edit([]byte(in))
 		if twice := ol.edit(once); string(twice) != string(once) {

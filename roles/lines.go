@@ -30,6 +30,10 @@ type ownedLines struct {
 	Want    []ownedLine
 	Owns    func(line string) (key string, ok bool)
 	NewFile func() ([]byte, error) // nil: a new file starts empty
+	// Check, when set, validates the edited content as its reader reads
+	// it (a second assignment in a line gridha does not own): its error is
+	// drift in an audit and stops an install (nothing written).
+	Check func(content []byte) error
 	// Mode, Owner and Group of a new file; an existing file keeps its own.
 	Mode         fs.FileMode
 	Owner, Group string
@@ -102,6 +106,14 @@ func (o ownedLines) CheckApply(ctx context.Context, env *installer.Env, apply bo
 		}
 	}
 	newContent := o.edit(old)
+	if o.Check != nil {
+		if err := o.Check(newContent); err != nil {
+			if !apply {
+				return installer.Drift(o.Path+": "+err.Error(), o.describe(), "")
+			}
+			return fail(fmt.Errorf("%s: %w; nothing changed", o.Path, err))
+		}
+	}
 	if ff.Exists && bytes.Equal(newContent, old) {
 		return installer.OK("")
 	}

@@ -315,6 +315,24 @@ func TestRBNodeOnBed(t *testing.T) {
 	if c := changedSteps(bedRun(t, ctx, inv, role, Options{ReadOnly: true}, installer.ModeAudit)); len(c) > 0 {
 		t.Fatalf("verify after install:\n%s", strings.Join(c, "\n"))
 	}
+
+	// A second EDG_WL_BKSERVERD_ADDOPTS appended to /etc/sysconfig/edg wins
+	// for /bin/sh (the L&B server would log to localhost): drift, and
+	// install leaves the file as it was, one assignment.
+	edgBefore := dnsReadFile(t, rb1, "/etc/sysconfig/edg")
+	if _, err := rb1.Sh(ctx, `echo 'EDG_WL_BKSERVERD_ADDOPTS="--mysql lbserver/x@localhost:lbserver20"' >> /etc/sysconfig/edg`); err != nil {
+		t.Fatal(err)
+	}
+	const edgStep = "rb1 keyvalue /etc/sysconfig/edg EDG_WL_BKSERVERD_ADDOPTS"
+	if st := statuses(bedRun(t, ctx, inv, role, Options{ReadOnly: true}, installer.ModeAudit))[edgStep]; st != installer.StatusDrift {
+		t.Errorf("verify with a second ADDOPTS: %s, want drift", st)
+	}
+	if st := statuses(bedRun(t, ctx, inv, role, Options{}, installer.ModeApply))[edgStep]; st != installer.StatusChanged {
+		t.Errorf("install with a second ADDOPTS: %s, want changed", st)
+	}
+	if after := dnsReadFile(t, rb1, "/etc/sysconfig/edg"); after != edgBefore {
+		t.Errorf("/etc/sysconfig/edg after install:\n%s\nwant:\n%s", after, edgBefore)
+	}
 }
 
 // rbNodeHelper converges rb-node (storage half) from the inventory at path
