@@ -9,7 +9,7 @@ pkgs=(openssh-server openssh-client mariadb-server mariadb-client bind9 bind9-ut
       bdii ldap-utils slapd sshfs fuse3 tcsh iproute2 iputils-arping psmisc procps rsync util-linux
       sudo make git ca-certificates
       stress-ng keepalived  # the hagd fencing test loads the nodes' CPUs; the bench compares keepalived
-      man-db rpm  # the packaging tests: man renders the pages; rpm -qlp reads the .rpm
+      man-db rpm zsh  # packaging and completion tests: man, rpm -qlp, the zsh completion
       ansible-core)  # make bench compares gridha with Ansible (BenchmarkAnsible)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -146,3 +146,48 @@ c gridha install base ''
 		t.Errorf("bash completion:\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestZshCompletion runs the function `gridha completion zsh` prints in a
+// real zsh, with zsh's own words/CURRENT and compadd/compdef recording what
+// they are given (compsys itself needs a terminal).
+func TestZshCompletion(t *testing.T) {
+	zsh, err := exec.LookPath("zsh")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no zsh: scripts/install-deps.sh installs it")
+		}
+		t.Skip("no zsh")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	if err := os.Symlink(exe, filepath.Join(bin, "gridha")); err != nil {
+		t.Fatal(err)
+	}
+	script := `compdef() { print -r -- "compdef $*" }
+compadd() { print -r -- "compadd $*" }
+_files() { print -r -- "_files" }
+source <(gridha completion zsh)
+c() { words=("$@"); CURRENT=${#words}; _gridha }
+c gridha install --ch
+c gridha verify --output=j
+c gridha -i ''
+c gridha install base ''
+`
+	cmd := exec.Command(zsh, "-f", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "GRIDHA_TEST_AS_CLI=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("zsh: %v\n%s", err, out)
+	}
+	want := "compdef _gridha gridha\n" +
+		"compadd -Q -- --check\n" +
+		"compadd -Q -- --output=json --output=junit\n" +
+		"_files\n" +
+		"compadd -Q -- bdii-client dns rb-node state-server\n"
+	if string(out) != want {
+		t.Errorf("zsh completion:\n got %q\nwant %q", out, want)
+	}
+}
