@@ -343,9 +343,50 @@ func TestDNSOnBed(t *testing.T) {
 		}
 	}
 
-	// --rotate-key: a new key on every primary and updater; the old one is refused.
-	rep = bedRun(t, ctx, inv, DNS{}, Options{RotateKey: true}, installer.ModeApply)
-	requireNo(t, rep, installer.StatusFailed, installer.StatusDrift, installer.StatusMissing, installer.StatusSkipped)
+	// --rotate-key, 5 times, while an unprivileged user of each host opens
+	// every file the moment it appears in the key folders: it reads no key
+	// (it does read the public named.conf.gridha, so it would see a leak).
+	// Then a new key on every primary and updater; the old one is refused.
+	var watchers []*testbed.Watcher
+	for _, w := range []struct {
+		h    *testbed.Host
+		dirs []string
+	}{{dns1, []string{"/etc/bind"}}, {dns2, []string{"/etc/bind", filepath.Dir(s.Updater.KeyPath)}}} {
+		wt, err := w.h.StartWatcher(ctx, w.dirs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		watchers = append(watchers, wt)
+	}
+	secrets := map[string]bool{key.Secret: true, other.Secret: true}
+	for range 5 {
+		rep = bedRun(t, ctx, inv, DNS{}, Options{RotateKey: true}, installer.ModeApply)
+		requireNo(t, rep, installer.StatusFailed, installer.StatusDrift, installer.StatusMissing, installer.StatusSkipped)
+		raw, _ := os.ReadFile(keyPath)
+		k, err := ParseBINDKey(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[k.Secret] = true
+	}
+	if len(secrets) != 7 {
+		t.Errorf("5 rotations made %d distinct keys, want 5 new ones", len(secrets)-2)
+	}
+	for i, wt := range watchers {
+		wrep, err := wt.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("watcher %d: %d events, %d opened, %d refused", i, wrep.Events, wrep.Opened, wrep.Denied)
+		for sec := range secrets {
+			if wrep.Contains(sec) {
+				t.Errorf("watcher %d read a TSIG secret", i)
+			}
+		}
+		if !wrep.Contains("update-policy") {
+			t.Errorf("watcher %d did not read named.conf.gridha: it would not see a leak either", i)
+		}
+	}
 	raw, _ = os.ReadFile(keyPath)
 	newKey, err := ParseBINDKey(raw)
 	if err != nil || newKey.Secret == key.Secret {

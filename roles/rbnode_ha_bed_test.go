@@ -26,6 +26,7 @@ import (
 // real binary installs itself) it is `gridha hagd ...`; copied as rb-jobd
 // and rb-client it is the stand-in RB job submission service and its client.
 func TestMain(m *testing.M) {
+	testbed.RunWatcherIfAsked() // TestDNSOnBed's unprivileged watcher
 	if p := os.Getenv("GRIDHA_RBNODE_INVENTORY"); p != "" {
 		os.Exit(rbNodeHelper(p))
 	}
