@@ -166,7 +166,8 @@ func TestRPM(t *testing.T) {
 		}
 		scripts := run(t, "rpm", "-qp", "--scripts", p)
 		for _, w := range []string{
-			"postinstall scriptlet (using /bin/sh):", "systemctl daemon-reload", "try-restart",
+			"postinstall scriptlet (using /bin/sh):", "systemctl daemon-reload", "systemctl try-restart gridha-dns-updater.service",
+			"hagd still runs the previous gridha",
 			"preuninstall scriptlet (using /bin/sh):", `"/etc/init.d/$s" stop`, "remove|0)",
 			"postuninstall scriptlet (using /bin/sh):",
 		} {
@@ -311,6 +312,17 @@ func TestDebOnBed(t *testing.T) {
 		t.Fatalf("hagd from the package did not become master and start the service:\n%s\n%s",
 			sh("gridha hagd status -c /opt/lcg/etc/hagd.conf 2>&1 || :"), sh("cat /var/log/hagd.log"))
 	}
+	// An upgrade (here: the same package again) leaves a running hagd
+	// alone, so the master keeps its services, and says so.
+	pid := sh("cat /run/hagd.pid")
+	calls := sh("wc -l < /var/log/pkgtest-service.log") // hagd stops before its first start
+	if out := sh("dpkg -i /root/gridha.deb 2>&1"); !strings.Contains(out, "hagd still runs the previous gridha") {
+		t.Errorf("dpkg -i over a running hagd:\n%s", out)
+	}
+	if s := sh("cat /run/hagd.pid; tail -n +$((" + calls + " + 1)) /var/log/pkgtest-service.log | grep -c '^stop' || :"); s != pid+"\n0" {
+		t.Errorf("the upgrade restarted hagd or its service (pid %s, then pid and service calls %q)\n%s", pid, s, sh("cat /var/log/pkgtest-service.log"))
+	}
+
 	t.Logf("%s", sh("/etc/init.d/hagd stop"))
 	if s := sh("/etc/init.d/hagd status || echo exit=$?; cat /var/log/pkgtest-service.log; ls /run/pkgtest-up 2>&1 || :"); !strings.Contains(s, "exit=3") ||
 		!strings.Contains(s, "stop rb") || !strings.Contains(s, "No such file") {
