@@ -21,6 +21,8 @@ section "engine: no-change run of the primitive-step suite on 1, 5 and 20 hosts 
 bench ./installer/steps 'BenchmarkPrimitiveSuite$'
 section "verify: wall time and SSH sessions per host on 1, 10 and 30 hosts"
 bench ./cmd/gridha 'BenchmarkVerify$'
+section "verify of the real roles: state server + 1 and 10 rb nodes (sshfs, hagd), wall time and the hosts' CPU"
+bench ./cmd/gridha 'BenchmarkVerifyRBNodes$'
 section "gridha vs Ansible (ansible-core, pipelining, forks 20) on the same bed hosts: audit and no-change converge, 5 and 20 hosts"
 bench ./cmd/gridha 'BenchmarkAnsible$'
 section "hagd: failover time over 10 induced failures, default and tuned ΔT1/ΔT2"

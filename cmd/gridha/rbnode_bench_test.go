@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gridha/gridha/report"
+	"github.com/gridha/gridha/testbed"
+	"github.com/gridha/gridha/testbed/standins"
+)
+
+// BenchmarkVerifyRBNodes times `gridha verify` of the real roles: a state
+// server (MariaDB, export, snfs user) and N rb nodes (sshfs share, state
+// dirs moved, hagd running, the stand-in RB service), as the demo installs
+// them, for GRIDHA_RBNODE_BENCH_NODES (default 1,10) nodes, nodes paired in
+// HA groups. It prints the median wall time of 3 and the CPU the hosts
+// themselves spent: the state server's and the mean of an rb node's (the
+// idle background of hagd and sshfs, measured over as long a quiet time,
+// subtracted), and the same for `verify --limit` of one node.
+//
+//	go test -run '^$' -bench 'BenchmarkVerifyRBNodes$' -benchtime 1x ./cmd/gridha
+func BenchmarkVerifyRBNodes(b *testing.B) {
+	sizes := envInts(b, "GRIDHA_RBNODE_BENCH_NODES", "1,10", 1, 40)
+	maxN := sizes[len(sizes)-1]
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	bin := b.TempDir()
+	gridha, standin := filepath.Join(bin, "gridha"), filepath.Join(bin, "rb-jobd")
+	for _, bld := range [][]string{{gridha, "."}, {standin, "../../testbed/cmd/gridha-demo"}} {
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bld[0], bld[1]).CombinedOutput(); err != nil {
+			b.Fatalf("go build %s: %v\n%s", bld[1], err, out)
+		}
+	}
+	names := []string{"state1"}
+	for i := 1; i <= maxN; i++ {
+		names = append(names, fmt.Sprintf("r%02d", i))
+	}
+	bed := testbed.New(b, names...)
+	srv := bed.Host("state1")
+	if err := srv.StartMariaDB(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var hosts, groups, nodes strings.Builder
+	fmt.Fprintf(&hosts, "  state1: {address: %s, hostname: %s, roles: [state-server]}\n", srv.Addr, srv.Hostname)
+	for i, n := range names[1:] {
+		h := bed.Host(n)
+		fmt.Fprintf(&hosts, "  %s: {address: %s, hostname: %s, roles: [rb-node]}\n", n, h.Addr, h.Hostname)
+		g := fmt.Sprintf("g%02d", i/2+1)
+		if i%2 == 0 {
+			fmt.Fprintf(&groups, "      %s: {service_ip: %s/24, iface: eth0}\n", g, bed.SpareAddr(i/2))
+		}
+		fmt.Fprintf(&nodes, "      %s: {%s: %d}\n", n, g, 100-50*(i%2))
+		if _, err := h.Exec(ctx, "mkdir", "-p", "/opt/standin"); err != nil {
+			b.Fatal(err)
+		}
+		if err := h.CopyIn(standin, "/opt/standin/rb-jobd"); err != nil {
+			b.Fatal(err)
+		}
+		if err := h.WriteFile("/etc/init.d/rb-jobd", []byte(standins.JobdInitScript("/opt/standin/rb-jobd")), 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	inv := bed.WriteInventory(b, fmt.Sprintf(`hosts:
+%sroles:
+  state-server:
+    export: /srv/rb-state
+    mysql:
+      password_file: lb-password
+  rb-node:
+    state_server: state1
+    shared_fs: sshfs
+    services: [rb-jobd]
+    state_dirs: [/var/edgwl, /var/myproxy]
+    hagd:
+      iface: [eth0]
+      heartbeat: 500ms
+      dt1: 3s
+      dt2: 1s
+    groups:
+%s    nodes:
+%s`, hosts.String(), groups.String(), nodes.String()))
+	if err := os.WriteFile(filepath.Join(filepath.Dir(inv), "lb-password"), []byte("bench-LB-password\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	run := func(args ...string) (report.JSONDocument, int) {
+		cmd := exec.CommandContext(ctx, gridha, append([]string{"-i", inv, "-o", "json"}, args...)...)
+		out, _ := cmd.Output()
+		var doc report.JSONDocument
+		if err := json.Unmarshal(out, &doc); err != nil {
+			b.Fatalf("gridha %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return doc, doc.ExitCode
+	}
+	for _, role := range []string{"state-server", "rb-node"} {
+		if doc, code := run("install", role); code != 0 {
+			b.Fatalf("install %s: exit %d: %+v", role, code, doc.Hosts)
+		}
+	}
+	if _, code := run("install", "rb-node"); code != 0 {
+		b.Fatalf("second install rb-node: exit %d", code)
+	}
+	cpuOf := func(hs []string) []time.Duration {
+		out := make([]time.Duration, len(hs))
+		for i, n := range hs {
+			c, err := bed.Host(n).CPU()
+			if err != nil {
+				b.Fatal(err)
+			}
+			out[i] = c
+		}
+		return out
+	}
+	// measure: median wall of 3 verifies of hosts, the state server's CPU
+	// and an rb node's mean CPU per verify, background subtracted.
+	type sample struct{ wall, srvCPU, nodeCPU time.Duration }
+	background := func(hs []string, d time.Duration) []time.Duration {
+		c0 := cpuOf(hs)
+		time.Sleep(d)
+		c1 := cpuOf(hs)
+		for i := range c1 {
+			c1[i] -= c0[i]
+		}
+		return c1
+	}
+	measure := func(hs []string, args ...string) sample {
+		var walls, srvs, nodesCPU []time.Duration
+		for range 3 {
+			c0 := cpuOf(hs)
+			start := time.Now()
+			doc, code := run(append([]string{"verify"}, args...)...)
+			wall := time.Since(start)
+			c1 := cpuOf(hs)
+			if code != 0 {
+				b.Fatalf("verify %s: exit %d: %+v", strings.Join(args, " "), code, doc.Hosts)
+			}
+			bg := background(hs, wall)
+			var srvC, nodeSum time.Duration
+			for i, n := range hs {
+				d := c1[i] - c0[i] - bg[i]
+				if n == "state1" {
+					srvC = d
+				} else {
+					nodeSum += d
+				}
+			}
+			walls, srvs = append(walls, wall), append(srvs, srvC)
+			nodesCPU = append(nodesCPU, nodeSum/time.Duration(len(hs)-1))
+		}
+		return sample{median(walls), median(srvs), median(nodesCPU)}
+	}
+	type row struct {
+		nodes       int
+		all, single sample
+	}
+	var rows []row
+	for b.Loop() {
+		rows = rows[:0]
+		for _, n := range sizes {
+			hs := names[:n+1]
+			rw := row{nodes: n}
+			rw.all = measure(hs, "--limit", strings.Join(hs, ","))
+			rw.single = measure([]string{"state1", names[1]}, "rb-node", "--limit", names[1])
+			rows = append(rows, rw)
+		}
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	lf := strings.Fields(string(load))
+	fmt.Printf("verify of the real roles (state server + rb nodes with sshfs, hagd, stand-in RB service), median of 3, load %s\n", strings.Join(lf[:min(3, len(lf))], " "))
+	fmt.Printf("  %5s  %8s  %16s  %16s    %s\n", "nodes", "wall", "state server CPU", "rb node CPU", "verify rb-node --limit r01: wall, state server, node")
+	for _, rw := range rows {
+		fmt.Printf("  %5d  %7.3fs  %15.3fs  %15.3fs    %.3fs, %.3fs, %.3fs\n", rw.nodes, rw.all.wall.Seconds(), rw.all.srvCPU.Seconds(), rw.all.nodeCPU.Seconds(),
+			rw.single.wall.Seconds(), rw.single.srvCPU.Seconds(), rw.single.nodeCPU.Seconds())
+		b.ReportMetric(rw.all.wall.Seconds(), fmt.Sprintf("s/verify-%dnodes", rw.nodes))
+		b.ReportMetric(rw.all.nodeCPU.Seconds(), fmt.Sprintf("cpu-s/node-%dnodes", rw.nodes))
+	}
+}
