@@ -193,7 +193,7 @@ func (RBNode) haSteps(inv *inventory.Inventory, node *inventory.Host, opts Optio
 	// gratuitous ARP (iputils' arping -U) for the service IP.
 	out = append(out, steps.Exec{
 		Name:  "iputils-arping installed",
-		Probe: `arping -V 2>&1 | grep -q iputils`,
+		Probe: `case "$(arping -V 2>&1)" in *iputils*) exit 0;; esac; exit 1`,
 		Check: func(r installer.ProbeResult) (bool, string) {
 			return r.ExitCode == 0, "no iputils arping (needed for gratuitous ARP)"
 		},

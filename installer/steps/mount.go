@@ -34,7 +34,8 @@ const procMountsKey = "proc-mounts"
 func (m Mount) Probes() []installer.Probe {
 	return []installer.Probe{
 		installer.FileProbe(FstabPath),
-		{Key: procMountsKey, Script: "cat /proc/mounts"},
+		// Read by sh itself: one process fewer in every verify.
+		{Key: procMountsKey, Script: "while IFS= read -r l; do printf '%s\\n' \"$l\"; done < /proc/mounts"},
 	}
 }
 
