@@ -98,13 +98,31 @@ func BenchmarkVerifyRBNodes(b *testing.B) {
 		}
 		return doc, doc.ExitCode
 	}
-	for _, role := range []string{"state-server", "rb-node"} {
-		if doc, code := run("install", role); code != 0 {
-			b.Fatalf("install %s: exit %d: %+v", role, code, doc.Hosts)
+	if doc, code := run("install", "state-server"); code != 0 {
+		b.Fatalf("install state-server: exit %d: %+v", code, doc.Hosts)
+	}
+	// Thirty nodes mounting their share at once exceed sshd's MaxStartups
+	// on the state server (10 unauthenticated connections, then random
+	// drops): a node or two fail with "Connection reset by peer" and the
+	// next install converges them. Bounded: three installs.
+	for i := 1; ; i++ {
+		doc, code := run("install", "rb-node")
+		if code == 0 {
+			break
 		}
+		var failed []string
+		for _, h := range doc.Hosts {
+			if h.Recap["failed"] > 0 || h.Unreachable {
+				failed = append(failed, h.Name+": "+h.Stopped)
+			}
+		}
+		if i == 3 {
+			b.Fatalf("install rb-node, 3 times: exit %d: %s", code, strings.Join(failed, "; "))
+		}
+		b.Logf("install rb-node #%d: exit %d (%s); again", i, code, strings.Join(failed, "; "))
 	}
 	if _, code := run("install", "rb-node"); code != 0 {
-		b.Fatalf("second install rb-node: exit %d", code)
+		b.Fatalf("install rb-node on converged nodes: exit %d", code)
 	}
 	cpuOf := func(hs []string) []time.Duration {
 		out := make([]time.Duration, len(hs))
