@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -27,8 +28,8 @@ func Command() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "run",
-				Usage: "run the daemon in the foreground (SIGTERM: stop the service, release the lease, exit)",
-				Flags: append([]cli.Flag{cfgFlag, &cli.StringFlag{Name: "metrics",
+				Usage: "run the daemon in the foreground (SIGTERM: stop the service, release the lease, exit); a small supervisor restarts it and removes its service IPs if it dies",
+				Flags: append([]cli.Flag{cfgFlag, &cli.BoolFlag{Name: "no-supervise", Usage: "run the daemon itself, without the supervising parent"}, &cli.StringFlag{Name: "metrics",
 					Usage: "serve Prometheus metrics on http://`ADDR`/metrics (host:port; :port or port alone listen on 127.0.0.1); off by default"}},
 					daemonlog.Flags()...),
 				ArgsUsage: " ",
@@ -52,6 +53,12 @@ func Command() *cli.Command {
 					defer closeLog()
 					ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 					defer stop()
+					if !Supervised() && !c.Bool("no-supervise") {
+						if err := Supervise(ctx, cfg, log, os.Args); err != nil {
+							return cli.Exit(fmt.Sprintf("hagd: %v", err), 1)
+						}
+						return nil
+					}
 					d := &Daemon{Cfg: cfg, Log: log}
 					if addr := c.String("metrics"); addr != "" {
 						l, err := metrics.Listen(addr)
@@ -170,7 +177,11 @@ func ContextControl(socket string, req ControlRequest, timeout time.Duration) (*
 
 // PrintStatus writes the human form of a status reply.
 func PrintStatus(w io.Writer, s *StatusReply) {
-	fmt.Fprintf(w, "node %s, up %v, port %d, lease %s, ΔT1 %v, ΔT2 %v\n", s.Node, s.Uptime.Round(time.Second), s.Port, s.Lease, s.DT1, s.DT2)
+	sup := "supervised"
+	if !s.Supervised {
+		sup = "NOT supervised (--no-supervise): if it dies, nothing restarts it"
+	}
+	fmt.Fprintf(w, "node %s, up %v, port %d, lease %s, ΔT1 %v, ΔT2 %v, %s\n", s.Node, s.Uptime.Round(time.Second), s.Port, s.Lease, s.DT1, s.DT2, sup)
 	fmt.Fprintf(w, "packets: accepted %d, bad signature %d, replayed %d, stale %d, malformed %d, not hagd %d, duplicate %d\n",
 		s.Packets[cntAccepted], s.Packets[cntBadMAC], s.Packets[cntReplay], s.Packets[cntStale], s.Packets[cntMalformed],
 		s.Packets[cntForeign], s.Packets[cntDuplicate])

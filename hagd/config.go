@@ -111,6 +111,9 @@ const (
 	DefaultStopTimeout    = 5 * time.Second
 	DefaultControl        = "/run/hagd.sock"
 	DefaultMySQLDB        = "hagd"
+	// DefaultPeersFile is where the installer's hagd.conf keeps the replay
+	// filter across restarts (peers_file).
+	DefaultPeersFile = "/var/lib/hagd/peers"
 )
 
 type keyDef struct {

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -46,7 +48,8 @@ type Daemon struct {
 	done   chan struct{}
 	bg     context.Context
 	// fencing: exec is running the Tick a late heartbeat asked for
-	fencing bool
+	fencing  bool
+	peersErr bool // a failure to save peers_file was logged
 
 	mu       sync.Mutex
 	counters map[string]uint64
@@ -89,6 +92,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	d.codec = NewCodec(d.key, names)
 	d.filter = ReplayFilter{MaxSkew: c.MaxSkew}
+	if c.PeersFile != "" {
+		switch b, err := os.ReadFile(c.PeersFile); {
+		case err == nil:
+			_ = d.filter.UnmarshalText(b)
+		case !errors.Is(err, fs.ErrNotExist):
+			d.Log.Warn("peers_file: starting without the replay memory", "err", err)
+		}
+	}
 	d.counters = map[string]uint64{}
 	var nb [8]byte
 	if _, err := rand.Read(nb[:]); err != nil {
@@ -217,6 +228,9 @@ func (d *Daemon) handle(p Packet) {
 	}
 	if err == nil {
 		err = d.filter.Check(msg, time.Now())
+		if err == nil {
+			d.savePeers()
+		}
 	}
 	if err != nil {
 		k, level := cntMalformed, 3
@@ -239,6 +253,28 @@ func (d *Daemon) handle(p Packet) {
 	d.count(cntAccepted)
 	d.Log.Log(context.Background(), slogLevel(5), "packet", "from", msg.From, "addr", p.From, "seq", msg.Seq)
 	d.exec(d.m.Heard(time.Now(), msg))
+}
+
+// savePeers writes the replay filter's memory before the packet is acted
+// upon, so that a restarted hagd never accepts a copy of a packet it has
+// already used (a captured heartbeat replayed after a restart).
+func (d *Daemon) savePeers() {
+	path := d.Cfg.PeersFile
+	if path == "" {
+		return
+	}
+	b, _ := d.filter.MarshalText()
+	err := os.MkdirAll(filepath.Dir(path), 0o700)
+	if err == nil {
+		err = os.WriteFile(path+".new", b, 0o600)
+	}
+	if err == nil {
+		err = os.Rename(path+".new", path)
+	}
+	if err != nil && !d.peersErr {
+		d.peersErr = true
+		d.Log.Warn("peers_file: cannot save the replay memory (a restart forgets the senders)", "err", err)
+	}
 }
 
 func (d *Daemon) send(msg *Message) {
@@ -365,12 +401,16 @@ type StatusReply struct {
 	Packets  map[string]uint64 `json:"packets"`
 	Groups   []GroupStatus     `json:"groups"`
 	Shutdown bool              `json:"shutdown,omitempty"`
+	// Supervised: a supervising parent restarts this hagd and removes its
+	// service IPs if it dies (gridha hagd run without --no-supervise).
+	Supervised bool `json:"supervised"`
 }
 
 func (d *Daemon) status() StatusReply {
 	now := time.Now()
 	r := StatusReply{Node: d.Cfg.ID, Uptime: now.Sub(d.start), Port: d.Cfg.Port, Lease: d.Cfg.Lease,
-		DT1: d.Cfg.DT1, DT2: d.Cfg.DT2, Packets: map[string]uint64{}, Groups: d.m.Status(now), Shutdown: d.m.shutdown}
+		DT1: d.Cfg.DT1, DT2: d.Cfg.DT2, Packets: map[string]uint64{}, Groups: d.m.Status(now), Shutdown: d.m.shutdown,
+		Supervised: Supervised()}
 	d.mu.Lock()
 	for k, v := range d.counters {
 		r.Packets[k] = v

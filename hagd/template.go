@@ -33,6 +33,9 @@ type ConfigTemplate struct {
 	ServiceIPs map[string]string
 	// Preempt nil: hagd's default (yes).
 	Preempt *bool
+	// PeersFile: where hagd keeps the replay filter across restarts (""
+	// = DefaultPeersFile; "none": not kept).
+	PeersFile string
 }
 
 type configView struct {
@@ -46,6 +49,7 @@ type configView struct {
 	Control                                          string
 	ServiceIPs                                       []string
 	Preempt                                          string
+	PeersFile                                        string
 }
 
 // FormatDuration writes a duration the way hagd.conf reads it ("1.5s").
@@ -92,6 +96,13 @@ func (t ConfigTemplate) Render() ([]byte, error) {
 			v.ServiceIPs = append(v.ServiceIPs, g.Name+":"+ip)
 		}
 	}
+	switch t.PeersFile {
+	case "":
+		v.PeersFile = DefaultPeersFile
+	case "none":
+	default:
+		v.PeersFile = t.PeersFile
+	}
 	v.Preempt = "yes"
 	if t.Preempt != nil && !*t.Preempt {
 		v.Preempt = "no"
@@ -114,7 +125,7 @@ func (t ConfigTemplate) Render() ([]byte, error) {
 		gs = append(gs, fmt.Sprintf("%s:%d", g.Name, g.Rank))
 	}
 	v.GroupList = strings.Join(gs, ", ")
-	for _, s := range []string{v.ID, v.GroupList, v.Script, v.KeyFile, v.IfaceList, v.Log, v.MySQLHost, v.MySQLUser, v.MySQLDB, v.MySQLPasswordFile, v.LeaseFile, v.Control, strings.Join(v.ServiceIPs, " ")} {
+	for _, s := range []string{v.ID, v.GroupList, v.Script, v.KeyFile, v.IfaceList, v.Log, v.MySQLHost, v.MySQLUser, v.MySQLDB, v.MySQLPasswordFile, v.LeaseFile, v.Control, strings.Join(v.ServiceIPs, " "), v.PeersFile} {
 		if strings.ContainsAny(s, "\n#") {
 			return nil, fmt.Errorf("hagd.conf: value %q has a newline or #", s)
 		}

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -315,5 +317,40 @@ func (f *ReplayFilter) Check(m *Message, now time.Time) error {
 	}
 	p.seq = m.Seq
 	p.time = max(p.time, ts)
+	return nil
+}
+
+// MarshalText writes the filter's memory, one sender per line ("id nonce
+// seq unixnano"), so that a restarted receiver keeps rejecting replays of
+// packets it accepted before (PeersFile).
+func (f *ReplayFilter) MarshalText() ([]byte, error) {
+	ids := make([]string, 0, len(f.peers))
+	for id := range f.peers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var b []byte
+	for _, id := range ids {
+		p := f.peers[id]
+		b = fmt.Appendf(b, "%s %d %d %d\n", id, p.nonce, p.seq, p.time)
+	}
+	return b, nil
+}
+
+// UnmarshalText restores what MarshalText wrote; bad lines are skipped
+// (the file is only a memory: worst case a receiver forgets a sender and
+// falls back to max_skew, as before).
+func (f *ReplayFilter) UnmarshalText(b []byte) error {
+	if f.peers == nil {
+		f.peers = map[string]*replayState{}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var id string
+		var p replayState
+		if n, _ := fmt.Sscanf(line, "%s %d %d %d", &id, &p.nonce, &p.seq, &p.time); n != 4 || len(id) > maxIDLen || len(f.peers) >= maxTrackedSenders {
+			continue
+		}
+		f.peers[id] = &p
+	}
 	return nil
 }

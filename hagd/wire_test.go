@@ -154,3 +154,40 @@ func hmacSum(key, b []byte) []byte {
 	m.Write(b)
 	return m.Sum(nil)
 }
+
+// A receiver restarted with its saved memory (peers_file) rejects a copy
+// of a packet it accepted before the restart, however fresh.
+func TestReplayFilterSurvivesRestart(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	var f ReplayFilter
+	pkt := &Message{From: "rb1", Nonce: 7, Seq: 41, Time: now}
+	if err := f.Check(pkt, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Check(&Message{From: "rb2", Nonce: 3, Seq: 9, Time: now}, now); err != nil {
+		t.Fatal(err)
+	}
+	saved, _ := f.MarshalText()
+	var g ReplayFilter // the restarted receiver
+	if err := g.UnmarshalText(append(saved, []byte("garbage line\n")...)); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range []*Message{
+		pkt, // the same packet replayed
+		{From: "rb1", Nonce: 7, Seq: 40, Time: now},                      // an older one of that boot
+		{From: "rb1", Nonce: 8, Seq: 1, Time: now.Add(-time.Second)},     // an older boot
+		{From: "rb2", Nonce: 3, Seq: 9, Time: now.Add(time.Millisecond)}, // rb2's, replayed
+	} {
+		if err := g.Check(m, now.Add(time.Second)); err == nil {
+			t.Errorf("case %d: the restarted receiver accepted a replay", i)
+		}
+	}
+	if err := g.Check(&Message{From: "rb1", Nonce: 7, Seq: 42, Time: now.Add(time.Second)}, now.Add(time.Second)); err != nil {
+		t.Errorf("the next genuine packet: %v", err)
+	}
+	// Without the memory the first replay got through (the old limit).
+	var h ReplayFilter
+	if err := h.Check(pkt, now.Add(time.Second)); err != nil {
+		t.Errorf("control: %v", err)
+	}
+}
