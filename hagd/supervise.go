@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -33,12 +34,17 @@ func Supervise(ctx context.Context, cfg *Config, log *slog.Logger, argv []string
 	if err != nil {
 		return fmt.Errorf("supervisor: %w", err)
 	}
+	// The daemon gets SIGTERM (a clean stop and lease release) if the
+	// supervisor dies: never an unsupervised daemon beside a new one. The
+	// signal is tied to the thread that started the child: keep it.
+	runtime.LockOSThread()
 	backoff := time.Second
 	for {
 		cmd := exec.Command(self, argv[1:]...)
 		cmd.Args[0] = argv[0] // the same name (a multi-call binary dispatches on it)
 		cmd.Env = append(os.Environ(), WorkerEnv+"=1")
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 		started := time.Now()
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("supervisor: start worker: %w", err)

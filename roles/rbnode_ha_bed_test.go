@@ -483,8 +483,9 @@ echo 'EDG_WL_BKSERVERD_ADDOPTS="--mysql lbserver/LB-bed-secret@`+srv.Hostname+`:
 // init script on three nodes), a client on another host submits jobs
 // through the service IP, the master's hagd and service are killed with
 // SIGKILL, and the client finds every job, sandbox and L&B row, through the
-// same IP on the new master; the old master's hagd, restarted, drops the
-// stale service IP and stays a backup.
+// same IP on the new master; the old master lost the service IP by itself
+// (its kernel lifetime), and its hagd, restarted, takes the group back
+// (preemption by rank) without overlap.
 func TestRBNodeFailoverOnBed(t *testing.T) {
 	bed := testbed.New(t, "state1", "rb1", "rb2", "rb3")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -541,10 +542,11 @@ func TestRBNodeFailoverOnBed(t *testing.T) {
 		t.Errorf("verify on the running cluster:\n%s", strings.Join(c, "\n"))
 	}
 
-	// The master dies: hagd and the service killed with SIGKILL. The old
-	// master keeps the service IP configured (nothing is left to remove
-	// it); the new master's gratuitous ARP moves the clients.
-	if _, err := rb1.Sh(ctx, "kill -9 $(cat /run/hagd.pid) $(cat /run/rb-jobd.pid)"); err != nil {
+	// The master dies: hagd (its supervisor and daemon) and the service
+	// killed with SIGKILL. Nothing is left on rb1 to remove the service IP
+	// but the kernel lifetime hagd gave it; the new master's gratuitous ARP
+	// moves the clients.
+	if _, err := rb1.Sh(ctx, "p=$(cat /run/hagd.pid); kill -9 $p $(pgrep -P $p) $(cat /run/rb-jobd.pid)"); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
@@ -570,27 +572,27 @@ func TestRBNodeFailoverOnBed(t *testing.T) {
 	if n, err := srv.MySQL(ctx, "SELECT COUNT(*) FROM lbserver20.jobs"); err != nil || strings.TrimSpace(n) != fmt.Sprint(jobs+1) {
 		t.Fatalf("L&B rows on the state server: %q %v", n, err)
 	}
-	// hagd restarted on the old master (what a supervisor does): its first
-	// act is stop, so the stale service IP leaves rb1, and rb1 comes back
-	// as a backup without taking the group back from rb2.
-	if !hasIP(t, ctx, rb1, ip+"/24") {
-		t.Errorf("rb1 lost the service IP although nothing ran stop")
+	// The killed master's kernel dropped the service IP before rb2 could
+	// take the lease (hagd's fencing): it is not on rb1 any more.
+	if hasIP(t, ctx, rb1, ip+"/24") {
+		t.Errorf("rb1 still has the service IP after rb2 took over")
 	}
-	if out, err := rb1.Sh(ctx, "/etc/init.d/hagd start"); err != nil {
-		t.Fatalf("restart hagd on rb1: %s %v", out, err)
-	}
-	waitFor(t, 60*time.Second, "rb1 drops the stale service IP", func() bool { return !hasIP(t, ctx, rb1, ip+"/24") })
-	time.Sleep(3 * time.Second) // ΔT1 + margin: rb1 would have taken over by now if it preempted
-	if out, err := client("GET", "job-after"); err != nil || !strings.HasSuffix(out, "via=rb2") {
-		t.Fatalf("after rb1's hagd came back: %q %v (want rb2 still master)", out, err)
-	}
-	if _, rc := script(t, ctx, rb1, "status rb-a"); rc != 3 {
-		t.Errorf("rb1 status rb-a after its hagd came back: %d, want 3 (backup)", rc)
-	}
-
 	// The installed gridha reports the new master.
 	if out, err := rb2.Sh(ctx, "/usr/local/sbin/gridha hagd status"); err != nil || !strings.Contains(out, "group rb-a") || !strings.Contains(out, "master rb2") {
 		t.Errorf("gridha hagd status on rb2: %v\n%s", err, out)
+	}
+	// hagd restarted on the old master (what its supervisor does when only
+	// the daemon dies): rb1 has the best rank and takes the group back
+	// (preempt, the default) through an ordered handover.
+	if out, err := rb1.Sh(ctx, "/etc/init.d/hagd start"); err != nil {
+		t.Fatalf("restart hagd on rb1: %s %v", out, err)
+	}
+	waitFor(t, 60*time.Second, "rb1 serving again", func() bool {
+		out, err := client("GET", "job-after")
+		return err == nil && strings.HasSuffix(out, "via=rb1")
+	})
+	if _, rc := script(t, ctx, rb2, "status rb-a"); rc != 3 {
+		t.Errorf("rb2 status rb-a after rb1 took the group back: %d, want 3 (backup)", rc)
 	}
 	// Only rb2 started the service; the backup rb3 kept it stopped.
 	if lg, _ := rb2.ReadFile(HAServiceLog); !strings.Contains(string(lg), "start rb-a end") {
