@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,20 +20,22 @@ import (
 // BenchmarkDNSRemoval measures the time from a BDII's death (slapd and
 // bdii-update SIGKILLed) to the moment its A record is gone from the primary
 // (a real DNS query every 50 ms), with the updater daemon running at a 5 s
-// interval and the default fail_after (2): MAN05's target here is "within two
-// check intervals" (10 s). IGI's Nagios anchor checks every 5 minutes.
+// interval and the default fail_after (2), first on the quiet machine, then
+// with every CPU loaded by stress-ng. A failed check is re-checked at once,
+// so the target is 1.5 intervals (7.5 s); MAN05's is two (10 s). IGI's
+// Nagios anchor checks every 5 minutes.
 //
 //	go test ./dnsupdater -run '^$' -bench DNSRemoval -benchtime 1x
 //
-// It runs GRIDHA_BENCH_TRIALS trials (default 5, at most 20) whatever b.N is,
-// prints each and reports the mean and the maximum.
+// It runs GRIDHA_BENCH_TRIALS kills (default 10, at most 20) per condition
+// whatever b.N is, prints each and reports the median and the maximum.
 func BenchmarkDNSRemoval(b *testing.B) {
-	trials := 5
+	trials := 10
 	if v, err := strconv.Atoi(os.Getenv("GRIDHA_BENCH_TRIALS")); err == nil && v > 0 {
 		trials = min(v, 20)
 	}
 	f := newFixture(b, 1, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(trials)*time.Minute+2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(2*trials)*time.Minute+2*time.Minute)
 	defer cancel()
 	c := f.config("bench.state", "interval = 5s\ncheck_timeout = 2s\nfail_after = 2\nrecover_after = 1\n")
 	u, logs := f.updater(c)
@@ -57,38 +62,57 @@ func BenchmarkDNSRemoval(b *testing.B) {
 	if _, err := waitFor(both, 30*time.Second); err != nil {
 		b.Fatal(err)
 	}
-	var took []time.Duration
+	measure := func(cond string) (median, worst time.Duration) {
+		var took []time.Duration
+		for i := 0; i < trials; i++ {
+			// Die at a random phase of the updater's 5 s cycle.
+			time.Sleep(time.Duration(rand.Int64N(int64(5 * time.Second))))
+			dead := time.Now()
+			if err := victim.KillBDII(ctx); err != nil {
+				b.Fatal(err)
+			}
+			gone, err := waitFor(rest, 60*time.Second)
+			if err != nil {
+				b.Fatal(err)
+			}
+			d := gone.Sub(dead)
+			took = append(took, d)
+			fmt.Printf("dns-removal %s trial %d/%d: %s (interval 5s, fail_after 2)\n", cond, i+1, trials, d.Round(10*time.Millisecond))
+			if err := victim.StartBDII(ctx, testbed.BDIIOptions{BreatheTime: time.Second}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := waitFor(both, 30*time.Second); err != nil {
+				b.Fatal(err)
+			}
+		}
+		slices.Sort(took)
+		median = took[len(took)/2]
+		if len(took)%2 == 0 {
+			median = (took[len(took)/2-1] + took[len(took)/2]) / 2
+		}
+		worst = took[len(took)-1]
+		load, _ := os.ReadFile("/proc/loadavg")
+		fmt.Printf("dns-removal %s: %d kills, median %s, max %s, target < 7.5s (1.5 intervals of 5 s); load %s\n",
+			cond, len(took), median.Round(10*time.Millisecond), worst.Round(10*time.Millisecond), strings.Join(strings.Fields(string(load))[:3], " "))
+		return median, worst
+	}
 	b.ResetTimer()
-	for i := 0; i < trials; i++ {
-		// Die at a random phase of the updater's 5 s cycle.
-		time.Sleep(time.Duration(rand.Int64N(int64(5 * time.Second))))
-		dead := time.Now()
-		if err := victim.KillBDII(ctx); err != nil {
-			b.Fatal(err)
-		}
-		gone, err := waitFor(rest, 60*time.Second)
-		if err != nil {
-			b.Fatal(err)
-		}
-		d := gone.Sub(dead)
-		took = append(took, d)
-		fmt.Printf("dns-removal trial %d/%d: %s (interval 5s, fail_after 2)\n", i+1, trials, d.Round(10*time.Millisecond))
-		if err := victim.StartBDII(ctx, testbed.BDIIOptions{BreatheTime: time.Second}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := waitFor(both, 30*time.Second); err != nil {
-			b.Fatal(err)
-		}
+	qMedian, qMax := measure("quiet")
+	// Every CPU busy (stress-ng, bounded by its own timeout and killed
+	// with the benchmark's context).
+	sctx, sstop := context.WithCancel(ctx)
+	stress := exec.CommandContext(sctx, "stress-ng", "--cpu", strconv.Itoa(runtime.NumCPU()), "--timeout", strconv.Itoa(trials*20+60)+"s", "--quiet")
+	if err := stress.Start(); err != nil {
+		sstop()
+		b.Fatalf("stress-ng (scripts/install-deps.sh installs it): %v", err)
 	}
+	time.Sleep(2 * time.Second)
+	lMedian, lMax := measure("cpu-loaded")
+	sstop()
+	_ = stress.Wait()
 	b.StopTimer()
-	var sum, worst time.Duration
-	for _, d := range took {
-		sum += d
-		worst = max(worst, d)
-	}
-	mean := sum / time.Duration(len(took))
-	fmt.Printf("dns-removal: %d trials, mean %s, max %s, target < 10s (two 5 s intervals)\n",
-		len(took), mean.Round(10*time.Millisecond), worst.Round(10*time.Millisecond))
-	b.ReportMetric(mean.Seconds(), "s/removal-mean")
-	b.ReportMetric(worst.Seconds(), "s/removal-max")
+	b.ReportMetric(qMedian.Seconds(), "s/removal-median-quiet")
+	b.ReportMetric(qMax.Seconds(), "s/removal-max-quiet")
+	b.ReportMetric(lMedian.Seconds(), "s/removal-median-loaded")
+	b.ReportMetric(lMax.Seconds(), "s/removal-max-loaded")
 }

@@ -3,11 +3,13 @@ package dnsupdater
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -279,5 +281,50 @@ func TestSeedFromDNS(t *testing.T) {
 	u.seed([]primaryRead{{cur: set(30, "10.0.0.1")}}, healthy)
 	if !u.damp["b3/10.0.0.3"].InService || u.damp["b2/10.0.0.2"].InService {
 		t.Errorf("restored b3 must stay in service, fresh b2 must start out: %+v %+v", u.damp["b3/10.0.0.3"], u.damp["b2/10.0.0.2"])
+	}
+}
+
+// flakyCheck fails its first fails runs, then passes.
+type flakyCheck struct {
+	mu    sync.Mutex
+	runs  int
+	fails int
+}
+
+func (f *flakyCheck) Name() string { return "flaky" }
+func (f *flakyCheck) Run(ctx context.Context, b BDII) Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runs++
+	if f.runs <= f.fails {
+		return Result{Status: Critical, Message: "down"}
+	}
+	return Result{Status: OK, Message: "up"}
+}
+
+// TestFollowUp: a failed check of a BDII in service is re-checked at once
+// until fail_after failures in a row (a dead BDII leaves in one cycle), a
+// good follow-up ends it (no flapping), and a BDII out of service is not
+// followed up (coming back stays slow: recover_after cycles).
+func TestFollowUp(t *testing.T) {
+	cfg := &Config{Interval: 2 * time.Second, CheckTimeout: 100 * time.Millisecond, FailAfter: 3, RecoverAfter: 2,
+		BDIIs: []BDII{{Name: "b1", Address: netip.MustParseAddr("192.0.2.1"), Port: 2170}}}
+	for _, c := range []struct {
+		fails     int
+		inService bool
+		want      string
+	}{
+		{0, true, "[true]"},
+		{1, true, "[false true]"},
+		{9, true, "[false false false]"},
+		{9, false, "[false]"},
+	} {
+		chk := &flakyCheck{fails: c.fails}
+		u := New(cfg, nil, []Check{chk}, nil)
+		u.damp["b1/192.0.2.1"].InService = c.inService
+		out := u.checkAll(context.Background())
+		if got := fmt.Sprint(out[0].seq); got != c.want {
+			t.Errorf("%d failures, in service %v: checks %s, want %s", c.fails, c.inService, got, c.want)
+		}
 	}
 }

@@ -78,39 +78,78 @@ func (u *Updater) Restore(st *State) {
 }
 
 type checkOutcome struct {
-	healthy bool
+	healthy bool // of the last check of the cycle
 	status  Status
 	msg     string
+	// seq is every check of the cycle in order: the first and its
+	// follow-ups (see followUps).
+	seq []bool
 }
 
+// followUpDelay is the pause before re-checking a BDII that failed: long
+// enough not to hit the same transient failure, short against the interval.
+func (u *Updater) followUpDelay() time.Duration {
+	return min(max(u.cfg.Interval/10, 200*time.Millisecond), time.Second)
+}
+
+// checkAll checks every BDII once. A BDII in service whose check fails is
+// re-checked at once, after followUpDelay, until it passes or has failed
+// fail_after times in a row (then it leaves DNS in this cycle, not
+// fail_after-1 intervals later), within 3/4 of an interval: a dead BDII
+// leaves DNS within about 1.5 intervals of its death, while one failed
+// check followed by a good one still changes nothing (no flapping).
 func (u *Updater) checkAll(ctx context.Context) []checkOutcome {
+	start := time.Now()
 	out := make([]checkOutcome, len(u.cfg.BDIIs))
 	var wg sync.WaitGroup
 	for i, b := range u.cfg.BDIIs {
+		d := *u.damp[b.Key()] // a copy: Observe runs after wg.Wait
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o := checkOutcome{healthy: true, status: OK}
-			var msgs []string
-			for _, c := range u.checks {
-				cctx, cancel := context.WithTimeout(ctx, u.cfg.CheckTimeout)
-				r := c.Run(cctx, b)
-				cancel()
-				msgs = append(msgs, r.Message)
-				if r.Status > o.status {
-					o.status = r.Status
+			o := u.checkOne(ctx, b)
+			seq := []bool{o.healthy}
+			fails := d.Fails + 1
+		followUps:
+			for !o.healthy && d.InService && fails < u.cfg.FailAfter &&
+				time.Since(start)+u.followUpDelay()+u.cfg.CheckTimeout < u.cfg.Interval*3/4 {
+				select {
+				case <-ctx.Done():
+					break followUps
+				case <-time.After(u.followUpDelay()):
 				}
-				if !r.Status.Healthy() {
-					o.healthy = false
-					break // the first failing check is the reason
-				}
+				o = u.checkOne(ctx, b)
+				seq = append(seq, o.healthy)
+				fails++
 			}
-			o.msg = strings.Join(msgs, "; ")
+			o.seq = seq
 			out[i] = o
 		}()
 	}
 	wg.Wait()
 	return out
+}
+
+// checkOne runs every check of one BDII; the first failing one is the
+// reason.
+func (u *Updater) checkOne(ctx context.Context, b BDII) checkOutcome {
+	o := checkOutcome{healthy: true, status: OK}
+	var msgs []string
+	for _, c := range u.checks {
+		cctx, cancel := context.WithTimeout(ctx, u.cfg.CheckTimeout)
+		r := c.Run(cctx, b)
+		cancel()
+		msgs = append(msgs, r.Message)
+		if r.Status > o.status {
+			o.status = r.Status
+		}
+		if !r.Status.Healthy() {
+			o.healthy = false
+			break
+		}
+	}
+	o.msg = strings.Join(msgs, "; ")
+	return o
 }
 
 type primaryRead struct {
@@ -205,7 +244,15 @@ func (u *Updater) Cycle(ctx context.Context) *State {
 	for i, b := range u.cfg.BDIIs {
 		o := outs[i]
 		d := u.damp[b.Key()]
-		changed, reason := d.Observe(o.healthy, u.cfg.FailAfter, u.cfg.RecoverAfter)
+		var changed bool
+		var reason string
+		for _, h := range o.seq {
+			// Follow-ups only run while the BDII is in service: at most
+			// one change (out of service) per cycle.
+			if c, r := d.Observe(h, u.cfg.FailAfter, u.cfg.RecoverAfter); c {
+				changed, reason = true, r
+			}
+		}
 		if changed {
 			u.why[b.Key()] = reason + ": " + o.msg
 			if d.InService {
