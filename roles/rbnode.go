@@ -233,35 +233,32 @@ func (r RBNode) prepareSteps(inv *inventory.Inventory, n, srv *inventory.Host, l
 	keyPath := path.Join(sshDir, "id_ed25519")
 	knownHosts := path.Join(sshDir, "known_hosts")
 
+	// The key opens the whole share with root's powers over it (owners are
+	// kept): root's alone, read by the root-run sshfs (or rpc_psrv).
+	shell := nologinShell
+	if rb.SharedFS == "snfs" {
+		shell = "/bin/sh"
+	}
 	out := []installer.Step{
-		&steps.User{Name: user, Home: home, Shell: "/bin/sh", System: true},
-		&steps.Dir{Path: sshDir, Mode: 0o700, Owner: user},
+		&steps.User{Name: user, Home: home, Shell: shell, System: true},
+		&steps.Dir{Path: sshDir, Mode: 0o700, Owner: "root", Group: "root"},
 	}
 	key, err := LoadNodeKey(inv, n.Name, !opts.ReadOnly)
 	switch {
 	case err == nil:
-		out = append(out, &steps.File{Path: keyPath, Content: key.PrivatePEM, Mode: 0o600, Owner: user, Secret: true})
+		out = append(out, &steps.File{Path: keyPath, Content: key.PrivatePEM, Mode: 0o600, Owner: "root", Group: "root", Secret: true})
 	case opts.ReadOnly:
 		out = append(out, &notYet{id: "file " + keyPath, msg: "no snfs key generated for " + n.Name + " yet (install rb-node or state-server generates it)"})
 	default:
 		return nil, err
 	}
-	out = append(out, &knownHostsStep{Path: knownHosts, Owner: user, Server: srv})
+	out = append(out, &knownHostsStep{Path: knownHosts, Owner: "root", Server: srv})
 
 	switch rb.SharedFS {
 	case "snfs":
 		out = append(out, snfsSteps(rb, cfg, n, srv)...)
 	default:
-		out = append(out, &steps.Mount{
-			Source: cfg.SnfsUser + "@" + srv.Address + ":" + cfg.Export,
-			Target: rb.MountPoint,
-			FSType: "fuse.sshfs",
-			Options: []string{"_netdev", "reconnect", "ServerAliveInterval=15", "ServerAliveCountMax=3",
-				"IdentityFile=" + keyPath, "UserKnownHostsFile=" + knownHosts, "StrictHostKeyChecking=yes",
-				"BatchMode=yes", "allow_other", "dir_cache=no"},
-			Fstab:   true,
-			Mounted: true,
-		})
+		out = append(out, sshfsSteps(rb, cfg, srv, keyPath, knownHosts)...)
 	}
 	for _, c := range rb.CronRemove {
 		out = append(out, &steps.Absent{Path: c})
@@ -278,6 +275,58 @@ func (r RBNode) prepareSteps(inv *inventory.Inventory, n, srv *inventory.Host, l
 		Secret: true,
 	})
 	return out, nil
+}
+
+// SSHFSRawDir is where a node mounts the state server's export with sshfs,
+// seen by root only; the mount point is a bindfs view of it.
+const SSHFSRawDir = "/var/lib/gridha/sshfs"
+
+// sshfsSteps are the default driver: two FUSE layers (see README-rbnode.md).
+//
+//   - sshfs, as root, at SSHFSRawDir/<mount point> (its parent 0700: root
+//     only), from snfs@<server>:/ (the chroot is the export), numeric owners
+//     (idmap=none), symlink targets verbatim (no_contain_symlinks: Debian's
+//     sshfs refuses absolute and ".." targets by default, and RB state has
+//     both), no directory cache (a node taking over must list what the other
+//     wrote);
+//   - bindfs on the mount point: permission checks on the node
+//     (default_permissions: a 0600 proxy is its owner's and root's only),
+//     other local users allowed (the services are not root), and files and
+//     folders created by a service get its uid and gid (bindfs run by root
+//     chowns them: sshfs alone would make them root's, and the service
+//     could not open them again); nosuid, nodev: nothing on the share runs
+//     with privileges on the node.
+func sshfsSteps(rb inventory.RBNode, cfg inventory.StateServer, srv *inventory.Host, keyPath, knownHosts string) []installer.Step {
+	raw := path.Join(SSHFSRawDir, rb.MountPoint)
+	return []installer.Step{
+		&steps.Exec{
+			Name:  "sshfs and bindfs installed",
+			Probe: "for p in sshfs bindfs; do command -v $p >/dev/null 2>&1 || echo $p; done; exit 0",
+			Check: func(r installer.ProbeResult) (bool, string) {
+				miss := strings.Fields(string(r.Stdout))
+				return len(miss) == 0, "missing " + strings.Join(miss, ", ") + ": install the package(s) (Debian, EL: sshfs, bindfs)"
+			},
+		},
+		&steps.Dir{Path: SSHFSRawDir, Mode: 0o700, Owner: "root", Group: "root"},
+		&steps.Mount{
+			Source: cfg.SnfsUser + "@" + srv.Address + ":/",
+			Target: raw,
+			FSType: "fuse.sshfs",
+			Options: []string{"_netdev", "reconnect", "ServerAliveInterval=15", "ServerAliveCountMax=3",
+				"IdentityFile=" + keyPath, "UserKnownHostsFile=" + knownHosts, "StrictHostKeyChecking=yes",
+				"BatchMode=yes", "idmap=none", "no_contain_symlinks", "dir_cache=no"},
+			Fstab:   true,
+			Mounted: true,
+		},
+		&steps.Mount{
+			Source:  raw,
+			Target:  rb.MountPoint,
+			FSType:  "fuse.bindfs",
+			Options: []string{"_netdev", "nosuid", "nodev", "default_permissions"},
+			Fstab:   true,
+			Mounted: true,
+		},
+	}
 }
 
 // snfsSteps are the notes' sec_rpc driver (slide 7): snfshost, the RPC
@@ -370,7 +419,8 @@ func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, rem
 			ServerHost:  srv.Name,
 			ServerPath:  path.Join(cfg.Export, inventory.ShareDir(g, d)),
 			StateFrom:   opts.StateFrom,
-			KeepOwners:  rb.SharedFS == "snfs",
+			KeepOwners:  true,
+			NoSpecial:   rb.SharedFS != "snfs",
 			AcceptLinks: accept,
 		})
 	}

@@ -84,7 +84,7 @@ func TestRBNodePlanPhases(t *testing.T) {
 		}
 	}
 	if sd == nil || sd.Share != "/mnt/rb-state/rb-b/edgwl" || sd.ServerPath != "/export/rb-state/rb-b/edgwl" ||
-		strings.Join(sd.AcceptLinks, ",") != "/mnt/rb-state/rb-a/edgwl" || sd.KeepOwners {
+		strings.Join(sd.AcceptLinks, ",") != "/mnt/rb-state/rb-a/edgwl" || !sd.KeepOwners || !sd.NoSpecial {
 		t.Fatalf("rb4 /var/edgwl: %+v", sd)
 	}
 	// The state server: create-only share folders, the host key read last.

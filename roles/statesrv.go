@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"path"
 	"strings"
 
 	"github.com/gridha/gridha/installer"
@@ -69,19 +70,33 @@ func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, no
 		}
 		keys = append(keys, snfsAuthorizedEntry(n, k, rb.SharedFS))
 	}
-	owner := cfg.SnfsUser
+	user := cfg.SnfsUser
+	var addrs []string
+	for _, n := range mine {
+		addrs = append(addrs, n.Address)
+	}
+	// The export tree is root's: sshd's ChrootDirectory wants every
+	// component root-owned and not writable by others, and the folders
+	// must be traversable by the nodes' service users (permission checks
+	// happen on the node, default_permissions).
 	out := []installer.Step{
-		&steps.User{Name: owner, Home: cfg.SnfsHome, Shell: "/bin/sh", System: true, AuthorizedKeys: keys},
-		keyLoginAllowed(owner),
-		&steps.Dir{Path: cfg.Export, Mode: 0o750, Owner: owner, Group: owner},
+		snfsAccount(user, cfg.Export, cfg.SnfsHome, rb.SharedFS),
+		keyLoginAllowed(user),
+		&steps.Dir{Path: snfsKeysDir, Mode: 0o755, Owner: "root", Group: "root"},
+		&steps.File{Path: snfsKeysFile(user), Content: keysFileContent(keys), Mode: 0o644, Owner: "root", Group: "root"},
+		// Keys the account could write itself (an older gridha kept them
+		// there) are not read any more; remove them so nobody is misled.
+		&steps.Absent{Path: path.Join(cfg.SnfsHome, ".ssh", "authorized_keys")},
+		&sshdConfine{User: user, Export: cfg.Export, Driver: rb.SharedFS, Addrs: addrs},
+		&steps.Dir{Path: cfg.Export, Mode: 0o755, Owner: "root", Group: "root"},
 	}
 	for _, g := range rb.GroupNames() {
-		out = append(out, &steps.Dir{Path: cfg.Export + "/" + g, Mode: 0o750, Owner: owner, Group: owner})
+		out = append(out, &steps.Dir{Path: cfg.Export + "/" + g, Mode: 0o755, Owner: "root", Group: "root"})
 		for _, d := range rb.StateDirs {
 			// Create-only: once a node moved its state here, the folder
-			// carries that state's own mode (and owner with the snfs
-			// driver), which must not be reset.
-			out = append(out, &createOnlyDir{d: steps.Dir{Path: cfg.Export + "/" + inventory.ShareDir(g, d), Mode: 0o750, Owner: owner, Group: owner}})
+			// carries that state's own mode and owner, which must not be
+			// reset.
+			out = append(out, &createOnlyDir{d: steps.Dir{Path: cfg.Export + "/" + inventory.ShareDir(g, d), Mode: 0o755, Owner: "root", Group: "root"}})
 		}
 	}
 	if rb.SharedFS == "snfs" {
@@ -135,13 +150,27 @@ type mysqlCnf struct {
 }
 
 // snfsAuthorizedEntry restricts a node's key: only from its address, no
-// pty, no forwarding; with the sshfs driver only the SFTP subsystem.
+// pty, no forwarding (restrict); with the snfs driver only the remote end
+// of sec_rpc's RPC proxy. With the sshfs driver the Match block forces
+// internal-sftp in a chroot whatever the key says; command= says it again.
 func snfsAuthorizedEntry(n *inventory.Host, k *NodeKey, driver string) string {
 	opts := `restrict,from="` + n.Address + `"`
-	if driver == "sshfs" {
+	if driver == "snfs" {
+		opts += `,command="` + snfsRPCCommand + `"`
+	} else {
 		opts += `,command="internal-sftp"`
 	}
 	return opts + " " + k.AuthorizedKey
+}
+
+// keysFileContent is the authorized keys file holding exactly keys.
+func keysFileContent(keys []string) []byte {
+	var b strings.Builder
+	b.WriteString("# rb nodes' keys (written by gridha install state-server; root-owned, outside what the account can write)\n")
+	for _, k := range keys {
+		b.WriteString(k + "\n")
+	}
+	return []byte(b.String())
 }
 
 // exportsEntry keeps one /etc/exports line for Path, exporting it to Client

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,16 +99,18 @@ func TestStateServerOnBed(t *testing.T) {
 	rep := bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)
 	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
 
-	// The export: one folder per group and state dir, owned by snfs.
-	out, err := srv.Sh(ctx, "stat -c '%U:%G %a' /srv/rb-state /srv/rb-state/rb-a/edgwl /srv/rb-state/rb-a/condor")
+	// The export: one folder per group and state dir, root's (the chroot
+	// of the nodes' login), traversable by the nodes' service users.
+	out, err := srv.Sh(ctx, "stat -c '%U:%G %a' /srv/rb-state /srv/rb-state/rb-a/edgwl /srv/rb-state/rb-a/condor /etc/ssh/authorized_keys/snfs; getent passwd snfs")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "snfs:snfs 750\nsnfs:snfs 750\nsnfs:snfs 750\n"; out != want {
-		t.Fatalf("export folders: got %q want %q", out, want)
+	if want := "root:root 755\nroot:root 755\nroot:root 755\nroot:root 644\nsnfs:x:0:0::/srv/rb-state:/usr/sbin/nologin\n"; out != want {
+		t.Fatalf("export folders, keys file, account: got %q want %q", out, want)
 	}
-	// authorized_keys: exactly the two nodes' keys, restricted.
-	ak, err := srv.ReadFile("/etc/snfs/.ssh/authorized_keys")
+	// The keys: exactly the two nodes' keys, restricted, in a root-owned
+	// file outside the chroot.
+	ak, err := srv.ReadFile("/etc/ssh/authorized_keys/snfs")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,9 +119,11 @@ func TestStateServerOnBed(t *testing.T) {
 			t.Fatalf("authorized_keys lacks a restricted key for %s:\n%s", n.Name, ak)
 		}
 	}
-	if got := strings.Count(strings.TrimSpace(string(ak)), "\n") + 1; got != 2 {
-		t.Fatalf("authorized_keys has %d lines, want 2:\n%s", got, ak)
+	if got := strings.Count(string(ak), "ssh-ed25519 "); got != 2 {
+		t.Fatalf("authorized_keys has %d keys, want 2:\n%s", got, ak)
 	}
+
+	assertNodeKeyConfined(t, ctx, inv, srv, rb1)
 
 	// The L&B user works from rb1, only on lbserver20.
 	lb := func(h *testbed.Host, pw, sql string) (string, error) {
@@ -154,7 +159,7 @@ func TestStateServerOnBed(t *testing.T) {
 	sftp := func(h *testbed.Host) (string, error) {
 		return h.Sh(ctx, fmt.Sprintf("echo pwd | sftp -b - -i /root/snfs-test.key -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/root/kh snfs@%s 2>&1", srv.Addr))
 	}
-	if out, err := sftp(rb1); err != nil || !strings.Contains(out, "/etc/snfs") {
+	if out, err := sftp(rb1); err != nil || !strings.Contains(out, "Remote working directory: /\n") {
 		t.Fatalf("snfs SFTP from rb1: %q %v", out, err)
 	}
 	if out, err := sftp(other); err == nil {
@@ -205,7 +210,7 @@ func TestStateServerOnBed(t *testing.T) {
 	// rb2 leaves the inventory: its key and its MySQL account go.
 	inv = stateServerInventory(t, bed, pwFile, false)
 	bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)
-	ak, _ = srv.ReadFile("/etc/snfs/.ssh/authorized_keys")
+	ak, _ = srv.ReadFile("/etc/ssh/authorized_keys/snfs")
 	if strings.Contains(string(ak), rb2.Addr) {
 		t.Fatalf("rb2's key still authorized:\n%s", ak)
 	}
@@ -252,4 +257,72 @@ func waitGone(t *testing.T, ctx context.Context, h *testbed.Host) {
 
 func bedDialer(inv *inventory.Inventory) installer.Dialer {
 	return sshx.NewDialer(inv, sshx.Options{HostKeyPolicy: "strict", SSHConfigFile: "none", AgentSocket: "none"})
+}
+
+// assertNodeKeyConfined tries, from node with its own snfs key, everything
+// the key must not do on srv (over real SSH and SFTP): a shell or command,
+// TCP forwarding, reading or writing outside the export, and planting a key
+// of its own (in every place the account can write) that would then log in.
+func assertNodeKeyConfined(t *testing.T, ctx context.Context, inv *inventory.Inventory, srv, node *testbed.Host) {
+	t.Helper()
+	k, err := LoadNodeKey(inv, node.Name, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.WriteFile("/root/snfs-test-key", k.PrivatePEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// BatchMode, a throw-away known_hosts: nothing interactive.
+	ssh := "ssh -i /root/snfs-test-key -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -o LogLevel=ERROR "
+	sftp := "sftp -i /root/snfs-test-key -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -o LogLevel=ERROR -b - snfs@" + srv.Addr
+	run := func(script string) (string, error) { return node.Sh(ctx, script+" 2>&1") }
+
+	// SFTP inside the export works (the positive control).
+	out, err := run("echo 'ls /' | timeout 20 " + sftp)
+	if err != nil || !strings.Contains(out, "rb-a") {
+		t.Fatalf("%s: SFTP into the export: %q %v", node.Name, out, err)
+	}
+	// No command, no shell: the session is internal-sftp whatever is asked.
+	for _, cmd := range []string{"id", "cat /etc/shadow", "sh -c 'echo SHELL-$$'"} {
+		out, _ := run("timeout 20 " + ssh + "snfs@" + srv.Addr + " " + installer.ShellQuote(cmd) + " </dev/null | head -c 2000 | od -c | head -5")
+		if strings.Contains(out, "u   i   d   =") || strings.Contains(out, "r   o   o   t   :") || strings.Contains(out, "S   H   E   L   L   -") {
+			t.Fatalf("%s: the node key ran %q:\n%s", node.Name, cmd, out)
+		}
+	}
+	if out, err := run("timeout 20 " + ssh + "-tt snfs@" + srv.Addr + " </dev/null"); err == nil && strings.Contains(out, "#") {
+		t.Fatalf("%s: the node key got a terminal: %q", node.Name, out)
+	}
+	// No forwarding: a stdio forward to the server's own sshd and MySQL.
+	for _, target := range []string{"127.0.0.1:22", srv.Addr + ":3306"} {
+		out, err := run("echo | timeout 20 " + ssh + "-W " + target + " snfs@" + srv.Addr)
+		if err == nil || !strings.Contains(out, "prohibited") && !strings.Contains(out, "forwarding failed") {
+			t.Fatalf("%s: forwarding to %s not refused: %q %v", node.Name, target, out, err)
+		}
+	}
+	// Outside the export: nothing to read, nothing to write.
+	for _, p := range []string{"/etc/shadow", "/etc/ssh/authorized_keys/snfs", "/../../etc/passwd", "/root/.ssh/authorized_keys"} {
+		if out, err := run("echo 'get " + p + " /tmp/leak' | timeout 20 " + sftp + "; test -e /tmp/leak && echo LEAKED"); err == nil || strings.Contains(out, "LEAKED") {
+			t.Fatalf("%s: read %s on the server: %q %v", node.Name, p, out, err)
+		}
+	}
+	// A key of the node's own choosing, put everywhere the account can
+	// write: it must not open a login.
+	if out, err := run(`rm -f /root/planted /root/planted.pub; ssh-keygen -q -t ed25519 -N '' -f /root/planted && cp /root/planted.pub /root/authorized_keys`); err != nil {
+		t.Fatal(out, err)
+	}
+	for _, dst := range []string{"/etc/ssh/authorized_keys/snfs", "/.ssh/authorized_keys", "/srv/rb-state/.ssh/authorized_keys"} {
+		if out, err := run("printf 'mkdir " + path.Dir(dst) + "\\n-put /root/authorized_keys " + dst + "\\n' | timeout 20 " + sftp + " -b -"); err == nil && dst == "/etc/ssh/authorized_keys/snfs" {
+			t.Fatalf("%s: replaced the keys file over SFTP: %q", node.Name, out)
+		}
+	}
+	if ak, _ := srv.ReadFile("/etc/ssh/authorized_keys/snfs"); strings.Contains(string(ak), "planted") || strings.Count(string(ak), "ssh-ed25519 ") != 2 {
+		t.Fatalf("keys file changed by the node:\n%s", ak)
+	}
+	if out, err := run("echo 'ls /' | timeout 20 sftp -i /root/planted -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -b - snfs@" + srv.Addr); err == nil {
+		t.Fatalf("%s: a planted key logs in: %q", node.Name, out)
+	}
+	// Clean what the attempts left in the export.
+	if out, err := srv.Sh(ctx, "rm -rf /srv/rb-state/.ssh /srv/rb-state/srv; rm -f /root/planted*"); err != nil {
+		t.Fatal(out, err)
+	}
 }

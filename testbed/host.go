@@ -84,7 +84,7 @@ mount -a -T "$B/fstab"
 mkdir -p /run/sshd /run/testbed /run/mysqld
 mkdir -m 1777 /run/lock
 echo "$2" >/proc/sys/kernel/hostname
-/usr/sbin/sshd -E /var/log/testbed-sshd.log -o PidFile=/run/testbed/sshd.pid
+/usr/sbin/sshd -E /var/log/testbed-sshd.log -o PidFile=/run/sshd.pid
 echo READY
 exec perl -e 'while (1) { sleep 1 if waitpid(-1, 0) < 0 }'
 `

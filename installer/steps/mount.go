@@ -300,7 +300,10 @@ cat "$o" >&2; rm -f "$o"; exit $rc`
 // filesystems show as fuse.<helper> (sshfs -> fuse.sshfs) and nfs may show
 // as nfs4.
 func sameFSType(live, want string) bool {
+	// bindfs (and other FUSE file systems that set no subtype) show as
+	// plain "fuse".
 	return live == want || live == "fuse."+want || want == "fuse."+live ||
+		(live == "fuse" && strings.HasPrefix(want, "fuse.")) ||
 		(want == "nfs" && live == "nfs4")
 }
 

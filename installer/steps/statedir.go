@@ -59,10 +59,14 @@ type StateDir struct {
 	ServerHost, ServerPath string
 	// StateFrom is the node whose state wins a conflict ("" = refuse).
 	StateFrom string
-	// KeepOwners: the shared file system keeps owners (NFS as root, the
-	// snfs driver); with sshfs every file belongs to the snfs user on the
-	// server, owners are only recorded in .gridha-owners.
+	// KeepOwners: the shared file system keeps owners (NFS as root with the
+	// snfs driver; sshfs to the state server's uid-0, chrooted account):
+	// copied with cp -a and verified. Owners are recorded in .gridha-owners
+	// either way.
 	KeepOwners bool
+	// NoSpecial: the shared file system cannot hold fifos or device nodes
+	// (sshfs); a state folder with some is refused before anything moves.
+	NoSpecial bool
 	// AcceptLinks are other link targets that count as done (the other HA
 	// groups' shares of this node: the service script points the link at
 	// the group it serves).
@@ -274,7 +278,7 @@ func (s StateDir) Decide(f StateDirFacts) StateDirPlan {
 		return StateDirPlan{Ops: []string{OpMark, OpLink}, Why: fmt.Sprintf("no local %s: mark the share as this group's state and link", s.Path)}
 	}
 	// The local folder is a real folder.
-	if f.Special > 0 && !s.KeepOwners {
+	if f.Special > 0 && s.NoSpecial {
 		return StateDirPlan{Refuse: fmt.Sprintf("%s holds %d fifos or device nodes, which the shared file system (sshfs) cannot keep; remove them (the services are stopped) and re-run", s.Path, f.Special)}
 	}
 	own := fmt.Sprintf("%d files, %d bytes", f.Files, f.Bytes)
@@ -385,8 +389,19 @@ func (s StateDir) CheckApply(ctx context.Context, env *installer.Env, apply bool
 				done = append(done, "marked "+s.Share)
 			}
 		case OpLink:
-			_, err = sh(ctx, env, "link "+s.Path, fmt.Sprintf("ln -s %s %s", installer.ShellQuote(s.Share), installer.ShellQuote(s.Path)), nil)
+			// A state folder whose parents do not exist (a node without
+			// that service's package): create them (root, 0755) and say so.
+			var res installer.CmdResult
+			res, err = sh(ctx, env, "link "+s.Path, fmt.Sprintf(`L=%s; P=$(dirname "$L")
+if [ ! -d "$P" ]; then
+  if [ -e "$P" ] || [ -L "$P" ]; then echo "$P exists and is not a folder: cannot link $L there; move it away or change roles.rb-node.state_dirs" >&2; exit 1; fi
+  (umask 022; mkdir -p "$P") && chown root:root "$P" && chmod 0755 "$P" && echo "created $P (root, 0755)" || exit 1
+fi
+ln -s %s "$L"`, installer.ShellQuote(s.Path), installer.ShellQuote(s.Share)), nil)
 			if err == nil {
+				if msg := strings.TrimSpace(string(res.Stdout)); msg != "" {
+					done = append(done, msg)
+				}
 				done = append(done, "linked "+s.Path+" -> "+s.Share)
 			}
 		}
@@ -453,7 +468,7 @@ func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarke
 	}
 	if tmpMarked {
 		if copyM, err := s.shareManifest(ctx, env, true); err == nil {
-			if diffs := CompareManifests(local, copyM, s.KeepOwners); len(diffs) == 0 {
+			if diffs := CompareManifestsWith(local, copyM, CompareOptions{Owners: s.KeepOwners, LinkTimes: s.onServer(env)}); len(diffs) == 0 {
 				return "re-verified the waiting copy", nil
 			}
 		}
@@ -483,11 +498,15 @@ func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarke
 	default:
 		cpErr = fmt.Sprintf(" (cp exit %d: %s)", res.ExitCode, firstLines(string(res.Stderr), 3))
 	}
+	linkTimes, err := s.setLinkTimes(ctx, env, local)
+	if err != nil {
+		return "", err
+	}
 	copyM, err := s.shareManifest(ctx, env, true)
 	if err != nil {
 		return "", fmt.Errorf("read the copy%s: %w", cpErr, err)
 	}
-	if diffs := CompareManifests(local, copyM, s.KeepOwners); len(diffs) > 0 {
+	if diffs := CompareManifestsWith(local, copyM, CompareOptions{Owners: s.KeepOwners, LinkTimes: linkTimes}); len(diffs) > 0 {
 		return "", fmt.Errorf("the copy in %s differs from %s (left there; the next run copies again): %s%s", s.tmp(), s.Path, strings.Join(firstN(diffs, 5), "; "), cpErr)
 	}
 	if err := s.writeOwnersAndMarker(ctx, env, s.tmp(), local, stamp); err != nil {
@@ -495,6 +514,39 @@ func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarke
 	}
 	files, bytes := local.Totals()
 	return fmt.Sprintf("copied and verified %d files, %d bytes (sha256 of every file)", files, bytes), nil
+}
+
+func (s StateDir) onServer(env *installer.Env) bool { return s.ServerHost != "" && env.Peer != nil }
+
+// setLinkTimes gives the copy's symlinks their originals' modification
+// times, on the state server (gridha's root session there: touch -h; no
+// SFTP request sets a symlink's time). Without a server session it does
+// nothing and says so (false).
+func (s StateDir) setLinkTimes(ctx context.Context, env *installer.Env, local Manifest) (bool, error) {
+	if !s.onServer(env) {
+		return false, nil
+	}
+	var in bytes.Buffer
+	for p, e := range local {
+		if e.Kind == "l" {
+			fmt.Fprintf(&in, "@%d\x00%s\x00", e.MTime, p)
+		}
+	}
+	if in.Len() == 0 {
+		return true, nil
+	}
+	c, err := env.Peer(ctx, s.ServerHost)
+	if err != nil {
+		return false, err
+	}
+	res, err := c.Run(ctx, "cd "+installer.ShellQuote(s.serverTmp())+" && xargs -0 -n 2 sh -c 'touch -h -d \"$1\" -- \"$2\"' sh", &in)
+	if err != nil {
+		return false, fmt.Errorf("%s: set symlink times: %w", s.ServerHost, err)
+	}
+	if err := res.Err("set symlink times in " + s.serverTmp()); err != nil {
+		return false, fmt.Errorf("%s: %w", s.ServerHost, err)
+	}
+	return true, nil
 }
 
 // reverify checks an unmarked share folder against the local folder and
@@ -702,6 +754,23 @@ func (m Manifest) OwnersFile() []byte {
 // numeric owners. Sockets are left out: they do not survive a copy and
 // mean nothing once their daemon is stopped.
 func CompareManifests(orig, cp Manifest, owners bool) []string {
+	return CompareManifestsWith(orig, cp, CompareOptions{Owners: owners})
+}
+
+// CompareOptions say what CompareManifestsWith compares beyond entries,
+// kinds, modes, sizes and symlink targets.
+type CompareOptions struct {
+	Owners    bool // numeric owners
+	LinkTimes bool // modification times of symlinks too (set with touch -h on the server)
+	// NodeView compares a folder as a node sees it through the mount with
+	// the server's: no checksums (not read), no hard-link groups (SFTP
+	// shows no link counts).
+	NodeView bool
+}
+
+// CompareManifestsWith is CompareManifests with options.
+func CompareManifestsWith(orig, cp Manifest, opt CompareOptions) []string {
+	owners := opt.Owners
 	var diffs []string
 	paths := make([]string, 0, len(orig))
 	for p := range orig {
@@ -724,13 +793,13 @@ func CompareManifests(orig, cp Manifest, owners bool) []string {
 			continue
 		case o.Kind != "l" && o.Mode != c.Mode:
 			diffs = append(diffs, fmt.Sprintf("%s: mode %s, copy %s", p, o.Mode, c.Mode))
-		case o.Kind == "f" && (o.Size != c.Size || o.SHA256 != c.SHA256):
+		case o.Kind == "f" && (o.Size != c.Size || (!opt.NodeView && o.SHA256 != c.SHA256)):
 			diffs = append(diffs, fmt.Sprintf("%s: content differs (%d bytes, copy %d)", p, o.Size, c.Size))
 		case o.Kind == "l" && o.Link != c.Link:
 			diffs = append(diffs, fmt.Sprintf("%s: link to %s, copy to %s", p, o.Link, c.Link))
-		case o.Kind != "l" && p != "." && o.MTime != c.MTime:
+		case (o.Kind != "l" || opt.LinkTimes) && p != "." && o.MTime != c.MTime:
 			diffs = append(diffs, fmt.Sprintf("%s: modified %d, copy %d", p, o.MTime, c.MTime))
-		case o.HardLink != c.HardLink:
+		case !opt.NodeView && o.HardLink != c.HardLink:
 			diffs = append(diffs, fmt.Sprintf("%s: hard link of %q, copy of %q", p, o.HardLink, c.HardLink))
 		case owners && (o.UID != c.UID || o.GID != c.GID):
 			diffs = append(diffs, fmt.Sprintf("%s: owner %s:%s, copy %s:%s", p, o.UID, o.GID, c.UID, c.GID))

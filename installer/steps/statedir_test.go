@@ -10,7 +10,7 @@ import (
 
 func TestStateDirDecide(t *testing.T) {
 	base := StateDir{Path: "/var/edgwl", Share: "/mnt/rb-state/rb-a/edgwl", Mount: "/mnt/rb-state", Node: "rb2",
-		AcceptLinks: []string{"/mnt/rb-state/rb-b/edgwl"}}
+		AcceptLinks: []string{"/mnt/rb-state/rb-b/edgwl"}, NoSpecial: true}
 	mine := "node=rb2\ntime=x\n"
 	other := "node=rb1\ntime=x\n"
 	cases := []struct {

@@ -1,0 +1,320 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
+)
+
+// The rb nodes' credential on the state server, confined (issue 12):
+//
+//   - sshfs driver: the login account (snfs) has uid 0, so that the SFTP
+//     server can keep every file's owner (a node's `cp -a` chowns, and the
+//     node's bindfs layer gives new files their creator's uid). It is confined
+//     by an sshd Match block: ChrootDirectory on the export (root-owned),
+//     ForceCommand internal-sftp (in-process: no shell, no exec), no TCP,
+//     stream-local, agent or X11 forwarding, no tunnel, no tty, no user rc,
+//     and its keys read from a root-owned file outside the chroot, which the
+//     account can neither see nor write. Its login shell is nologin.
+//   - snfs (sec_rpc) driver: an ordinary system account (no uid 0: NFS as
+//     root needs no privileged login), shell /bin/sh (sshd runs the key's
+//     command= through it), each key `command="rpc_psrv -r"`: the remote end
+//     of sec_rpc's proxy, nothing else; the same Match block without chroot
+//     and ForceCommand.
+
+// snfsKeysDir holds the root-owned authorized keys files (AuthorizedKeysFile
+// of the Match block); the account's own ~/.ssh is not read.
+const snfsKeysDir = "/etc/ssh/authorized_keys"
+
+// sshdConfigPath is the sshd configuration gridha appends its block to.
+const sshdConfigPath = "/etc/ssh/sshd_config"
+
+// nologinShell is the sshfs account's login shell.
+const nologinShell = "/usr/sbin/nologin"
+
+// snfsRPCCommand is the only command the sec_rpc driver's key may run.
+const snfsRPCCommand = "rpc_psrv -r"
+
+// Markers of gridha's block in sshd_config.
+const (
+	sshdBlockBegin = "# BEGIN gridha state-server: rb nodes' confined login (written by gridha; do not edit)"
+	sshdBlockEnd   = "# END gridha state-server"
+)
+
+// snfsKeysFile is the account's authorized keys file.
+func snfsKeysFile(user string) string { return path.Join(snfsKeysDir, user) }
+
+// sshdBlock renders gridha's Match block.
+func sshdBlock(user, export, driver string) string {
+	lines := []string{
+		sshdBlockBegin,
+		"Match User " + user,
+		"\tAuthorizedKeysFile " + snfsKeysDir + "/%u",
+		"\tPasswordAuthentication no",
+		"\tKbdInteractiveAuthentication no",
+		"\tAllowTcpForwarding no",
+		"\tAllowStreamLocalForwarding no",
+		"\tAllowAgentForwarding no",
+		"\tX11Forwarding no",
+		"\tPermitTunnel no",
+		"\tPermitTTY no",
+		"\tPermitUserRC no",
+		"\tGatewayPorts no",
+		"\tPermitListen none",
+		"\tPermitOpen none",
+	}
+	if driver != "snfs" {
+		lines = append(lines,
+			"\tChrootDirectory "+export,
+			"\tForceCommand internal-sftp",
+			// The account has uid 0 (to keep owners): sshd applies
+			// PermitRootLogin to it; keys only.
+			"\tPermitRootLogin prohibit-password",
+		)
+	}
+	return strings.Join(append(lines, sshdBlockEnd), "\n") + "\n"
+}
+
+// confinement is what `sshd -T` must print for the account, connecting from
+// a node's address (keys lower case, as sshd -T prints them).
+func confinement(user, export, driver string) map[string]string {
+	want := map[string]string{
+		"authorizedkeysfile":         snfsKeysDir + "/%u",
+		"passwordauthentication":     "no",
+		"allowtcpforwarding":         "no",
+		"allowstreamlocalforwarding": "no",
+		"allowagentforwarding":       "no",
+		"x11forwarding":              "no",
+		"permittunnel":               "no",
+		"permittty":                  "no",
+		"permituserrc":               "no",
+	}
+	if driver != "snfs" {
+		want["chrootdirectory"] = export
+		want["forcecommand"] = "internal-sftp"
+	}
+	return want
+}
+
+// SetSSHDBlock returns sshd_config content with block as the last thing in
+// the file (a Match block governs everything after it): an existing gridha
+// block is removed wherever it is, everything else is kept byte for byte.
+func SetSSHDBlock(content, block string) string {
+	var kept []string
+	in := false
+	for _, l := range strings.SplitAfter(content, "\n") {
+		t := strings.TrimRight(l, "\n")
+		switch {
+		case t == sshdBlockBegin:
+			in = true
+			continue
+		case in && t == sshdBlockEnd:
+			in = false
+			continue
+		case in || l == "":
+			continue
+		}
+		kept = append(kept, l)
+	}
+	out := strings.Join(kept, "")
+	if out != "" && !strings.HasSuffix(out, "\n") {
+		out += "\n"
+	}
+	return out + block
+}
+
+// sshdConfine keeps gridha's Match block at the end of sshd_config, checks
+// the configuration with `sshd -t` before reloading sshd, and checks the
+// effective settings for the account from each node address with
+// `sshd -T -C` (another Match block placed before gridha's, or an Include,
+// could override them: that is drift too).
+type sshdConfine struct {
+	User, Export, Driver string
+	// Addrs are the nodes' addresses (sshd -T -C addr=...).
+	Addrs []string
+}
+
+func (s *sshdConfine) ID() string { return "sshd confinement of " + s.User }
+
+func (s *sshdConfine) effectiveScript() string {
+	var b strings.Builder
+	b.WriteString("command -v sshd >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin\n")
+	addrs := s.Addrs
+	if len(addrs) == 0 {
+		addrs = []string{"192.0.2.1"}
+	}
+	for _, a := range addrs {
+		fmt.Fprintf(&b, "echo '@@addr %s'; sshd -T -C %s 2>&1 | grep -iE '^(%s) '\n", a,
+			installer.ShellQuote("user="+s.User+",host="+a+",addr="+a), strings.Join(sortedKeys(confinement(s.User, s.Export, s.Driver)), "|"))
+	}
+	return b.String()
+}
+
+func (s *sshdConfine) Probes() []installer.Probe {
+	return []installer.Probe{installer.FileProbe(sshdConfigPath), {Key: "sshd-effective:" + s.User, Script: s.effectiveScript()}}
+}
+
+// effectiveDiffs compares sshd -T output with the wanted confinement.
+func (s *sshdConfine) effectiveDiffs(out string) []string {
+	want := confinement(s.User, s.Export, s.Driver)
+	var diffs []string
+	addr := ""
+	got := map[string]string{}
+	flush := func() {
+		if addr == "" {
+			return
+		}
+		for _, k := range sortedKeys(want) {
+			if got[k] != want[k] {
+				diffs = append(diffs, fmt.Sprintf("from %s: %s is %q, want %q", addr, k, got[k], want[k]))
+			}
+		}
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if a, ok := strings.CutPrefix(l, "@@addr "); ok {
+			flush()
+			addr, got = a, map[string]string{}
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimSpace(l), " ")
+		if ok {
+			got[strings.ToLower(k)] = strings.TrimSpace(v)
+		}
+	}
+	flush()
+	return diffs
+}
+
+func (s *sshdConfine) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	ff, err := installer.FileFactOf(env.Facts, sshdConfigPath)
+	if err != nil {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, s.ID(), err))
+	}
+	if !ff.Exists {
+		return installer.Failed(fmt.Errorf("%s: %s missing: is openssh-server installed?", env.Host, sshdConfigPath))
+	}
+	block := sshdBlock(s.User, s.Export, s.Driver)
+	want := SetSSHDBlock(string(ff.Content), block)
+	pr, _ := env.Facts.Get("sshd-effective:" + s.User)
+	eff := s.effectiveDiffs(string(pr.Stdout))
+	fileOK := want == string(ff.Content)
+	if fileOK && len(eff) == 0 {
+		return installer.OK("SFTP only" + map[bool]string{true: ", chrooted to " + s.Export, false: ""}[s.Driver != "snfs"] + ", no shell, no forwarding, keys in " + snfsKeysFile(s.User))
+	}
+	var why []string
+	if !fileOK {
+		why = append(why, "gridha's Match block in "+sshdConfigPath+" is missing, changed or not last")
+	}
+	why = append(why, eff...)
+	msg := strings.Join(firstOf(why, 6), "; ")
+	if !apply {
+		return installer.Drift(msg, block, "")
+	}
+	if !fileOK {
+		if err := env.Conn.WriteFile(ctx, sshdConfigPath+".gridha-new", []byte(want), ff.Mode, "root", "root"); err != nil {
+			return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, s.ID(), err))
+		}
+		// Check the new file before it replaces the old one: a broken
+		// sshd_config would lock everybody out at the next restart.
+		script := `N=` + installer.ShellQuote(sshdConfigPath+".gridha-new") + `; C=` + installer.ShellQuote(sshdConfigPath) + `
+command -v sshd >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin
+if ! out=$(sshd -t -f "$N" 2>&1); then rm -f "$N"; echo "sshd -t refuses the new configuration: $out" >&2; exit 1; fi
+mv -f "$N" "$C" || exit 1
+` + sshdReload
+		res, err := env.Conn.Run(ctx, script, nil)
+		if err != nil {
+			return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, s.ID(), err))
+		}
+		if err := res.Err("install the sshd Match block"); err != nil {
+			return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, s.ID(), err))
+		}
+	}
+	res, err := env.Conn.Run(ctx, s.effectiveScript(), nil)
+	if err != nil {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, s.ID(), err))
+	}
+	if d := s.effectiveDiffs(string(res.Stdout)); len(d) > 0 {
+		return installer.Failed(fmt.Errorf("%s: %s: after writing gridha's Match block sshd still says: %s (an earlier Match block or Include overrides it: fix %s by hand)",
+			env.Host, s.ID(), strings.Join(firstOf(d, 4), "; "), sshdConfigPath))
+	}
+	return installer.Changed(msg)
+}
+
+// sshdReload makes the running sshd read its configuration (existing
+// sessions, gridha's own included, are separate processes and survive).
+const sshdReload = `if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then systemctl reload ssh 2>/dev/null || systemctl reload sshd
+elif [ -s /run/sshd.pid ] && kill -0 "$(cat /run/sshd.pid)" 2>/dev/null; then kill -HUP "$(cat /run/sshd.pid)"
+elif [ -x /etc/init.d/ssh ]; then /etc/init.d/ssh reload
+else echo "cannot find how to reload sshd (no systemd, no /run/sshd.pid)" >&2; exit 1; fi
+`
+
+// snfsAccount is the login account of the nodes on the state server: for
+// the sshfs driver uid 0 and gid 0 (a second name for root, confined by the
+// Match block), home the export, shell nologin; for the snfs driver a
+// system account with /bin/sh. Its password field is "*" (no password,
+// but not locked: sshd without PAM refuses keys of a locked account).
+func snfsAccount(user, export, home, driver string) installer.Step {
+	q := installer.ShellQuote
+	if driver == "snfs" {
+		return &steps.User{Name: user, Home: home, Shell: "/bin/sh", System: true}
+	}
+	return &steps.Exec{
+		Name:  user + " is uid 0, home " + export + ", shell " + nologinShell,
+		Probe: "getent passwd " + q(user) + "; echo; getent shadow " + q(user) + " | cut -d: -f2",
+		Check: func(r installer.ProbeResult) (bool, string) {
+			pw, shadow, _ := strings.Cut(string(r.Stdout), "\n\n")
+			f := strings.Split(strings.TrimSpace(pw), ":")
+			if len(f) < 7 {
+				return false, "no account " + user
+			}
+			var d []string
+			if f[2] != "0" || f[3] != "0" {
+				d = append(d, "uid:gid "+f[2]+":"+f[3]+", want 0:0 (owners through sshfs)")
+			}
+			if f[5] != export {
+				d = append(d, "home "+f[5]+", want "+export)
+			}
+			if f[6] != nologinShell {
+				d = append(d, "shell "+f[6]+", want "+nologinShell)
+			}
+			if strings.HasPrefix(strings.TrimSpace(shadow), "!") {
+				d = append(d, "locked (sshd refuses its keys)")
+			}
+			return len(d) == 0, strings.Join(d, "; ")
+		},
+		// An existing unprivileged snfs (an older gridha) may still serve
+		// old sshfs sessions: usermod refuses to change the uid of a
+		// running account, and those mounts are replaced on the nodes.
+		Apply: fmt.Sprintf(`u=%s
+if e=$(getent passwd "$u"); then
+  uid=$(echo "$e" | cut -d: -f3)
+  [ "$uid" != 0 ] && pkill -KILL -u "$uid" 2>/dev/null; sleep 0.2
+  usermod -o -u 0 -g 0 -d %s -s %s -p '*' "$u"
+else
+  useradd -o -u 0 -g 0 -M -d %s -s %s -p '*' "$u" 2>&1 | grep -v 'outside of the UID_MIN' >&2
+  getent passwd "$u" >/dev/null
+fi`, q(user), q(export), q(nologinShell), q(export), q(nologinShell)),
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// firstOf keeps the first n items, saying how many more there were.
+func firstOf(s []string, n int) []string {
+	if len(s) <= n {
+		return s
+	}
+	return append(s[:n:n], fmt.Sprintf("and %d more", len(s)-n))
+}
