@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
 	"github.com/gridha/gridha/inventory"
 	"github.com/gridha/gridha/testbed"
 	"github.com/gridha/gridha/testbed/standins"
@@ -78,6 +79,19 @@ head -c 1000000 /dev/urandom > /var/edgwl/sandbox/user1/big.bin
 chown nobody:nogroup /var/edgwl/sandbox/user1/big.bin
 chmod 2750 /var/edgwl/sandbox
 touch -d '2005-06-01 12:00:00' /var/edgwl/sandbox/user1/input.jdl
+# What real RB state holds (issue 12): a 0600 proxy of uid 501 in a
+# folder of its own, a setuid file, unicode names with spaces, relative,
+# absolute and dangling symlinks with their own times, a sparse file.
+mkdir -p /var/myproxy/u501
+echo 'delegated proxy of uid 501' > '/var/myproxy/u501/x509up_u501 proxy'
+chmod 600 '/var/myproxy/u501/x509up_u501 proxy'; chmod 700 /var/myproxy/u501; chown -R 501:501 /var/myproxy/u501
+ln -s '/var/myproxy/u501/x509up_u501 proxy' /var/myproxy/abs-link
+ln -s 'u501/x509up_u501 proxy' /var/myproxy/rel-link
+ln -s /var/myproxy/gone /var/myproxy/dangling
+touch -h -d '2006-01-02 03:04:05' /var/myproxy/abs-link /var/myproxy/rel-link /var/myproxy/dangling
+echo helper > /var/edgwl/suid-helper; chmod 4755 /var/edgwl/suid-helper
+echo 'ünïcode' > '/var/edgwl/sandbox/jöb ünïcode 名前 with spaces.jdl'
+truncate -s 8M /var/edgwl/sparse.img; printf data | dd of=/var/edgwl/sparse.img bs=1 seek=4194304 conv=notrunc 2>/dev/null
 umask 077; echo 'proxy of alice' > /var/myproxy/alice.creds
 echo renew > /opt/edg/var/spool/edg-wl-renewd/alice.renew
 echo 'queue' > /opt/condor/var/condor/spool/job_queue.log
@@ -134,6 +148,50 @@ func stateSums(t *testing.T, ctx context.Context, h *testbed.Host, dirs ...strin
 	return out
 }
 
+// stateManifest lists dir on h (following a top-level symlink) with
+// steps.ManifestScript: path, kind, mode, owners, size, mtime, link target,
+// sha256, hard-link groups. gridha's own files are left out; withoutJobs
+// also leaves out the jobs/ folders, where the stand-in daemons write
+// until they are stopped.
+func stateManifest(t *testing.T, ctx context.Context, h *testbed.Host, dir string, withoutJobs bool) steps.Manifest {
+	t.Helper()
+	// While the daemons run, a file listed may be gone before its
+	// checksum: a few tries.
+	var out string
+	var err error
+	for try := 0; try < 5; try++ {
+		if out, err = h.Sh(ctx, steps.ManifestScript(dir)); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("%s: manifest of %s: %v: %.300s", h.Name, dir, err, out)
+	}
+	m, err := steps.ParseManifest([]byte(out))
+	if err != nil {
+		t.Fatalf("%s: manifest of %s: %v", h.Name, dir, err)
+	}
+	for p := range m {
+		if p == steps.StateMarker || p == steps.OwnersFile || withoutJobs && (p == "jobs" || strings.HasPrefix(p, "jobs/")) {
+			delete(m, p)
+		}
+	}
+	return m
+}
+
+// sameThroughMount compares a state folder as a node sees it through the
+// mount with the original: everything, checksums included, but hard-link
+// groups (SFTP shows no link counts: they are compared on the server).
+func sameThroughMount(orig, view steps.Manifest) []string {
+	d := steps.CompareManifestsWith(orig, view, steps.CompareOptions{Owners: true, LinkTimes: true, NodeView: true})
+	for p, o := range orig {
+		if v, ok := view[p]; ok && o.Kind == "f" && o.SHA256 != v.SHA256 {
+			d = append(d, p+": sha256 differs through the mount")
+		}
+	}
+	return d
+}
+
 func TestRBNodeOnBed(t *testing.T) {
 	bed := testbed.New(t, "state1", "rb1", "rb2")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -164,6 +222,10 @@ func TestRBNodeOnBed(t *testing.T) {
 	// through unchanged.
 	time.Sleep(500 * time.Millisecond)
 	before := stateSums(t, ctx, rb1, stateDirs...)
+	origM := map[string]steps.Manifest{}
+	for _, d := range stateDirs {
+		origM[d] = stateManifest(t, ctx, rb1, d, true)
+	}
 	if len(before) < 10 {
 		t.Fatalf("seeded state too small: %d files", len(before))
 	}
@@ -205,12 +267,14 @@ func TestRBNodeOnBed(t *testing.T) {
 		}
 	}
 	mounts, _ := rb1.Sh(ctx, "cat /proc/mounts")
-	if !strings.Contains(mounts, "snfs@"+srv.Addr+":/srv/rb-state /mnt/rb-state fuse.sshfs ") {
-		t.Fatalf("rb1: share not mounted:\n%s", mounts)
+	if !strings.Contains(mounts, "snfs@"+srv.Addr+":/ /var/lib/gridha/sshfs/mnt/rb-state fuse.sshfs ") ||
+		!strings.Contains(mounts, "/var/lib/gridha/sshfs/mnt/rb-state /mnt/rb-state fuse rw,nosuid,nodev,") {
+		t.Fatalf("rb1: share not mounted (sshfs, then bindfs):\n%s", mounts)
 	}
 	fstab, _ := rb1.ReadFile("/etc/fstab")
-	if !strings.Contains(string(fstab), "snfs@"+srv.Addr+":/srv/rb-state /mnt/rb-state fuse.sshfs _netdev,reconnect,") {
-		t.Fatalf("rb1: no fstab line:\n%s", fstab)
+	if !strings.Contains(string(fstab), "snfs@"+srv.Addr+":/ /var/lib/gridha/sshfs/mnt/rb-state fuse.sshfs _netdev,reconnect,") ||
+		!strings.Contains(string(fstab), "/var/lib/gridha/sshfs/mnt/rb-state /mnt/rb-state fuse.bindfs _netdev,nosuid,nodev,default_permissions 0 0\n") {
+		t.Fatalf("rb1: no fstab lines:\n%s", fstab)
 	}
 	after := stateSums(t, ctx, rb1, stateDirs...)
 	for p, sum := range before {
@@ -232,6 +296,33 @@ func TestRBNodeOnBed(t *testing.T) {
 			}
 		}
 	}
+	// Issue 12: the full manifest of every state dir, through the mount on
+	// rb1, equals the original's before the move (the daemons' jobs/ left
+	// out: they wrote until stopped) and the kept-aside original's (all);
+	// on the state server the hard-link groups too.
+	for _, d := range stateDirs {
+		aside, _ := rb1.Sh(ctx, "ls -d "+d+".gridha-local-*")
+		asideM := stateManifest(t, ctx, rb1, strings.TrimSpace(aside), false)
+		viewM := stateManifest(t, ctx, rb1, d, false)
+		if diffs := steps.CompareManifestsWith(origM[d], stateManifest(t, ctx, rb1, strings.TrimSpace(aside), true), steps.CompareOptions{Owners: true, LinkTimes: true}); len(diffs) > 0 {
+			t.Errorf("rb1 %s: kept-aside original differs from the state before the move: %v", d, firstStrings(diffs, 5))
+		}
+		if diffs := sameThroughMount(asideM, viewM); len(diffs) > 0 {
+			t.Errorf("rb1 %s through the mount: %v", d, firstStrings(diffs, 8))
+		}
+		if diffs := sameThroughMount(origM[d], stateManifest(t, ctx, rb1, d, true)); len(diffs) > 0 {
+			t.Errorf("rb1 %s through the mount vs before the move: %v", d, firstStrings(diffs, 8))
+		}
+		srvM := stateManifest(t, ctx, srv, "/srv/rb-state/rb-a/"+path.Base(d), false)
+		if diffs := steps.CompareManifestsWith(asideM, srvM, steps.CompareOptions{Owners: true, LinkTimes: true}); len(diffs) > 0 {
+			t.Errorf("%s on the state server: %v", d, firstStrings(diffs, 8))
+		}
+	}
+	if out, err := srv.Sh(ctx, "du -k /srv/rb-state/rb-a/edgwl/sparse.img | cut -f1"); err != nil || strings.TrimSpace(out) == "" || len(strings.TrimSpace(out)) > 3 {
+		t.Errorf("sparse file not sparse on the state server: %q KiB used of 8 MiB (%v)", out, err)
+	}
+	assertLocalPermissions(t, ctx, rb1)
+
 	// Modes, times, symlinks and hard links, seen on the state server.
 	got, err := srv.Sh(ctx, `cd /srv/rb-state/rb-a/edgwl/sandbox && stat -c '%n %a %h %Y' user1/input.jdl user1/input-hardlink.jdl . && readlink latest dangling && stat -c '%a' /srv/rb-state/rb-a/myproxy/alice.creds && cat /srv/rb-state/rb-a/edgwl/.gridha-state | head -1 && grep -c big.bin /srv/rb-state/rb-a/edgwl/.gridha-owners`)
 	if err != nil {
@@ -298,6 +389,12 @@ func TestRBNodeOnBed(t *testing.T) {
 	if got := stateSums(t, ctx, rb2, stateDirs...); len(got) != len(after) {
 		t.Fatalf("rb2 sees %d files on the share, rb1 %d", len(got), len(after))
 	}
+	for _, d := range stateDirs {
+		if diffs := sameThroughMount(stateManifest(t, ctx, rb1, d, false), stateManifest(t, ctx, rb2, d, false)); len(diffs) > 0 {
+			t.Errorf("rb2 sees %s otherwise than rb1: %v", d, firstStrings(diffs, 8))
+		}
+	}
+	assertLocalPermissions(t, ctx, rb2)
 
 	if rec, err := rb1.ReadFile("/var/lib/gridha/lb-copied-lbserver20"); err != nil || !strings.HasPrefix(string(rec), "lbserver20 copied to state1 (120 rows in 2 tables") {
 		t.Fatalf("rb1's record of the L&B copy: %q %v", rec, err)
@@ -385,6 +482,10 @@ func TestRBNodeKilledMidCopy(t *testing.T) {
 	inv := rbNodeInventory(t, srv, bed, dir, "rb1")
 	stateDirs := inv.Roles.RBNode.StateDirs
 	before := stateSums(t, ctx, rb1, stateDirs...)
+	origM := map[string]steps.Manifest{}
+	for _, d := range stateDirs {
+		origM[d] = stateManifest(t, ctx, rb1, d, true)
+	}
 
 	cmd := exec.CommandContext(ctx, os.Args[0])
 	cmd.Env = append(os.Environ(), "GRIDHA_RBNODE_INVENTORY="+inv.Path)
@@ -575,5 +676,35 @@ func TestRBNodeStateFromWins(t *testing.T) {
 	}
 	if c := changedSteps(bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)); len(c) > 0 {
 		t.Fatalf("second run changed:\n%s", strings.Join(c, "\n"))
+	}
+}
+
+// assertLocalPermissions checks on node, through the mount, that the 0600
+// proxy of uid 501 is readable by uid 501 and root only (not by nobody,
+// not through a symlink), and that a service running as uid 501 creates
+// files and folders that keep its uid and gid (and can open them again).
+func assertLocalPermissions(t *testing.T, ctx context.Context, node *testbed.Host) {
+	t.Helper()
+	proxy := "'/var/myproxy/u501/x509up_u501 proxy'"
+	as := func(uid, script string) (string, error) {
+		return node.Sh(ctx, "setpriv --reuid "+uid+" --regid "+uid+" --clear-groups sh -c "+installer.ShellQuote(script)+" 2>&1")
+	}
+	for _, p := range []string{proxy, "/var/myproxy/abs-link", "/var/myproxy/rel-link"} {
+		if out, err := as("65534", "cat "+p); err == nil || strings.Contains(out, "delegated") {
+			t.Errorf("%s: nobody reads %s through the mount: %q", node.Name, p, out)
+		}
+		if out, err := as("501", "cat "+p); err != nil || out != "delegated proxy of uid 501\n" {
+			t.Errorf("%s: uid 501 cannot read its proxy %s: %q %v", node.Name, p, out, err)
+		}
+	}
+	name := "/var/myproxy/u501/new-" + node.Name
+	if out, err := as("501", "umask 077; echo new > "+name+" && mkdir "+name+".d && echo more >> "+name+" && cat "+name+" && stat -c '%u:%g %a' "+name+" "+name+".d"); err != nil || out != "new\nmore\n501:501 600\n501:501 700\n" {
+		t.Errorf("%s: a uid-501 service creating files through the mount: %q %v", node.Name, out, err)
+	}
+	if out, err := as("65534", "cat "+name); err == nil {
+		t.Errorf("%s: nobody reads a new 0600 file of uid 501: %q", node.Name, out)
+	}
+	if out, err := node.Sh(ctx, "rm -rf "+name+" "+name+".d"); err != nil {
+		t.Fatal(out, err)
 	}
 }

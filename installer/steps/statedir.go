@@ -498,15 +498,14 @@ func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarke
 	default:
 		cpErr = fmt.Sprintf(" (cp exit %d: %s)", res.ExitCode, firstLines(string(res.Stderr), 3))
 	}
-	linkTimes, err := s.setLinkTimes(ctx, env, local)
-	if err != nil {
-		return "", err
-	}
 	copyM, err := s.shareManifest(ctx, env, true)
 	if err != nil {
 		return "", fmt.Errorf("read the copy%s: %w", cpErr, err)
 	}
-	if diffs := CompareManifestsWith(local, copyM, CompareOptions{Owners: s.KeepOwners, LinkTimes: linkTimes}); len(diffs) > 0 {
+	if copyM, err = s.fixOnServer(ctx, env, local, copyM); err != nil {
+		return "", err
+	}
+	if diffs := CompareManifestsWith(local, copyM, CompareOptions{Owners: s.KeepOwners, LinkTimes: s.onServer(env)}); len(diffs) > 0 {
 		return "", fmt.Errorf("the copy in %s differs from %s (left there; the next run copies again): %s%s", s.tmp(), s.Path, strings.Join(firstN(diffs, 5), "; "), cpErr)
 	}
 	if err := s.writeOwnersAndMarker(ctx, env, s.tmp(), local, stamp); err != nil {
@@ -518,35 +517,61 @@ func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarke
 
 func (s StateDir) onServer(env *installer.Env) bool { return s.ServerHost != "" && env.Peer != nil }
 
-// setLinkTimes gives the copy's symlinks their originals' modification
-// times, on the state server (gridha's root session there: touch -h; no
-// SFTP request sets a symlink's time). Without a server session it does
-// nothing and says so (false).
-func (s StateDir) setLinkTimes(ctx context.Context, env *installer.Env, local Manifest) (bool, error) {
+// fixOnServer finishes a copy on the state server (gridha's root session
+// there) where SFTP cannot: symlinks get their originals' owners (chown -h:
+// SFTP's setstat follows links, a dangling one fails) and times (touch -h:
+// no SFTP request sets a symlink's time; cp's attempt through FUSE sets the
+// *target's* time instead), and any entry whose time or owner the copy got
+// wrong gets the original's. It returns the copy's manifest read again
+// (metadata only; checksums kept from copyM, the fixes touch no content).
+// Without a server session it does nothing.
+func (s StateDir) fixOnServer(ctx context.Context, env *installer.Env, local, copyM Manifest) (Manifest, error) {
 	if !s.onServer(env) {
-		return false, nil
+		return copyM, nil
 	}
 	var in bytes.Buffer
 	for p, e := range local {
-		if e.Kind == "l" {
-			fmt.Fprintf(&in, "@%d\x00%s\x00", e.MTime, p)
+		c := copyM[p]
+		if c == nil || e.Kind == "s" || p == "." {
+			continue
+		}
+		if e.Kind == "l" || c.MTime != e.MTime || c.UID != e.UID || c.GID != e.GID {
+			fmt.Fprintf(&in, "%s:%s\x00@%d\x00%s\x00", e.UID, e.GID, e.MTime, p)
 		}
 	}
 	if in.Len() == 0 {
-		return true, nil
+		return copyM, nil
 	}
 	c, err := env.Peer(ctx, s.ServerHost)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	res, err := c.Run(ctx, "cd "+installer.ShellQuote(s.serverTmp())+" && xargs -0 -n 2 sh -c 'touch -h -d \"$1\" -- \"$2\"' sh", &in)
+	dir := s.serverTmp()
+	script := "cd " + installer.ShellQuote(dir) + ` && xargs -0 -n 3 sh -c 'chown -h "$1" -- "$3" && touch -h -m -d "$2" -- "$3"' sh`
+	res, err := c.Run(ctx, script, &in)
 	if err != nil {
-		return false, fmt.Errorf("%s: set symlink times: %w", s.ServerHost, err)
+		return nil, fmt.Errorf("%s: set owners and times: %w", s.ServerHost, err)
 	}
-	if err := res.Err("set symlink times in " + s.serverTmp()); err != nil {
-		return false, fmt.Errorf("%s: %w", s.ServerHost, err)
+	if err := res.Err("set owners and times in " + dir); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.ServerHost, err)
 	}
-	return true, nil
+	res, err = c.Run(ctx, "D="+installer.ShellQuote(dir)+"\n"+manifestMetaScript, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.ServerHost, err)
+	}
+	if err := res.Err("list " + dir); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.ServerHost, err)
+	}
+	m, err := ParseManifest(res.Stdout)
+	if err != nil {
+		return nil, err
+	}
+	for p, e := range m {
+		if old := copyM[p]; old != nil {
+			e.SHA256 = old.SHA256
+		}
+	}
+	return m.withoutGridhaFiles(), nil
 }
 
 // reverify checks an unmarked share folder against the local folder and
@@ -612,8 +637,17 @@ printf '@@SHA\0'
 find . -type f -print0 | xargs -0r sha256sum -z || exit 5
 `
 
+// manifestMetaScript is manifestScript without the checksums.
+const manifestMetaScript = `cd "$D" || exit 3
+find . -printf '%y\0%m\0%T@\0%s\0%i\0%n\0%U\0%G\0%u\0%g\0%l\0%p\0' || exit 4
+printf '@@SHA\0'
+`
+
+// ManifestScript is the shell script that lists dir for ParseManifest.
+func ManifestScript(dir string) string { return "D=" + installer.ShellQuote(dir) + "\n" + manifestScript }
+
 func (s StateDir) manifest(ctx context.Context, conn installer.Conn, dir string) (Manifest, error) {
-	res, err := conn.Run(ctx, "D="+installer.ShellQuote(dir)+"\n"+manifestScript, nil)
+	res, err := conn.Run(ctx, ManifestScript(dir), nil)
 	if err != nil {
 		return nil, err
 	}
