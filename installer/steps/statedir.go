@@ -644,7 +644,9 @@ printf '@@SHA\0'
 `
 
 // ManifestScript is the shell script that lists dir for ParseManifest.
-func ManifestScript(dir string) string { return "D=" + installer.ShellQuote(dir) + "\n" + manifestScript }
+func ManifestScript(dir string) string {
+	return "D=" + installer.ShellQuote(dir) + "\n" + manifestScript
+}
 
 func (s StateDir) manifest(ctx context.Context, conn installer.Conn, dir string) (Manifest, error) {
 	res, err := conn.Run(ctx, ManifestScript(dir), nil)
