@@ -214,7 +214,23 @@ func TestRBNodeOnBed(t *testing.T) {
 	if err := standins.InstallRB(ctx, rb2, false, rbTestServices...); err != nil {
 		t.Fatal(err)
 	}
-	inv := rbNodeInventory(t, srv, bed, t.TempDir(), "rb1", "rb2")
+	// rb2 is named by its DNS name (the bed's /etc/hosts on every host):
+	// the state server resolves it for from= and the MySQL account; gridha
+	// itself reaches it through an ssh_config HostName.
+	invDir := t.TempDir()
+	inv := rbNodeInventory(t, srv, bed, invDir, "rb1", "rb2")
+	invText, _ := os.ReadFile(inv.Path)
+	invText = []byte(strings.Replace(string(invText), "rb2: {address: "+rb2.Addr+",", "rb2: {address: "+rb2.Hostname+",", 1))
+	if err := os.WriteFile(inv.Path, invText, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(invDir, "ssh_config"), []byte("Host "+rb2.Hostname+"\n\tHostName "+rb2.Addr+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Load(inv.Path)
+	if err != nil || inv.Host("rb2").Address != rb2.Hostname {
+		t.Fatalf("inventory with rb2 by name: %v", err)
+	}
 	role := RBNode{withoutHA: true}
 	stateDirs := inv.Roles.RBNode.StateDirs
 
@@ -395,6 +411,13 @@ func TestRBNodeOnBed(t *testing.T) {
 		}
 	}
 	assertLocalPermissions(t, ctx, rb2)
+	// rb2, named by DNS name: its key and its MySQL account hold its IP.
+	if ak, _ := srv.ReadFile("/etc/ssh/authorized_keys/snfs"); !strings.Contains(string(ak), `from="`+rb2.Addr+`"`) || strings.Contains(string(ak), rb2.Hostname) {
+		t.Fatalf("keys file for rb2 by name:\n%s", ak)
+	}
+	if out, err := rb2.Sh(ctx, fmt.Sprintf("MYSQL_PWD=LB-secret-for-rb mariadb -h %s -u lbserver -N -B -e 'SELECT COUNT(*) > 0 FROM jobs' lbserver20", srv.Hostname)); err != nil || strings.TrimSpace(out) != "1" {
+		t.Fatalf("L&B login from rb2 (named by DNS name): %q %v", out, err)
+	}
 
 	if rec, err := rb1.ReadFile("/var/lib/gridha/lb-copied-lbserver20"); err != nil || !strings.HasPrefix(string(rec), "lbserver20 copied to state1 (120 rows in 2 tables") {
 		t.Fatalf("rb1's record of the L&B copy: %q %v", rec, err)

@@ -148,9 +148,10 @@ func (s *sshdConfine) effectiveScript() string {
 	if len(addrs) == 0 {
 		addrs = []string{"192.0.2.1"}
 	}
-	for _, a := range addrs {
-		fmt.Fprintf(&b, "echo '@@addr %s'; sshd -T -C %s 2>&1 | grep -iE '^(%s) '\n", a,
-			installer.ShellQuote("user="+s.User+",host="+a+",addr="+a), strings.Join(sortedKeys(confinement(s.User, s.Export, s.Driver)), "|"))
+	// A node named by DNS name: every address it has on this server.
+	for _, n := range addrs {
+		fmt.Fprintf(&b, "for a in $(getent ahosts %s | awk '{ print $1 }' | sort -u); do echo \"@@addr $a\"; sshd -T -C \"user=%s,host=%s,addr=$a\" 2>&1 | grep -iE '^(%s) '; done\n",
+			installer.ShellQuote(n), s.User, n, strings.Join(sortedKeys(confinement(s.User, s.Export, s.Driver)), "|"))
 	}
 	return b.String()
 }

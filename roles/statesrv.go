@@ -57,18 +57,22 @@ func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, no
 			mine = append(mine, n)
 		}
 	}
-	var keys []string
-	for _, n := range mine {
+	keys := make([]*NodeKey, len(mine))
+	var names []string
+	for i, n := range mine {
+		if !isIP(n.Address) {
+			names = append(names, n.Address)
+		}
 		k, err := LoadNodeKey(inv, n.Name, !opts.ReadOnly)
 		if err != nil {
 			if opts.ReadOnly {
 				// verify/--check never writes, not even locally: the
-				// missing key shows up as drift of authorized_keys.
+				// missing key shows up as drift of the keys file.
 				continue
 			}
 			return nil, err
 		}
-		keys = append(keys, snfsAuthorizedEntry(n, k, rb.SharedFS))
+		keys[i] = k
 	}
 	user := cfg.SnfsUser
 	var addrs []string
@@ -79,17 +83,21 @@ func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, no
 	// component root-owned and not writable by others, and the folders
 	// must be traversable by the nodes' service users (permission checks
 	// happen on the node, default_permissions).
-	out := []installer.Step{
+	var out []installer.Step
+	if len(names) > 0 {
+		out = append(out, &resolveNames{Server: srv.Name, Names: names})
+	}
+	out = append(out,
 		snfsAccount(user, cfg.Export, cfg.SnfsHome, rb.SharedFS),
 		keyLoginAllowed(user),
 		&steps.Dir{Path: snfsKeysDir, Mode: 0o755, Owner: "root", Group: "root"},
-		&steps.File{Path: snfsKeysFile(user), Content: keysFileContent(keys), Mode: 0o644, Owner: "root", Group: "root"},
+		&nodeKeysFile{Server: srv.Name, Path: snfsKeysFile(user), Driver: rb.SharedFS, Nodes: mine, Keys: keys},
 		// Keys the account could write itself (an older gridha kept them
 		// there) are not read any more; remove them so nobody is misled.
 		&steps.Absent{Path: path.Join(cfg.SnfsHome, ".ssh", "authorized_keys")},
 		&sshdConfine{User: user, Export: cfg.Export, Driver: rb.SharedFS, Addrs: addrs},
 		&steps.Dir{Path: cfg.Export, Mode: 0o755, Owner: "root", Group: "root"},
-	}
+	)
 	for _, g := range rb.GroupNames() {
 		out = append(out, &steps.Dir{Path: cfg.Export + "/" + g, Mode: 0o755, Owner: "root", Group: "root"})
 		for _, d := range rb.StateDirs {
@@ -134,13 +142,18 @@ func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, no
 		&steps.MySQLListen{Admin: admin, Address: bind, Port: cfg.MySQL.Port, Service: cfg.MySQL.Service},
 		&steps.MySQLDatabase{Admin: admin, Name: cfg.MySQL.Database},
 	)
-	var hosts []string
 	for _, n := range mine {
-		out = append(out, &steps.MySQLUser{Admin: admin, User: cfg.MySQL.User, Host: n.Address,
-			Password: password, Database: cfg.MySQL.Database})
-		hosts = append(hosts, n.Address)
+		if isIP(n.Address) {
+			out = append(out, &steps.MySQLUser{Admin: admin, User: cfg.MySQL.User, Host: n.Address,
+				Password: password, Database: cfg.MySQL.Database})
+		}
 	}
-	out = append(out, &steps.MySQLUserHosts{Admin: admin, User: cfg.MySQL.User, Hosts: hosts})
+	if len(names) > 0 {
+		// One account per address each name resolves to on the server.
+		out = append(out, &nodeMySQLUsers{Server: srv.Name, Nodes: mine,
+			User: steps.MySQLUser{Admin: admin, User: cfg.MySQL.User, Password: password, Database: cfg.MySQL.Database}})
+	}
+	out = append(out, &nodeUserHosts{Server: srv.Name, Nodes: mine, Hosts: steps.MySQLUserHosts{Admin: admin, User: cfg.MySQL.User}})
 	return out, nil
 }
 
@@ -153,8 +166,8 @@ type mysqlCnf struct {
 // pty, no forwarding (restrict); with the snfs driver only the remote end
 // of sec_rpc's RPC proxy. With the sshfs driver the Match block forces
 // internal-sftp in a chroot whatever the key says; command= says it again.
-func snfsAuthorizedEntry(n *inventory.Host, k *NodeKey, driver string) string {
-	opts := `restrict,from="` + n.Address + `"`
+func snfsAuthorizedEntry(addrs string, k *NodeKey, driver string) string {
+	opts := `restrict,from="` + addrs + `"`
 	if driver == "snfs" {
 		opts += `,command="` + snfsRPCCommand + `"`
 	} else {

@@ -338,6 +338,9 @@ func (s StateDir) CheckApply(ctx context.Context, env *installer.Env, apply bool
 		return failed(env, s.ID(), fmt.Errorf("%s", p.Refuse))
 	}
 	if len(p.Ops) == 0 {
+		if f.Local == "link" && f.LinkTarget == s.Share && f.Mounted && s.onServer(env) {
+			return s.checkNodeView(ctx, env, p.Why)
+		}
 		return installer.OK(p.Why)
 	}
 	if !apply {
@@ -516,6 +519,89 @@ func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarke
 }
 
 func (s StateDir) onServer(env *installer.Env) bool { return s.ServerHost != "" && env.Peer != nil }
+
+// checkNodeView compares the share folder as the node sees it through the
+// mount with the folder on the state server: kinds, modes, numeric owners,
+// symlink targets and sizes of every entry. What the node sees is what its
+// services get; a mount that lost owners or permissions (an old sshfs
+// mount, idmap, a missing bindfs layer) or cannot read symlinks shows here.
+// The services write while this runs: an entry only one side lists counts
+// when it is older than a minute.
+func (s StateDir) checkNodeView(ctx context.Context, env *installer.Env, why string) installer.Result {
+	read := func(c installer.Conn, dir string) (Manifest, error) {
+		res, err := c.Run(ctx, "D="+installer.ShellQuote(dir)+"\n"+manifestMetaScript, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Host(), err)
+		}
+		if err := res.Err("list " + dir); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Host(), err)
+		}
+		m, err := ParseManifest(res.Stdout)
+		if err != nil {
+			return nil, err
+		}
+		return m.withoutGridhaFiles(), nil
+	}
+	peer, err := env.Peer(ctx, s.ServerHost)
+	if err != nil {
+		return failed(env, s.ID(), err)
+	}
+	srvM, err := read(peer, s.ServerPath)
+	if err != nil {
+		return failed(env, s.ID(), err)
+	}
+	view, err := read(env.Conn, s.Share+"/")
+	if err != nil {
+		return installer.Drift(fmt.Sprintf("linked, but %s cannot be listed through the mount: %v", s.Share, err), "the share as on "+s.ServerHost, "unreadable")
+	}
+	if diffs := CompareNodeView(srvM, view, time.Now().Add(-time.Minute).Unix()); len(diffs) > 0 {
+		return installer.Drift(fmt.Sprintf("linked, but what %s sees through %s differs from the share on %s: %s", env.Host, s.Mount, s.ServerHost, strings.Join(firstN(diffs, 5), "; ")),
+			"the share as on "+s.ServerHost, "the view through the mount")
+	}
+	return installer.OK(fmt.Sprintf("%s; the view through the mount equals the share on %s (%d entries: kinds, modes, owners, links, sizes)", why, s.ServerHost, len(srvM)))
+}
+
+// CompareNodeView compares a folder on the state server (srv) with the
+// node's view of it through the mount: kinds, modes, numeric owners, symlink
+// targets, sizes of regular files. An entry only one side lists counts when
+// its time is before settled (Unix seconds): newer ones may be being written.
+func CompareNodeView(srv, view Manifest, settled int64) []string {
+	var diffs []string
+	paths := make([]string, 0, len(srv))
+	for p := range srv {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		o := srv[p]
+		if o.Kind == "s" {
+			continue
+		}
+		v, ok := view[p]
+		switch {
+		case !ok:
+			if o.MTime < settled {
+				diffs = append(diffs, "not seen through the mount: "+p)
+			}
+		case o.Kind != v.Kind:
+			diffs = append(diffs, fmt.Sprintf("%s: kind %s, through the mount %s", p, o.Kind, v.Kind))
+		case o.Kind != "l" && o.Mode != v.Mode:
+			diffs = append(diffs, fmt.Sprintf("%s: mode %s, through the mount %s", p, o.Mode, v.Mode))
+		case o.UID != v.UID || o.GID != v.GID:
+			diffs = append(diffs, fmt.Sprintf("%s: owner %s:%s, through the mount %s:%s", p, o.UID, o.GID, v.UID, v.GID))
+		case o.Kind == "l" && o.Link != v.Link:
+			diffs = append(diffs, fmt.Sprintf("%s: link to %q, through the mount %q", p, o.Link, v.Link))
+		case o.Kind == "f" && o.Size != v.Size && o.MTime < settled:
+			diffs = append(diffs, fmt.Sprintf("%s: %d bytes, through the mount %d", p, o.Size, v.Size))
+		}
+	}
+	for p, v := range view {
+		if _, ok := srv[p]; !ok && v.Kind != "s" && v.MTime < settled {
+			diffs = append(diffs, "only seen through the mount: "+p)
+		}
+	}
+	return diffs
+}
 
 // fixOnServer finishes a copy on the state server (gridha's root session
 // there) where SFTP cannot: symlinks get their originals' owners (chown -h:

@@ -227,3 +227,41 @@ func TestMountProbeReadsProcMounts(t *testing.T) {
 		t.Errorf("mount probe gave\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestCompareNodeView(t *testing.T) {
+	e := func(kind, mode, uid string, size, mtime int64, link string) *ManifestEntry {
+		return &ManifestEntry{Kind: kind, Mode: mode, UID: uid, GID: uid, Size: size, MTime: mtime, Link: link}
+	}
+	srv := Manifest{
+		".":           e("d", "755", "0", 4096, 100, ""),
+		"proxy":       e("f", "600", "501", 10, 100, ""),
+		"abs":         e("l", "777", "0", 5, 100, "/x/y"),
+		"new-job":     e("f", "644", "0", 3, 1000, ""),
+		"being-wrote": e("f", "644", "0", 9, 1000, ""),
+	}
+	same := Manifest{}
+	for p, v := range srv {
+		c := *v
+		same[p] = &c
+	}
+	if d := CompareNodeView(srv, same, 500); len(d) > 0 {
+		t.Fatalf("identical views differ: %v", d)
+	}
+	// What an sshfs mount without idmap/bindfs shows: everything snfs's,
+	// links unreadable, a settled file missing; new entries are forgiven.
+	bad := Manifest{
+		".":           e("d", "755", "999", 4096, 100, ""),
+		"proxy":       e("f", "600", "999", 10, 100, ""),
+		"abs":         e("l", "777", "0", 5, 100, ""),
+		"being-wrote": e("f", "644", "0", 4, 1000, ""),
+	}
+	got := strings.Join(CompareNodeView(srv, bad, 500), "\n")
+	for _, want := range []string{".: owner 0:0, through the mount 999:999", "proxy: owner 501:501", `abs: link to "/x/y", through the mount ""`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "new-job") || strings.Contains(got, "being-wrote") {
+		t.Errorf("entries newer than settled reported:\n%s", got)
+	}
+}
