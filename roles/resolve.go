@@ -132,7 +132,20 @@ func (k *nodeKeysFile) CheckApply(ctx context.Context, env *installer.Env, apply
 		}
 		entries = append(entries, snfsAuthorizedEntry(strings.Join(addrs, ","), k.Keys[i], k.Driver))
 	}
-	return k.file(keysFileContent(entries)).CheckApply(ctx, env, apply)
+	r := k.file(keysFileContent(entries)).CheckApply(ctx, env, apply)
+	if r.Status == installer.StatusDrift || r.Status == installer.StatusChanged {
+		// Say which keys, not only "content differs".
+		if ff, err := installer.FileFactOf(env.Facts, k.Path); err == nil && ff.Exists {
+			missing, extra := steps.KeyDiff(ff.Content, entries)
+			if len(missing) > 0 {
+				r.Message += "; missing " + strings.Join(missing, ", ")
+			}
+			if len(extra) > 0 {
+				r.Message += "; extra " + strings.Join(extra, ", ")
+			}
+		}
+	}
+	return r
 }
 
 // nodeMySQLUsers is the L&B account of every node address given as a name

@@ -214,7 +214,14 @@ func (s *sshdConfine) CheckApply(ctx context.Context, env *installer.Env, apply 
 	why = append(why, eff...)
 	msg := strings.Join(firstOf(why, 6), "; ")
 	if !apply {
-		return installer.Drift(msg, block, "")
+		found := currentBlock(string(ff.Content))
+		if found == "" {
+			found = "no gridha block in " + sshdConfigPath
+		}
+		if len(eff) > 0 {
+			found += "\n" + strings.Join(eff, "\n")
+		}
+		return installer.Drift(msg, block, found)
 	}
 	if !fileOK {
 		if err := env.Conn.WriteFile(ctx, sshdConfigPath+".gridha-new", []byte(want), ff.Mode, "root", "root"); err != nil {
@@ -252,6 +259,12 @@ const sshdReload = `if [ -d /run/systemd/system ] && command -v systemctl >/dev/
 elif [ -s /run/sshd.pid ] && kill -0 "$(cat /run/sshd.pid)" 2>/dev/null; then kill -HUP "$(cat /run/sshd.pid)"
 elif [ -x /etc/init.d/ssh ]; then /etc/init.d/ssh reload
 else echo "cannot find how to reload sshd (no systemd, no /run/sshd.pid)" >&2; exit 1; fi
+# sshd re-executes itself on SIGHUP and does not listen for a moment: wait
+# until it does again (its title says "listener"), so that the next
+# connection (another gridha run, a node's mount) is not refused.
+sleep 0.3
+if [ -s /run/sshd.pid ]; then i=0; while [ $i -lt 50 ] && ! tr '\0' ' ' < /proc/"$(cat /run/sshd.pid)"/cmdline 2>/dev/null | grep -q listener; do sleep 0.1; i=$((i+1)); done; fi
+exit 0
 `
 
 // snfsAccount is the login account of the nodes on the state server: for
@@ -318,4 +331,17 @@ func firstOf(s []string, n int) []string {
 		return s
 	}
 	return append(s[:n:n], fmt.Sprintf("and %d more", len(s)-n))
+}
+
+// currentBlock returns gridha's block as it is in content ("" if none).
+func currentBlock(content string) string {
+	i := strings.Index(content, sshdBlockBegin)
+	if i < 0 {
+		return ""
+	}
+	rest := content[i:]
+	if j := strings.Index(rest, sshdBlockEnd); j >= 0 {
+		return rest[:j+len(sshdBlockEnd)]
+	}
+	return rest
 }

@@ -236,8 +236,8 @@ roles:
 	if r := k.run("install", "base", "state-server"); r.code != 0 {
 		t.Fatalf("install: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if got := sh(t, h, "cat "+kitDir+"/lcg-ha; readlink "+kitDir+"/current; grep -c ' "+kitMount+" tmpfs' /proc/mounts; stat -c '%a %U:%G' "+kitDir+"/hagd.conf /etc/snfs/.ssh/authorized_keys"); got !=
-		"LEASE=30\nPEERS=\"rb1 rb2\"\n"+kitDir+"/hagd.conf\n1\n640 root:daemon\n600 snfs:snfs" {
+	if got := sh(t, h, "cat "+kitDir+"/lcg-ha; readlink "+kitDir+"/current; grep -c ' "+kitMount+" tmpfs' /proc/mounts; stat -c '%a %U:%G' "+kitDir+"/hagd.conf /etc/ssh/authorized_keys/snfs"); got !=
+		"LEASE=30\nPEERS=\"rb1 rb2\"\n"+kitDir+"/hagd.conf\n1\n640 root:daemon\n644 root:root" {
 		t.Fatalf("host after install:\n%s", got)
 	}
 	clean := func(t *testing.T, what string) {
@@ -257,7 +257,7 @@ roles:
 	}
 	clean(t, "converged")
 
-	snfsKeys := sh(t, h, "cat /etc/snfs/.ssh/authorized_keys")
+	snfsKeys := sh(t, h, "cat /etc/ssh/authorized_keys/snfs")
 	if !strings.Contains(snfsKeys, `from="`+rb1Addr+`"`) {
 		t.Fatalf("snfs authorized_keys lacks rb1's key:\n%s", snfsKeys)
 	}
@@ -320,9 +320,12 @@ roles:
 		{name: "MySQL grant added by hand", breaks: "mariadb --socket=" + testbed.MariaDBSocket + " -e \"GRANT SELECT ON mysql.* TO 'lbserver'@'" + rb1Addr + "'\"",
 			step: "mysql user lbserver@" + rb1Addr, status: installer.StatusDrift, want: []string{"extra grant: GRANT SELECT ON `mysql`.* TO `lbserver`@`" + rb1Addr + "`"},
 			after: "mariadb --socket=" + testbed.MariaDBSocket + " -N -e \"SHOW GRANTS FOR 'lbserver'@'" + rb1Addr + "'\" | grep -c mysql || true", afterWant: "0"},
-		{name: "state server key removed", breaks: "sed -i '/from=\"" + rb1Addr + "\"/d' /etc/snfs/.ssh/authorized_keys",
-			step: "user snfs", status: installer.StatusDrift, want: []string{"authorized_keys: missing ssh-ed25519"},
-			after: "cat /etc/snfs/.ssh/authorized_keys", afterWant: strings.TrimSpace(snfsKeys)},
+		{name: "state server key removed", breaks: "sed -i '/from=\"" + rb1Addr + "\"/d' /etc/ssh/authorized_keys/snfs",
+			step: "file /etc/ssh/authorized_keys/snfs", status: installer.StatusDrift, want: []string{"content differs; missing ssh-ed25519"},
+			after: "cat /etc/ssh/authorized_keys/snfs", afterWant: strings.TrimSpace(snfsKeys)},
+		{name: "node login no longer confined", breaks: "sed -i '/^# BEGIN gridha state-server/,/^# END gridha state-server/d' /etc/ssh/sshd_config",
+			step: "sshd confinement of snfs", status: installer.StatusDrift, want: []string{"Match block", `chrootdirectory is "none", want "/srv/rb-state"`},
+			after: "grep -c '^Match User snfs' /etc/ssh/sshd_config", afterWant: "1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

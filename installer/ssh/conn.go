@@ -231,7 +231,7 @@ func (c *Conn) become() bool { return c.target.become == "sudo" && c.target.user
 // viaStdin, and the script's commands find stdin at its end, as usual.
 func (c *Conn) wrap(script, marker string, stdinFree bool) (cmd, viaStdin string) {
 	report := `g=$$; if [ -r /proc/$$/stat ]; then read -r _gp _gc _gs _gpp g _gr < /proc/$$/stat || g=$$; fi; ` +
-		`echo "` + marker + `$g" >&2; unset g _gp _gc _gs _gpp _gr`
+		`echo "` + marker + `$g" >&2; ` + sessionWatcher + `; unset g _gp _gc _gs _gpp _gr _gw`
 	inner := report
 	switch {
 	case stdinFree && len(script) > maxInlineScript/4:
@@ -246,6 +246,19 @@ func (c *Conn) wrap(script, marker string, stdinFree bool) (cmd, viaStdin string
 	}
 	return "exec /bin/sh -c " + installer.ShellQuote(inner), viaStdin
 }
+
+// sessionWatcher (part of every command's prelude, after g is its process
+// group) kills the command's process group when the SSH connection that
+// started it is gone: sshd does not kill a session's processes when the
+// client dies (gridha killed with SIGKILL, the link cut), and a copy or a
+// dump must not go on without anyone to see its end. It polls every 0.2 s
+// for its own shell (it leaves when the command ends) and for the sshd
+// process serving the connection (the shell's parent, or sudo's parent with
+// become). It holds none of the session's descriptors: the session closes
+// when the command ends. [ -d /proc/N ] rather than kill -0: a non-root
+// login may not signal sshd. Without /proc (not Linux) there is no watcher.
+const sessionWatcher = `if [ -d /proc/$$ ] && [ -d /proc/$PPID ]; then _gw=$PPID; if [ "$(cat /proc/$_gw/comm 2>/dev/null)" = sudo ]; then read -r _gp _gc _gs _gw _gr < /proc/$_gw/stat; fi; ` +
+	`(while [ -d /proc/$$ ]; do [ -d /proc/$_gw ] || { kill -9 -$g; exit 0; }; sleep 0.2; done) </dev/null >/dev/null 2>&1 & fi`
 
 // maxInlineScript bounds the command line sent to sshd: scripts longer
 // than a quarter of it (escaping may quadruple them) go on stdin when they
