@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -495,7 +496,8 @@ func TestRBNodeKilledMidCopy(t *testing.T) {
 	}
 	seedRBState(t, ctx, rb1)
 	// Enough small files that the copy through sshfs takes seconds.
-	if out, err := rb1.Sh(ctx, `i=0; while [ $i -lt 25 ]; do mkdir -p /var/edgwl/bulk/d$i; j=0; while [ $j -lt 40 ]; do head -c 8192 /dev/urandom > /var/edgwl/bulk/d$i/f$j; j=$((j+1)); done; i=$((i+1)); done`); err != nil {
+	if out, err := rb1.Sh(ctx, `i=0; while [ $i -lt 25 ]; do mkdir -p /var/edgwl/bulk/d$i; j=0; while [ $j -lt 40 ]; do head -c 8192 /dev/urandom > /var/edgwl/bulk/d$i/f$j; j=$((j+1)); done; i=$((i+1)); done
+truncate -s 256M /var/edgwl/big-sparse.img; echo end | dd of=/var/edgwl/big-sparse.img bs=1 seek=268435000 conv=notrunc 2>/dev/null`); err != nil {
 		t.Fatal(err, out)
 	}
 	if err := standins.InstallRB(ctx, rb1, false, rbTestServices...); err != nil {
@@ -510,50 +512,77 @@ func TestRBNodeKilledMidCopy(t *testing.T) {
 		origM[d] = stateManifest(t, ctx, rb1, d, true)
 	}
 
-	cmd := exec.CommandContext(ctx, os.Args[0])
-	cmd.Env = append(os.Environ(), "GRIDHA_RBNODE_INVENTORY="+inv.Path)
-	logf, err := os.Create(filepath.Join(dir, "helper.log"))
-	if err != nil {
-		t.Fatal(err)
+	// Three instants of the copy of /var/edgwl (each run starts the copy
+	// afresh): just started, half way, all files there (verification).
+	total := 0
+	for _, e := range origM["/var/edgwl"] {
+		if e.Kind == "f" {
+			total++
+		}
 	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	tmp := "/srv/rb-state/rb-a/.edgwl.gridha-tmp-rb1"
-	killed, exited := false, false
-	for i := 0; i < 1200 && !killed && !exited; i++ { // bounded: 120 s
-		out, _ := srv.Sh(ctx, "find "+tmp+" -type f 2>/dev/null | wc -l")
-		if n := strings.TrimSpace(out); len(n) >= 3 { // at least 100 files copied
-			if err := cmd.Process.Kill(); err != nil {
-				t.Fatal(err)
+	// The third instant waits for the verification's sha256sum on the
+	// server (256 MB of a sparse file take it a while): a process that
+	// writes nothing until it ends, which only the session watcher stops.
+	instants := []struct {
+		name  string
+		files int
+		probe string
+	}{{"copy just started", 1, ""}, {"copy half way", total / 2, ""}, {"verifying on the state server", total, "pgrep -x sha256sum >/dev/null && "}}
+	for k, at := range instants {
+		cmd := exec.CommandContext(ctx, os.Args[0])
+		cmd.Env = append(os.Environ(), "GRIDHA_RBNODE_INVENTORY="+inv.Path)
+		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("helper-%d.log", k)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		killed, exited := false, false
+		for i := 0; i < 2400 && !killed && !exited; i++ { // bounded: 120 s
+			out, _ := srv.Sh(ctx, at.probe+"find "+tmp+" -type f 2>/dev/null | wc -l")
+			if n, _ := strconv.Atoi(strings.TrimSpace(out)); n >= at.files {
+				if err := cmd.Process.Kill(); err != nil {
+					t.Fatal(err)
+				}
+				killed = true
+				t.Logf("killed the run with SIGKILL at %q: %d of %d files in the copy", at.name, n, total)
+				break
 			}
-			killed = true
-			t.Logf("killed the run with SIGKILL after %s files of the copy", n)
-			break
+			select {
+			case <-done:
+				exited = true
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
-		select {
-		case <-done:
-			exited = true
-		case <-time.After(100 * time.Millisecond):
+		if !exited {
+			<-done
 		}
-	}
-	if !exited {
-		<-done
-	}
-	if !killed {
-		log, _ := os.ReadFile(logf.Name())
-		t.Fatalf("never saw the copy in progress; helper output:\n%s", log)
-	}
-	// The copy dies with the session: the partial copy stops growing.
-	n1, _ := srv.Sh(ctx, "find "+tmp+" 2>/dev/null | wc -l")
-	time.Sleep(1500 * time.Millisecond)
-	n2, _ := srv.Sh(ctx, "find "+tmp+" 2>/dev/null | wc -l")
-	if n1 != n2 {
-		t.Fatalf("the copy outlived the killed run: %s -> %s entries", strings.TrimSpace(n1), strings.TrimSpace(n2))
+		logf.Close()
+		if !killed {
+			log, _ := os.ReadFile(logf.Name())
+			t.Fatalf("never saw the copy at %q; helper output:\n%s", at.name, log)
+		}
+		// Within a second no process gridha started remains on any host.
+		time.Sleep(time.Second)
+		for _, h := range []*testbed.Host{rb1, srv} {
+			out, err := h.Sh(ctx, `ps -eo pid=,ppid=,comm=,args= | awk -v me=$$ '$1 != me && $2 != me && $3 ~ /^(sh|dash|bash|cp|find|sha256sum|xargs|du|df|touch|chown|flock|cat|sleep|timeout|awk|mariadb|mysql|base64|stat|tail|tar|rm|mkdir|mv|ln|getent|sort|wc|sed)$/'`)
+			if err != nil {
+				t.Fatal(err, out)
+			}
+			if strings.TrimSpace(out) != "" {
+				t.Fatalf("%s: 1 s after SIGKILL at %q, processes gridha started are still there:\n%s", h.Name, at.name, out)
+			}
+		}
+		n1, _ := srv.Sh(ctx, "find "+tmp+" 2>/dev/null | wc -l")
+		time.Sleep(500 * time.Millisecond)
+		if n2, _ := srv.Sh(ctx, "find "+tmp+" 2>/dev/null | wc -l"); n1 != n2 {
+			t.Fatalf("the copy outlived the killed run: %s -> %s entries", strings.TrimSpace(n1), strings.TrimSpace(n2))
+		}
 	}
 	if out, _ := rb1.Sh(ctx, "test -d /var/edgwl && ! test -L /var/edgwl && echo local"); out != "local\n" {
 		t.Fatalf("after the kill /var/edgwl is %q, want the untouched local folder", out)
@@ -583,6 +612,14 @@ func TestRBNodeKilledMidCopy(t *testing.T) {
 	}
 	if out, _ := srv.Sh(ctx, "ls -a /srv/rb-state/rb-a/"); strings.Contains(out, "gridha-tmp") {
 		t.Fatalf("temporary copy left on the share:\n%s", out)
+	}
+	for _, d := range stateDirs {
+		if diffs := sameThroughMount(origM[d], stateManifest(t, ctx, rb1, d, true)); len(diffs) > 0 {
+			t.Errorf("%s through the mount after kills and re-run: %v", d, firstStrings(diffs, 8))
+		}
+		if diffs := steps.CompareManifestsWith(origM[d], stateManifest(t, ctx, srv, "/srv/rb-state/rb-a/"+path.Base(d), true), steps.CompareOptions{Owners: true, LinkTimes: true}); len(diffs) > 0 {
+			t.Errorf("%s on the state server after kills and re-run: %v", d, firstStrings(diffs, 8))
+		}
 	}
 	if c := changedSteps(bedRun(t, ctx, inv, RBNode{withoutHA: true}, Options{}, installer.ModeApply)); len(c) > 0 {
 		t.Fatalf("run after recovery changed:\n%s", strings.Join(c, "\n"))
