@@ -2,8 +2,8 @@
 # Installs the Debian packages gridha's test bed needs, only when missing.
 # The test bed runs real OpenSSH, MariaDB, BIND9, the Debian bdii package
 # (slapd), sshfs and bindfs (the rb nodes' shared mount) inside network
-# namespaces; none of them is started on the machine itself. ansible-core is only for make bench's same-run comparison
-# with Ansible (BenchmarkAnsible).
+# namespaces; none of them is started on the machine itself. ansible-core is
+# only for make bench's same-run comparison with Ansible (BenchmarkAnsible).
 set -euo pipefail
 pkgs=(openssh-server openssh-client mariadb-server mariadb-client bind9 bind9-utils bind9-dnsutils
       bdii ldap-utils slapd sshfs bindfs fuse3 tcsh iproute2 iputils-arping psmisc procps rsync util-linux
