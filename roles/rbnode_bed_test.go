@@ -26,7 +26,7 @@ var rbTestServices = []string{"edg-wl-ns", "edg-wl-proxyrenewal", "myproxy", "co
 // rbNodeInventory writes an inventory where state1 serves the given nodes,
 // all in group rb-a with ranks 100, 50, ... in that order. The export is
 // under /srv, a private layer of each bed host.
-func rbNodeInventory(t *testing.T, bed *testbed.Host, b *testbed.Bed, dir string, nodes ...string) *inventory.Inventory {
+func rbNodeInventory(t testing.TB, bed *testbed.Host, b *testbed.Bed, dir string, nodes ...string) *inventory.Inventory {
 	t.Helper()
 	pwFile := filepath.Join(dir, "lb-password")
 	if err := os.WriteFile(pwFile, []byte("LB-secret-for-rb\n"), 0o600); err != nil {

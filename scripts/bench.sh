@@ -25,6 +25,8 @@ section "verify of the real roles: state server + 1 and 10 rb nodes (sshfs, hagd
 bench ./cmd/gridha 'BenchmarkVerifyRBNodes$'
 section "gridha vs Ansible (ansible-core, pipelining, forks 20) on the same bed hosts: audit and no-change converge, 5 and 20 hosts"
 bench ./cmd/gridha 'BenchmarkAnsible$'
+section "rb-node: move of ~350 MB of RB state through the confined sshfs+bindfs mount (with verification) vs rsync -a of the same folders, same bed, same run"
+bench ./roles 'BenchmarkStateMove$'
 section "hagd: failover time over 10 induced failures, default and tuned ΔT1/ΔT2"
 bench ./hagd 'BenchmarkFailover$'
 section "hagd vs keepalived: kill -9 of the master -> prober answered by the new master (10 each: hagd default, tuned; keepalived VRRP unicast advert_int 1), service IP on two nodes; rank after 10 fresh starts"
