@@ -224,8 +224,6 @@ func checkProbes(t *testing.T, ps []probe, ttl time.Duration) {
 	}
 }
 
-func hostOf(c *cluster, n string) string { return c.nodes[n].Hostname }
-
 // setupFence writes the hagd.conf of the fencing tests (service_ip on eth0).
 func (c *cluster) setupFence(tm timing, vip string) { c.setupFenceP(tm, vip, nil) }
 
