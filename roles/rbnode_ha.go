@@ -320,8 +320,27 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 		track("hagd", steps.File{Path: HAGDInitScript, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
 		hagdRestart{},
 		steps.Service{Name: "hagd", Boot: steps.BootEnabled, State: steps.StateRunning},
+		hagdSupervised(h.Config),
 	)
 	return out, nil
+}
+
+// hagdSupervised checks that the running hagd has its supervising parent
+// (gridha hagd run without --no-supervise): without it, a daemon that dies
+// is not restarted and its service IP waits for its kernel lifetime.
+// verify reports such a node; install waits for the hagd it just
+// (re)started to report itself supervised, and fails if it does not.
+func hagdSupervised(conf string) steps.Exec {
+	probe := GridhaBinary + " hagd status -c " + conf + ` --json 2>/dev/null | grep -q '"supervised": true'`
+	return steps.Exec{
+		Name:  "hagd supervised",
+		Probe: probe,
+		Check: func(r installer.ProbeResult) (bool, string) {
+			return r.ExitCode == 0, "hagd is not running, or not under its supervisor (if it dies nothing restarts it): /etc/init.d/hagd restart"
+		},
+		Apply: "i=0; while [ $i -lt 50 ]; do " + probe + " && exit 0; i=$((i+1)); sleep 0.2; done\n" +
+			"echo 'hagd does not report itself supervised after 10 s: /etc/init.d/hagd restart' >&2; exit 1",
+	}
 }
 
 // leaseServer is the state server whose MySQL holds hagd's lease.

@@ -440,7 +440,7 @@ echo 'EDG_WL_BKSERVERD_ADDOPTS="--mysql lbserver/LB-bed-secret@`+srv.Hostname+`:
 	rep = runPlan(t, ctx, inv, plan, installer.ModeApply)
 	requireNo(t, rep, installer.StatusFailed)
 	for _, c := range changedSteps(rep) {
-		if !strings.Contains(c, "service hagd: changed") {
+		if !strings.Contains(c, "service hagd: changed") && !strings.Contains(c, "exec hagd supervised: changed") {
 			t.Errorf("re-run after hagd stop changed more than hagd: %s", c)
 		}
 	}
@@ -475,6 +475,22 @@ echo 'EDG_WL_BKSERVERD_ADDOPTS="--mysql lbserver/LB-bed-secret@`+srv.Hostname+`:
 	}
 	if out, _ := rb3.Sh(ctx, "sha256sum < /usr/local/sbin/gridha"); !strings.HasPrefix(out, hex.EncodeToString(sum[:])) {
 		t.Fatalf("binary not restored: %s", out)
+	}
+
+	// hagd started by hand without its supervisor: verify reports it.
+	if out, err := rb3.Sh(ctx, "/etc/init.d/hagd stop >/dev/null && (setsid /usr/local/sbin/gridha hagd run --no-supervise -c /opt/lcg/etc/hagd.conf </dev/null >/dev/null 2>&1 & echo $! > /run/hagd-bare.pid) && sleep 1"); err != nil {
+		t.Fatalf("bare hagd: %s %v", out, err)
+	}
+	waitFor(t, 20*time.Second, "the bare hagd answering", func() bool {
+		out, err := rb3.Sh(ctx, "/usr/local/sbin/gridha hagd status -c /opt/lcg/etc/hagd.conf")
+		return err == nil && strings.Contains(out, "NOT supervised")
+	})
+	st = statuses(runPlan(t, ctx, inv, haPlan(t, inv), installer.ModeAudit))
+	if st["rb3 exec hagd supervised"] != installer.StatusDrift || st["rb1 exec hagd supervised"] != installer.StatusOK {
+		t.Errorf("unsupervised hagd on rb3: audit %v", st)
+	}
+	if out, err := rb3.Sh(ctx, "kill $(cat /run/hagd-bare.pid); i=0; while kill -0 $(cat /run/hagd-bare.pid) 2>/dev/null && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done"); err != nil {
+		t.Fatalf("stop the bare hagd: %s %v", out, err)
 	}
 }
 

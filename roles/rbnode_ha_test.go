@@ -84,7 +84,7 @@ func TestHASteps(t *testing.T) {
 	}
 	want := "exec iputils-arping installed,dir /opt/lcg/etc,dir /opt/lcg/sbin,exec node architecture is gridha's (" + runtime.GOARCH + "),copy /usr/local/sbin/gridha," +
 		"file /opt/lcg/etc/hagd.key,file /opt/lcg/etc/hagd-mysql.pw,file /opt/lcg/etc/hagd.conf,dir /etc/logrotate.d,file /etc/logrotate.d/hagd,file /etc/sysconfig/lcg-ha," +
-		"file /opt/lcg/sbin/lcg-ha-service,file /etc/init.d/hagd,restart hagd on change,service hagd"
+		"file /opt/lcg/sbin/lcg-ha-service,file /etc/init.d/hagd,restart hagd on change,service hagd,exec hagd supervised"
 	if got := strings.Join(ids, ","); got != want {
 		t.Fatalf("steps:\n got %s\nwant %s", got, want)
 	}
