@@ -104,8 +104,9 @@ func (c *Conn) checkSudo(ctx context.Context) error {
 	}
 	if res.ExitCode != 0 {
 		msg := strings.TrimSpace(string(res.Stderr))
-		return fmt.Errorf("become: sudo -n as %s failed (exit %d): %s; gridha needs sudo without a password (NOPASSWD) and without requiretty for %s",
-			c.target.user, res.ExitCode, msg, c.target.user)
+		return fmt.Errorf("become: sudo -n as %s failed (exit %d): %s; gridha needs sudo without a password (NOPASSWD) and without requiretty for %s "+
+			"(in /etc/sudoers.d: Defaults:%s !requiretty and %s ALL=(root) NOPASSWD: /bin/sh)",
+			c.target.user, res.ExitCode, msg, c.target.user, c.target.user, c.target.user)
 	}
 	return nil
 }

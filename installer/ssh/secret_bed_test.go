@@ -20,7 +20,8 @@ import (
 // -20) opens every file the moment inotify reports it in the target folder
 // (and in any folder made there), during 20 writes of secret files —
 // rotations of one key file, 0600 root:root and 0640 root:daemon — half
-// over SFTP as root, half through sudo. It reads no secret byte, while it
+// over SFTP as root, half through sudo (with exactly the sudoers lines
+// inventory/README.md documents for become: sudo). It reads no secret byte, while it
 // does read the public files written the same way (so it would see a leak:
 // with the old create-write-chmod order it read the secrets).
 func TestBedSecretWrites(t *testing.T) {
@@ -46,7 +47,7 @@ mkdir -p /srv/edg/.ssh /etc/gridha-w
 cat > /srv/edg/.ssh/authorized_keys
 chown -R edg: /srv/edg
 chmod 700 /srv/edg /srv/edg/.ssh
-echo 'edg ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/edg
+printf 'Defaults:edg !requiretty\nedg ALL=(root) NOPASSWD: /bin/sh\n' > /etc/sudoers.d/edg
 chmod 440 /etc/sudoers.d/edg
 `
 	if out, err := h.ExecInput(ctx, pub, "sh", "-c", script); err != nil {
