@@ -179,6 +179,7 @@ type groupSM struct {
 	designUntil  time.Time
 	manual       bool // master by a manual takeover: not preempted
 	asked        bool // we asked the master for a manual takeover
+	leaseMisses  int  // takeovers in a row that could not get the lease
 
 	// lease
 	leaseHeld      bool
@@ -350,6 +351,9 @@ func (m *Machine) ScriptDone(now time.Time, group string, id uint64, err error) 
 	case OpStart:
 		if g.state != StateTakeover {
 			break
+		}
+		if err == nil {
+			g.leaseMisses = 0
 		}
 		if err != nil {
 			acts = append(acts, m.beginStop(now, g, StateFailed, fmt.Sprintf("failed startup: %v", err))...)
@@ -753,7 +757,13 @@ func (m *Machine) evalTakeover(now time.Time, g *groupSM, acts []Action) []Actio
 		}
 		held := g.leaseHeld || !m.p.UseLease
 		if !held && now.After(g.takeoverDeadline) {
-			return append(acts, m.beginStop(now, g, StateFailed, fmt.Sprintf("lease not acquired (held by %q)", g.leaseHolder))...)
+			acts = append(acts, m.beginStop(now, g, StateFailed, fmt.Sprintf("lease not acquired (held by %q)", g.leaseHolder))...)
+			// A node that cannot reach the lease store still hears its
+			// peers and would stand again (and, ranked higher, preempt the
+			// master again) after every backoff: double it each time.
+			g.leaseMisses++
+			g.backoffUntil = now.Add(m.p.Backoff << min(g.leaseMisses-1, 4))
+			return acts
 		}
 		if held && !now.Before(g.takeoverUntil) && (!m.p.UseLease || now.Before(g.leaseSafeUntil)) {
 			g.startIssued = true

@@ -55,6 +55,7 @@ type simNode struct {
 	ipUntil map[string]time.Time
 	ipDone  []ipResult
 	frozen  bool // SIGSTOP: no event is processed, the kernel goes on
+	dbCut   bool // this node alone cannot reach the lease store
 	sent    []Message
 }
 
@@ -192,7 +193,7 @@ func (s *sim) do(n *simNode, acts []Action) {
 			n.scripts = append(keep, sc)
 		case ActLease:
 			op := simLeaseOp{group: a.Group, op: a.Op, id: a.ID, doneAt: s.now.Add(5 * time.Millisecond)}
-			if !n.linked || s.dbDown {
+			if !n.linked || s.dbDown || n.dbCut {
 				op.doneAt = s.now.Add(s.p.LeaseTimeout)
 				op.res.Err = errors.New("db unreachable")
 			} else {
@@ -859,4 +860,28 @@ func TestPreemptionAfterLateStart(t *testing.T) {
 	s.runUntil(20*time.Second, "n1 master", s.isMaster("rb", "n1"))
 	s.run(10 * time.Second)
 	s.expectMaster("rb", "n1")
+}
+
+// The top rank cut from the lease store only: it hears its peers, so after
+// each backoff it stands again and preempts the master, fails to get the
+// lease, backs off. The backoff doubles, so the group is not bounced back
+// and forth every backoff.
+func TestPreemptionByANodeWithoutLease(t *testing.T) {
+	p := ipParams()
+	p.Preempt = true
+	s := newSim(t, p)
+	n1 := s.add("n1", "rb:30")
+	s.add("n2", "rb:20")
+	s.runUntil(10*time.Second, "n1 master", s.isMaster("rb", "n1"))
+	n1.dbCut = true
+	s.runUntil(20*time.Second, "n2 master", s.isMaster("rb", "n2"))
+	before := len(n1.takeovers["rb"])
+	s.run(7 * s.p.Backoff)
+	tries := len(n1.takeovers["rb"]) - before
+	t.Logf("n1 (no lease store) stood again %d times in %v", tries, 7*s.p.Backoff)
+	if tries > 3 {
+		t.Errorf("n1 stood %d times in 7 backoffs: the backoff does not grow", tries)
+	}
+	n1.dbCut = false
+	s.runUntil(20*s.p.Backoff, "n1 master again", s.isMaster("rb", "n1"))
 }
