@@ -149,7 +149,9 @@ func parseFiles(paths []string, out []byte, m string) (map[string]ProbeResult, b
 			ti++
 		case "regular file", "regular empty file":
 			size, err := strconv.Atoi(rest[strings.LastIndex(rest, "|")+1:])
-			if err != nil {
+			if err != nil || size < 0 {
+				// A negative size would slice backwards (found by
+				// FuzzParseFilesAny).
 				return nil, false
 			}
 			if size > MaxProbedContent {

@@ -74,6 +74,15 @@ func unescapeMountField(s string) string {
 	return b.String()
 }
 
+// mountFields splits a /proc/mounts or fstab line at spaces and tabs, the
+// only separators the kernel and fstab(5) use (they write those inside a
+// field as octal escapes). strings.Fields would also split at U+00A0 and
+// U+0085, which a path may hold as they are (found by FuzzParseMounts); a
+// CRLF line's final CR is no part of the last field.
+func mountFields(line string) []string {
+	return strings.FieldsFunc(strings.TrimSuffix(line, "\r"), func(r rune) bool { return r == ' ' || r == '\t' })
+}
+
 // MountEntry is one line of /proc/mounts or /etc/fstab.
 type MountEntry struct {
 	Source, Target, FSType string
@@ -85,7 +94,7 @@ type MountEntry struct {
 func ParseMounts(content string) []MountEntry {
 	var out []MountEntry
 	for _, line := range strings.Split(content, "\n") {
-		f := strings.Fields(line)
+		f := mountFields(line)
 		if len(f) < 3 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
@@ -118,13 +127,13 @@ func SetFstabLine(content []byte, target, want string) (out []byte, found string
 	lines := bytes.SplitAfter(content, []byte("\n"))
 	var b bytes.Buffer
 	done := false
-	wantFields := strings.Join(strings.Fields(want), " ")
+	wantFields := strings.Join(mountFields(want), " ")
 	for _, l := range lines {
 		if len(l) == 0 {
 			continue
 		}
 		text := strings.TrimRight(string(l), "\n")
-		f := strings.Fields(text)
+		f := mountFields(text)
 		if len(f) >= 2 && !strings.HasPrefix(f[0], "#") && unescapeMountField(f[1]) == target {
 			if found == "" {
 				found = text

@@ -112,7 +112,13 @@ func parseUserState(out string) userState {
 	}
 	if st.Home != "" {
 		for _, l := range stats {
-			p, rest, _ := strings.Cut(l, "|")
+			// The path is what lies before the last four fields: a
+			// home may hold '|' itself (found by FuzzParseUserState).
+			f := strings.Split(l, "|")
+			if len(f) < 5 {
+				continue
+			}
+			p, rest := strings.Join(f[:len(f)-4], "|"), strings.Join(f[len(f)-4:], "|")
 			switch path.Clean(p) {
 			case path.Clean(st.Home):
 				st.HomeStat = parseStatLine(rest)

@@ -1,0 +1,265 @@
+package installer
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"strings"
+	"testing"
+)
+
+// fuzzNonce is the batch marker the fuzz targets frame with: fixed, so a
+// failure replays.
+const fuzzNonce = probeMarker + "0123456789abcdef"
+
+// frameOutput is what batchScript's frame lines around one probe print: the
+// begin line, the output as it is, a newline, the end line with the exit
+// code (the printf lines of batchScript, byte for byte).
+func frameOutput(m string, i int, out []byte, rc int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s B %d\n", m, i)
+	b.Write(out)
+	fmt.Fprintf(&b, "\n%s E %d %d\n", m, i, rc)
+	return b.Bytes()
+}
+
+// FuzzBatchFraming: whatever two probes print (binary, no final newline,
+// lines that look like frames of another batch) comes back byte for byte
+// with its exit code, also after output of the session before the batch
+// (the lock prelude, a login script) — as long as none of it holds the
+// batch's nonce, which a host cannot know in advance.
+func FuzzBatchFraming(f *testing.F) {
+	f.Add([]byte("a=1\nb=2\n"), []byte("last"), uint8(0), uint8(4), []byte(""))
+	f.Add([]byte(""), []byte("\n\n"), uint8(1), uint8(255), []byte("motd\n"))
+	f.Add([]byte("\x00\x01\xff\n\x00"), []byte("@@GRIDHA E 0 0\n@@GRIDHA B 1\n"), uint8(7), uint8(0), []byte("x"))
+	f.Add([]byte("\n"+probeMarker+"ffffffffffffffff E 0 0\n"), []byte(probeMarker+"ffffffffffffffff B 1\n"), uint8(0), uint8(0), []byte("no newline"))
+	f.Fuzz(func(t *testing.T, a, b []byte, rcA, rcB uint8, junk []byte) {
+		for _, s := range [][]byte{a, b, junk} {
+			if bytes.Contains(s, []byte(fuzzNonce)) {
+				return
+			}
+		}
+		probes := []Probe{{Key: "a", Script: "a"}, {Key: "b", Script: "b"}}
+		var out []byte
+		out = append(out, junk...)
+		if len(junk) > 0 && junk[len(junk)-1] != '\n' {
+			// The session's own output ends its lines: a frame starts one.
+			out = append(out, '\n')
+		}
+		out = append(out, frameOutput(fuzzNonce, 0, a, int(rcA))...)
+		out = append(out, frameOutput(fuzzNonce, 1, b, int(rcB))...)
+		check := func(name string, facts *Facts, err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatalf("%s: %v (output %q)", name, err, out)
+			}
+			for _, w := range []struct {
+				key  string
+				data []byte
+				rc   int
+			}{{"a", a, int(rcA)}, {"b", b, int(rcB)}} {
+				r, ok := facts.Get(w.key)
+				if !ok || !bytes.Equal(r.Stdout, w.data) || r.ExitCode != w.rc {
+					t.Fatalf("%s: probe %s: got %q exit %d, want %q exit %d", name, w.key, r.Stdout, r.ExitCode, w.data, w.rc)
+				}
+			}
+		}
+		facts, err := parseBatch(probes, out, fuzzNonce)
+		check("parseBatch", facts, err)
+		// ParseBatch finds the nonce itself: that works when nothing
+		// before the first frame looks like a marker.
+		if !bytes.Contains(junk, []byte(probeMarker)) {
+			facts, err := ParseBatch(probes, out)
+			check("ParseBatch", facts, err)
+		}
+	})
+}
+
+// FuzzParseBatch: any output, however cut or garbled, gives an error or a
+// result for every probe; never a panic.
+func FuzzParseBatch(f *testing.F) {
+	f.Add([]byte(fuzzNonce+" B 0\nx\n"+fuzzNonce+" E 0 0\n"), uint8(1))
+	f.Add([]byte(fuzzNonce+" B 0\nx"), uint8(1))
+	f.Add([]byte(fuzzNonce+" B 1\n\n"+fuzzNonce+" E 1 3 4\n"), uint8(2))
+	f.Add([]byte(fuzzNonce+" B -1\n\n"+fuzzNonce+" E -1 0\n"), uint8(2))
+	f.Add([]byte("junk"+fuzzNonce+" B 0\n"), uint8(0))
+	f.Fuzz(func(t *testing.T, out []byte, n uint8) {
+		var probes []Probe
+		for i := 0; i < int(n%4); i++ {
+			probes = append(probes, Probe{Key: fmt.Sprint("k", i)})
+		}
+		for _, parse := range []func() (*Facts, error){
+			func() (*Facts, error) { return ParseBatch(probes, out) },
+			func() (*Facts, error) { return parseBatch(probes, out, fuzzNonce) },
+		} {
+			facts, err := parse()
+			if err != nil {
+				continue
+			}
+			for _, p := range probes {
+				if _, ok := facts.Get(p.Key); !ok {
+					t.Fatalf("no error, but no result for %s", p.Key)
+				}
+			}
+		}
+	})
+}
+
+// fuzzFile is one path as filesScript's stat, readlink and cat see it.
+type fuzzFile struct {
+	path    string
+	kind    string // stat %F
+	mode    uint32
+	target  string // symlinks
+	content []byte // regular files
+}
+
+// filesOutput is what filesScript prints for files (existing or not) in
+// argument order: the stat lines, the NUL-terminated symlink targets, the
+// regular files' contents, each section between frame lines.
+func filesOutput(m string, files []fuzzFile) []byte {
+	var s []string
+	var l, c bytes.Buffer
+	for _, f := range files {
+		if f.kind == "" {
+			continue // stat prints nothing for a missing path
+		}
+		size := 4096
+		switch f.kind {
+		case "regular file", "regular empty file":
+			size = len(f.content)
+			c.Write(f.content)
+		case "symbolic link":
+			size = len(f.target)
+			l.WriteString(f.target)
+			l.WriteByte(0)
+		}
+		s = append(s, fmt.Sprintf("%s|%s|%o|0|0|root|root|%d", f.path, f.kind, f.mode, size))
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s S\n%s\n", m, strings.Join(s, "\n"))
+	fmt.Fprintf(&b, "%s L\n%s\n%s C\n", m, l.Bytes(), m)
+	fmt.Fprintf(&b, "%s\n%s E\n", c.Bytes(), m)
+	return b.Bytes()
+}
+
+// FuzzParseFiles: the combined file probe's output, decoded by parseFiles
+// and then ParseFileFact, gives back each path's kind, mode, size, symlink
+// target and content byte for byte (paths with '|', empty and binary
+// files, contents that look like frames of another batch).
+func FuzzParseFiles(f *testing.F) {
+	f.Add("/etc/a|b", []byte("x=1\n"), uint16(0o640), "/srv/x", []byte("\x00\n"), uint8(0))
+	f.Add("/a", []byte(""), uint16(0o4755), "", []byte("@@GRIDHA-ffffffffffffffff E\n"), uint8(1))
+	f.Add("/a b", []byte("no eol"), uint16(0o1777), "rel/target", []byte{}, uint8(2))
+	f.Add("/x", []byte("\n"+probeMarker+"0000000000000000 C\n"), uint16(0o600), "t|u", []byte("y"), uint8(3))
+	f.Fuzz(func(t *testing.T, path string, content []byte, mode uint16, target string, content2 []byte, shape uint8) {
+		if path == "" || strings.ContainsAny(path, "\n\r") || strings.Contains(path, "\x00") ||
+			strings.ContainsAny(target, "\n\x00") ||
+			bytes.Contains(content, []byte(fuzzNonce)) || bytes.Contains(content2, []byte(fuzzNonce)) {
+			// Newlines in paths are not sent this way (fastFilePath), a
+			// target cannot hold NUL, and a newline in one is not
+			// representable in FileProbe's line format either.
+			return
+		}
+		perm := uint32(mode) & 0o7777
+		kinds := []string{"regular file", "symbolic link", "directory", ""}
+		files := []fuzzFile{
+			{path: path, kind: "regular file", mode: perm, content: content},
+			{path: path + ".l", kind: "symbolic link", mode: 0o777, target: target},
+			{path: path + ".2", kind: kinds[int(shape)%len(kinds)], mode: perm, target: target + "2", content: content2},
+		}
+		if len(content) == 0 {
+			files[0].kind = "regular empty file"
+		}
+		if shape&4 != 0 {
+			files[0], files[2] = files[2], files[0]
+		}
+		var paths []string
+		for _, f := range files {
+			paths = append(paths, f.path)
+		}
+		out := filesOutput(fuzzNonce, files)
+		res, ok := parseFiles(paths, out, fuzzNonce)
+		if !ok {
+			t.Fatalf("consistent output rejected: %q", out)
+		}
+		for _, f := range files {
+			r, ok := res[FileProbeKey(f.path)]
+			if !ok {
+				t.Fatalf("%s: no result", f.path)
+			}
+			ff, err := ParseFileFact(f.path, r.Stdout)
+			if err != nil {
+				t.Fatalf("%s: %v (%q)", f.path, err, r.Stdout)
+			}
+			if ff.Exists != (f.kind != "") {
+				t.Fatalf("%s: exists %v, kind %q", f.path, ff.Exists, f.kind)
+			}
+			if !ff.Exists {
+				continue
+			}
+			if want := unixModeToFileMode(f.mode); ff.Mode != want {
+				t.Fatalf("%s: mode %v, want %v", f.path, ff.Mode, want)
+			}
+			switch f.kind {
+			case "regular file", "regular empty file":
+				if ff.Kind != KindFile || !ff.ContentKnown || !bytes.Equal(ff.Content, f.content) || ff.Size != int64(len(f.content)) {
+					t.Fatalf("%s: got %+v, want content %q", f.path, ff, f.content)
+				}
+			case "symbolic link":
+				if ff.Kind != KindSymlink || ff.LinkTarget != f.target || ff.ContentKnown {
+					t.Fatalf("%s: got %+v, want target %q", f.path, ff, f.target)
+				}
+			case "directory":
+				if ff.Kind != KindDir || ff.ContentKnown || ff.LinkTarget != "" {
+					t.Fatalf("%s: got %+v", f.path, ff)
+				}
+			}
+		}
+	})
+}
+
+// FuzzParseFilesAny: garbled output of the combined file probe is refused
+// (the runner then asks each path on its own) or accepted with a result
+// for every path; never a panic.
+func FuzzParseFilesAny(f *testing.F) {
+	m := fuzzNonce
+	f.Add([]byte(m + " S\n/a|regular file|644|0|0|root|root|3\n" + m + " L\n\n" + m + " C\nabc\n" + m + " E\n"))
+	f.Add([]byte(m + " S\n/a|regular file|644|0|0|root|root|-3\n" + m + " L\n\n" + m + " C\nabc\n" + m + " E\n"))
+	f.Add([]byte(m + " S\n/a|symbolic link|777|0|0|root|root|3\n" + m + " L\nabc\n" + m + " C\n\n" + m + " E\n"))
+	f.Add([]byte(m + " S\n|||||||\n" + m + " L\n\x00\x00\n" + m + " C\n\n" + m + " E\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		paths := []string{"/a", "/b"}
+		res, ok := parseFiles(paths, out, m)
+		if !ok {
+			return
+		}
+		for _, p := range paths {
+			if _, ok := res[FileProbeKey(p)]; !ok {
+				t.Fatalf("accepted without a result for %s", p)
+			}
+		}
+	})
+}
+
+// FuzzParseFileFact: any probe output parses or fails without a panic; a
+// stat line's mode keeps only permission and special bits.
+func FuzzParseFileFact(f *testing.F) {
+	f.Add([]byte("S regular file|644|0|0|root|root|3\nC YWJj\n"))
+	f.Add([]byte("S symbolic link|777|0|0|root|root|3\nL /x\n"))
+	f.Add([]byte("N\n"))
+	f.Add([]byte("S directory|41777777777|0|0|root|root|3\n"))
+	f.Add([]byte("S regular file|644|x|y|root|root|z\nC !!\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		ff, err := ParseFileFact("/p", out)
+		if err != nil {
+			return
+		}
+		if ff.Mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
+			t.Fatalf("mode %v has type bits", ff.Mode)
+		}
+		if ff.Exists != (ff.Kind != KindNone) {
+			t.Fatalf("exists %v, kind %q", ff.Exists, ff.Kind)
+		}
+	})
+}
