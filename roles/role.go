@@ -81,44 +81,6 @@ func (o Options) InLimit(host string) bool {
 	return false
 }
 
-// MergePlans concatenates plans phase by phase (phase i of each plan runs
-// together), so several roles can run in one pass. A step whose ID a host
-// already has in that phase is dropped: roles that share steps (rb-node
-// runs the state server's) then check and report them once.
-func MergePlans(plans ...*installer.Plan) *installer.Plan {
-	out := &installer.Plan{}
-	seen := map[string]bool{} // phase index, host, step ID
-	for _, p := range plans {
-		if p == nil {
-			continue
-		}
-		for h, why := range p.Support {
-			if out.Support == nil {
-				out.Support = map[string]string{}
-			}
-			if out.Support[h] == "" {
-				out.Support[h] = why
-			}
-		}
-		for i, ph := range p.Phases {
-			if i >= len(out.Phases) {
-				out.Phases = append(out.Phases, installer.Phase{Name: ph.Name, Steps: map[string][]installer.Step{}})
-			}
-			for h, steps := range ph.Steps {
-				for _, s := range steps {
-					k := fmt.Sprintf("%d\x00%s\x00%s", i, h, s.ID())
-					if seen[k] {
-						continue
-					}
-					seen[k] = true
-					out.Phases[i].Steps[h] = append(out.Phases[i].Steps[h], s)
-				}
-			}
-		}
-	}
-	return out
-}
-
 // HostStep names one step of one host's plan.
 type HostStep struct{ Host, Step string }
 

@@ -106,7 +106,10 @@ func execute(c *cli.Context, d Deps, g globals, j job) error {
 		plans = append(plans, p)
 	}
 	stepRoles = roles.StepRoles(inv, names, plans)
-	plan := roles.MergePlans(plans...)
+	plan, err := roles.MergePlans(names, plans)
+	if err != nil {
+		return abort(err, report.ExitBadInput)
+	}
 	if len(plan.Hosts()) == 0 {
 		where := ""
 		if len(g.Limit) > 0 {

@@ -125,7 +125,10 @@ ansible-playbook --list-hosts --list-tasks. Exit 0, or 3 on bad input.`,
 				return badInput(err)
 			}
 			stepRoles := roles.StepRoles(inv, names, plans)
-			plan := roles.MergePlans(plans...)
+			plan, err := roles.MergePlans(names, plans)
+			if err != nil {
+				return badInput(err)
+			}
 			if len(plan.Hosts()) == 0 {
 				return badInputf("no host in %s plays role %s: nothing to plan", inv.Path, strings.Join(names, ", "))
 			}

@@ -51,7 +51,7 @@ func (r benchBase) Plan(inv *inventory.Inventory, opts roles.Options) (*installe
 			steps.Symlink{Path: d + "/edgwl", Target: "/srv/rb-state/rb-a/edgwl"},
 		}
 	}
-	return roles.MergePlans(base, &installer.Plan{Phases: []installer.Phase{ph}}), nil
+	return roles.MergePlans([]string{"base", "bench"}, []*installer.Plan{base, {Phases: []installer.Phase{ph}}})
 }
 
 // verifyBenchSizes reads GRIDHA_VERIFY_BENCH_HOSTS ("1,10,30" by default).

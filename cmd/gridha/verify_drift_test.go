@@ -62,7 +62,7 @@ func (r kitBase) Plan(inv *inventory.Inventory, opts roles.Options) (*installer.
 		files.Steps[h.Name] = kitFileSteps()
 		services.Steps[h.Name] = []installer.Step{steps.Service{Name: kitService, Boot: steps.BootDisabled, State: steps.StateStopped}}
 	}
-	return roles.MergePlans(base, &installer.Plan{Phases: []installer.Phase{files, services}}), nil
+	return roles.MergePlans([]string{"base", "kit"}, []*installer.Plan{base, {Phases: []installer.Phase{files, services}}})
 }
 
 func kitFileSteps() []installer.Step {
