@@ -403,6 +403,10 @@ func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, rem
 	rb := inv.Roles.RBNode
 	cfg := inv.Roles.StateServer
 	g := rb.PrimaryGroup(n.Name)
+	copyMount := ""
+	if rb.SharedFS != "snfs" {
+		copyMount = path.Join(SSHFSRawDir, rb.MountPoint)
+	}
 	var out []installer.Step
 	for _, d := range rb.StateDirs {
 		var accept []string
@@ -421,6 +425,7 @@ func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, rem
 			StateFrom:   opts.StateFrom,
 			KeepOwners:  true,
 			NoSpecial:   rb.SharedFS != "snfs",
+			CopyMount:   copyMount,
 			AcceptLinks: accept,
 		})
 	}

@@ -67,6 +67,10 @@ type StateDir struct {
 	// NoSpecial: the shared file system cannot hold fifos or device nodes
 	// (sshfs); a state folder with some is refused before anything moves.
 	NoSpecial bool
+	// CopyMount, when set, is another mount of the same share that the copy
+	// writes through (sshfs's own, root-only mount under the bindfs view on
+	// Mount: one FUSE layer less, and root's cp -a sets owners itself).
+	CopyMount string
 	// AcceptLinks are other link targets that count as done (the other HA
 	// groups' shares of this node: the service script points the link at
 	// the group it serves).
@@ -94,6 +98,16 @@ func (s StateDir) ID() string { return "state dir " + s.Path }
 
 func (s StateDir) tmp() string {
 	return path.Join(path.Dir(s.Share), "."+path.Base(s.Share)+".gridha-tmp-"+s.Node)
+}
+
+// copyTmp is the temporary folder as the copy writes it (through CopyMount
+// when set).
+func (s StateDir) copyTmp() string {
+	t := s.tmp()
+	if s.CopyMount != "" && strings.HasPrefix(t, s.Mount+"/") {
+		return path.Join(s.CopyMount, strings.TrimPrefix(t, s.Mount+"/"))
+	}
+	return t
 }
 
 func (s StateDir) serverTmp() string {
@@ -458,18 +472,43 @@ kill $w 2>/dev/null
 # times of hard-linked files again.
 cd "$L" && find . -type f -links +1 -exec sh -c 'L=$1 T=$2; shift 2; for f; do touch -m -r "$L/$f" "$T/$f" || exit 1; done' sh "$L" "$T" {} + || rc=1
 exit $rc
-`, installer.ShellQuote(s.Path), installer.ShellQuote(s.tmp()), installer.ShellQuote(stateDirLock), installer.ShellQuote(stateDirLock), preserve)
+`, installer.ShellQuote(s.Path), installer.ShellQuote(s.copyTmp()), installer.ShellQuote(stateDirLock), installer.ShellQuote(stateDirLock), preserve)
 }
 
 // copyVerified makes sure the temporary folder holds a verified, marked copy
 // of the local folder: a marked one is verified again, anything else is
 // copied afresh.
 func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarked bool, stamp string) (string, error) {
-	local, err := s.manifest(ctx, env.Conn, s.Path)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", s.Path, err)
+	// The original's manifest (a checksum of every file) is read while the
+	// copy runs: the services are stopped, nothing changes it, and the two
+	// use different resources (the disk and a core; the network and sshfs).
+	type manifestResult struct {
+		m   Manifest
+		err error
 	}
+	localCh := make(chan manifestResult, 1)
+	go func() {
+		m, err := s.manifest(ctx, env.Conn, s.Path)
+		localCh <- manifestResult{m, err}
+	}()
+	var local Manifest
+	var localErr error
+	read := false
+	readLocal := func() error {
+		if !read {
+			r := <-localCh
+			read, local, localErr = true, r.m, r.err
+		}
+		if localErr != nil {
+			return fmt.Errorf("read %s: %w", s.Path, localErr)
+		}
+		return nil
+	}
+	defer func() { _ = readLocal() }() // never leave the goroutine behind
 	if tmpMarked {
+		if err := readLocal(); err != nil {
+			return "", err
+		}
 		if copyM, err := s.shareManifest(ctx, env, true); err == nil {
 			if diffs := CompareManifestsWith(local, copyM, CompareOptions{Owners: s.KeepOwners, LinkTimes: s.onServer(env)}); len(diffs) == 0 {
 				return "re-verified the waiting copy", nil
@@ -500,6 +539,9 @@ func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarke
 		return "", res.Err("copy " + s.Path)
 	default:
 		cpErr = fmt.Sprintf(" (cp exit %d: %s)", res.ExitCode, firstLines(string(res.Stderr), 3))
+	}
+	if err := readLocal(); err != nil {
+		return "", err
 	}
 	copyM, err := s.shareManifest(ctx, env, true)
 	if err != nil {
