@@ -175,3 +175,35 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestParseConfigServiceIP(t *testing.T) {
+	c, err := ParseConfig("hagd.conf", []byte(minimalConf+"service_ip = rb1:198.18.1.100/24@eth0\nservice_ip = rb3:198.18.1.101/24@eth1\npreempt = no\npeers_file = /var/lib/hagd/peers\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ServiceIPs["rb1"].String(); got != "198.18.1.100/24@eth0" || len(c.ServiceIPs) != 2 || c.Preempt || c.PeersFile != "/var/lib/hagd/peers" {
+		t.Errorf("service IPs %v, preempt %v, peers %q", c.ServiceIPs, c.Preempt, c.PeersFile)
+	}
+	// With service_ip the default lease leaves the kernel lifetime room.
+	if c.LeaseTTL < c.MinLeaseTTLForIP() || c.ipLifetimeFloor() < time.Second {
+		t.Errorf("default lease_ttl %v, floor %v", c.LeaseTTL, c.ipLifetimeFloor())
+	}
+	for _, tc := range []struct{ extra, want string }{
+		{"service_ip = rb1:198.18.1.100@eth0\n", `hagd.conf:10: service_ip: "rb1:198.18.1.100@eth0": "198.18.1.100" is not an IPv4 address/prefix`},
+		{"service_ip = rb1:198.18.1.100/24\n", "want group:address/prefix@iface"},
+		{"service_ip = nosuch:198.18.1.100/24@eth0\n", "service_ip: group nosuch is not in group"},
+		{"service_ip = rb1:198.18.1.100/24@eth0, rb1:198.18.1.101/24@eth0\n", "group rb1 has two service IPs"},
+		{"service_ip = rb1:198.18.1.100/24@eth0\nlease_ttl = 2.5s\nlease_renew = 400ms\nlease_timeout = 400ms\nstop_timeout = 1s\ndt1 = 1.2s\nheartbeat = 250ms\n",
+			"lease_ttl: 2.5s is too short for service_ip"},
+		{"preempt = maybe\n", `preempt: "maybe": want yes or no`},
+	} {
+		_, err := ParseConfig("hagd.conf", []byte(minimalConf+tc.extra))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.extra, err, tc.want)
+		}
+	}
+	// The tuned timings with a 3 s lease are accepted.
+	if _, err := ParseConfig("hagd.conf", []byte(minimalConf+"service_ip = rb1:198.18.1.100/24@eth0\nlease_ttl = 3s\nlease_renew = 400ms\nlease_timeout = 400ms\nstop_timeout = 1s\ndt1 = 1.2s\nheartbeat = 250ms\n")); err != nil {
+		t.Errorf("tuned with lease_ttl 3s: %v", err)
+	}
+}
