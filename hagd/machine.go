@@ -27,8 +27,13 @@ import (
 //	failed   -- start/status/lease failed: stop, then not a candidate for
 //	            the backoff time
 //
-// A provider not heard for ΔT1 is dead. A live master is never preempted by
-// a better-ranked provider that returns.
+// A provider not heard for ΔT1 is dead. With Preempt, a live master hands
+// its group to a better-ranked candidate that returns (the ordered handover
+// of a manual takeover); without it, a live master is never preempted.
+//
+// With ManagedIP the machine also owns the group's service IP (ActIP): up
+// after the lease and ΔT2, before start; extended with each renewal;
+// removed before every stop and as soon as the lease cannot be proven.
 
 // MachineParams are the machine's timing and identity.
 type MachineParams struct {
