@@ -16,17 +16,13 @@ import (
 	"github.com/gridha/gridha/installer"
 	sshx "github.com/gridha/gridha/installer/ssh"
 	"github.com/gridha/gridha/inventory"
+	"github.com/gridha/gridha/pipeline"
 	"github.com/gridha/gridha/report"
 	"github.com/gridha/gridha/roles"
 )
 
 // DialOptions are the transport choices of the command line.
-type DialOptions struct {
-	HostKeyPolicy string // sshx.PolicyStrict or sshx.PolicyAcceptNew
-	// Log receives the transport's notices (accepted host keys); it writes
-	// to stderr.
-	Log func(format string, args ...any)
-}
+type DialOptions = pipeline.DialOptions
 
 // Deps is everything the CLI needs from the outside world, so that tests
 // run it in-process with their own registry, dialer and buffers.
