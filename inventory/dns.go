@@ -23,16 +23,16 @@ import (
 // Every host named in primaries or updaters must play the dns role, and
 // every host playing the dns role must be named in one of the two lists.
 type DNS struct {
-	Zone    string `yaml:"zone"`
-	Name    string `yaml:"name"`
-	TTL     int    `yaml:"ttl"`
-	KeyName string `yaml:"key_name"`
+	Zone    string `yaml:"zone"`     // the DNS zone holding the round robin (required)
+	Name    string `yaml:"name"`     // the round-robin name, relative to zone (or absolute with a final dot)
+	TTL     int    `yaml:"ttl"`      // seconds; MAN05: not below 30-60 s
+	KeyName string `yaml:"key_name"` // the TSIG key (HMAC-SHA256) gridha generates; default <name>-update
 
-	Primaries []string   `yaml:"primaries"`
-	Updaters  []string   `yaml:"updaters"`
-	BDIIs     []DNSBDII  `yaml:"bdiis"`
-	Bind      DNSBind    `yaml:"bind"`
-	Updater   DNSUpdater `yaml:"updater"`
+	Primaries []string   `yaml:"primaries"` // inventory hosts running a BIND primary for zone
+	Updaters  []string   `yaml:"updaters"`  // inventory hosts running gridha dns-updater
+	BDIIs     []DNSBDII  `yaml:"bdiis"`     // the BDIIs of the round robin
+	Bind      DNSBind    `yaml:"bind"`      // where BIND keeps things on the primaries
+	Updater   DNSUpdater `yaml:"updater"`   // what the updater hosts' dns-updater is told
 
 	// UpdateVia says where install sends the RFC 2136 update that creates the
 	// record set: "primary" (default: DNS over TCP to bind.update_address as
@@ -84,7 +84,7 @@ type DNSUpdater struct {
 	ConfigPath   string `yaml:"config_path"`  // default /etc/gridha/dns-updater.conf
 	KeyPath      string `yaml:"key_path"`     // default /etc/gridha/dns-updater.key
 	ServiceName  string `yaml:"service_name"` // init script name; default gridha-dns-updater
-	// Service: "enabled" (default: starts at boot and is running),
+	// Service is "enabled" (default: starts at boot and is running),
 	// "installed" (files only: the init script is written but neither
 	// enabled nor started, for sites that start it their own way).
 	Service string `yaml:"service"`
@@ -93,8 +93,8 @@ type DNSUpdater struct {
 // DNSCheckCommand is a site check run by the dns-updater: argv without a
 // shell; {name}, {address} and {port} are replaced per BDII.
 type DNSCheckCommand struct {
-	Name string   `yaml:"name"`
-	Argv []string `yaml:"argv"`
+	Name string   `yaml:"name"` // a label for logs
+	Argv []string `yaml:"argv"` // the plugin and its arguments, run without a shell
 }
 
 // DefaultDNSTTL is the round robin's TTL when none is set (MAN05: 30-60 s).

@@ -43,31 +43,32 @@ type RBNode struct {
 
 // HAGDSettings are hagd.conf's parameters (slide 13) plus the intervals.
 type HAGDSettings struct {
-	Port    int           `yaml:"port"`
-	KeyFile SecretRef     `yaml:"key_file"`
-	Timeout time.Duration `yaml:"timeout"`
-	Debug   *int          `yaml:"debug"` // nil: hagd's default (2)
-	Iface   []string      `yaml:"iface"`
-	DT1     time.Duration `yaml:"dt1"`
-	DT2     time.Duration `yaml:"dt2"`
+	Port    int           `yaml:"port"`     // UDP port of hagd's broadcasts
+	KeyFile SecretRef     `yaml:"key_file"` // hagd's shared key (the same on every node; generated when unset)
+	Timeout time.Duration `yaml:"timeout"`  // time the service script's start and status may take
+	Debug   *int          `yaml:"debug"`    // hagd's log level, 0 errors to 5 every packet (unset: hagd's default, 2)
+	Iface   []string      `yaml:"iface"`    // interfaces to broadcast on (unset: all up non-loopback IPv4)
+	DT1     time.Duration `yaml:"dt1"`      // ΔT1: a node not heard this long is dead (unset: hagd's default, 6s)
+	DT2     time.Duration `yaml:"dt2"`      // ΔT2: takeover broadcast before start (unset: hagd's default, 3s)
 	// Script is the service script hagd calls: SCRIPT start|stop|status GROUP.
 	Script string `yaml:"script"`
 	// Config is where hagd.conf goes (the notes: /opt/lcg/etc/hagd.conf).
 	Config string `yaml:"config"`
 	// Tuning beyond slide 13 (zero: hagd's defaults; see hagd/README.md).
-	Heartbeat      time.Duration `yaml:"heartbeat"`
-	StopTimeout    time.Duration `yaml:"stop_timeout"`
-	StatusInterval time.Duration `yaml:"status_interval"`
-	Backoff        time.Duration `yaml:"backoff"`
+
+	Heartbeat      time.Duration `yaml:"heartbeat"`       // broadcast interval (unset: hagd's default, 1s)
+	StopTimeout    time.Duration `yaml:"stop_timeout"`    // time the service script's stop may take (unset: hagd's default)
+	StatusInterval time.Duration `yaml:"status_interval"` // how often the master runs status (unset: hagd's default, 5s)
+	Backoff        time.Duration `yaml:"backoff"`         // after a failure or giveup, not a candidate this long (unset: hagd's default, 30s)
 	// Lease is the split-brain guard: "mysql" (default: a row in the state
 	// server's L&B database, with the L&B account) or "none" (the 2005
 	// behaviour: two masters during a partition).
 	Lease        string        `yaml:"lease"`
-	LeaseTTL     time.Duration `yaml:"lease_ttl"`
-	LeaseRenew   time.Duration `yaml:"lease_renew"`
-	LeaseTimeout time.Duration `yaml:"lease_timeout"`
-	// Preempt (default true): a returning node of higher rank takes its
-	// group back from the master, without overlap.
+	LeaseTTL     time.Duration `yaml:"lease_ttl"`     // lease length (unset: hagd's default, dt1 + dt2 or more)
+	LeaseRenew   time.Duration `yaml:"lease_renew"`   // lease renewal interval (unset: hagd's default, 1s)
+	LeaseTimeout time.Duration `yaml:"lease_timeout"` // time one lease operation may take (unset: hagd's default, 1s)
+	// Preempt says whether a returning node of higher rank takes its group
+	// back from the master, without overlap (default true).
 	Preempt *bool `yaml:"preempt"`
 }
 

@@ -22,6 +22,7 @@ type StateServer struct {
 
 // StateMySQL is the L&B database on the state server.
 type StateMySQL struct {
+	// Database is the L&B database (the notes: lbserver20).
 	Database string `yaml:"database"`
 	// User is the L&B user the rb nodes' bkserverd logs in as.
 	User string `yaml:"user"`
@@ -29,13 +30,17 @@ type StateMySQL struct {
 	PasswordFile SecretRef `yaml:"password_file"`
 	// AdminUser logs in to administer MySQL; with no admin_password_file it
 	// authenticates over the unix socket (unix_socket plugin, as root).
-	AdminUser         string    `yaml:"admin_user"`
+	AdminUser string `yaml:"admin_user"`
+	// AdminPasswordFile holds admin_user's password (unset: unix socket
+	// authentication).
 	AdminPasswordFile SecretRef `yaml:"admin_password_file"`
-	Socket            string    `yaml:"socket"`
+	// Socket is the unix socket of the state server's MySQL.
+	Socket string `yaml:"socket"`
 	// BindAddress is where MySQL listens; default: the state server's
 	// address, so that rb nodes reach it.
 	BindAddress string `yaml:"bind_address"`
-	Port        int    `yaml:"port"`
+	// Port is MySQL's TCP port.
+	Port int `yaml:"port"`
 	// Config is the MariaDB/MySQL option file gridha owns.
 	Config string `yaml:"config"`
 	// Service is the init service restarted when MySQL does not listen

@@ -122,6 +122,9 @@ func Run(ctx context.Context, args []string, d Deps) int {
 		return runComplete(d, args[2:])
 	}
 	app := NewApp(d)
+	if code, ok := roleHelp(ctx, app, d, args); ok {
+		return code
+	}
 	err := app.RunContext(ctx, flagsFirst(app, args))
 	if err == nil {
 		return 0

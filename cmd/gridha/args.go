@@ -14,10 +14,27 @@ func flagsFirst(app *cli.App, args []string) []string {
 	if len(args) < 2 || args[len(args)-1] == "--generate-bash-completion" {
 		return args
 	}
+	i, cmd := commandAt(app, args)
+	if cmd == nil {
+		return args
+	}
+	flags, positional, ok := splitArgs(cmd, args[i+1:])
+	if !ok {
+		return args // "-i" without its value: let urfave/cli say so
+	}
+	out := append([]string{}, args[:i+1]...)
+	out = append(out, flags...)
+	return append(out, positional...)
+}
+
+// commandAt finds the command after the global flags of args: its index
+// and, when it is install, verify, plan or check (the commands that take
+// flags after their arguments), the command.
+func commandAt(app *cli.App, args []string) (int, *cli.Command) {
 	i := 1
 	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-" {
 		if args[i] == "--" {
-			return args
+			return i, nil
 		}
 		if takesValue(app.Flags, args[i]) {
 			i++
@@ -25,20 +42,20 @@ func flagsFirst(app *cli.App, args []string) []string {
 		i++
 	}
 	if i >= len(args) {
-		return args
+		return i, nil
 	}
-	var cmd *cli.Command
 	for _, c := range app.Commands {
 		if c.HasName(args[i]) && (c.Name == "install" || c.Name == "verify" || c.Name == "plan" || c.Name == "check") {
-			cmd = c
+			return i, c
 		}
 	}
-	if cmd == nil {
-		return args
-	}
-	out := append([]string{}, args[:i+1]...)
-	var flags, positional []string
-	rest := args[i+1:]
+	return i, nil
+}
+
+// splitArgs separates a command's arguments into flags (with their values)
+// and positional arguments; "--" ends the flags. ok is false when the
+// last flag lacks its value.
+func splitArgs(cmd *cli.Command, rest []string) (flags, positional []string, ok bool) {
 	for k := 0; k < len(rest); k++ {
 		a := rest[k]
 		switch {
@@ -49,7 +66,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 			flags = append(flags, a)
 			if takesValue(cmd.Flags, a) {
 				if k+1 >= len(rest) {
-					return args // "-i" without its value: let urfave/cli say so
+					return nil, nil, false
 				}
 				k++
 				flags = append(flags, rest[k])
@@ -58,8 +75,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 			positional = append(positional, a)
 		}
 	}
-	out = append(out, flags...)
-	return append(out, positional...)
+	return flags, positional, true
 }
 
 // takesValue reports whether arg ("-i", "--limit", not "--limit=x") is a

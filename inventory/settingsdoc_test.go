@@ -1,0 +1,96 @@
+package inventory
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+)
+
+// settingsBlock is where README.md holds role's generated table.
+func settingsBlock(role string) (begin, end string) {
+	return "<!-- settings " + role + ": generated from inventory/*.go by TestSettingsTablesInREADME; GRIDHA_UPDATE_README=1 go test ./inventory/ rewrites them -->\n",
+		"<!-- end settings " + role + " -->\n"
+}
+
+// TestSettingsTablesInREADME: README.md's table of every role's settings is
+// the one generated from the declaration the decoder and validation use
+// (keys, types, SetDefaults' defaults, the fields' doc comments), and every
+// setting has a description. GRIDHA_UPDATE_README=1 rewrites the tables.
+func TestSettingsTablesInREADME(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(readme)
+	for _, role := range KnownRoles() {
+		ss, err := Settings(role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range ss {
+			if s.Doc == "" || strings.Contains(s.Doc, "\n") {
+				t.Errorf("roles.%s.%s: no one-line doc comment on its field (%q)", role, s.Key, s.Doc)
+			}
+		}
+		want, err := SettingsTable(role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		begin, end := settingsBlock(role)
+		i, j := strings.Index(out, begin), strings.Index(out, end)
+		if i < 0 || j < i {
+			t.Errorf("README.md has no settings table for %s (lines %q ... %q)", role, begin, end)
+			continue
+		}
+		if got := out[i+len(begin) : j]; got != want {
+			if os.Getenv("GRIDHA_UPDATE_README") == "1" {
+				out = out[:i+len(begin)] + want + out[j:]
+				continue
+			}
+			t.Errorf("README.md's settings table for %s differs from the declaration (GRIDHA_UPDATE_README=1 go test -run TestSettingsTablesInREADME ./inventory/ rewrites it):\n got:\n%s\nwant:\n%s", role, got, want)
+		}
+	}
+	if out != string(readme) {
+		if err := os.WriteFile("README.md", []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Log("README.md rewritten")
+	}
+}
+
+// TestSettingsDescribeDeclaration: keys, types and defaults come from the
+// declaration itself (a default SetDefaults fills, a nested struct's keys,
+// a map's value keys, a list's element keys, a secret).
+func TestSettingsDescribeDeclaration(t *testing.T) {
+	ss, err := Settings("rb-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Setting{}
+	for _, s := range ss {
+		got[s.Key] = s
+	}
+	for _, w := range []Setting{
+		{Key: "mount_point", Type: "string", Default: "/mnt/rb-state", Doc: "where the state server's export is mounted on a node"},
+		{Key: "hagd.timeout", Type: "duration", Default: "2m"},
+		{Key: "hagd.key_file", Type: "secret (path or env:NAME)"},
+		{Key: "groups.NAME.service_ip", Type: "string", Doc: "the address with prefix length, e.g. 198.18.1.100/24"},
+		{Key: "cron_remove", Type: "list of string", Default: "[/etc/cron.d/edg-wl-check-daemons]"},
+	} {
+		s, ok := got[w.Key]
+		if !ok || s.Type != w.Type || s.Default != w.Default || w.Doc != "" && s.Doc != w.Doc {
+			t.Errorf("%s: got %+v, want %+v", w.Key, s, w)
+		}
+	}
+	if ss, _ := Settings("dns"); len(ss) == 0 || ss[0].Key != "zone" {
+		t.Errorf("dns: %+v", ss)
+	}
+	if _, err := Settings("rb-nod"); err == nil {
+		t.Error("unknown role accepted")
+	}
+	var b bytes.Buffer
+	if err := WriteSettingsHelp(&b, "base"); err != nil || !strings.Contains(b.String(), "   motd (string)\n      one line written to /etc/motd") {
+		t.Errorf("help: %v\n%s", err, b.String())
+	}
+}
