@@ -517,6 +517,59 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
+	// A restarted receiver must not accept a captured packet replayed to it
+	// (peers_file): n2 restarts while n1 and n3 are frozen (so nothing
+	// fresh reaches it first), then n1's captured heartbeats are replayed.
+	t.Run("ReplayAfterRestart", func(t *testing.T) {
+		c.t = t
+		c.setup(lenient, three)
+		c.startAll("n1", "n2", "n3")
+		c.waitMaster("rb", "n1", 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if out, err := c.db.Exec(ctx, itInject, "capture", "3333", "/tmp/hagd-captured", c.nodes["n1"].Addr); err != nil {
+			t.Fatalf("capture: %v %s", err, out)
+		}
+		time.Sleep(500 * time.Millisecond) // n2 accepts newer packets of n1 than those captured
+		must(t, c.nodes["n2"].Stop("hagd"))
+		for _, n := range []string{"n1", "n3"} {
+			c.sh(t, n, `kill -s STOP -- "-$(cat /run/testbed/hagd.pid)"`)
+		}
+		frozen := true
+		thaw := func() {
+			if frozen {
+				frozen = false
+				for _, n := range []string{"n1", "n3"} {
+					c.sh(t, n, `kill -s CONT -- "-$(cat /run/testbed/hagd.pid)"`)
+				}
+			}
+		}
+		defer thaw()
+		c.start("n2")
+		var s *StatusReply
+		for end := time.Now().Add(10 * time.Second); s == nil && time.Now().Before(end); s = c.status("n2") {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if s == nil {
+			t.Fatal("restarted n2 does not answer")
+		}
+		bcast := strings.TrimSuffix(c.bed.Gateway, ".1") + ".255"
+		if out, err := c.db.Exec(ctx, itInject, "replay", bcast, "3333", "/tmp/hagd-captured"); err != nil {
+			t.Fatalf("replay: %v %s", err, out)
+		}
+		time.Sleep(300 * time.Millisecond)
+		s = c.status("n2")
+		thaw()
+		if s == nil {
+			t.Fatal("no status from n2")
+		}
+		t.Logf("restarted n2 after the replay: %v", s.Packets)
+		if s.Packets[cntAccepted] != 0 || s.Packets[cntReplay] < 6 {
+			t.Errorf("restarted n2 accepted %d replayed packets (counted %d replays, want 6)", s.Packets[cntAccepted], s.Packets[cntReplay])
+		}
+		c.waitMaster("rb", "n1", 20*time.Second)
+	})
+
 	t.Run("ManualTakeover", func(t *testing.T) {
 		c.t = t
 		c.setup(lenient, three)
@@ -600,6 +653,12 @@ func TestIntegration(t *testing.T) {
 // junk, tampered copies, unsigned copies, a forged master claim signed with
 // the wrong key, and the genuine packets again (replays).
 func inject(args []string) error {
+	if len(args) == 4 && args[0] == "capture" {
+		return captureTo(args[1], args[2], args[3])
+	}
+	if len(args) == 4 && args[0] == "replay" {
+		return replayFrom(args[1], args[2], args[3])
+	}
 	if len(args) != 3 {
 		return fmt.Errorf("usage: hagd-inject BCAST PORT GROUP")
 	}
@@ -814,4 +873,56 @@ func TestMySQLLease(t *testing.T) {
 	if r := l.Renew(op(), "rb", "n3", ttl); r.OK || r.Err == nil {
 		t.Errorf("renew with the DB down: %+v", r)
 	}
+}
+
+// captureTo saves 6 genuine heartbeats heard on port, one per line (hex),
+// for a later replay.
+func captureTo(port, file, from string) error {
+	p, _ := strconv.Atoi(port)
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{Port: p})
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	var lines []string
+	buf := make([]byte, MaxPacket)
+	_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for len(lines) < 6 {
+		n, addr, err := pc.ReadFromUDP(buf)
+		if err != nil {
+			return fmt.Errorf("capture: %w (got %d)", err, len(lines))
+		}
+		if addr.IP.String() == from {
+			lines = append(lines, fmt.Sprintf("%x", buf[:n]))
+		}
+	}
+	return os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+}
+
+// replayFrom sends the saved heartbeats again, oldest first.
+func replayFrom(bcast, port, file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	p, _ := strconv.Atoi(port)
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{})
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	dst := &net.UDPAddr{IP: net.ParseIP(bcast), Port: p}
+	sent := 0
+	for _, l := range strings.Fields(string(b)) {
+		var pkt []byte
+		if _, err := fmt.Sscanf(l, "%x", &pkt); err != nil {
+			return err
+		}
+		if _, err := pc.WriteToUDP(pkt, dst); err != nil {
+			return err
+		}
+		sent++
+	}
+	fmt.Printf("replayed %d captured packets\n", sent)
+	return nil
 }
