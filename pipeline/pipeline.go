@@ -31,15 +31,19 @@ type DialOptions struct {
 // Env is what a run needs from the outside world; tests give their own
 // registry, dialer and buffers.
 type Env struct {
-	Registry  *roles.Registry
+	Registry *roles.Registry
+	// NewDialer builds the transport for an inventory (gridha's default:
+	// OpenSSH-compatible sshx.Dialer).
 	NewDialer func(inv *inventory.Inventory, o DialOptions) (installer.Dialer, error)
 	Stdout    io.Writer
 	Stderr    io.Writer
-	// Terminal reports whether w is a terminal, and its width.
+	// Terminal reports whether w is a terminal, and its width (gridha's
+	// default: golang.org/x/term on *os.File).
 	Terminal func(w io.Writer) (isTerminal bool, width int)
-	Getenv   func(string) string // NO_COLOR
-	Now      func() time.Time
-	Version  string
+	// Getenv reads the environment (NO_COLOR).
+	Getenv  func(string) string
+	Now     func() time.Time
+	Version string // the build's, for the reports
 }
 
 // Request is what install or verify asked for.

@@ -35,6 +35,23 @@ func (r fileRole) Plan(inv *inventory.Inventory, opts roles.Options) (*installer
 	return &installer.Plan{Phases: []installer.Phase{ph}}, nil
 }
 
+// testEnv runs with reg, writes the report to stderr, and records in
+// dialled whether a dialer was asked for (it fails: no host is reached).
+func testEnv(reg *roles.Registry, stderr io.Writer, dialled *bool) Env {
+	return Env{
+		Registry: reg,
+		NewDialer: func(*inventory.Inventory, DialOptions) (installer.Dialer, error) {
+			*dialled = true
+			return nil, io.EOF
+		},
+		Stdout:   io.Discard,
+		Stderr:   stderr,
+		Terminal: func(io.Writer) (bool, int) { return false, 0 },
+		Getenv:   func(string) string { return "" },
+		Now:      time.Now,
+	}
+}
+
 // TestExecuteBadInputDialsNothing: an inventory mistake, an unknown
 // --state-from and two roles wanting one file differently each end the
 // run with exit 3 before any host is dialled; the reporter says why.
@@ -57,17 +74,7 @@ func TestExecuteBadInputDialsNothing(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var stderr bytes.Buffer
 			dialled := false
-			env := Env{
-				Registry: roles.NewRegistry(fileRole{"base", 0}, fileRole{"bdii-client", 0o20}),
-				NewDialer: func(*inventory.Inventory, DialOptions) (installer.Dialer, error) {
-					dialled = true
-					return nil, io.EOF
-				},
-				Stdout: io.Discard, Stderr: &stderr,
-				Terminal: func(io.Writer) (bool, int) { return false, 0 },
-				Getenv:   func(string) string { return "" },
-				Now:      time.Now,
-			}
+			env := testEnv(roles.NewRegistry(fileRole{"base", 0}, fileRole{"bdii-client", 0o20}), &stderr, &dialled)
 			req := c.req
 			req.Command, req.Mode, req.Output, req.Concurrency = "install", installer.ModeCheck, "text", 1
 			if req.Inventory == "" {
@@ -84,17 +91,7 @@ func TestExecuteBadInputDialsNothing(t *testing.T) {
 	}
 	// Two roles wanting the same: planned once, reaches the dialer.
 	dialled := false
-	env := Env{
-		Registry: roles.NewRegistry(fileRole{"base", 0}, fileRole{"bdii-client", 0}),
-		NewDialer: func(*inventory.Inventory, DialOptions) (installer.Dialer, error) {
-			dialled = true
-			return nil, io.EOF
-		},
-		Stdout: io.Discard, Stderr: io.Discard,
-		Terminal: func(io.Writer) (bool, int) { return false, 0 },
-		Getenv:   func(string) string { return "" },
-		Now:      time.Now,
-	}
+	env := testEnv(roles.NewRegistry(fileRole{"base", 0}, fileRole{"bdii-client", 0}), io.Discard, &dialled)
 	if code, _ := Execute(context.Background(), env, Request{Command: "install", Mode: installer.ModeCheck, Output: "text", Concurrency: 1, Inventory: inv, Roles: []string{"base", "bdii-client"}}); code != report.ExitBadInput || !dialled {
 		t.Errorf("identical wants: exit %d, dialled %v; want the dialer reached (and its error, exit 3)", code, dialled)
 	}

@@ -25,28 +25,19 @@ import (
 type DialOptions = pipeline.DialOptions
 
 // Deps is everything the CLI needs from the outside world, so that tests
-// run it in-process with their own registry, dialer and buffers.
+// run it in-process with their own registry, dialer and buffers: what a
+// run needs (pipeline.Env: registry, dialer, stdout and stderr, terminal,
+// environment, clock, version) and what only the command line uses.
 type Deps struct {
-	Registry *roles.Registry
-	// NewDialer builds the transport for an inventory (default: OpenSSH-
-	// compatible sshx.Dialer).
-	NewDialer func(inv *inventory.Inventory, o DialOptions) (installer.Dialer, error)
-	Stdout    io.Writer
-	Stderr    io.Writer
-	// Terminal reports whether w is a terminal, and its width (default:
-	// golang.org/x/term on *os.File).
-	Terminal func(w io.Writer) (isTerminal bool, width int)
-	// Getenv reads the environment (NO_COLOR).
-	Getenv func(string) string
-	Now    func() time.Time
+	pipeline.Env
 	// Commands are mounted beside install/verify: the daemons (hagd,
 	// dns-updater).
 	Commands []*cli.Command
-	// Version, Commit and Date (RFC 3339, may be empty) are the build's:
-	// stamped by -ldflags or read from the Go build information.
-	Version string
-	Commit  string
-	Date    string
+	// Commit and Date (RFC 3339, may be empty) are the build's, with
+	// Env.Version: stamped by -ldflags or read from the Go build
+	// information.
+	Commit string
+	Date   string
 }
 
 // DefaultRegistry lists the roles this gridha can install and verify.
@@ -61,19 +52,21 @@ func DefaultRegistry() *roles.Registry {
 func DefaultDeps() Deps {
 	v := stampedVersion()
 	return Deps{
-		Registry: DefaultRegistry(),
-		NewDialer: func(inv *inventory.Inventory, o DialOptions) (installer.Dialer, error) {
-			return sshx.NewDialer(inv, sshx.Options{HostKeyPolicy: o.HostKeyPolicy, Log: o.Log}), nil
+		Env: pipeline.Env{
+			Registry: DefaultRegistry(),
+			NewDialer: func(inv *inventory.Inventory, o DialOptions) (installer.Dialer, error) {
+				return sshx.NewDialer(inv, sshx.Options{HostKeyPolicy: o.HostKeyPolicy, Log: o.Log}), nil
+			},
+			Stdout:  os.Stdout,
+			Stderr:  os.Stderr,
+			Version: v.Version,
 		},
-		Stdout: os.Stdout,
-		Stderr: os.Stderr,
 		Commands: []*cli.Command{
 			hagd.Command(),
 			dnsupdater.Command(),
 		},
-		Version: v.Version,
-		Commit:  v.Commit,
-		Date:    v.Date,
+		Commit: v.Commit,
+		Date:   v.Date,
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gridha/gridha/installer"
 	"github.com/gridha/gridha/inventory"
+	"github.com/gridha/gridha/pipeline"
 )
 
 // refusingDialer is the transport of in-process CLI tests: every host is
@@ -47,15 +48,17 @@ func runCLI(t *testing.T, ctx context.Context, dialer *refusingDialer, args ...s
 	}
 	var out, errb bytes.Buffer
 	d := Deps{
-		Registry: DefaultRegistry(),
-		NewDialer: func(*inventory.Inventory, DialOptions) (installer.Dialer, error) {
-			return dialer, nil
+		Env: pipeline.Env{
+			Registry: DefaultRegistry(),
+			NewDialer: func(*inventory.Inventory, DialOptions) (installer.Dialer, error) {
+				return dialer, nil
+			},
+			Stdout:  &out,
+			Stderr:  &errb,
+			Getenv:  func(string) string { return "" },
+			Now:     func() time.Time { return time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC) },
+			Version: "1.2.3",
 		},
-		Stdout:   &out,
-		Stderr:   &errb,
-		Getenv:   func(string) string { return "" },
-		Now:      func() time.Time { return time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC) },
-		Version:  "1.2.3",
 		Commit:   "abc1234",
 		Commands: DefaultDeps().Commands,
 	}

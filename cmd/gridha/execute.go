@@ -17,24 +17,10 @@ type job struct {
 	stateFrom string
 }
 
-// env hands the pipeline what it needs of d.
-func (d Deps) env() pipeline.Env {
-	return pipeline.Env{
-		Registry:  d.Registry,
-		NewDialer: d.NewDialer,
-		Stdout:    d.Stdout,
-		Stderr:    d.Stderr,
-		Terminal:  d.Terminal,
-		Getenv:    d.Getenv,
-		Now:       d.Now,
-		Version:   d.Version,
-	}
-}
-
 // execute runs install, install --check or verify (pipeline.Execute) and
 // turns its outcome into the command's exit.
 func execute(c *cli.Context, d Deps, g globals, j job) error {
-	code, err := pipeline.Execute(c.Context, d.env(), pipeline.Request{
+	code, err := pipeline.Execute(c.Context, d.Env, pipeline.Request{
 		Command:       j.command,
 		Mode:          j.mode,
 		Roles:         j.roles,

@@ -27,7 +27,7 @@ otherwise. Like ansible-playbook --syntax-check; for CI and before a change.`,
 			if err != nil {
 				return err
 			}
-			if err := pipeline.Check(d.env(), g.Inventory); err != nil {
+			if err := pipeline.Check(d.Env, g.Inventory); err != nil {
 				return badInput(err)
 			}
 			return nil
@@ -64,7 +64,7 @@ ansible-playbook --list-hosts --list-tasks. Exit 0, or 3 on bad input.`,
 			if err != nil {
 				return err
 			}
-			if err := pipeline.Plan(d.env(), g.Inventory, g.Limit, names); err != nil {
+			if err := pipeline.Plan(d.Env, g.Inventory, g.Limit, names); err != nil {
 				return badInput(err)
 			}
 			return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gridha/gridha/installer"
 	"github.com/gridha/gridha/inventory"
+	"github.com/gridha/gridha/pipeline"
 )
 
 // exampleInventory copies inventory-examples/minimal.yaml (test-bed
@@ -140,10 +141,10 @@ func TestCheckAndPlanBuildNoDialer(t *testing.T) {
 	inv := writeInventory(t, goodInventory)
 	for _, args := range [][]string{{"check", "-i", inv}, {"plan", "-i", inv}, {"plan", "base", "-i", inv, "--limit", "rb2"}} {
 		var out, errb bytes.Buffer
-		d := Deps{Stdout: &out, Stderr: &errb, NewDialer: func(*inventory.Inventory, DialOptions) (installer.Dialer, error) {
+		d := Deps{Env: pipeline.Env{Stdout: &out, Stderr: &errb, NewDialer: func(*inventory.Inventory, DialOptions) (installer.Dialer, error) {
 			t.Errorf("%v: a dialer was built", args)
 			return &refusingDialer{}, nil
-		}}
+		}}}
 		if code := Run(t.Context(), append([]string{"gridha"}, args...), d); code != 0 {
 			t.Errorf("%v: exit %d\n%s%s", args, code, out.String(), errb.String())
 		}
