@@ -209,7 +209,8 @@ func TestRBNodeOnBed(t *testing.T) {
 		t.Fatal(err)
 	}
 	// rb2: the package defaults (folders, no files) plus one job of its own.
-	if out, err := rb2.Sh(ctx, "mkdir -p /var/edgwl/jobs /var/edgwl/sandbox /var/myproxy /opt/edg/var/spool/edg-wl-renewd /opt/condor/var/condor && chmod 700 /var/myproxy && echo rb2 > /var/edgwl/sandbox/rb2-own.jdl"); err != nil {
+	// No Condor on rb2: /opt/condor/var/condor has no parents there.
+	if out, err := rb2.Sh(ctx, "mkdir -p /var/edgwl/jobs /var/edgwl/sandbox /var/myproxy /opt/edg/var/spool/edg-wl-renewd && rm -rf /opt/condor && chmod 700 /var/myproxy && echo rb2 > /var/edgwl/sandbox/rb2-own.jdl"); err != nil {
 		t.Fatal(err, out)
 	}
 	if err := standins.InstallRB(ctx, rb2, false, rbTestServices...); err != nil {
@@ -399,6 +400,19 @@ func TestRBNodeOnBed(t *testing.T) {
 		if out, err := rb2.Sh(ctx, "readlink "+d); err != nil || strings.TrimSpace(out) != share+path.Base(d) {
 			t.Fatalf("rb2 %s: link %q %v", d, out, err)
 		}
+	}
+	// The missing parents of /opt/condor/var/condor: created root 0755, said.
+	if out, err := rb2.Sh(ctx, "stat -c '%U:%G %a' /opt/condor /opt/condor/var"); err != nil || out != "root:root 755\nroot:root 755\n" {
+		t.Fatalf("rb2's created parents: %q %v", out, err)
+	}
+	saidParents := false
+	for _, r := range rep.Results {
+		if r.Host == "rb2" && r.Step == "state dir /opt/condor/var/condor" && strings.Contains(r.Message, "created /opt/condor/var (root, 0755)") {
+			saidParents = true
+		}
+	}
+	if !saidParents {
+		t.Errorf("rb2: the report does not name the created parents of /opt/condor/var/condor")
 	}
 	if out, err := rb2.Sh(ctx, "cat /var/edgwl.gridha-local-*/sandbox/rb2-own.jdl; test -e /var/edgwl/sandbox/rb2-own.jdl || echo not-on-share"); err != nil || out != "rb2\nnot-on-share\n" {
 		t.Fatalf("rb2's own state: %q %v", out, err)
