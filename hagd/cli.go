@@ -87,6 +87,9 @@ func Command() *cli.Command {
 					if _, err := cfg.ReadKey(); err != nil {
 						return cli.Exit(err, 2)
 					}
+					if _, err := cfg.ReadAcceptKeys(); err != nil {
+						return cli.Exit(err, 2)
+					}
 					if cfg.Lease == "mysql" {
 						if _, err := cfg.ReadMySQLPassword(); err != nil {
 							return cli.Exit(err, 2)

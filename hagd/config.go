@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -611,6 +612,36 @@ func (c *Config) ReadKey() ([]byte, error) {
 		return nil, fmt.Errorf("key: %s: the key is shorter than 16 bytes", c.KeyFile)
 	}
 	return b, nil
+}
+
+// AcceptKeyFile is the file of keys hagd accepts besides its own during a
+// key rotation: the key file's path with ".accept" appended.
+func (c *Config) AcceptKeyFile() string { return c.KeyFile + ".accept" }
+
+// ReadAcceptKeys reads AcceptKeyFile: one key per line, each accepted in
+// addition to the key hagd signs with. A missing file is no extra key; the
+// file has the key file's mode rule.
+func (c *Config) ReadAcceptKeys() ([][]byte, error) {
+	p := c.AcceptKeyFile()
+	b, err := readSecretFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("accepted keys: %w", err)
+	}
+	var out [][]byte
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if len(line) < 16 {
+			return nil, fmt.Errorf("accepted keys: %s:%d: the key is shorter than 16 bytes", p, i+1)
+		}
+		out = append(out, line)
+	}
+	return out, nil
 }
 
 // ReadMySQLPassword reads mysql_password_file (same mode rule as the key).

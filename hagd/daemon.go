@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -36,17 +37,21 @@ type Daemon struct {
 	MetricsListener net.Listener
 	IP              IPCommand // nil: the ip command
 
-	key    []byte
-	codec  *Codec
-	filter ReplayFilter
-	m      *Machine
-	runner *ScriptRunner
-	nonce  uint64
-	seq    uint64
-	start  time.Time
-	q      chan func()
-	done   chan struct{}
-	bg     context.Context
+	codec *Keyring
+	// keyStamp identifies the key files the keyring was built from
+	// (reloadKeys); keyCheck is when they were last looked at.
+	keyStamp string
+	keyCheck time.Time
+	keyErr   string // the last reload error logged (logged once)
+	filter   ReplayFilter
+	m        *Machine
+	runner   *ScriptRunner
+	nonce    uint64
+	seq      uint64
+	start    time.Time
+	q        chan func()
+	done     chan struct{}
+	bg       context.Context
 	// fencing: exec is running the Tick a late heartbeat asked for
 	fencing  bool
 	peersErr bool // a failure to save peers_file was logged
@@ -68,6 +73,8 @@ const (
 	cntForeign   = "not_hagd"
 	cntOwnID     = "own_id_elsewhere"
 	cntSendErr   = "send_errors"
+	// not a packet count: how often the key files were reloaded
+	cntKeyReloads = "key_reloads"
 )
 
 func (d *Daemon) count(k string) {
@@ -83,14 +90,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if d.Log == nil {
 		d.Log = NewLogger(os.Stderr, c.Debug)
 	}
-	if d.key, err = c.ReadKey(); err != nil {
+	if d.codec, d.keyStamp, err = loadKeyring(c); err != nil {
 		return err
 	}
-	var names []string
-	for _, g := range c.Groups {
-		names = append(names, g.Name)
-	}
-	d.codec = NewCodec(d.key, names)
+	d.keyCheck = time.Now()
 	d.filter = ReplayFilter{MaxSkew: c.MaxSkew}
 	if c.PeersFile != "" {
 		switch b, err := os.ReadFile(c.PeersFile); {
@@ -162,6 +165,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		select {
 		case <-ctx.Done():
 		case <-ticker.C:
+			d.reloadKeys(time.Now())
 			d.exec(d.m.Tick(time.Now()))
 		case p := <-pkts:
 			d.handle(p)
@@ -193,6 +197,71 @@ bye:
 	d.send(&msg)
 	d.Log.Info("hagd stopped")
 	return nil
+}
+
+// keyStamp identifies the current content of the key and accepted-keys
+// files without reading them (inode, size, modification time).
+func keyStamp(c *Config) string {
+	var b []byte
+	for _, p := range []string{c.KeyFile, c.AcceptKeyFile()} {
+		st, err := os.Stat(p)
+		if err != nil {
+			b = fmt.Appendf(b, "%s: -;", p)
+			continue
+		}
+		var ino uint64
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			ino = sys.Ino
+		}
+		b = fmt.Appendf(b, "%s: %d %d %d %o;", p, ino, st.Size(), st.ModTime().UnixNano(), st.Mode())
+	}
+	return string(b)
+}
+
+// loadKeyring reads the key hagd signs with and the keys it also accepts.
+func loadKeyring(c *Config) (*Keyring, string, error) {
+	stamp := keyStamp(c)
+	key, err := c.ReadKey()
+	if err != nil {
+		return nil, "", err
+	}
+	accept, err := c.ReadAcceptKeys()
+	if err != nil {
+		return nil, "", err
+	}
+	var names []string
+	for _, g := range c.Groups {
+		names = append(names, g.Name)
+	}
+	return NewKeyring(key, accept, names), stamp, nil
+}
+
+// keyCheckInterval is how often hagd looks whether its key files changed.
+const keyCheckInterval = time.Second
+
+// reloadKeys rebuilds the keyring when the key files changed, so that a key
+// rotation needs no restart (a restart hands a master's groups away). A
+// file that cannot be used (bad mode, too short, half written) keeps the
+// keys in use, with an error in the log; the next change is tried again.
+func (d *Daemon) reloadKeys(now time.Time) {
+	if now.Sub(d.keyCheck) < keyCheckInterval {
+		return
+	}
+	d.keyCheck = now
+	if keyStamp(d.Cfg) == d.keyStamp {
+		return
+	}
+	kr, stamp, err := loadKeyring(d.Cfg)
+	if err != nil {
+		if msg := err.Error(); msg != d.keyErr {
+			d.keyErr = msg
+			d.Log.Error("key files changed but cannot be used: keeping the keys in use", "err", err)
+		}
+		return
+	}
+	d.codec, d.keyStamp, d.keyErr = kr, stamp, ""
+	d.count(cntKeyReloads)
+	d.Log.Info("key files reloaded", "accepted_keys", kr.Keys())
 }
 
 // OpenLease opens the lease store hagd.conf names.

@@ -276,3 +276,121 @@ func TestCLIManualArgs(t *testing.T) {
 		t.Errorf("two groups: %v", err)
 	}
 }
+
+// TestDaemonReloadsKeys: a running hagd picks up a second accepted key, a
+// new signing key and the end of a rotation from its key files, without a
+// restart; a key file it may not use (group-readable) keeps the keys in use.
+func TestDaemonReloadsKeys(t *testing.T) {
+	dir := t.TempDir()
+	oldKey, newKey := []byte("old key of the multigroup......."), []byte("new key of the multigroup.......")
+	key := filepath.Join(dir, "hagd.key")
+	put := func(p string, b []byte, mode os.FileMode) {
+		t.Helper()
+		if err := os.WriteFile(p+".tmp", b, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p+".tmp", mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p+".tmp", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(key, append(oldKey, '\n'), 0o600)
+	script := filepath.Join(dir, "svc")
+	os.WriteFile(script, []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	cfg, err := ParseConfig("n1", []byte(fmt.Sprintf("id = n1\ngroup = rb:10\nscript = %s\nkey = %s\nheartbeat = 100ms\ndt1 = 1s\ndt2 = 200ms\nlease = none\ncontrol = %s/n1.sock\n", script, key, dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := &memHub{}
+	peer := hub.join()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	d := &Daemon{Cfg: cfg, Transport: hub.join(), Log: NewLogger(testWriter{t, "n1"}, 3)}
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	counters := func() map[string]uint64 {
+		r, err := ContextControl(cfg.Control, ControlRequest{Cmd: "status"}, 2*time.Second)
+		if err != nil {
+			return nil
+		}
+		return r.Status.Packets
+	}
+	var seq uint64
+	send := func(k []byte) {
+		seq++
+		b, err := NewCodec(k, []string{"rb"}).Encode(&Message{From: "n2", Nonce: 7, Seq: seq, Time: time.Now(),
+			Groups: []GroupEntry{{Group: "rb", Rank: 5, State: StateNormal, Candidate: true}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer.Send(b)
+	}
+	// until sends a packet signed with k every 100 ms until counter k2
+	// grows, for at most 3 s (a reload is looked for once a second).
+	until := func(what string, k []byte, counter string) {
+		t.Helper()
+		var before uint64
+		for i := 0; i < 50 && before == 0; i++ {
+			if c := counters(); c != nil {
+				before = c[counter] + 1 // +1: 0 is "not read yet"
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for i := 0; i < 30; i++ {
+			send(k)
+			time.Sleep(100 * time.Millisecond)
+			if c := counters(); c[counter]+1 > before {
+				return
+			}
+		}
+		t.Fatalf("%s: %s never counted; counters %v", what, counter, counters())
+	}
+	until("new key before the rotation", newKey, cntBadMAC)
+	until("old key before the rotation", oldKey, cntAccepted)
+
+	// phase 1: the new key accepted too
+	accept := cfg.AcceptKeyFile()
+	put(accept, append(append(append([]byte(nil), newKey...), '\n'), oldKey...), 0o600)
+	until("new key once accepted", newKey, cntAccepted)
+	until("old key during the rotation", oldKey, cntAccepted)
+	if c := counters(); c[cntKeyReloads] != 1 {
+		t.Errorf("key reloads: %d, want 1", c[cntKeyReloads])
+	}
+
+	// a group-readable accepted-keys file is refused: the keys in use stay
+	os.Chmod(accept, 0o640)
+	time.Sleep(1200 * time.Millisecond)
+	until("new key with a refused file", newKey, cntAccepted)
+	if c := counters(); c[cntKeyReloads] != 1 {
+		t.Errorf("key reloads after a 0640 file: %d, want 1", c[cntKeyReloads])
+	}
+	os.Chmod(accept, 0o600)
+
+	// phase 2: sign with the new key; phase 3: the old one dropped
+	put(key, append(newKey, '\n'), 0o600)
+	signsWith := func(k []byte) bool {
+		codec := NewCodec(k, []string{"rb"})
+		for i := 0; i < 40; i++ {
+			select {
+			case p := <-peer.Packets():
+				if _, err := codec.Decode(p.Data); err == nil {
+					return true
+				}
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		return false
+	}
+	if !signsWith(newKey) {
+		t.Fatal("hagd does not sign with the new key after the key file changed")
+	}
+	until("old key while switching", oldKey, cntAccepted)
+	if err := os.Remove(accept); err != nil {
+		t.Fatal(err)
+	}
+	until("old key after the rotation", oldKey, cntBadMAC)
+	until("new key after the rotation", newKey, cntAccepted)
+}

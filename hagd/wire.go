@@ -354,3 +354,40 @@ func (f *ReplayFilter) UnmarshalText(b []byte) error {
 	}
 	return nil
 }
+
+// Keyring signs with one key and accepts heartbeats signed with any of its
+// keys: during a key rotation every node accepts the old and the new key
+// while the nodes switch, one by one, the key they sign with.
+type Keyring struct {
+	codecs []*Codec // [0] signs
+}
+
+// NewKeyring signs with sign and also accepts every key of accept.
+func NewKeyring(sign []byte, accept [][]byte, groups []string) *Keyring {
+	k := &Keyring{codecs: []*Codec{NewCodec(sign, groups)}}
+	for _, a := range accept {
+		if !hmac.Equal(a, sign) {
+			k.codecs = append(k.codecs, NewCodec(a, groups))
+		}
+	}
+	return k
+}
+
+// Keys is the number of keys accepted (the signing key included).
+func (k *Keyring) Keys() int { return len(k.codecs) }
+
+// Encode signs m with the signing key.
+func (k *Keyring) Encode(m *Message) ([]byte, error) { return k.codecs[0].Encode(m) }
+
+// Decode verifies p with each key in turn; a packet no key signed is
+// ErrBadMAC. Group tags are resolved with the key that signed the packet.
+func (k *Keyring) Decode(p []byte) (*Message, error) {
+	var err error
+	for _, c := range k.codecs {
+		var m *Message
+		if m, err = c.Decode(p); !errors.Is(err, ErrBadMAC) {
+			return m, err
+		}
+	}
+	return nil, err
+}

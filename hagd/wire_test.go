@@ -191,3 +191,49 @@ func TestReplayFilterSurvivesRestart(t *testing.T) {
 		t.Errorf("control: %v", err)
 	}
 }
+
+// TestKeyringTwoKeys: during a rotation a node accepts heartbeats signed
+// with either key and resolves the groups of both; a third key is refused,
+// and a keyring without the second key refuses packets signed with it.
+func TestKeyringTwoKeys(t *testing.T) {
+	oldKey, newKey := []byte("old key of the multigroup......."), []byte("new key of the multigroup.......")
+	groups := []string{"rb-group-1"}
+	msg := &Message{From: "n2", Nonce: 1, Seq: 1, Time: time.Unix(1, 0), Groups: []GroupEntry{{Group: "rb-group-1", Rank: 10, State: StateMaster}}}
+	signed := func(key []byte) []byte {
+		b, err := NewCodec(key, groups).Encode(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	both := NewKeyring(oldKey, [][]byte{newKey, oldKey}, groups)
+	if both.Keys() != 2 {
+		t.Errorf("keys: %d, want 2 (the signing key listed again counts once)", both.Keys())
+	}
+	for name, key := range map[string][]byte{"old": oldKey, "new": newKey} {
+		m, err := both.Decode(signed(key))
+		if err != nil || m.Groups[0].Group != "rb-group-1" || m.From != "n2" {
+			t.Errorf("signed with the %s key: %v %+v", name, err, m)
+		}
+	}
+	if _, err := both.Decode(signed([]byte("a third key, also long enough..."))); !errors.Is(err, ErrBadMAC) {
+		t.Errorf("third key: %v", err)
+	}
+	// it signs with its own key only
+	b, _ := both.Encode(msg)
+	if _, err := NewCodec(oldKey, groups).Decode(b); err != nil {
+		t.Errorf("keyring signs with another key than its first: %v", err)
+	}
+	if _, err := NewCodec(newKey, groups).Decode(b); !errors.Is(err, ErrBadMAC) {
+		t.Errorf("keyring signature verifies with the accepted key: %v", err)
+	}
+	only := NewKeyring(newKey, nil, groups)
+	if _, err := only.Decode(signed(oldKey)); !errors.Is(err, ErrBadMAC) {
+		t.Errorf("old key after the rotation: %v", err)
+	}
+	// a malformed packet signed with the second key is malformed, not "bad MAC"
+	p := signed(newKey)
+	if _, err := both.Decode(p[:10]); !errors.Is(err, ErrMalformed) {
+		t.Errorf("short packet: %v", err)
+	}
+}
