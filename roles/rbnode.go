@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"fmt"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -90,6 +91,23 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 		}
 	}
 
+	// A hagd key rotation replaces the key on every node: none may be left
+	// out (it would refuse the others' heartbeats once they switched).
+	var rot *hagdRotation
+	if !r.withoutHA {
+		if _, err := os.Stat(PendingHAGDKeyPath(inv)); (opts.RotateKey || err == nil) && len(nodes) < len(all) {
+			for _, n := range all {
+				if !opts.InLimit(n.Name) {
+					return nil, fmt.Errorf("rb-node: a hagd key rotation (--rotate-key, or one under way: %s) replaces the key on every node: %s is outside --limit (run without --limit)",
+						PendingHAGDKeyPath(inv), n.Name)
+				}
+			}
+		}
+		if rot, err = loadHAGDRotation(inv, opts.RotateKey, opts.ReadOnly); err != nil {
+			return nil, err
+		}
+	}
+
 	// Phase 0: the state server, as `install state-server` would leave it.
 	// Outside --limit it is only read for what the named nodes need from
 	// it: its SSH host key (and its connection, for the state and L&B
@@ -154,6 +172,13 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 	}
 	if len(ha) > 0 {
 		plan.Phases = append(plan.Phases, installer.Phase{Name: PhaseRBHA, Steps: ha})
+		if rot != nil {
+			var names []string
+			for _, n := range nodes {
+				names = append(names, n.Name)
+			}
+			plan.Phases = append(plan.Phases, hagdRotationPhases(inv, rot, names)...)
+		}
 	}
 	return plan, nil
 }

@@ -54,6 +54,9 @@ func HAGDMySQLPasswordPath(rb inventory.RBNode) string {
 	return path.Join(path.Dir(rb.HAGD.Config), "hagd-mysql.pw")
 }
 
+// errHAGDRotating: the key files are the rotation phases' business.
+var errHAGDRotating = errors.New("hagd key rotation under way")
+
 // hagdKeyPath is where the generated shared key is kept on the admin machine.
 func hagdKeyPath(inv *inventory.Inventory) string {
 	return filepath.Join(inv.SecretsDir, "hagd", "key")
@@ -225,9 +228,18 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 
 	// The shared key: the same on every node, 0600.
 	key, err := LoadHAGDKey(inv, !opts.ReadOnly)
+	if _, serr := os.Stat(PendingHAGDKeyPath(inv)); serr == nil && err == nil {
+		// A key rotation is under way: its phases (rbnode_hagdkey.go)
+		// own the key files; hagd re-reads them, no restart.
+		key, err = nil, errHAGDRotating
+	}
 	switch {
+	case errors.Is(err, errHAGDRotating):
 	case err == nil:
-		out = append(out, track("hagd", steps.File{Path: keyPath, Content: append(key, '\n'), Mode: 0o600, Owner: "root", Group: "root", Secret: true}))
+		out = append(out, track("hagd", steps.File{Path: keyPath, Content: append(key, '\n'), Mode: 0o600, Owner: "root", Group: "root", Secret: true}),
+			// Outside a rotation no other key is accepted (one left by
+			// a rotation abandoned by hand would stay valid for ever).
+			steps.Absent{Path: HAGDAcceptKeyPath(rb)})
 	case opts.ReadOnly && errors.Is(err, fs.ErrNotExist):
 		// verify/--check generate nothing: the missing key is reported.
 		out = append(out, track("hagd", missingSecret{Path: keyPath, Why: "no hagd key generated yet (gridha install rb-node generates " + hagdKeyPath(inv) + ")"}))

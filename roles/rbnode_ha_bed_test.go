@@ -1,12 +1,16 @@
 package roles
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +43,8 @@ func TestMain(m *testing.M) {
 		err = standins.RunJobd(os.Args[1:])
 	case "rb-client":
 		err = standins.JobClient(os.Args[1:])
+	case "hagd-probe":
+		err = hagdProbe(os.Args[1:])
 	default:
 		os.Exit(m.Run())
 	}
@@ -445,6 +451,8 @@ echo 'EDG_WL_BKSERVERD_ADDOPTS="--mysql lbserver/LB-bed-secret@`+srv.Hostname+`:
 		}
 	}
 
+	hagdKeyRotationOnBed(t, ctx, inv, rb1, rb2, rb3)
+
 	// A new key: hagd restarts on every node (it reads the key at start).
 	if err := os.WriteFile(filepath.Join(inv.SecretsDir, "hagd", "key"), []byte("a-brand-new-shared-hagd-key-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -617,4 +625,206 @@ func TestRBNodeFailoverOnBed(t *testing.T) {
 	if lg, _ := rb3.ReadFile(HAServiceLog); strings.Contains(string(lg), "start rb-a") {
 		t.Errorf("rb3 started rb-a:\n%s", lg)
 	}
+}
+
+// hagdProbe (hagd-probe KEYFILE ADDR PORT GROUP) sends one heartbeat signed
+// with the key in KEYFILE to ADDR:PORT, from a node ID no inventory has, as
+// a backup that does not stand for election (the receiver only counts it).
+func hagdProbe(args []string) error {
+	if len(args) != 4 {
+		return fmt.Errorf("usage: hagd-probe KEYFILE ADDR PORT GROUP")
+	}
+	key, err := os.ReadFile(args[0])
+	if err != nil {
+		return err
+	}
+	port, err := strconv.Atoi(args[2])
+	if err != nil {
+		return err
+	}
+	b, err := hagd.NewCodec(bytes.TrimSpace(key), []string{args[3]}).Encode(&hagd.Message{From: "key-probe", Nonce: uint64(time.Now().UnixNano()), Seq: 1, Time: time.Now(),
+		Groups: []hagd.GroupEntry{{Group: args[3], Rank: 1, State: hagd.StateNormal}}})
+	if err != nil {
+		return err
+	}
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.ParseIP(args[1]), Port: port})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write(b)
+	return err
+}
+
+// hagdStatus is `gridha hagd status --json` on h.
+func hagdStatus(t *testing.T, ctx context.Context, h *testbed.Host) hagd.StatusReply {
+	t.Helper()
+	out, err := h.Sh(ctx, GridhaBinary+" hagd status -c /opt/lcg/etc/hagd.conf --json")
+	var st hagd.StatusReply
+	if err == nil {
+		err = json.Unmarshal([]byte(out), &st)
+	}
+	if err != nil {
+		t.Fatalf("%s: hagd status: %v\n%s", h.Name, err, out)
+	}
+	return st
+}
+
+// hagdKeyRotationOnBed: install rb-node --rotate-key with rb3 unreachable
+// stops after the first step (rb1 and rb2 accept both keys, all still sign
+// with the old one, the secrets folder keeps the old key); the masters keep
+// their groups and their heartbeats keep being accepted; the next run, rb3
+// back, without --rotate-key, finishes: every node signs with and accepts
+// only the new key, a heartbeat signed with the old key is refused, the new
+// key replaced the old one on the admin machine, and no hagd restarted and
+// no master changed because of the rotation.
+func hagdKeyRotationOnBed(t *testing.T, ctx context.Context, inv *inventory.Inventory, rb1, rb2, rb3 *testbed.Host) {
+	nodes := []*testbed.Host{rb1, rb2, rb3}
+	names := []string{"rb1", "rb2", "rb3"}
+	rb := inv.Roles.RBNode
+	keyPath, acceptPath := HAGDKeyPath(rb), HAGDAcceptKeyPath(rb)
+	rotPlan := func(rotate bool) *installer.Plan {
+		t.Helper()
+		rot, err := loadHAGDRotation(inv, rotate, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := haPlan(t, inv)
+		if rot != nil {
+			p.Phases = append(p.Phases, hagdRotationPhases(inv, rot, names)...)
+		}
+		return p
+	}
+	waitFor(t, 60*time.Second, "rb1 master of rb-a and rb2 of rb-b", func() bool {
+		a, b := hagdStatus(t, ctx, rb1), hagdStatus(t, ctx, rb2)
+		return a.Groups[0].State == "master" && b.Groups[0].State == "master"
+	})
+	oldKey, err := os.ReadFile(hagdKeyPath(inv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := map[string]string{}
+	for _, h := range nodes {
+		p, _ := h.ReadFile(HAGDPIDFile)
+		pids[h.Name] = string(p)
+	}
+	start := time.Now()
+	// masterSince: each master has been master since before the rotation.
+	masterSince := func(when string) {
+		t.Helper()
+		for _, h := range []*testbed.Host{rb1, rb2} {
+			elapsed := time.Since(start)
+			g := hagdStatus(t, ctx, h).Groups[0]
+			if g.State != "master" || g.Since < elapsed {
+				t.Errorf("%s: %s: %s of %s for %v: the master changed during the rotation", when, h.Name, g.State, g.Group, g.Since)
+			}
+		}
+	}
+	// heard: rb1 and rb2 accept each other's heartbeats, none refused.
+	heard := func(when string) {
+		t.Helper()
+		a1, b1 := hagdStatus(t, ctx, rb1).Packets, hagdStatus(t, ctx, rb2).Packets
+		time.Sleep(time.Second)
+		a2, b2 := hagdStatus(t, ctx, rb1).Packets, hagdStatus(t, ctx, rb2).Packets
+		if a2["accepted"] <= a1["accepted"] || b2["accepted"] <= b1["accepted"] || a2["bad_signature"] != a1["bad_signature"] || b2["bad_signature"] != b1["bad_signature"] {
+			t.Errorf("%s: heartbeats between rb1 and rb2: rb1 %v -> %v, rb2 %v -> %v", when, a1, a2, b1, b2)
+		}
+	}
+
+	if err := rb3.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	rep := runPlan(t, ctx, inv, rotPlan(true), installer.ModeApply)
+	if !rep.Hosts["rb3"].Unreachable {
+		t.Errorf("rb3 should be unreachable: %+v", rep.Hosts["rb3"])
+	}
+	newKey, err := os.ReadFile(PendingHAGDKeyPath(inv))
+	if err != nil {
+		t.Fatalf("no pending hagd key after a rotation stopped half-way: %v", err)
+	}
+	if k, _ := os.ReadFile(hagdKeyPath(inv)); string(k) != string(oldKey) {
+		t.Error("the active hagd key was replaced by a rotation that did not finish")
+	}
+	for _, h := range []*testbed.Host{rb1, rb2} {
+		if k, _ := h.ReadFile(keyPath); string(k) != string(oldKey) {
+			t.Errorf("%s: signs with another key than the old one although rb3 does not know the new one", h.Name)
+		}
+		if out, _ := h.Sh(ctx, "stat -c '%a %U:%G' "+acceptPath); out != "600 root:root\n" {
+			t.Errorf("%s: %s: %q, want 600 root:root", h.Name, acceptPath, out)
+		}
+		if k, _ := h.ReadFile(acceptPath); string(k) != strings.TrimSpace(string(newKey))+"\n"+strings.TrimSpace(string(oldKey))+"\n" {
+			t.Errorf("%s: %s does not hold the new and the old key", h.Name, acceptPath)
+		}
+	}
+	heard("during the rotation")
+	masterSince("during the rotation")
+
+	if err := rb3.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	rep = runPlan(t, ctx, inv, rotPlan(false), installer.ModeApply)
+	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable, installer.StatusDrift, installer.StatusMissing, installer.StatusSkipped)
+	if _, err := os.Stat(PendingHAGDKeyPath(inv)); !os.IsNotExist(err) {
+		t.Errorf("pending hagd key still there after the rotation finished: %v", err)
+	}
+	if k, _ := os.ReadFile(hagdKeyPath(inv)); string(k) != string(newKey) {
+		t.Error("the admin machine's hagd key is not the new one")
+	}
+	for _, h := range nodes {
+		if k, _ := h.ReadFile(keyPath); string(k) != string(newKey) {
+			t.Errorf("%s: hagd.key is not the new key", h.Name)
+		}
+		if out, _ := h.Sh(ctx, "stat -c '%a %U:%G' "+keyPath+"; test -e "+acceptPath+" && echo accept file left"); out != "600 root:root\n" {
+			t.Errorf("%s: after the rotation: %q", h.Name, out)
+		}
+		if p, _ := h.ReadFile(HAGDPIDFile); string(p) != pids[h.Name] {
+			t.Errorf("%s: hagd restarted during the rotation", h.Name)
+		}
+	}
+	// Each node re-read its key files at each of the three steps.
+	for _, h := range nodes {
+		if n := hagdStatus(t, ctx, h).Packets["key_reloads"]; n < 3 {
+			t.Errorf("%s: hagd reloaded its keys %d times, want at least 3", h.Name, n)
+		}
+	}
+	// A third run changes nothing.
+	if c := changedSteps(runPlan(t, ctx, inv, rotPlan(false), installer.ModeApply)); len(c) > 0 {
+		t.Errorf("run after the rotation changed:\n%s", strings.Join(c, "\n"))
+	}
+
+	// Old key refused, new key accepted (rb1 counts a probe from rb3).
+	conf, _ := rb1.ReadFile("/opt/lcg/etc/hagd.conf")
+	cfg, err := hagd.ParseConfig("hagd.conf", conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rb3.Exec(ctx, "ln", "-sf", jobdBin, standinDir+"/hagd-probe"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rb3.WriteFile("/root/old.key", oldKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// probe sends a heartbeat of "key-probe" signed with key; it returns
+	// whether rb1 now lists key-probe in rb-a and how many it refused.
+	probe := func(key string) (listed bool, refused uint64) {
+		t.Helper()
+		before := hagdStatus(t, ctx, rb1).Packets
+		if out, err := rb3.Exec(ctx, standinDir+"/hagd-probe", key, rb1.Addr, strconv.Itoa(cfg.Port), "rb-a"); err != nil {
+			t.Fatalf("hagd-probe: %s %v", out, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		st := hagdStatus(t, ctx, rb1)
+		for _, m := range st.Groups[0].Members {
+			listed = listed || m.ID == "key-probe"
+		}
+		return listed, st.Packets["bad_signature"] - before["bad_signature"]
+	}
+	if listed, refused := probe("/root/old.key"); refused != 1 || listed {
+		t.Errorf("a heartbeat signed with the old key after the rotation: %d refused (want 1), sender listed %v", refused, listed)
+	}
+	if listed, refused := probe(keyPath); refused != 0 || !listed {
+		t.Errorf("a heartbeat signed with the new key after the rotation: %d refused (want 0), sender listed %v", refused, listed)
+	}
+	heard("after the rotation")
+	masterSince("after the rotation")
 }

@@ -83,7 +83,7 @@ func TestHASteps(t *testing.T) {
 		ids = append(ids, s.ID())
 	}
 	want := "exec iputils-arping installed,dir /opt/lcg/etc,dir /opt/lcg/sbin,exec node architecture is gridha's (" + runtime.GOARCH + "),copy /usr/local/sbin/gridha," +
-		"file /opt/lcg/etc/hagd.key,file /opt/lcg/etc/hagd-mysql.pw,file /opt/lcg/etc/hagd.conf,dir /etc/logrotate.d,file /etc/logrotate.d/hagd,file /etc/sysconfig/lcg-ha," +
+		"file /opt/lcg/etc/hagd.key,absent /opt/lcg/etc/hagd.key.accept,file /opt/lcg/etc/hagd-mysql.pw,file /opt/lcg/etc/hagd.conf,dir /etc/logrotate.d,file /etc/logrotate.d/hagd,file /etc/sysconfig/lcg-ha," +
 		"file /opt/lcg/sbin/lcg-ha-service,file /etc/init.d/hagd,restart hagd on change,service hagd,exec hagd supervised"
 	if got := strings.Join(ids, ","); got != want {
 		t.Fatalf("steps:\n got %s\nwant %s", got, want)
@@ -235,4 +235,103 @@ func TestHAStepsReadOnlyAndKeyFile(t *testing.T) {
 	if _, err := (RBNode{}).haSteps(inv, inv.Host("rb2"), Options{}); err == nil || !strings.Contains(err.Error(), "roles.rb-node.hagd") || !strings.Contains(err.Error(), "heartbeat") {
 		t.Fatalf("dt1 1s with the default heartbeat 1s: %v", err)
 	}
+}
+
+// TestHAGDKeyRotationPlan: --rotate-key writes the new key beside the old
+// one (0600) before any node is touched and adds the rotation's phases in
+// order; while it is under way the HA phase leaves the key file to them (no
+// restart), a run without the flag goes on with the same key, --limit is
+// refused, and verify generates nothing.
+func TestHAGDKeyRotationPlan(t *testing.T) {
+	dir := t.TempDir()
+	inv := haInventory(t, dir, "")
+	if _, err := LoadHAGDKey(inv, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (RBNode{}).Plan(inv, Options{RotateKey: true, ReadOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(PendingHAGDKeyPath(inv)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("verify --rotate-key wrote a pending key: %v", err)
+	}
+	if _, err := (RBNode{}).Plan(inv, Options{RotateKey: true, Limit: []string{"rb1", "state1"}}); err == nil || !strings.Contains(err.Error(), "rb2") {
+		t.Fatalf("--rotate-key with --limit: %v", err)
+	}
+	if _, err := os.Stat(PendingHAGDKeyPath(inv)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a refused --limit rotation wrote a pending key: %v", err)
+	}
+	plan, err := (RBNode{}).Plan(inv, Options{RotateKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(PendingHAGDKeyPath(inv))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("pending key: %v %v", st, err)
+	}
+	pending, _ := os.ReadFile(PendingHAGDKeyPath(inv))
+	old, _ := os.ReadFile(hagdKeyPath(inv))
+	if len(strings.TrimSpace(string(pending))) != 64 || string(pending) == string(old) {
+		t.Fatalf("pending key %q (old %q)", pending, old)
+	}
+	var names []string
+	for _, p := range plan.Phases {
+		names = append(names, p.Name)
+	}
+	got := strings.Join(names, ",")
+	if !strings.HasSuffix(got, PhaseRBHA+","+phaseHAGDKeyAccept+","+phaseHAGDKeySwitch+","+phaseHAGDKeyFinish+","+phaseHAGDKeyCommit) {
+		t.Fatalf("phases %s", got)
+	}
+	n := len(plan.Phases)
+	keyPath := HAGDKeyPath(inv.Roles.RBNode)
+	for _, s := range plan.Phases[n-5].Steps["rb1"] {
+		if strings.Contains(s.ID(), keyPath) {
+			t.Errorf("HA phase writes %s during a rotation: %s", keyPath, s.ID())
+		}
+	}
+	acc := fileStep(t, unwrapSecrets(plan.Phases[n-4].Steps["rb2"]), HAGDAcceptKeyPath(inv.Roles.RBNode))
+	want := strings.TrimSpace(string(pending)) + "\n" + strings.TrimSpace(string(old)) + "\n"
+	if string(acc.Content) != want || acc.Mode != 0o600 || !acc.Secret {
+		t.Errorf("accept file: %q %o secret %v", acc.Content, acc.Mode, acc.Secret)
+	}
+	sw := fileStep(t, unwrapSecrets(plan.Phases[n-3].Steps["rb3"]), keyPath)
+	if strings.TrimSpace(string(sw.Content)) != strings.TrimSpace(string(pending)) {
+		t.Errorf("switch writes %q", sw.Content)
+	}
+	if _, ok := plan.Phases[n-3].Steps["rb3"][0].(allDone); !ok {
+		t.Error("the switch does not wait for every node to accept the new key")
+	}
+	if _, ok := plan.Phases[n-2].Steps["rb1"][0].(allDone); !ok {
+		t.Error("the finish does not wait for every node to sign with the new key")
+	}
+	// Interrupted: the next run, without the flag, goes on with the same key.
+	plan, err = (RBNode{}).Plan(inv, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw = fileStep(t, unwrapSecrets(plan.Phases[len(plan.Phases)-3].Steps["rb1"]), keyPath)
+	if strings.TrimSpace(string(sw.Content)) != strings.TrimSpace(string(pending)) {
+		t.Error("a run after an interrupted rotation uses another new key")
+	}
+	if _, err := (RBNode{}).Plan(inv, Options{Limit: []string{"rb1", "state1"}}); err == nil || !strings.Contains(err.Error(), "under way") {
+		t.Fatalf("--limit during a rotation: %v", err)
+	}
+}
+
+func unwrapSecrets(st []installer.Step) []installer.Step {
+	var out []installer.Step
+	for _, s := range st {
+		for {
+			if w, ok := s.(withSecret); ok {
+				s = w.Step
+				continue
+			}
+			if tr, ok := s.(tracked); ok {
+				s = tr.Step
+				continue
+			}
+			break
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -43,7 +43,7 @@ Roles:
 Several roles run together, phase by phase. A per-host lock stops two gridha runs
 from converging the same host at once.`,
 		Flags: append(globalFlags(),
-			&cli.BoolFlag{Name: "rotate-key", Usage: "dns role: generate a new TSIG key and switch every host to it (primaries accept both until every updater switched)"},
+			&cli.BoolFlag{Name: "rotate-key", Usage: "dns role: generate a new TSIG key and switch every host to it (primaries accept both until every updater switched); rb-node role: the same for the hagd key (every node accepts both until every node signs with the new one)"},
 			&cli.StringFlag{Name: "state-from", Usage: "rb-node role: the rb `NODE` whose local state wins when it and the state server's copy disagree"},
 		),
 		BashComplete: func(c *cli.Context) {

@@ -1,0 +1,199 @@
+package roles
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
+	"github.com/gridha/gridha/inventory"
+)
+
+// The hagd key rotation (install rb-node --rotate-key). hagd signs with
+// hagd.key and also accepts the keys of hagd.key.accept, re-reading both
+// within a second of a change (hagd/README.md), so the rotation needs no
+// restart. It goes in three phases, each a single file written atomically
+// per node, and each only once every node got through the one before:
+//  1. hagd.key.accept = new and old key (every node accepts both);
+//  2. hagd.key = the new key (each node signs with it, still accepts the old);
+//  3. hagd.key.accept removed (the old key is refused);
+//
+// then the pending key replaces the active one in the secrets folder. A node
+// that fails or is unreachable stops the rotation where it is: between any
+// two of these states every node accepts what every other node signs with.
+// The next run, with or without --rotate-key, goes on with the same key.
+const (
+	phaseHAGDKeyAccept = "rb-hagd-key-accept"
+	phaseHAGDKeySwitch = "rb-hagd-key-switch"
+	phaseHAGDKeyFinish = "rb-hagd-key-finish"
+	phaseHAGDKeyCommit = "rb-hagd-key-commit"
+)
+
+// PendingHAGDKeyPath is where the new key of a hagd key rotation waits on
+// the admin machine until every node uses it.
+func PendingHAGDKeyPath(inv *inventory.Inventory) string { return hagdKeyPath(inv) + ".next" }
+
+// HAGDAcceptKeyPath is the node's file of keys hagd accepts besides its own.
+func HAGDAcceptKeyPath(rb inventory.RBNode) string { return HAGDKeyPath(rb) + ".accept" }
+
+// hagdRotation is the state of a hagd key rotation: nil when none is under way.
+type hagdRotation struct {
+	Old, New []byte
+}
+
+// loadHAGDRotation returns the rotation under way, or starts one (rotate,
+// not read-only: the new key is written to PendingHAGDKeyPath, 0600, before
+// any node is touched).
+func loadHAGDRotation(inv *inventory.Inventory, rotate, readOnly bool) (*hagdRotation, error) {
+	rb := inv.Roles.RBNode
+	p := PendingHAGDKeyPath(inv)
+	_, statErr := os.Stat(p)
+	pending := statErr == nil
+	if !rotate && !pending {
+		return nil, nil
+	}
+	if rb.HAGD.KeyFile.IsSet() {
+		return nil, fmt.Errorf("hagd key rotation: roles.rb-node.hagd.key_file is set: gridha rotates only the key it generates (%s); replace your key file and run install rb-node", hagdKeyPath(inv))
+	}
+	old, err := LoadHAGDKey(inv, !readOnly)
+	if err != nil {
+		return nil, err
+	}
+	if pending {
+		data, err := inventory.ReadPrivateFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("hagd key rotation: %w", err)
+		}
+		v := strings.TrimSpace(string(data))
+		if len(v) < 16 || v == string(old) {
+			return nil, fmt.Errorf("hagd key rotation: %s is shorter than 16 bytes or the active key: remove it to start the rotation again", p)
+		}
+		return &hagdRotation{Old: old, New: []byte(v)}, nil
+	}
+	if readOnly {
+		return nil, nil // verify/--check: nothing is generated
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	key := hex.EncodeToString(raw)
+	if err := writeSecretFile(inv.SecretsDir, p, []byte(key+"\n")); err != nil {
+		return nil, fmt.Errorf("hagd key rotation: %s: %w", p, err)
+	}
+	return &hagdRotation{Old: old, New: []byte(key)}, nil
+}
+
+// hagdRotationPhases are the rotation's phases for nodes.
+func hagdRotationPhases(inv *inventory.Inventory, rot *hagdRotation, nodes []string) []installer.Phase {
+	rb := inv.Roles.RBNode
+	keyPath, acceptPath := HAGDKeyPath(rb), HAGDAcceptKeyPath(rb)
+	accept := installer.Phase{Name: phaseHAGDKeyAccept, Steps: map[string][]installer.Step{}}
+	sw := installer.Phase{Name: phaseHAGDKeySwitch, Steps: map[string][]installer.Step{}}
+	finish := installer.Phase{Name: phaseHAGDKeyFinish, Steps: map[string][]installer.Step{}}
+	both := fmt.Appendf(nil, "%s\n%s\n", rot.New, rot.Old)
+	secret := func(s installer.Step) installer.Step {
+		return withSecret{withSecret{s, string(rot.Old)}, string(rot.New)}
+	}
+	for _, n := range nodes {
+		accept.Steps[n] = []installer.Step{
+			secret(track(groupHAGDKey, steps.File{Path: acceptPath, Content: both, Mode: 0o600, Owner: "root", Group: "root", Secret: true})),
+			hagdKeyWait{},
+			doneMarker{hagdAccepted},
+		}
+		sw.Steps[n] = []installer.Step{
+			allDone{Kind: hagdAccepted, Hosts: nodes, What: "the node keeps signing with the old key"},
+			secret(track(groupHAGDKey, steps.File{Path: keyPath, Content: append(append([]byte(nil), rot.New...), '\n'), Mode: 0o600, Owner: "root", Group: "root", Secret: true})),
+			hagdKeyWait{},
+			doneMarker{hagdSwitched},
+		}
+		finish.Steps[n] = []installer.Step{
+			allDone{Kind: hagdSwitched, Hosts: nodes, What: "the old key stays accepted"},
+			track(groupHAGDKey, steps.Absent{Path: acceptPath}),
+			hagdKeyWait{},
+			doneMarker{hagdFinished},
+		}
+	}
+	commit := installer.Phase{Name: phaseHAGDKeyCommit, Steps: map[string][]installer.Step{
+		nodes[0]: {hagdRotationCommit{Nodes: nodes, Active: hagdKeyPath(inv), Pending: PendingHAGDKeyPath(inv)}},
+	}}
+	return []installer.Phase{accept, sw, finish, commit}
+}
+
+const (
+	groupHAGDKey = "hagd-key"
+	hagdAccepted = "hagd-key-accepted"
+	hagdSwitched = "hagd-key-switched"
+	hagdFinished = "hagd-key-finished"
+)
+
+// hagdKeyWait gives a running hagd the time to re-read its key files (it
+// looks once a second) after this run changed one, so that the next phase
+// never relies on a key a node has not loaded yet.
+type hagdKeyWait struct{}
+
+func (hagdKeyWait) ID() string                { return "hagd reloads its key files" }
+func (hagdKeyWait) Probes() []installer.Probe { return nil }
+func (w hagdKeyWait) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	if !apply || !changedIn(env, groupHAGDKey) {
+		return installer.OK("")
+	}
+	res, err := env.Conn.Run(ctx, "sleep 2", nil)
+	if err == nil {
+		err = res.Err("sleep")
+	}
+	if err != nil {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, w.ID(), err))
+	}
+	return installer.OK("")
+}
+
+// allDone stops the rest of a node's rotation steps unless every node of
+// the rotation got through the previous phase in this run.
+type allDone struct {
+	Kind  string
+	Hosts []string
+	What  string
+}
+
+func (a allDone) ID() string              { return "every node: " + a.Kind }
+func (allDone) Probes() []installer.Probe { return nil }
+func (a allDone) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	if !apply {
+		return installer.OK("")
+	}
+	bad := notDone(env, a.Kind, a.Hosts)
+	if len(bad) == 0 {
+		return installer.OK("")
+	}
+	return installer.Failed(fmt.Errorf("%s: hagd key rotation stopped here: %s did not get through the previous step in this run; %s: re-run when it is back",
+		env.Host, strings.Join(bad, ", "), a.What))
+}
+
+// hagdRotationCommit ends the rotation on the admin machine once every node
+// dropped the old key: the pending key replaces the active one (a rename).
+type hagdRotationCommit struct {
+	Nodes           []string
+	Active, Pending string
+}
+
+func (hagdRotationCommit) ID() string                { return "hagd key rotation committed" }
+func (hagdRotationCommit) Probes() []installer.Probe { return nil }
+func (c hagdRotationCommit) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	if !apply {
+		return installer.Drift("a hagd key rotation is under way: "+c.Pending+" waits to replace "+c.Active, "rotation finished", "rotation pending")
+	}
+	if bad := notDone(env, hagdFinished, c.Nodes); len(bad) > 0 {
+		return installer.Failed(fmt.Errorf("%s: hagd key rotation not finished: %s still accepts the old key; re-run", env.Host, strings.Join(bad, ", ")))
+	}
+	if err := os.Rename(c.Pending, c.Active); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return installer.Failed(fmt.Errorf("%s: hagd key rotation: %w", env.Host, err))
+	}
+	return installer.Changed("every rb node signs with and accepts only the new hagd key; " + c.Active + " holds it")
+}
