@@ -68,6 +68,8 @@ func (d *Daemon) metricsText(st StatusReply) string {
 	}
 	t.Family("hagd_send_errors_total", "counter", "Heartbeats that could not be sent.")
 	t.Add("hagd_send_errors_total", float64(st.Packets[cntSendErr]))
+	t.Family("hagd_key_reloads_total", "counter", "Times hagd re-read its changed key files (key rotation).")
+	t.Add("hagd_key_reloads_total", float64(st.Packets[cntKeyReloads]))
 	return t.String()
 }
 

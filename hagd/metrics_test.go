@@ -141,4 +141,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	if v["hagd_packets_dropped_total{reason=bad_signature}"] != 0 {
 		t.Errorf("dropped: %v", v)
 	}
+	if n, ok := v["hagd_key_reloads_total{}"]; !ok || n != 0 {
+		t.Errorf("key reloads without a key change: %v %v", n, ok)
+	}
 }
