@@ -248,8 +248,12 @@ func TestHAGDKeyRotationPlan(t *testing.T) {
 	if _, err := LoadHAGDKey(inv, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (RBNode{}).Plan(inv, Options{RotateKey: true, ReadOnly: true}); err != nil {
+	check, err := (RBNode{}).Plan(inv, Options{RotateKey: true, ReadOnly: true})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if last := check.Phases[len(check.Phases)-1].Name; last != phaseHAGDKeyCommit {
+		t.Errorf("--check --rotate-key: last phase %s, want the rotation's", last)
 	}
 	if _, err := os.Stat(PendingHAGDKeyPath(inv)); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("verify --rotate-key wrote a pending key: %v", err)

@@ -47,9 +47,9 @@ type hagdRotation struct {
 	Old, New []byte
 }
 
-// loadHAGDRotation returns the rotation under way, or starts one (rotate,
-// not read-only: the new key is written to PendingHAGDKeyPath, 0600, before
-// any node is touched).
+// loadHAGDRotation returns the rotation under way, or starts one (rotate:
+// the new key is written to PendingHAGDKeyPath, 0600, before any node is
+// touched; read-only, it is kept in memory only).
 func loadHAGDRotation(inv *inventory.Inventory, rotate, readOnly bool) (*hagdRotation, error) {
 	rb := inv.Roles.RBNode
 	p := PendingHAGDKeyPath(inv)
@@ -76,14 +76,16 @@ func loadHAGDRotation(inv *inventory.Inventory, rotate, readOnly bool) (*hagdRot
 		}
 		return &hagdRotation{Old: old, New: []byte(v)}, nil
 	}
-	if readOnly {
-		return nil, nil // verify/--check: nothing is generated
-	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return nil, err
 	}
 	key := hex.EncodeToString(raw)
+	if readOnly {
+		// --check --rotate-key: the new key lives in memory only, so the
+		// report shows what the rotation would change; nothing is written.
+		return &hagdRotation{Old: old, New: []byte(key)}, nil
+	}
 	if err := writeSecretFile(inv.SecretsDir, p, []byte(key+"\n")); err != nil {
 		return nil, fmt.Errorf("hagd key rotation: %s: %w", p, err)
 	}
