@@ -245,6 +245,13 @@ func TestHAStepsReadOnlyAndKeyFile(t *testing.T) {
 func TestHAGDKeyRotationPlan(t *testing.T) {
 	dir := t.TempDir()
 	inv := haInventory(t, dir, "")
+	// --check --rotate-key before any key exists: planned, nothing written.
+	if _, err := (RBNode{}).Plan(inv, Options{RotateKey: true, ReadOnly: true}); err != nil {
+		t.Fatalf("--check --rotate-key on a first install: %v", err)
+	}
+	if _, err := os.Stat(hagdKeyPath(inv)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("--check --rotate-key wrote a key: %v", err)
+	}
 	if _, err := LoadHAGDKey(inv, true); err != nil {
 		t.Fatal(err)
 	}

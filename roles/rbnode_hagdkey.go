@@ -62,6 +62,9 @@ func loadHAGDRotation(inv *inventory.Inventory, rotate, readOnly bool) (*hagdRot
 		return nil, fmt.Errorf("hagd key rotation: roles.rb-node.hagd.key_file is set: gridha rotates only the key it generates (%s); replace your key file and run install rb-node", hagdKeyPath(inv))
 	}
 	old, err := LoadHAGDKey(inv, !readOnly)
+	if readOnly && !pending && errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // --check on a first install: no key to rotate yet (reported missing)
+	}
 	if err != nil {
 		return nil, err
 	}
