@@ -163,10 +163,22 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 		{Name: PhaseRBStateServer, Steps: map[string][]installer.Step{srv.Name: srvSteps}},
 		{Name: PhaseRBPrepare, Steps: prepare},
 	}, Support: support}
+	// Every share folder the named nodes link to, as the state server sees
+	// it: a verify reads them there in one session, not one per node.
+	var serverPaths []string
+	seen := map[string]bool{}
+	for _, n := range nodes {
+		for _, d := range rb.StateDirs {
+			if p := path.Join(cfg.Export, inventory.ShareDir(rb.PrimaryGroup(n.Name), d)); !seen[p] {
+				seen[p] = true
+				serverPaths = append(serverPaths, p)
+			}
+		}
+	}
 	for k, pos := range RankOrder(rb, byGroup) {
 		st := map[string][]installer.Step{}
 		for _, n := range pos {
-			st[n.Name] = r.stateSteps(inv, n, srv, remoteAdmin, opts)
+			st[n.Name] = r.stateSteps(inv, n, srv, remoteAdmin, serverPaths, opts)
 		}
 		plan.Phases = append(plan.Phases, installer.Phase{Name: fmt.Sprintf("%s (%d)", PhaseRBState, k+1), Steps: st})
 	}
@@ -424,13 +436,17 @@ esac
 
 // stateSteps are a node's steps in its rank phase: its state dirs, then the
 // L&B copy.
-func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, remoteAdmin steps.MySQLAdmin, opts Options) []installer.Step {
+func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, remoteAdmin steps.MySQLAdmin, serverPaths []string, opts Options) []installer.Step {
 	rb := inv.Roles.RBNode
 	cfg := inv.Roles.StateServer
 	g := rb.PrimaryGroup(n.Name)
 	copyMount := ""
 	if rb.SharedFS != "snfs" {
 		copyMount = path.Join(SSHFSRawDir, rb.MountPoint)
+	}
+	var shares []string
+	for _, d := range rb.StateDirs {
+		shares = append(shares, ShareMountDir(rb, g, d))
 	}
 	var out []installer.Step
 	for _, d := range rb.StateDirs {
@@ -447,6 +463,8 @@ func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, rem
 			Node:        n.Name,
 			ServerHost:  srv.Name,
 			ServerPath:  path.Join(cfg.Export, inventory.ShareDir(g, d)),
+			ServerPaths: serverPaths,
+			Shares:      shares,
 			StateFrom:   opts.StateFrom,
 			KeepOwners:  true,
 			NoSpecial:   rb.SharedFS != "snfs",

@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"fmt"
+	"net"
 	"path"
 	"sort"
 	"strings"
@@ -148,11 +149,20 @@ func (s *sshdConfine) effectiveScript() string {
 	if len(addrs) == 0 {
 		addrs = []string{"192.0.2.1"}
 	}
-	// A node named by DNS name: every address it has on this server.
+	// One sshd -T per address is the floor (sshd takes one connection spec
+	// at a time); one grep for all of them, and getent only for a node
+	// named by DNS name (every address it has on this server): an IPv4
+	// address in canonical form is its own only address.
+	b.WriteString("{\n")
 	for _, n := range addrs {
-		fmt.Fprintf(&b, "for a in $(getent ahosts %s | awk '{ print $1 }' | sort -u); do echo \"@@addr $a\"; sshd -T -C \"user=%s,host=%s,addr=$a\" 2>&1 | grep -iE '^(%s) '; done\n",
-			installer.ShellQuote(n), s.User, n, strings.Join(sortedKeys(confinement(s.User, s.Export, s.Driver)), "|"))
+		if ip := net.ParseIP(n); ip != nil && ip.To4() != nil && ip.String() == n {
+			fmt.Fprintf(&b, "echo '@@addr %s'; sshd -T -C 'user=%s,host=%s,addr=%s' 2>&1\n", n, s.User, n, n)
+			continue
+		}
+		fmt.Fprintf(&b, "for a in $(getent ahosts %s | awk '{ print $1 }' | sort -u); do echo \"@@addr $a\"; sshd -T -C \"user=%s,host=%s,addr=$a\" 2>&1; done\n",
+			installer.ShellQuote(n), s.User, n)
 	}
+	fmt.Fprintf(&b, "} | grep -iE '^(@@addr|%s) '\n", strings.Join(sortedKeys(confinement(s.User, s.Export, s.Driver)), "|"))
 	return b.String()
 }
 

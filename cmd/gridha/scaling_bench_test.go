@@ -88,8 +88,8 @@ func median(ds []time.Duration) time.Duration {
 // host (GRIDHA_SCALING_STEPS, default 10,50,200): median wall time of 3 and
 // the CPU the hosts themselves spent (testbed Host.CPU: every process of the
 // host, sshd included), per host. The one-host rows run with --limit out of
-// the whole bed, and once more with a one-host inventory (--limit must cost
-// no more). Writes bench/scaling.svg (wall) and bench/scaling-cpu.svg (host
+// the whole bed and with a one-host inventory (--limit must cost no more):
+// 9 of each, alternating, medians compared. Writes bench/scaling.svg (wall) and bench/scaling-cpu.svg (host
 // CPU per host), or GRIDHA_BENCH_OUT.
 //
 //	go test -run '^$' -bench 'BenchmarkScaling$' -benchtime 1x ./cmd/gridha
@@ -121,10 +121,10 @@ func BenchmarkScaling(b *testing.B) {
 		return sum
 	}
 	const trials = 3
-	measure := func(reg *roles.Registry, hs []string, args ...string) scaleSample {
+	measureN := func(n int, reg *roles.Registry, hs []string, args ...string) scaleSample {
 		var walls, cpus []time.Duration
 		sessions := 0
-		for range trials {
+		for range n {
 			c0 := hostCPU(hs)
 			start := time.Now()
 			r := gridhaWith(b, reg, false, append(args, "-o", "json")...)
@@ -142,6 +142,30 @@ func BenchmarkScaling(b *testing.B) {
 			}
 		}
 		return scaleSample{wall: median(walls), hostCPU: median(cpus), sessions: sessions}
+	}
+	measure := func(reg *roles.Registry, hs []string, args ...string) scaleSample {
+		return measureN(trials, reg, hs, args...)
+	}
+	// The --limit comparison is a ratio of two short runs on a shared,
+	// loaded machine: one sample each swung it from 0.8 to 1.4. Both are
+	// measured pairwise, alternating (load drifts hit both alike), and the
+	// ratio is that of the medians of limitPairs samples each.
+	const limitPairs = 9
+	measurePairs := func(reg *roles.Registry, hs []string, a, b []string) (scaleSample, scaleSample) {
+		var sa, sb []scaleSample
+		for range limitPairs {
+			sa = append(sa, measureN(1, reg, hs, a...))
+			sb = append(sb, measureN(1, reg, hs, b...))
+		}
+		med := func(ss []scaleSample) scaleSample {
+			var w, c []time.Duration
+			n := 0
+			for _, s := range ss {
+				w, c, n = append(w, s.wall), append(c, s.hostCPU), max(n, s.sessions)
+			}
+			return scaleSample{wall: median(w), hostCPU: median(c), sessions: n}
+		}
+		return med(sa), med(sb)
 	}
 
 	type row struct {
@@ -161,11 +185,13 @@ func BenchmarkScaling(b *testing.B) {
 				hs := names[:h]
 				limit := strings.Join(hs, ",")
 				rw := row{hosts: h, steps: n}
-				rw.verify = measure(reg, hs, "verify", "-i", inv, "--limit", limit)
-				rw.install = measure(reg, hs, "install", "base", "-i", inv, "--limit", limit)
 				if h == 1 {
-					rw.oneHostInventory = measure(reg, hs, "verify", "-i", inv1)
+					rw.verify, rw.oneHostInventory = measurePairs(reg, hs,
+						[]string{"verify", "-i", inv, "--limit", limit}, []string{"verify", "-i", inv1})
+				} else {
+					rw.verify = measure(reg, hs, "verify", "-i", inv, "--limit", limit)
 				}
+				rw.install = measure(reg, hs, "install", "base", "-i", inv, "--limit", limit)
 				rows = append(rows, rw)
 			}
 		}
@@ -187,9 +213,10 @@ func BenchmarkScaling(b *testing.B) {
 	}
 	for _, rw := range rows {
 		if rw.hosts == 1 && len(hostSizes) > 1 {
-			fmt.Printf("  %d steps: verify --limit %s out of %d hosts %.3fs, of a one-host inventory %.3fs: ratio %.2f (target ≤ 1.3)\n",
+			fmt.Printf("  %d steps: verify --limit %s out of %d hosts %.3fs, of a one-host inventory %.3fs: ratio %.2f (target ≤ 1.3; medians of %d, alternating); host CPU %.3fs / %.3fs\n",
 				rw.steps, names[0], maxN, rw.verify.wall.Seconds(), rw.oneHostInventory.wall.Seconds(),
-				rw.verify.wall.Seconds()/rw.oneHostInventory.wall.Seconds())
+				rw.verify.wall.Seconds()/rw.oneHostInventory.wall.Seconds(), limitPairs,
+				rw.verify.hostCPU.Seconds(), rw.oneHostInventory.hostCPU.Seconds())
 		}
 	}
 

@@ -258,7 +258,9 @@ func (c *Conn) wrap(script, marker string, stdinFree bool) (cmd, viaStdin string
 // become). It holds none of the session's descriptors: the session closes
 // when the command ends. [ -d /proc/N ] rather than kill -0: a non-root
 // login may not signal sshd. Without /proc (not Linux) there is no watcher.
-const sessionWatcher = `if [ -d /proc/$$ ] && [ -d /proc/$PPID ]; then _gw=$PPID; if [ "$(cat /proc/$_gw/comm 2>/dev/null)" = sudo ]; then read -r _gp _gc _gs _gw _gr < /proc/$_gw/stat; fi; ` +
+// The parent's name is read with the shell's read, not cat: every command
+// of every run pays for the prelude.
+const sessionWatcher = `if [ -d /proc/$$ ] && [ -d /proc/$PPID ]; then _gw=$PPID; _gn=; { read -r _gn < /proc/$_gw/comm; } 2>/dev/null; if [ "$_gn" = sudo ]; then read -r _gp _gc _gs _gw _gr < /proc/$_gw/stat; fi; ` +
 	`(while [ -d /proc/$$ ]; do [ -d /proc/$_gw ] || { kill -9 -$g; exit 0; }; sleep 0.2; done) </dev/null >/dev/null 2>&1 & fi`
 
 // maxInlineScript bounds the command line sent to sshd: scripts longer

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -215,7 +216,15 @@ func (s *MySQLUser) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	defer release()
 
 	var auth, plugin sql.NullString
-	err = db.QueryRowContext(ctx, "SELECT authentication_string, plugin FROM mysql.user WHERE User = ? AND Host = ?", s.User, s.Host).Scan(&auth, &plugin)
+	if row, ok := s.Admin.accountRows(ctx, env, db, s.User, apply); ok {
+		if r, found := row[s.Host]; found {
+			auth = r
+		} else {
+			err = sql.ErrNoRows
+		}
+	} else {
+		err = db.QueryRowContext(ctx, "SELECT authentication_string, plugin FROM mysql.user WHERE User = ? AND Host = ?", s.User, s.Host).Scan(&auth, &plugin)
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if !apply {
@@ -274,6 +283,48 @@ func (s *MySQLUser) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	return installer.Changed("fixed " + account + ": " + strings.Join(problems, "; "))
 }
 
+// accountRows returns the authentication string of every account of user,
+// by host, read in one query per run and shared by the run's audits of
+// that user's accounts (one query whatever the number of rb nodes, not one
+// per node). Only for audits (apply false), which change nothing between
+// them; a converging step reads its own account. ok is false when there is
+// no shared snapshot (the caller queries its own row).
+func (a MySQLAdmin) accountRows(ctx context.Context, env *installer.Env, db *sql.DB, user string, apply bool) (map[string]sql.NullString, bool) {
+	if apply || env.Shared == nil {
+		return nil, false
+	}
+	type snapshot struct {
+		once sync.Once
+		rows map[string]sql.NullString
+	}
+	key := fmt.Sprintf("mysql-accounts\x00%s\x00%s\x00%s\x00%s\x00%s", env.Host, a.Socket, a.Addr, a.User, user)
+	v, err := env.Shared.GetOrOpen(key, func() (any, error) { return &snapshot{}, nil })
+	if err != nil {
+		return nil, false
+	}
+	snap := v.(*snapshot)
+	snap.once.Do(func() {
+		rows, err := db.QueryContext(ctx, "SELECT Host, authentication_string FROM mysql.user WHERE User = ?", user)
+		if err != nil {
+			return
+		}
+		defer rows.Close()
+		m := map[string]sql.NullString{}
+		for rows.Next() {
+			var h string
+			var auth sql.NullString
+			if err := rows.Scan(&h, &auth); err != nil {
+				return
+			}
+			m[h] = auth
+		}
+		if rows.Err() == nil {
+			snap.rows = m
+		}
+	})
+	return snap.rows, snap.rows != nil
+}
+
 // mysqlGrants lists SHOW GRANTS lines without password hashes, sorted.
 func mysqlGrants(ctx context.Context, db *sql.DB, account string) ([]string, error) {
 	rows, err := db.QueryContext(ctx, "SHOW GRANTS FOR "+account)
@@ -323,20 +374,26 @@ func (s *MySQLUserHosts) CheckApply(ctx context.Context, env *installer.Env, app
 		return installer.Failed(err)
 	}
 	defer release()
-	rows, err := db.QueryContext(ctx, "SELECT Host FROM mysql.user WHERE User = ?", s.User)
-	if err != nil {
-		return installer.Failed(fmt.Errorf("list accounts of %s: %w", s.User, err))
-	}
 	var have []string
-	for rows.Next() {
-		var h string
-		if err := rows.Scan(&h); err != nil {
-			rows.Close()
-			return installer.Failed(err)
+	if snap, ok := s.Admin.accountRows(ctx, env, db, s.User, apply); ok {
+		for h := range snap {
+			have = append(have, h)
 		}
-		have = append(have, h)
+	} else {
+		rows, err := db.QueryContext(ctx, "SELECT Host FROM mysql.user WHERE User = ?", s.User)
+		if err != nil {
+			return installer.Failed(fmt.Errorf("list accounts of %s: %w", s.User, err))
+		}
+		for rows.Next() {
+			var h string
+			if err := rows.Scan(&h); err != nil {
+				rows.Close()
+				return installer.Failed(err)
+			}
+			have = append(have, h)
+		}
+		rows.Close()
 	}
-	rows.Close()
 	sort.Strings(have)
 	extra, _ := setDiff(have, s.Hosts)
 	if len(extra) == 0 {
@@ -376,7 +433,24 @@ func (s *MySQLListen) Probes() []installer.Probe { return nil }
 
 // CheckApply audits the live bind address and port.
 func (s *MySQLListen) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	found, err := s.live(ctx, env)
+	var found string
+	var err error
+	if apply {
+		// A fresh login: a restart below would leave the run's shared
+		// one dead for the steps after this one.
+		found, err = s.live(ctx, env)
+	} else {
+		// An audit (a no-change install audits first too) over the run's
+		// shared login: one MySQL login per run, not one more here.
+		var db *sql.DB
+		var release func()
+		db, release, err = s.Admin.session(ctx, env)
+		if err != nil {
+			return installer.Failed(err)
+		}
+		found, err = s.liveOn(ctx, db)
+		release()
+	}
 	if err != nil {
 		return installer.Failed(err)
 	}
@@ -417,6 +491,10 @@ func (s *MySQLListen) live(ctx context.Context, env *installer.Env) (string, err
 		return "", err
 	}
 	defer db.Close()
+	return s.liveOn(ctx, db)
+}
+
+func (s *MySQLListen) liveOn(ctx context.Context, db *sql.DB) (string, error) {
 	var bind sql.NullString
 	var port, skip int
 	if err := db.QueryRowContext(ctx, "SELECT @@bind_address, @@port, @@skip_networking").Scan(&bind, &port, &skip); err != nil {

@@ -1,0 +1,107 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/gridha/gridha/installer"
+)
+
+// A verify compares every state dir of every node with its share on the
+// state server (checkNodeView). Read one folder per session, that is two
+// sessions per node and state dir, two of them on the one state server for
+// every node: the server's cost grew with the number of nodes. Instead the
+// first step that needs a folder on a host reads every folder of the batch
+// on that host in one session (StateDir.ServerPaths on the server,
+// StateDir.Shares on the node), kept for the run in env.Shared. A batch
+// read is a snapshot taken earlier than the step's own moment: a step whose
+// batched views differ (or whose folder could not be read in the batch)
+// reads both sides again, one at a time, as before, and reports only what
+// that fresh comparison finds.
+
+// viewBatch is one host's folders read together, once per run.
+type viewBatch struct {
+	once sync.Once
+	m    map[string]Manifest // folder -> manifest, gridha's own files left out
+}
+
+// readViews returns the manifest of dir read as part of dirs on c in one
+// session, shared by the steps of the run (key names the host and side);
+// ok is false when the batch could not give it (then read it alone).
+func readViews(ctx context.Context, env *installer.Env, c installer.Conn, side, dir string, dirs []string) (Manifest, bool) {
+	if env.Shared == nil || len(dirs) == 0 {
+		return nil, false
+	}
+	key := "statedir-views\x00" + side + "\x00" + c.Host() + "\x00" + strings.Join(dirs, "\x00")
+	v, err := env.Shared.GetOrOpen(key, func() (any, error) { return &viewBatch{}, nil })
+	if err != nil {
+		return nil, false
+	}
+	b := v.(*viewBatch)
+	b.once.Do(func() { b.m = readViewBatch(ctx, c, dirs) })
+	m, ok := b.m[dir]
+	return m, ok
+}
+
+// readViewBatch lists dirs on c in one session (manifestMetaScript for each,
+// framed by a random marker); a folder that could not be listed is absent
+// from the result.
+func readViewBatch(ctx context.Context, c installer.Conn, dirs []string) map[string]Manifest {
+	var nb [8]byte
+	if _, err := rand.Read(nb[:]); err != nil {
+		return nil
+	}
+	mk := "@@GRIDHA-VIEW-" + hex.EncodeToString(nb[:])
+	res, err := c.Run(ctx, viewBatchScript(dirs, mk), nil)
+	if err != nil || res.ExitCode != 0 {
+		return nil
+	}
+	return parseViewBatch(res.Stdout, mk, dirs)
+}
+
+func viewBatchScript(dirs []string, mk string) string {
+	var script strings.Builder
+	for i, d := range dirs {
+		fmt.Fprintf(&script, "printf '%s B %d\\0'\n(D=%s\n%s) 2>/dev/null </dev/null\nprintf '%s E %d %%s\\0' $?\n",
+			mk, i, installer.ShellQuote(d), manifestMetaScript, mk, i)
+	}
+	return script.String()
+}
+
+// parseViewBatch cuts readViewBatch's output into the folders' manifests.
+func parseViewBatch(out []byte, mk string, dirs []string) map[string]Manifest {
+	got := map[string]Manifest{}
+	for i, d := range dirs {
+		begin := []byte(fmt.Sprintf("%s B %d\x00", mk, i))
+		j := bytes.Index(out, begin)
+		if j < 0 {
+			continue
+		}
+		body := out[j+len(begin):]
+		endm := []byte(fmt.Sprintf("%s E %d ", mk, i))
+		k := bytes.Index(body, endm)
+		if k < 0 {
+			continue
+		}
+		rest := body[k+len(endm):]
+		z := bytes.IndexByte(rest, 0)
+		if z < 0 {
+			continue
+		}
+		if rc, err := strconv.Atoi(string(rest[:z])); err != nil || rc != 0 {
+			continue
+		}
+		m, err := ParseManifest(body[:k])
+		if err != nil {
+			continue
+		}
+		got[d] = m.withoutGridhaFiles()
+	}
+	return got
+}
