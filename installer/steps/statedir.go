@@ -3,6 +3,8 @@ package steps
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"path"
@@ -140,19 +142,95 @@ elif [ -d "$L" ]; then echo local=dir
 elif [ -e "$L" ]; then echo local=other
 else echo local=none; fi
 for a in "$L"%s*; do [ -e "$a" ] && echo "aside=$a"; done
-if [ -n "$m" ]; then
+`, q(s.Path), q(s.Share), q(s.tmp()), q(s.Mount), AsideInfix)
+	if sp, ok := s.sharesProbe(); ok {
+		// The share is looked at by the node's one probe of all its
+		// shares (one timeout and one sh for all, not per state dir).
+		return []installer.Probe{{Key: s.probeKey(), Script: script + "exit 0"}, sp}
+	}
+	script += `if [ -n "$m" ]; then
   # A hung network file system must not hang the whole fact batch.
-  timeout 60 sh -c %s sh "$S" "$T" || echo unanswered=1
+  timeout 60 sh -c ` + q(shareCheckScript) + ` sh "$S" "$T" || echo unanswered=1
 fi
-exit 0`, q(s.Path), q(s.Share), q(s.tmp()), q(s.Mount), AsideInfix, q(fmt.Sprintf(`S=$1 T=$2
-if [ -d "$S" ]; then echo share=dir; n=0
+exit 0`
+	return []installer.Probe{{Key: s.probeKey(), Script: script}}
+}
+
+// shareCheckBody prints what a share folder $S and the temporary folder $T
+// next to it hold (share=, entries=, marker lines, tmp=, tmpmarker=).
+var shareCheckBody = fmt.Sprintf(`if [ -d "$S" ]; then echo share=dir; n=0
   for e in "$S"/* "$S"/.[!.]* "$S"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then n=$((n+1)); fi; done
   echo "entries=$n"
   if [ -f "$S/%s" ]; then echo marker=; while IFS= read -r l || [ -n "$l" ]; do echo "markerline=$l"; done < "$S/%s"; fi
 elif [ -e "$S" ]; then echo share=other; fi
 if [ -d "$T" ]; then echo tmp=dir; if [ -f "$T/%s" ]; then echo tmpmarker=1; fi; fi
-exit 0`, StateMarker, StateMarker, StateMarker)))
-	return []installer.Probe{{Key: s.probeKey(), Script: script}}
+`, StateMarker, StateMarker, StateMarker)
+
+// shareCheckScript is shareCheckBody for one share: sh -c SCRIPT sh S T.
+var shareCheckScript = "S=$1 T=$2\n" + shareCheckBody + "exit 0"
+
+// sharesCheckScript is shareCheckBody for every pair of arguments S T,
+// each answer between "@@share I" and "@@shared I" (I from 0).
+var sharesCheckScript = "i=0\nwhile [ $# -ge 2 ]; do S=$1 T=$2; shift 2\necho \"@@share $i\"\n" + shareCheckBody +
+	"echo \"@@shared $i\"\ni=$((i+1))\ndone\nexit 0"
+
+// shareIndex is where Share is in Shares (-1: not there).
+func (s StateDir) shareIndex() int {
+	for i, sh := range s.Shares {
+		if sh == s.Share {
+			return i
+		}
+	}
+	return -1
+}
+
+// sharesProbe is the node's probe of all its Shares (the same for each of
+// its StateDir steps, so the batch runs it once), when Shares names this
+// step's share.
+func (s StateDir) sharesProbe() (installer.Probe, bool) {
+	if len(s.Shares) < 2 || s.shareIndex() < 0 {
+		return installer.Probe{}, false
+	}
+	q := installer.ShellQuote
+	var args strings.Builder
+	for _, sh := range s.Shares {
+		t := path.Join(path.Dir(sh), "."+path.Base(sh)+".gridha-tmp-"+s.Node)
+		args.WriteString(" " + q(sh) + " " + q(t))
+	}
+	script := fmt.Sprintf(`MP=%s; m=
+while read -r _d _mp _r; do if [ "$_mp" = "$MP" ]; then m=1; fi; done < /proc/mounts
+if [ -n "$m" ]; then
+  # A hung network file system must not hang the whole fact batch.
+  timeout 60 sh -c %s sh%s || echo unanswered=1
+fi
+exit 0`, q(s.Mount), q(sharesCheckScript), args.String())
+	sum := sha256.Sum256([]byte(script))
+	return installer.Probe{Key: "statedir-shares:" + hex.EncodeToString(sum[:8]), Script: script}, true
+}
+
+// shareFacts returns this step's part of the shares probe's output, as the
+// lines the single-share check prints.
+func (s StateDir) shareFacts(out string) string {
+	i := s.shareIndex()
+	begin, end := fmt.Sprintf("@@share %d", i), fmt.Sprintf("@@shared %d", i)
+	var b strings.Builder
+	in, done, unanswered := false, false, false
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case l == begin:
+			in = true
+		case l == end:
+			in, done = false, true
+		case l == "unanswered=1":
+			unanswered = true
+		case in:
+			b.WriteString(l + "\n")
+		}
+	}
+	if !done && unanswered {
+		b.WriteString("unanswered=1\n")
+	}
+	return b.String()
 }
 
 // StateDirFacts is what the probe found.
@@ -345,7 +423,15 @@ func (s StateDir) CheckApply(ctx context.Context, env *installer.Env, apply bool
 	if !ok {
 		return failed(env, s.ID(), fmt.Errorf("no fact gathered for %s", s.Path))
 	}
-	f := ParseStateDirFacts(string(pr.Stdout))
+	out := string(pr.Stdout)
+	if sp, ok := s.sharesProbe(); ok {
+		spr, ok := env.Facts.Get(sp.Key)
+		if !ok {
+			return failed(env, s.ID(), fmt.Errorf("no fact gathered for the shares of %s", s.Path))
+		}
+		out += "\n" + s.shareFacts(string(spr.Stdout))
+	}
+	f := ParseStateDirFacts(out)
 	if !apply && !f.Mounted && f.Local != "link" {
 		// --check before the mount exists: say what would happen.
 		return installer.Missing(fmt.Sprintf("%s (%s) would move to %s once %s is mounted", s.Path, f.Local, s.Share, s.Mount))

@@ -1,11 +1,14 @@
 package steps
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gridha/gridha/installer"
 )
 
 func TestStateDirDecide(t *testing.T) {
@@ -263,5 +266,70 @@ func TestCompareNodeView(t *testing.T) {
 	}
 	if strings.Contains(got, "new-job") || strings.Contains(got, "being-wrote") {
 		t.Errorf("entries newer than settled reported:\n%s", got)
+	}
+}
+
+// TestStateDirSharesProbe: with Shares set, a node's state dirs look at
+// their shares through one probe (one timeout, one sh), and each step reads
+// from it exactly what its own single-share probe finds: a populated share
+// with marker, a missing share, a share with a temporary copy.
+func TestStateDirSharesProbe(t *testing.T) {
+	dir := t.TempDir()
+	a, b, c := filepath.Join(dir, "share", "a"), filepath.Join(dir, "share", "b"), filepath.Join(dir, "share", "c")
+	for _, d := range []string{a + "/jobs", a + "/.hidden", c, filepath.Join(dir, "share", ".c.gridha-tmp-rb1")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(a, StateMarker), []byte("node=rb1\ntime=x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "share", ".c.gridha-tmp-rb1", StateMarker), []byte("node=rb1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shares := []string{a, b, c}
+	run := func(p installer.Probe) string {
+		out, err := exec.Command("/bin/sh", "-c", p.Script).Output()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return string(out)
+	}
+	var sharesKey string
+	for _, sh := range shares {
+		local := filepath.Join(dir, "local-"+filepath.Base(sh))
+		if err := os.Symlink(sh, local); err != nil {
+			t.Fatal(err)
+		}
+		alone := StateDir{Path: local, Share: sh, Mount: "/", Node: "rb1"}
+		batched := alone
+		batched.Shares = shares
+		ps := batched.Probes()
+		if len(ps) != 2 || strings.Contains(ps[0].Script, "timeout") {
+			t.Fatalf("%s: probes %+v: want the local probe without timeout and the shares probe", sh, ps)
+		}
+		if sharesKey != "" && ps[1].Key != sharesKey {
+			t.Errorf("%s: shares probe key %s, the first step's %s: the batch would run it twice", sh, ps[1].Key, sharesKey)
+		}
+		sharesKey = ps[1].Key
+		want := ParseStateDirFacts(run(alone.Probes()[0]))
+		facts := installer.NewFacts(map[string]installer.ProbeResult{
+			ps[0].Key: {Stdout: []byte(run(ps[0]))}, ps[1].Key: {Stdout: []byte(run(ps[1]))}})
+		pr, _ := facts.Get(ps[0].Key)
+		spr, _ := facts.Get(ps[1].Key)
+		got := ParseStateDirFacts(string(pr.Stdout) + "\n" + batched.shareFacts(string(spr.Stdout)))
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+			t.Errorf("%s: batched %+v, alone %+v", sh, got, want)
+		}
+	}
+	// A hung share: every state dir whose answer did not finish is
+	// unanswered.
+	s := StateDir{Share: b, Shares: shares}
+	if f := ParseStateDirFacts(s.shareFacts("@@share 0\nshare=dir\n@@shared 0\n@@share 1\nunanswered=1\n")); !f.Unanswered {
+		t.Errorf("unfinished answer: %+v, want unanswered", f)
+	}
+	s.Share = a
+	if f := ParseStateDirFacts(s.shareFacts("@@share 0\nshare=dir\n@@shared 0\n@@share 1\nunanswered=1\n")); f.Unanswered || f.Share != "dir" {
+		t.Errorf("finished answer before a hang: %+v", f)
 	}
 }
