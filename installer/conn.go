@@ -38,6 +38,13 @@ type Conn interface {
 	Close() error
 }
 
+// StreamRunner is a Conn that can also stream a command's stdout to a
+// writer instead of collecting it (installer/ssh's Conn): RunStream is Run
+// with CmdResult.Stdout left empty.
+type StreamRunner interface {
+	RunStream(ctx context.Context, cmd string, stdin io.Reader, stdout io.Writer) (CmdResult, error)
+}
+
 // CmdResult is what a remote command left behind.
 type CmdResult struct {
 	Stdout   []byte

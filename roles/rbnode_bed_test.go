@@ -607,7 +607,7 @@ truncate -s 256M /var/edgwl/big-sparse.img; echo end | dd of=/var/edgwl/big-spar
 	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
 	for _, r := range rep.Results {
 		if r.Step == "state dir /var/edgwl" {
-			t.Logf("figure: re-run's move of /var/edgwl (copy through sshfs + verification on the server + rename + link): %s", r.Duration.Round(time.Millisecond))
+			t.Logf("figure: re-run's move of /var/edgwl (tar stream to the server + verification there + rename + link): %s", r.Duration.Round(time.Millisecond))
 		}
 	}
 	after := stateSums(t, ctx, rb1, stateDirs...)

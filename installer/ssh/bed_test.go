@@ -63,6 +63,36 @@ func TestBedHost(t *testing.T) {
 		t.Errorf("stats %+v, want 1 connection, 2 sessions (run + sftp)", st)
 	}
 
+	// RunStream: 24 MB streamed from one command's stdout into another
+	// command's stdin on the host (how a state dir's tar is relayed), never
+	// held whole in memory; the host sees the same bytes.
+	if out, err := h.Sh(ctx, "head -c 25165824 /dev/urandom > /root/stream-src"); err != nil {
+		t.Fatal(err, out)
+	}
+	pr, pw := io.Pipe()
+	recv := make(chan error, 1)
+	go func() {
+		r, err := c.Run(ctx, "cat > /root/stream-dst", pr)
+		if err == nil {
+			err = r.Err("receive")
+		}
+		recv <- err
+	}()
+	sent, err := c.RunStream(ctx, "cat /root/stream-src", nil, pw)
+	pw.CloseWithError(err)
+	if err != nil || sent.ExitCode != 0 || len(sent.Stdout) != 0 {
+		t.Fatalf("RunStream: %v, exit %d, %d bytes collected (want them streamed)", err, sent.ExitCode, len(sent.Stdout))
+	}
+	if err := <-recv; err != nil {
+		t.Fatal(err)
+	}
+	if out, err := h.Sh(ctx, "cmp /root/stream-src /root/stream-dst && stat -c %s /root/stream-dst"); err != nil || strings.TrimSpace(out) != "25165824" {
+		t.Errorf("the relayed stream differs on the host: %q %v", out, err)
+	}
+	if st := c.Stats(); st.Connections != 1 || st.Sessions != 4 {
+		t.Errorf("stats after the relay %+v, want 1 connection, 4 sessions", st)
+	}
+
 	// Cut the host's cable during a command: the keepalives go unanswered
 	// and the Conn closes, so Run fails instead of hanging.
 	done := make(chan error, 1)

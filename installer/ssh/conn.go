@@ -98,7 +98,7 @@ func (c *Conn) connect(ctx context.Context) error {
 // checkSudo fails early, with a hint, when become: sudo cannot work
 // without a password or a terminal.
 func (c *Conn) checkSudo(ctx context.Context) error {
-	res, err := c.run(ctx, "true", nil)
+	res, err := c.run(ctx, "true", nil, nil)
 	if err != nil {
 		return fmt.Errorf("become: sudo: %w", err)
 	}
@@ -316,14 +316,25 @@ func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
 // SIGKILL (its whole process group, through a second session), the session
 // is closed and ctx.Err() is returned.
 func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader) (installer.CmdResult, error) {
-	res, err := c.run(ctx, cmd, stdin)
+	res, err := c.run(ctx, cmd, stdin, nil)
 	if err != nil {
 		return res, fmt.Errorf("%s: run: %w", c.host, c.closedErr(err))
 	}
 	return res, nil
 }
 
-func (c *Conn) run(ctx context.Context, script string, stdin io.Reader) (installer.CmdResult, error) {
+// RunStream is Run with the command's stdout written to stdout as it comes
+// (CmdResult.Stdout stays empty): a stream too big to hold, such as a tar
+// of a state folder relayed from one host to another.
+func (c *Conn) RunStream(ctx context.Context, cmd string, stdin io.Reader, stdout io.Writer) (installer.CmdResult, error) {
+	res, err := c.run(ctx, cmd, stdin, stdout)
+	if err != nil {
+		return res, fmt.Errorf("%s: run: %w", c.host, c.closedErr(err))
+	}
+	return res, nil
+}
+
+func (c *Conn) run(ctx context.Context, script string, stdin io.Reader, out io.Writer) (installer.CmdResult, error) {
 	var res installer.CmdResult
 	if err := ctx.Err(); err != nil {
 		return res, err
@@ -345,6 +356,9 @@ func (c *Conn) run(ctx context.Context, script string, stdin io.Reader) (install
 	var stdout bytes.Buffer
 	stderr := &markedBuffer{marker: []byte(marker)}
 	s.Stdout = &stdout
+	if out != nil {
+		s.Stdout = out
+	}
 	s.Stderr = stderr
 	cmd, viaStdin := c.wrap(script, marker, stdin == nil)
 	switch {

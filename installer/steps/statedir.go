@@ -477,7 +477,7 @@ func (s StateDir) CheckApply(ctx context.Context, env *installer.Env, apply bool
 			}
 		case OpCopy:
 			var what string
-			what, err = s.copyVerified(ctx, env, f.TmpMarker, stamp)
+			what, err = s.copyVerified(ctx, env, f.TmpMarker, f.Bytes, stamp)
 			if err == nil {
 				done = append(done, what)
 			}
@@ -567,10 +567,129 @@ exit $rc
 `, installer.ShellQuote(s.Path), installer.ShellQuote(s.copyTmp()), installer.ShellQuote(stateDirLock), installer.ShellQuote(stateDirLock), preserve)
 }
 
+// streamers returns the node's and the state server's connections when both
+// can stream (installer/ssh) and the server's session is there: the copy is
+// then a tar stream relayed by gridha (streamCopy) instead of cp through the
+// mount.
+func (s StateDir) streamers(ctx context.Context, env *installer.Env) (src, dst installer.StreamRunner, ok bool) {
+	if !s.onServer(env) || !s.KeepOwners {
+		return nil, nil, false
+	}
+	src, ok = env.Conn.(installer.StreamRunner)
+	if !ok {
+		return nil, nil, false
+	}
+	peer, err := env.Peer(ctx, s.ServerHost)
+	if err != nil {
+		return nil, nil, false
+	}
+	dst, ok = peer.(installer.StreamRunner)
+	return src, dst, ok
+}
+
+// sendScript writes a tar of $L on stdout, holding the node's state-dir
+// lock. Numeric owners: the server's names may differ; --sparse: holes stay
+// holes on the server.
+func (s StateDir) sendScript() string {
+	return fmt.Sprintf(`L=%s
+mkdir -p "$(dirname %s)" 2>/dev/null
+exec 8>>%s || exit 70
+flock -w 300 8 || { echo "another state-dir copy is still running on this node" >&2; exit 75; }
+cd "$L" || exit 1
+tar -c -f - --sparse --numeric-owner .
+`, installer.ShellQuote(s.Path), installer.ShellQuote(stateDirLock), installer.ShellQuote(stateDirLock))
+}
+
+// receiveScript (on the state server, root) makes the temporary folder
+// afresh and extracts the tar on stdin into it with owners (numeric), modes
+// (setuid too), times, symlinks, hard links and holes, holding a lock per
+// node: a receiver left by a killed run ends (its session watcher kills
+// it) before the next one empties the folder. It first checks that the
+// share has room (need: the bytes of the original's files).
+func (s StateDir) receiveScript(need int64) string {
+	lock := "/var/lock/gridha-statedir-" + safeName(s.Node) + ".lock"
+	return fmt.Sprintf(`T=%s; need=%d
+exec 8>>%s || exit 70
+flock -w 300 8 || { echo "another state-dir copy from %s is still being written on this server" >&2; exit 75; }
+rm -rf "$T" || exit 1
+avail=$(df -P -B1 "$(dirname "$T")" | awk 'NR == 2 { print $4 }')
+if [ -n "$avail" ] && [ "$avail" -lt "$need" ]; then
+	echo "not enough space on the share: the copy needs $need bytes, $avail available" >&2; exit 73
+fi
+mkdir "$T" || exit 1
+tar -x -f - -C "$T" --numeric-owner --same-owner --same-permissions
+`, installer.ShellQuote(s.serverTmp()), need, installer.ShellQuote(lock), safeName(s.Node))
+}
+
+// streamCopy copies the local folder into the temporary folder on the
+// state server as a tar stream from the node's session to the server's,
+// relayed by gridha: one read of the original, one write on the server's
+// own disk, no FUSE or SFTP round trip per file. Each end dies with its
+// SSH connection (session watcher); when one end fails the other is
+// cancelled. The receiver's complaints are returned as advisory (the
+// verification decides); a failed sender, a lock or a full share are
+// errors.
+func (s StateDir) streamCopy(ctx context.Context, env *installer.Env, src, dst installer.StreamRunner, need int64) (string, error) {
+	pr, pw := io.Pipe()
+	sctx, cancelSend := context.WithCancel(ctx)
+	defer cancelSend()
+	rctx, cancelRecv := context.WithCancel(ctx)
+	defer cancelRecv()
+	type result struct {
+		res installer.CmdResult
+		err error
+	}
+	recvCh := make(chan result, 1)
+	go func() {
+		r, err := dst.RunStream(rctx, s.receiveScript(need), pr, nil)
+		if err != nil || r.ExitCode != 0 {
+			cancelSend()
+		}
+		// Whatever the node still sends (tar's last padding) goes nowhere:
+		// drained until the sender's end closes the pipe, so the node's
+		// session never waits on a reader that is gone.
+		_, _ = io.Copy(io.Discard, pr)
+		recvCh <- result{r, err}
+	}()
+	sent, sendErr := src.RunStream(sctx, s.sendScript(), nil, pw)
+	if sendErr != nil || sent.ExitCode > 1 {
+		// An incomplete stream must not look like a whole archive.
+		cancelRecv()
+		pw.CloseWithError(fmt.Errorf("the sender on %s failed", env.Host))
+	} else {
+		pw.Close()
+	}
+	recv := <-recvCh
+	server := s.ServerHost
+	switch {
+	case recv.err == nil && (recv.res.ExitCode == 70 || recv.res.ExitCode == 73 || recv.res.ExitCode == 75):
+		return "", fmt.Errorf("%s: %w", server, recv.res.Err("copy "+s.Path))
+	case sendErr != nil && ctx.Err() != nil:
+		return "", fmt.Errorf("copy %s: %w", s.Path, sendErr)
+	case recv.err != nil && sendErr == nil && sent.ExitCode <= 1:
+		return "", fmt.Errorf("copy %s: %w", s.Path, recv.err)
+	case sendErr != nil && recv.err == nil && recv.res.ExitCode != 0:
+		// The receiver failed first and the sender was cancelled.
+		return "", fmt.Errorf("%s: %w", server, recv.res.Err("copy "+s.Path+" (tar -x)"))
+	case sendErr != nil:
+		return "", fmt.Errorf("copy %s: %w", s.Path, sendErr)
+	case sent.ExitCode > 1:
+		return "", sent.Err("copy " + s.Path + " (tar -c)")
+	}
+	var advisory string
+	if recv.res.ExitCode != 0 {
+		advisory = fmt.Sprintf(" (tar -x on %s exit %d: %s)", server, recv.res.ExitCode, firstLines(string(recv.res.Stderr), 3))
+	}
+	if sent.ExitCode != 0 {
+		advisory += fmt.Sprintf(" (tar -c exit %d: %s)", sent.ExitCode, firstLines(string(sent.Stderr), 3))
+	}
+	return advisory, nil
+}
+
 // copyVerified makes sure the temporary folder holds a verified, marked copy
 // of the local folder: a marked one is verified again, anything else is
 // copied afresh.
-func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarked bool, stamp string) (string, error) {
+func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarked bool, need int64, stamp string) (string, error) {
 	// The original's manifest (a checksum of every file) is read while the
 	// copy runs: the services are stopped, nothing changes it, and the two
 	// use different resources (the disk and a core; the network and sshfs).
@@ -610,27 +729,35 @@ func (s StateDir) copyVerified(ctx context.Context, env *installer.Env, tmpMarke
 			env.Log("the waiting copy in %s no longer matches %s: copying again", s.tmp(), s.Path)
 		}
 	}
-	// Stdin stays open for the session's life: the remote watcher kills the
-	// copy when it ends.
-	pr, pw := io.Pipe()
-	defer pw.Close()
 	if env.Log != nil {
 		env.Log("copying %s to %s", s.Path, s.tmp())
 	}
-	res, err := env.Conn.Run(ctx, s.copyScript(), pr)
-	if err != nil {
-		return "", fmt.Errorf("copy %s: %w", s.Path, err)
-	}
-	// cp's own complaints are advisory (through sshfs it cannot set the
-	// times of symlinks, which the verification leaves out): the
-	// verification decides. A lock failure is final.
 	var cpErr string
-	switch res.ExitCode {
-	case 0:
-	case 70, 73, 75:
-		return "", res.Err("copy " + s.Path)
-	default:
-		cpErr = fmt.Sprintf(" (cp exit %d: %s)", res.ExitCode, firstLines(string(res.Stderr), 3))
+	if src, dst, ok := s.streamers(ctx, env); ok {
+		// A tar stream relayed by gridha from the node to the server.
+		var err error
+		if cpErr, err = s.streamCopy(ctx, env, src, dst, need); err != nil {
+			return "", err
+		}
+	} else {
+		// Stdin stays open for the session's life: the remote watcher
+		// kills the copy when it ends.
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		res, err := env.Conn.Run(ctx, s.copyScript(), pr)
+		if err != nil {
+			return "", fmt.Errorf("copy %s: %w", s.Path, err)
+		}
+		// cp's own complaints are advisory (through sshfs it cannot set the
+		// times of symlinks, which the verification leaves out): the
+		// verification decides. A lock failure is final.
+		switch res.ExitCode {
+		case 0:
+		case 70, 73, 75:
+			return "", res.Err("copy " + s.Path)
+		default:
+			cpErr = fmt.Sprintf(" (cp exit %d: %s)", res.ExitCode, firstLines(string(res.Stderr), 3))
+		}
 	}
 	if err := readLocal(); err != nil {
 		return "", err
