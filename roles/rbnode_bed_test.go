@@ -535,14 +535,14 @@ truncate -s 256M /var/edgwl/big-sparse.img; echo end | dd of=/var/edgwl/big-spar
 		}
 	}
 	tmp := "/srv/rb-state/rb-a/.edgwl.gridha-tmp-rb1"
-	// The third instant waits for the verification's sha256sum on the
+	// The third instant waits for the verification's openssl (or sha256sum) on the
 	// server (256 MB of a sparse file take it a while): a process that
 	// writes nothing until it ends, which only the session watcher stops.
 	instants := []struct {
 		name  string
 		files int
 		probe string
-	}{{"copy just started", 1, ""}, {"copy half way", total / 2, ""}, {"verifying on the state server", total, "pgrep -x sha256sum >/dev/null && "}}
+	}{{"copy just started", 1, ""}, {"copy half way", total / 2, ""}, {"verifying on the state server", total, "pgrep -x 'sha256sum|openssl' >/dev/null && "}}
 	for k, at := range instants {
 		cmd := exec.CommandContext(ctx, os.Args[0])
 		cmd.Env = append(os.Environ(), "GRIDHA_RBNODE_INVENTORY="+inv.Path)

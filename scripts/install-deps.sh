@@ -8,6 +8,7 @@ set -euo pipefail
 pkgs=(openssh-server openssh-client mariadb-server mariadb-client bind9 bind9-utils bind9-dnsutils
       bdii ldap-utils slapd sshfs bindfs fuse3 tcsh iproute2 iputils-arping psmisc procps rsync util-linux
       sudo make git ca-certificates
+      openssl  # state-dir manifests hash with openssl dgst (the CPU's SHA instructions; sha256sum is the fallback)
       stress-ng keepalived  # the hagd fencing test loads the nodes' CPUs; the bench compares keepalived; the DNS removal bench loads the CPUs
       man-db rpm zsh  # packaging and completion tests: man, rpm -qlp, the zsh completion
       ansible-core)  # make bench compares gridha with Ansible (BenchmarkAnsible)

@@ -999,11 +999,20 @@ func (s StateDir) shareManifest(ctx context.Context, env *installer.Env, tmp boo
 }
 
 // manifestScript lists every entry under $1 (NUL-separated fields), then
-// the sha256 of every regular file.
+// the sha256 of every regular file. With openssl (its SHA-256 uses the
+// CPU's SHA instructions: ~3.5x faster than coreutils' sha256sum on the bed)
+// the files go in batches (xargs): "@@B <n>", the n names, "@@H", then
+// openssl's n lines in the order of the names and a NUL. The names are taken from the
+// batch, never parsed out of openssl's lines (it escapes some: a name with a
+// newline gets a leading backslash and "\n"). Without openssl, sha256sum -z.
 const manifestScript = `cd "$D" || exit 3
 find . -printf '%y\0%m\0%T@\0%s\0%i\0%n\0%U\0%G\0%u\0%g\0%l\0%p\0' || exit 4
 printf '@@SHA\0'
-find . -type f -print0 | xargs -0r sha256sum -z || exit 5
+if command -v openssl >/dev/null 2>&1; then
+  find . -type f -print0 | xargs -0r sh -c 'printf "@@B %d\0" $#; printf "%s\0" "$@"; printf "@@H\0"; openssl dgst -sha256 -r -- "$@" || exit 1; printf "\0"' sh || exit 5
+else
+  find . -type f -print0 | xargs -0r sha256sum -z || exit 5
+fi
 `
 
 // manifestMetaScript is manifestScript without the checksums.
@@ -1071,8 +1080,18 @@ func ParseManifest(out []byte) (Manifest, error) {
 	if i >= len(parts) {
 		return nil, fmt.Errorf("manifest: no checksum section")
 	}
-	for _, rec := range parts[i+1:] {
+	sums := parts[i+1:]
+	for j := 0; j < len(sums); j++ {
+		rec := sums[j]
 		if len(rec) == 0 {
+			continue
+		}
+		if n, ok := strings.CutPrefix(string(rec), "@@B "); ok {
+			k, err := parseSHABatch(m, n, sums[j+1:])
+			if err != nil {
+				return nil, err
+			}
+			j += k
 			continue
 		}
 		sum, p, ok := strings.Cut(string(rec), "  ")
@@ -1101,6 +1120,43 @@ func ParseManifest(out []byte) (Manifest, error) {
 		}
 	}
 	return m, nil
+}
+
+// parseSHABatch reads one openssl batch of manifestScript's checksum
+// section: after "@@B <n>" (n given), the n names, "@@H", then openssl's
+// lines, one per name in the same order (a leading backslash when openssl
+// escaped the name, then 64 hex digits and " *name"). It returns how many
+// NUL-separated parts it used.
+func parseSHABatch(m Manifest, n string, rest [][]byte) (int, error) {
+	count, err := strconv.Atoi(n)
+	if err != nil || count <= 0 || len(rest) < count+2 || string(rest[count]) != "@@H" {
+		return 0, fmt.Errorf("manifest: bad checksum batch %q", n)
+	}
+	names, out := rest[:count], rest[count+1]
+	for _, name := range names {
+		line, tail, ok := bytes.Cut(out, []byte{'\n'})
+		if !ok {
+			return 0, fmt.Errorf("manifest: no checksum of %q", name)
+		}
+		out = tail
+		line = bytes.TrimPrefix(line, []byte{'\\'})
+		if len(line) < 66 || string(line[64:66]) != " *" {
+			return 0, fmt.Errorf("manifest: bad checksum line for %q", name)
+		}
+		sum := string(line[:64])
+		if _, err := hex.DecodeString(sum); err != nil {
+			return 0, fmt.Errorf("manifest: bad checksum for %q", name)
+		}
+		e := m[normRel(string(name))]
+		if e == nil {
+			return 0, fmt.Errorf("manifest: checksum of unlisted %q", name)
+		}
+		e.SHA256 = sum
+	}
+	if len(out) != 0 {
+		return 0, fmt.Errorf("manifest: %d bytes of checksums left over in a batch of %d", len(out), count)
+	}
+	return count + 2, nil
 }
 
 func normRel(p string) string {

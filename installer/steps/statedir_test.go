@@ -1,6 +1,9 @@
 package steps
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -331,5 +334,70 @@ func TestStateDirSharesProbe(t *testing.T) {
 	s.Share = a
 	if f := ParseStateDirFacts(s.shareFacts("@@share 0\nshare=dir\n@@shared 0\n@@share 1\nunanswered=1\n")); f.Unanswered || f.Share != "dir" {
 		t.Errorf("finished answer before a hang: %+v", f)
+	}
+}
+
+// TestManifestScriptChecksums runs the manifest script with openssl and,
+// with openssl off PATH, with sha256sum, over names that a line-based
+// parser would get wrong (newline, backslash, " *", leading dash, unicode),
+// enough files for several xargs batches, and checks every checksum.
+func TestManifestScriptChecksums(t *testing.T) {
+	dir := t.TempDir()
+	want := map[string]string{}
+	put := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(content))
+		want[name] = hex.EncodeToString(sum[:])
+	}
+	for _, n := range []string{"a\nb", "c\\d", " sp *x", "-dash", "jöb 名前.jdl", "e\\\nf", "nl\n"} {
+		put(n, "content of "+n)
+	}
+	// Long names: several xargs batches (its command line is ~128 KiB).
+	long := strings.Repeat("x", 200)
+	for i := 0; i < 1500; i++ {
+		put(fmt.Sprintf("%s-%d", long, i), fmt.Sprint(i))
+	}
+	if err := os.Symlink("a\nb", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Fatal("openssl is needed (scripts/install-deps.sh installs it)")
+	}
+	bin := t.TempDir()
+	for _, c := range []string{"find", "xargs", "sha256sum", "sh"} {
+		p, err := exec.LookPath(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ name, path string }{{"openssl", os.Getenv("PATH")}, {"sha256sum", bin}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("/bin/sh", "-c", ManifestScript(dir))
+			cmd.Env = append(os.Environ(), "PATH="+tc.path)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.name == "openssl" && !bytes.Contains(out, []byte("@@B ")) {
+				t.Fatal("openssl was not used")
+			}
+			m, err := ParseManifest(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for n, sum := range want {
+				if e := m[n]; e == nil || e.SHA256 != sum {
+					t.Fatalf("%q: got %+v, want sha256 %s", n, e, sum)
+				}
+			}
+			if m["link"] == nil || m["link"].Link != "a\nb" || m["link"].SHA256 != "" {
+				t.Fatalf("link: %+v", m["link"])
+			}
+		})
 	}
 }
