@@ -1098,11 +1098,10 @@ func ParseManifest(out []byte) (Manifest, error) {
 		if !ok {
 			return nil, fmt.Errorf("manifest: bad checksum record %q", rec)
 		}
-		e := m[normRel(p)]
-		if e == nil {
-			return nil, fmt.Errorf("manifest: checksum of unlisted %q", p)
+		// A file created after the listing: not part of this manifest.
+		if e := m[normRel(p)]; e != nil {
+			e.SHA256 = sum
 		}
-		e.SHA256 = sum
 	}
 	groups := map[string][]string{}
 	for p, e := range m {
@@ -1147,11 +1146,11 @@ func parseSHABatch(m Manifest, n string, rest [][]byte) (int, error) {
 		if _, err := hex.DecodeString(sum); err != nil {
 			return 0, fmt.Errorf("manifest: bad checksum for %q", name)
 		}
-		e := m[normRel(string(name))]
-		if e == nil {
-			return 0, fmt.Errorf("manifest: checksum of unlisted %q", name)
+		// A file created after the listing (a live folder) is hashed but
+		// not listed: it is not part of this manifest.
+		if e := m[normRel(string(name))]; e != nil {
+			e.SHA256 = sum
 		}
-		e.SHA256 = sum
 	}
 	if len(out) != 0 {
 		return 0, fmt.Errorf("manifest: %d bytes of checksums left over in a batch of %d", len(out), count)
