@@ -150,17 +150,32 @@ func (s *sshdConfine) effectiveScript() string {
 		addrs = []string{"192.0.2.1"}
 	}
 	// One sshd -T per address is the floor (sshd takes one connection spec
-	// at a time); one grep for all of them, and getent only for a node
-	// named by DNS name (every address it has on this server): an IPv4
-	// address in canonical form is its own only address.
-	b.WriteString("{\n")
-	for _, n := range addrs {
+	// at a time) unless the answer provably cannot differ between
+	// addresses: the first run is made with -ddd, which logs every Match
+	// line sshd evaluated (its own parse, Includes followed); if none of
+	// them names an Address or Host criterion, the same settings hold for
+	// every node address and that output stands for the others. Any doubt
+	// (no Match line seen, a log line in another format) runs sshd per
+	// address as before. One grep for all of them, and getent only for a
+	// node named by DNS name (every address it has on this server): an
+	// IPv4 address in canonical form is its own only address.
+	b.WriteString("{\nsame=0\n")
+	for i, n := range addrs {
+		ipv4 := false
 		if ip := net.ParseIP(n); ip != nil && ip.To4() != nil && ip.String() == n {
-			fmt.Fprintf(&b, "echo '@@addr %s'; sshd -T -C 'user=%s,host=%s,addr=%s' 2>&1\n", n, s.User, n, n)
-			continue
+			ipv4 = true
 		}
-		fmt.Fprintf(&b, "for a in $(getent ahosts %s | awk '{ print $1 }' | sort -u); do echo \"@@addr $a\"; sshd -T -C \"user=%s,host=%s,addr=$a\" 2>&1; done\n",
-			installer.ShellQuote(n), s.User, n)
+		switch {
+		case i == 0 && ipv4:
+			fmt.Fprintf(&b, "t=$(sshd -ddd -T -C 'user=%s,host=%s,addr=%s' 2>&1)\n", s.User, n, n)
+			b.WriteString(`if printf '%s\n' "$t" | grep -q "checking match for '" && ! printf '%s\n' "$t" | sed -n "/checking match for '/{s/.*checking match for '//;s/' user .*//;p;}" | tr ' \t=,' '\n\n\n\n' | grep -qixE 'address|host'; then same=1; fi` + "\n")
+			fmt.Fprintf(&b, "echo '@@addr %s'; printf '%%s\\n' \"$t\"\n", n)
+		case ipv4:
+			fmt.Fprintf(&b, "echo '@@addr %s'; if [ $same = 1 ]; then printf '%%s\\n' \"$t\"; else sshd -T -C 'user=%s,host=%s,addr=%s' 2>&1; fi\n", n, s.User, n, n)
+		default:
+			fmt.Fprintf(&b, "for a in $(getent ahosts %s | awk '{ print $1 }' | sort -u); do echo \"@@addr $a\"; sshd -T -C \"user=%s,host=%s,addr=$a\" 2>&1; done\n",
+				installer.ShellQuote(n), s.User, n)
+		}
 	}
 	fmt.Fprintf(&b, "} | grep -iE '^(@@addr|%s) '\n", strings.Join(sortedKeys(confinement(s.User, s.Export, s.Driver)), "|"))
 	return b.String()

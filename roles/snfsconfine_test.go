@@ -1,6 +1,9 @@
 package roles
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -86,4 +89,55 @@ func FuzzParseResolved(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSSHDEffectiveOneRun runs the probe script with the real sshd on a
+// config file of the test's own: without a Match on Address or Host, sshd
+// runs once for all node addresses and each gets the same settings; with a
+// Match Address block before gridha's, sshd runs per address and the drift
+// shows from that address only.
+func TestSSHDEffectiveOneRun(t *testing.T) {
+	sshd := "/usr/sbin/sshd"
+	if _, err := os.Stat(sshd); err != nil || os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("needs root and %s (openssh-server)", sshd)
+		}
+		t.Skip("needs root and " + sshd)
+	}
+	dir := t.TempDir()
+	key := filepath.Join(dir, "hostkey")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	s := &sshdConfine{User: "snfs", Export: "/x", Driver: "sshfs", Addrs: []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}}
+	block := sshdBlock(s.User, s.Export, s.Driver)
+	run := func(conf string) (string, int) {
+		cf, count := filepath.Join(dir, "sshd_config"), filepath.Join(dir, "count")
+		if err := os.WriteFile(cf, []byte("HostKey "+key+"\n"+conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(count)
+		// The real sshd, on this config; each run counted.
+		wrap := "sshd() { echo x >> " + count + "; " + sshd + " -f " + cf + " \"$@\"; }\n"
+		out, err := exec.Command("sh", "-c", wrap+s.effectiveScript()).CombinedOutput()
+		if err != nil {
+			t.Fatalf("script: %v\n%s", err, out)
+		}
+		c, _ := os.ReadFile(count)
+		return string(out), strings.Count(string(c), "x")
+	}
+	out, n := run(SetSSHDBlock("Match User other\n\tX11Forwarding yes\n", block))
+	if d := s.effectiveDiffs(out); len(d) > 0 || n != 1 || strings.Count(out, "@@addr ") != 3 || strings.Count(out, "chrootdirectory /x\n") != 3 {
+		t.Errorf("no Match on addresses: %d sshd runs, diffs %v\n%s", n, d, out)
+	}
+	out, n = run(SetSSHDBlock("Match Address 10.0.0.2\n\tX11Forwarding yes\n", block))
+	d := s.effectiveDiffs(out)
+	if n != 3 || len(d) != 1 || d[0] != `from 10.0.0.2: x11forwarding is "yes", want "no"` {
+		t.Errorf("Match Address 10.0.0.2: %d sshd runs, diffs %v\n%s", n, d, out)
+	}
+	out, n = run(SetSSHDBlock("Match host=10.0.0.3\n\tPermitTTY yes\n", block))
+	d = s.effectiveDiffs(out)
+	if n != 3 || len(d) != 1 || d[0] != `from 10.0.0.3: permittty is "yes", want "no"` {
+		t.Errorf("Match host=10.0.0.3: %d sshd runs, diffs %v\n%s", n, d, out)
+	}
 }

@@ -20,10 +20,13 @@ import (
 // server (MariaDB, export, snfs user) and N rb nodes (sshfs share, state
 // dirs moved, hagd running, the stand-in RB service), as the demo installs
 // them, for GRIDHA_RBNODE_BENCH_NODES (default 1,10) nodes, nodes paired in
-// HA groups. It prints the median wall time of 3 and the CPU the hosts
-// themselves spent: the state server's and the mean of an rb node's (the
-// idle background of hagd and sshfs, measured over as long a quiet time,
-// subtracted), and the same for `verify --limit` of one node.
+// HA groups. It prints, per verify, the median wall time and the CPU the
+// hosts themselves spent: the state server's and the mean of an rb node's
+// (the idle background of hagd and sshfs, measured over as long a quiet
+// time, subtracted), and the same for `verify --limit` of one node. Each
+// of GRIDHA_RBNODE_BENCH_SAMPLES (default 5) samples runs
+// GRIDHA_RBNODE_BENCH_REPS (default 5) verifies in a row so that the
+// kernel's 10 ms CPU ticks resolve a few milliseconds per verify.
 //
 //	go test -run '^$' -bench 'BenchmarkVerifyRBNodes$' -benchtime 1x ./cmd/gridha
 func BenchmarkVerifyRBNodes(b *testing.B) {
@@ -135,8 +138,15 @@ func BenchmarkVerifyRBNodes(b *testing.B) {
 		}
 		return out
 	}
-	// measure: median wall of 3 verifies of hosts, the state server's CPU
-	// and an rb node's mean CPU per verify, background subtracted.
+	// measure: per sample, reps verifies back to back; the hosts' CPU is
+	// counted over the whole batch and divided by reps, because the kernel
+	// counts in 10 ms ticks and one verify of an rb node is a few ticks:
+	// one verify per sample cannot tell 0.05 s from 0.06 s. The idle
+	// background (hagd, sshfs) is measured right after over as long a
+	// quiet time and subtracted. Reported: the median of samples samples
+	// (wall per verify, the state server's CPU, an rb node's mean CPU).
+	reps := envInts(b, "GRIDHA_RBNODE_BENCH_REPS", "5", 1, 50)[0]
+	samples := envInts(b, "GRIDHA_RBNODE_BENCH_SAMPLES", "5", 1, 50)[0]
 	type sample struct{ wall, srvCPU, nodeCPU time.Duration }
 	background := func(hs []string, d time.Duration) []time.Duration {
 		c0 := cpuOf(hs)
@@ -149,15 +159,17 @@ func BenchmarkVerifyRBNodes(b *testing.B) {
 	}
 	measure := func(hs []string, args ...string) sample {
 		var walls, srvs, nodesCPU []time.Duration
-		for range 3 {
+		for range samples {
 			c0 := cpuOf(hs)
 			start := time.Now()
-			doc, code := run(append([]string{"verify"}, args...)...)
+			for range reps {
+				doc, code := run(append([]string{"verify"}, args...)...)
+				if code != 0 {
+					b.Fatalf("verify %s: exit %d: %+v", strings.Join(args, " "), code, doc.Hosts)
+				}
+			}
 			wall := time.Since(start)
 			c1 := cpuOf(hs)
-			if code != 0 {
-				b.Fatalf("verify %s: exit %d: %+v", strings.Join(args, " "), code, doc.Hosts)
-			}
 			bg := background(hs, wall)
 			var srvC, nodeSum time.Duration
 			for i, n := range hs {
@@ -168,8 +180,9 @@ func BenchmarkVerifyRBNodes(b *testing.B) {
 					nodeSum += d
 				}
 			}
-			walls, srvs = append(walls, wall), append(srvs, srvC)
-			nodesCPU = append(nodesCPU, nodeSum/time.Duration(len(hs)-1))
+			r := time.Duration(reps)
+			walls, srvs = append(walls, wall/r), append(srvs, srvC/r)
+			nodesCPU = append(nodesCPU, nodeSum/time.Duration(len(hs)-1)/r)
 		}
 		return sample{median(walls), median(srvs), median(nodesCPU)}
 	}
@@ -190,7 +203,7 @@ func BenchmarkVerifyRBNodes(b *testing.B) {
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	lf := strings.Fields(string(load))
-	fmt.Printf("verify of the real roles (state server + rb nodes with sshfs, hagd, stand-in RB service), median of 3, load %s\n", strings.Join(lf[:min(3, len(lf))], " "))
+	fmt.Printf("verify of the real roles (state server + rb nodes with sshfs, hagd, stand-in RB service), per verify: median of %d samples of %d verifies each, load %s\n", samples, reps, strings.Join(lf[:min(3, len(lf))], " "))
 	fmt.Printf("  %5s  %8s  %16s  %16s    %s\n", "nodes", "wall", "state server CPU", "rb node CPU", "verify rb-node --limit r01: wall, state server, node")
 	for _, rw := range rows {
 		fmt.Printf("  %5d  %7.3fs  %15.3fs  %15.3fs    %.3fs, %.3fs, %.3fs\n", rw.nodes, rw.all.wall.Seconds(), rw.all.srvCPU.Seconds(), rw.all.nodeCPU.Seconds(),
