@@ -850,11 +850,7 @@ func (s StateDir) shareDirs() []string {
 // its time is before settled (Unix seconds): newer ones may be being written.
 func CompareNodeView(srv, view Manifest, settled int64) []string {
 	var diffs []string
-	paths := make([]string, 0, len(srv))
-	for p := range srv {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
+	paths := srv.Paths()
 	for _, p := range paths {
 		o := srv[p]
 		if o.Kind == "s" {
@@ -1056,6 +1052,17 @@ type ManifestEntry struct {
 // Manifest maps a path relative to the folder ("." for itself) to its entry.
 type Manifest map[string]*ManifestEntry
 
+// Paths returns the manifest's paths in sorted order: every comparison and
+// rendering walks entries in the same, stable order.
+func (m Manifest) Paths() []string {
+	paths := make([]string, 0, len(m))
+	for p := range m {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	return paths
+}
+
 // ParseManifest reads manifestScript's output.
 func ParseManifest(out []byte) (Manifest, error) {
 	parts := bytes.Split(out, []byte{0})
@@ -1190,11 +1197,7 @@ func (m Manifest) Totals() (files int, bytes int64) {
 // OwnersFile renders the owners of every entry, one per line:
 // "uid:gid user:group "quoted path"" (sorted by path).
 func (m Manifest) OwnersFile() []byte {
-	paths := make([]string, 0, len(m))
-	for p := range m {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
+	paths := m.Paths()
 	var b strings.Builder
 	b.WriteString("# owners of the state folder before gridha moved it (uid:gid user:group path); sshfs keeps no owners\n")
 	for _, p := range paths {
@@ -1232,11 +1235,7 @@ type CompareOptions struct {
 func CompareManifestsWith(orig, cp Manifest, opt CompareOptions) []string {
 	owners := opt.Owners
 	var diffs []string
-	paths := make([]string, 0, len(orig))
-	for p := range orig {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
+	paths := orig.Paths()
 	for _, p := range paths {
 		o := orig[p]
 		if o.Kind == "s" {
