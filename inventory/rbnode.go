@@ -16,7 +16,8 @@ type RBNode struct {
 	// StateServer is the inventory name of the host with role state-server.
 	StateServer string `yaml:"state_server"`
 	// SharedFS is the shared-storage driver: "sshfs" (default; modern
-	// form of the notes' NFS over SSH) or "snfs" (sec_rpc, as the notes).
+	// form of the notes' NFS over SSH), "snfs" (sec_rpc, as the notes) or
+	// "glusterfs" (the state pool's replicated volume; default with a pool).
 	SharedFS string `yaml:"shared_fs"`
 	// MountPoint is where the state server's export is mounted on a node.
 	MountPoint string `yaml:"mount_point"`
@@ -88,6 +89,8 @@ var DefaultRBServices = []string{"edg-wl-ns", "edg-wl-wm", "edg-wl-jc", "edg-wl-
 
 // SetDefaults fills the notes' values.
 func (r *RBNode) SetDefaults() {
+	// With a state pool the default is glusterfs: Validate, the first
+	// place that sees the whole inventory, sets it there.
 	def(&r.SharedFS, "sshfs")
 	def(&r.MountPoint, "/mnt/rb-state")
 	if r.StateDirs == nil {
@@ -116,8 +119,22 @@ func (r *RBNode) SetDefaults() {
 
 // Validate checks the rb-node settings.
 func (r *RBNode) Validate(c *Checker) {
-	if r.SharedFS != "sshfs" && r.SharedFS != "snfs" {
-		c.Errorf("shared_fs", `must be "sshfs" or "snfs", got %q`, r.SharedFS)
+	if inv := c.Inventory(); inv != nil && IsPool(inv) && !c.Has("shared_fs") {
+		r.SharedFS = "glusterfs"
+	}
+	switch r.SharedFS {
+	case "sshfs", "snfs", "glusterfs":
+	default:
+		c.Errorf("shared_fs", `must be "sshfs", "snfs" or "glusterfs", got %q`, r.SharedFS)
+	}
+	if inv := c.Inventory(); inv != nil {
+		pool := IsPool(inv)
+		switch {
+		case r.SharedFS == "glusterfs" && !pool:
+			c.Errorf("shared_fs", "glusterfs needs a state pool: give the state-server role to 3 hosts (or 2 + arbiter)")
+		case pool && (r.SharedFS == "sshfs" || r.SharedFS == "snfs") && c.Has("shared_fs"):
+			c.Errorf("shared_fs", "the state servers form a pool (%d hosts): its files are served by GlusterFS, set shared_fs: glusterfs", len(PoolMembers(inv)))
+		}
 	}
 	if !path.IsAbs(r.MountPoint) || path.Clean(r.MountPoint) != r.MountPoint || r.MountPoint == "/" {
 		c.Errorf("mount_point", "must be a clean absolute path other than /, got %q", r.MountPoint)

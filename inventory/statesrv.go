@@ -1,8 +1,10 @@
 package inventory
 
 import (
+	"net/netip"
 	"path"
 	"regexp"
+	"time"
 )
 
 // StateServer is the settings of the state-server role (roles: state-server:),
@@ -18,6 +20,44 @@ type StateServer struct {
 	SnfsHome string `yaml:"snfs_home"`
 	// MySQL is the L&B database server.
 	MySQL StateMySQL `yaml:"mysql"`
+	// Pool is the state pool of slide 5, used when the state-server role is on
+	// more than one host: a MariaDB Galera cluster for the L&B database and
+	// the hagd leases, and a GlusterFS replicated volume for the state dirs.
+	Pool StatePool `yaml:"pool"`
+}
+
+// StatePool is the pool of file/DB servers (slide 5, "can survive a failure
+// of any box"). Its members are the hosts with role state-server, in file
+// order (the first one is the preferred master of the DB service IP).
+type StatePool struct {
+	// ServiceIP is the pool's database address with prefix length (e.g.
+	// 198.18.1.101/24), brought up by hagd on one pool member at a time;
+	// required for a pool.
+	ServiceIP string `yaml:"service_ip"`
+	// Iface is the interface the pool's service IP goes on; required for a pool.
+	Iface string `yaml:"iface"`
+	// Name is the DNS name of the service IP, written into the rb nodes'
+	// EDG_WL_BKSERVERD_ADDOPTS (default: the service IP's address).
+	Name string `yaml:"name"`
+	// Arbiter is the inventory name of the pool member that keeps only
+	// quorum (GlusterFS arbiter brick, Galera arbitrator): 2 + arbiter.
+	Arbiter string `yaml:"arbiter"`
+	// Volume is the GlusterFS volume holding the export.
+	Volume string `yaml:"volume"`
+	// BrickDir is the brick folder on each pool member.
+	BrickDir string `yaml:"brick_dir"`
+	// PingTimeout is how long a dead brick stalls writers (GlusterFS
+	// network.ping-timeout).
+	PingTimeout time.Duration `yaml:"ping_timeout"`
+	// CertDays is the validity of the TLS certificates gridha issues.
+	CertDays int `yaml:"cert_days"`
+	// ClusterName is the Galera cluster name (wsrep_cluster_name).
+	ClusterName string `yaml:"cluster_name"`
+	// SSTPasswordFile holds the password of Galera's state-transfer account
+	// (generated into secrets_dir when unset).
+	SSTPasswordFile SecretRef `yaml:"sst_password_file"`
+	// HAGroup is the name of the hagd group that moves the service IP.
+	HAGroup string `yaml:"ha_group"`
 }
 
 // StateMySQL is the L&B database on the state server.
@@ -59,6 +99,16 @@ func (s *StateServer) SetDefaults() {
 	def(&s.MySQL.Socket, "/run/mysqld/mysqld.sock")
 	def(&s.MySQL.Config, "/etc/mysql/mariadb.conf.d/60-gridha.cnf")
 	def(&s.MySQL.Service, "mariadb")
+	def(&s.Pool.Volume, "rbstate")
+	def(&s.Pool.BrickDir, "/srv/gridha/bricks")
+	def(&s.Pool.ClusterName, "gridha-lb")
+	def(&s.Pool.HAGroup, "statedb")
+	if s.Pool.PingTimeout == 0 {
+		s.Pool.PingTimeout = 5 * time.Second
+	}
+	if s.Pool.CertDays == 0 {
+		s.Pool.CertDays = 825
+	}
 	if s.MySQL.Port == 0 {
 		s.MySQL.Port = 3306
 	}
@@ -67,6 +117,8 @@ func (s *StateServer) SetDefaults() {
 var (
 	sqlNameRE  = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 	unixNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	// GlusterFS volume names and hagd group names: no shell or path characters.
+	glusterNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
 // Validate checks names that end up in SQL, paths and user databases.
@@ -94,6 +146,70 @@ func (s *StateServer) Validate(c *Checker) {
 	}
 	if !path.IsAbs(s.MySQL.Socket) {
 		c.Errorf("mysql.socket", "must be an absolute path, got %q", s.MySQL.Socket)
+	}
+	s.Pool.Validate(c.Sub("pool"))
+}
+
+// PoolMembers lists the hosts of the state pool (role state-server), in file
+// order; fewer than two means no pool (the single state server of slide 4).
+func PoolMembers(inv *Inventory) []*Host { return inv.HostsWithRole("state-server") }
+
+// IsPool says whether the inventory's state servers form a pool.
+func IsPool(inv *Inventory) bool { return len(PoolMembers(inv)) > 1 }
+
+// Validate checks the pool settings; the service IP and interface are
+// required only when the state-server role is on more than one host.
+func (p *StatePool) Validate(c *Checker) {
+	if p.PingTimeout < time.Second || p.PingTimeout > 42*time.Second {
+		c.Errorf("ping_timeout", "must be 1s-42s, got %s", p.PingTimeout)
+	}
+	if p.CertDays < 1 || p.CertDays > 3650 {
+		c.Errorf("cert_days", "must be 1-3650, got %d", p.CertDays)
+	}
+	if !glusterNameRE.MatchString(p.ClusterName) {
+		c.Errorf("cluster_name", "must be 1-64 letters, digits, _ or -, got %q", p.ClusterName)
+	}
+	if !glusterNameRE.MatchString(p.Volume) {
+		c.Errorf("volume", "must be 1-64 letters, digits, _ or -, got %q", p.Volume)
+	}
+	if !glusterNameRE.MatchString(p.HAGroup) {
+		c.Errorf("ha_group", "must be 1-64 letters, digits, _ or -, got %q", p.HAGroup)
+	}
+	if !path.IsAbs(p.BrickDir) || path.Clean(p.BrickDir) != p.BrickDir || p.BrickDir == "/" {
+		c.Errorf("brick_dir", "must be a clean absolute path other than /, got %q", p.BrickDir)
+	}
+	if p.ServiceIP != "" {
+		if _, err := netip.ParsePrefix(p.ServiceIP); err != nil {
+			c.Errorf("service_ip", "must be an address with prefix length, e.g. 198.18.1.101/24, got %q", p.ServiceIP)
+		}
+	}
+	inv := c.Inventory()
+	if inv == nil {
+		return
+	}
+	members := PoolMembers(inv)
+	if len(members) < 2 {
+		return
+	}
+	if p.ServiceIP == "" {
+		c.Errorf("service_ip", "required: %d hosts have role state-server (a pool); the rb nodes reach its database there", len(members))
+	}
+	if p.Iface == "" {
+		c.Errorf("iface", "required: the interface for the pool's service IP")
+	}
+	if len(members) == 2 && p.Arbiter == "" {
+		c.Errorf("arbiter", "a pool of 2 hosts cannot keep quorum when one fails: add a third state-server host (recommended) or name one as arbiter")
+	}
+	if p.Arbiter != "" {
+		h := inv.Host(p.Arbiter)
+		switch {
+		case h == nil:
+			c.Errorf("arbiter", "no host %q in the inventory%s", p.Arbiter, suggestHost(inv, p.Arbiter))
+		case !h.HasRole("state-server"):
+			c.Errorf("arbiter", "host %q does not have role state-server", p.Arbiter)
+		case len(members) != 3:
+			c.Errorf("arbiter", "an arbiter makes sense only in a pool of 3 (2 data members + arbiter); this pool has %d", len(members))
+		}
 	}
 }
 
