@@ -125,6 +125,8 @@ var (
 func (s *StateServer) Validate(c *Checker) {
 	if !path.IsAbs(s.Export) || path.Clean(s.Export) != s.Export || s.Export == "/" {
 		c.Errorf("export", "must be a clean absolute path other than /, got %q", s.Export)
+	} else if path.Dir(s.Export) == "/" {
+		c.Errorf("export", "needs a folder of its own below / (gridha makes the export's parent root-only), e.g. /export%s, got %q", s.Export, s.Export)
 	}
 	if !unixNameRE.MatchString(s.SnfsUser) {
 		c.Errorf("snfs_user", "not a valid user name: %q", s.SnfsUser)

@@ -370,3 +370,39 @@ func currentBlock(content string) string {
 	}
 	return rest
 }
+
+// exportParentSealed makes the export's parent folder root-only (0700). The
+// nodes' snfs login is uid 0 inside the chroot (the only way internal-sftp
+// keeps owners), so a stolen node key can write root-owned setuid files and
+// files of any uid into the export. Nobody on the state server itself may
+// reach them: with the parent sealed, no local account can traverse into
+// the export, whatever the modes below it; sshd, root, chroots into it
+// regardless (ChrootDirectory wants every component root-owned and not
+// writable by others, which 0700 root:root is). gridha refuses to seal a
+// parent that holds anything else than the export: that would cut local
+// users off from folders gridha did not create.
+func exportParentSealed(export string) installer.Step {
+	parent := path.Dir(export)
+	q := installer.ShellQuote
+	return &steps.Exec{
+		Name: "export's parent " + parent + " root-only (0700)",
+		// Mode, owner, then every entry other than the export (and a
+		// file system's lost+found), one per line.
+		Probe: "stat -c '%a %U:%G' " + q(parent) + " && ls -A " + q(parent) + " | grep -vxF -e " + q(path.Base(export)) + " -e lost+found; exit 0",
+		Check: func(r installer.ProbeResult) (bool, string) {
+			lines := strings.Split(strings.TrimSpace(string(r.Stdout)), "\n")
+			if lines[0] == "" {
+				return false, parent + " missing"
+			}
+			found := "mode " + lines[0]
+			if len(lines) > 1 {
+				found += ", also holds " + strings.Join(lines[1:], ", ")
+			}
+			return lines[0] == "700 root:root" && len(lines) == 1, found
+		},
+		Apply: "set -e; p=" + q(parent) + "\n" +
+			"other=$(ls -A \"$p\" | grep -vxF -e " + q(path.Base(export)) + " -e lost+found || true)\n" +
+			"if [ -n \"$other\" ]; then echo \"$p holds more than the export (\"$other\"): gridha makes the export's parent root-only (0700) so that no local account reaches what the nodes write as root; give the export a folder of its own, e.g. $p/gridha/" + path.Base(export) + "\" >&2; exit 1; fi\n" +
+			"chown root:root \"$p\"; chmod 0700 \"$p\"",
+	}
+}

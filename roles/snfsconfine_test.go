@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
 )
 
 func TestSetSSHDBlock(t *testing.T) {
@@ -139,5 +142,27 @@ func TestSSHDEffectiveOneRun(t *testing.T) {
 	d = s.effectiveDiffs(out)
 	if n != 3 || len(d) != 1 || d[0] != `from 10.0.0.3: permittty is "yes", want "no"` {
 		t.Errorf("Match host=10.0.0.3: %d sshd runs, diffs %v\n%s", n, d, out)
+	}
+}
+
+// TestExportParentSealedCheck: the sealed parent passes only when root-only
+// and holding nothing but the export; what else it holds is named.
+func TestExportParentSealedCheck(t *testing.T) {
+	s := exportParentSealed("/export/rb-state").(*steps.Exec)
+	for _, c := range []struct {
+		out  string
+		ok   bool
+		find string
+	}{
+		{"700 root:root\n", true, "mode 700 root:root"},
+		{"755 root:root\n", false, "mode 755 root:root"},
+		{"700 root:root\nhome\nscratch\n", false, "also holds home, scratch"},
+		{"700 adm:root\n", false, "mode 700 adm:root"},
+		{"", false, "/export missing"},
+	} {
+		ok, found := s.Check(installer.ProbeResult{Stdout: []byte(c.out)})
+		if ok != c.ok || !strings.Contains(found, c.find) {
+			t.Errorf("%q: got %v %q, want %v containing %q", c.out, ok, found, c.ok, c.find)
+		}
 	}
 }

@@ -98,6 +98,9 @@ func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, no
 		&sshdConfine{User: user, Export: cfg.Export, Driver: rb.SharedFS, Addrs: addrs},
 		&steps.Dir{Path: cfg.Export, Mode: 0o755, Owner: "root", Group: "root"},
 	)
+	if rb.SharedFS == "sshfs" {
+		out = append(out, exportParentSealed(cfg.Export))
+	}
 	for _, g := range rb.GroupNames() {
 		out = append(out, &steps.Dir{Path: cfg.Export + "/" + g, Mode: 0o755, Owner: "root", Group: "root"})
 		for _, d := range rb.StateDirs {

@@ -321,8 +321,29 @@ func assertNodeKeyConfined(t *testing.T, ctx context.Context, inv *inventory.Inv
 	if out, err := run("echo 'ls /' | timeout 20 sftp -i /root/planted -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -b - snfs@" + srv.Addr); err == nil {
 		t.Fatalf("%s: a planted key logs in: %q", node.Name, out)
 	}
+	// A setuid-root program planted through the uid-0 login: it lands
+	// (root-owned, mode 4755: the positive control), but no local account
+	// of the state server can reach it, since the export's parent is
+	// root-only.
+	if out, err := run("cp /usr/bin/id /root/suid-id; printf 'put /root/suid-id /rb-a/suid-id\\nchmod 4755 /rb-a/suid-id\\n' | timeout 20 " + sftp); err != nil {
+		t.Fatalf("%s: planting a file in the export: %q %v", node.Name, out, err)
+	}
+	if out, err := srv.Sh(ctx, "stat -c '%a %U' /srv/rb-state/rb-a/suid-id"); err != nil || strings.TrimSpace(out) != "4755 root" {
+		t.Fatalf("planted file on the server: %q %v (want 4755 root)", out, err)
+	}
+	if out, err := srv.Sh(ctx, "stat -c '%a %U:%G' /srv"); err != nil || strings.TrimSpace(out) != "700 root:root" {
+		t.Fatalf("export's parent /srv on the server: %q %v (want 700 root:root)", out, err)
+	}
+	for _, cmd := range []string{"/srv/rb-state/rb-a/suid-id -u", "ls /srv/rb-state"} {
+		// Through sh: setpriv itself execs with the capabilities it still
+		// holds, a shell started by it has none.
+		out, err := srv.Sh(ctx, "setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "+installer.ShellQuote(cmd)+" 2>&1")
+		if err == nil || !strings.Contains(out, "Permission denied") {
+			t.Fatalf("an unprivileged account on the state server ran %q: %q %v", cmd, out, err)
+		}
+	}
 	// Clean what the attempts left in the export.
-	if out, err := srv.Sh(ctx, "rm -rf /srv/rb-state/.ssh /srv/rb-state/srv; rm -f /root/planted*"); err != nil {
+	if out, err := srv.Sh(ctx, "rm -rf /srv/rb-state/.ssh /srv/rb-state/srv /srv/rb-state/rb-a/suid-id; rm -f /root/planted*"); err != nil {
 		t.Fatal(out, err)
 	}
 }

@@ -75,7 +75,7 @@ func TestCheckAndPlanWithoutNetwork(t *testing.T) {
 	}
 
 	r = noNet(t, "check", "-i", inv)
-	if r.code != 0 || r.stdout != inv+": ok: 3 hosts; roles state-server (1 hosts, 18 steps), rb-node (3 hosts, 101 steps)\n" {
+	if r.code != 0 || r.stdout != inv+": ok: 3 hosts; roles state-server (1 hosts, 19 steps), rb-node (3 hosts, 102 steps)\n" {
 		t.Errorf("check: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
