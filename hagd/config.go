@@ -49,7 +49,7 @@ type Config struct {
 	Groups  []Group // group = name:rank, ...
 	Script  string  // SCRIPT start|stop|status GROUP
 	Timeout time.Duration
-	// StopTimeout bounds `script stop` (default: the smaller of Timeout and 5s). The lease budget
+	// StopTimeout bounds `script stop` (default: DefaultStopTimeoutFor(Timeout)). The lease budget
 	// depends on it: a master that cannot renew starts stop early enough for
 	// stop to finish before the lease can expire.
 	StopTimeout time.Duration
@@ -96,10 +96,18 @@ type ServiceIP struct {
 
 func (s ServiceIP) String() string { return s.Prefix.String() + "@" + s.Dev }
 
-// Defaults of the optional keys.
+// Defaults of the optional keys. DefaultConfig gathers them; the rules that
+// derive one default from other settings are DefaultStopTimeoutFor and
+// Config.DefaultLeaseTTL.
 const (
-	DefaultPort           = 3333
-	DefaultTimeout        = 30 * time.Second
+	DefaultPort = 3333
+	// DefaultTimeout bounds the service script's start and status: 2 min,
+	// because start brings up a whole Resource Broker (nine init scripts,
+	// condor and the L&B server among them, one after another), which a
+	// 2005 box did not always finish in 30 s; a start cut short is a failed
+	// takeover and the group moves on. It was 30 s here and 2 min in the
+	// inventory until both read it from this one place.
+	DefaultTimeout        = 2 * time.Minute
 	DefaultDebug          = 2
 	DefaultDT1            = 6 * time.Second
 	DefaultDT2            = 3 * time.Second
@@ -116,6 +124,50 @@ const (
 	// filter across restarts (peers_file).
 	DefaultPeersFile = "/var/lib/hagd/peers"
 )
+
+// DefaultConfig is hagd's value of every optional key, the one place they
+// are written down: ParseConfig fills what hagd.conf leaves out from it,
+// ConfigTemplate.Render writes it into the hagd.conf it renders, and the
+// inventory's rb-node settings take it as their defaults (so `gridha
+// install rb-node --help` shows it). Keys whose default depends on other
+// keys hold the value they take with the other defaults: StopTimeout
+// (DefaultStopTimeoutFor) and LeaseTTL (Config.DefaultLeaseTTL, zero here:
+// it also depends on service_ip).
+func DefaultConfig() Config {
+	return Config{
+		Port:           DefaultPort,
+		Timeout:        DefaultTimeout,
+		StopTimeout:    DefaultStopTimeoutFor(DefaultTimeout),
+		Debug:          DefaultDebug,
+		DT1:            DefaultDT1,
+		DT2:            DefaultDT2,
+		Heartbeat:      DefaultHeartbeat,
+		StatusInterval: DefaultStatusInterval,
+		Backoff:        DefaultBackoff,
+		Lease:          "mysql",
+		LeaseRenew:     DefaultLeaseRenew,
+		LeaseTimeout:   DefaultLeaseTimeout,
+		MySQLDB:        DefaultMySQLDB,
+		Control:        DefaultControl,
+		Preempt:        true,
+	}
+}
+
+// DefaultStopTimeoutFor is stop_timeout when hagd.conf sets none: timeout,
+// but at most DefaultStopTimeout (a stop that hangs longer holds the
+// group, and the lease budget grows with it).
+func DefaultStopTimeoutFor(timeout time.Duration) time.Duration {
+	return min(timeout, DefaultStopTimeout)
+}
+
+// ExitWait is how long an init script or unit waits for hagd to exit
+// before it kills it: hagd stops its groups one after another, each within
+// stopTimeout, then releases its leases; 30 s more covers the lease
+// release (2 x lease_timeout + 1 s with the defaults) with room for a
+// loaded host.
+func ExitWait(stopTimeout time.Duration, groups int) time.Duration {
+	return stopTimeout*time.Duration(groups) + 30*time.Second
+}
 
 type keyDef struct {
 	help string
@@ -455,36 +507,44 @@ func (c *Config) setDefaults() {
 			}
 		}
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
+	c.FillDefaults()
+}
+
+// FillDefaults sets every optional key left at its zero value (Debug: left
+// negative) to DefaultConfig's, then the derived ones: StopTimeout from
+// Timeout, LeaseTTL from the others. Preempt, a bool, is ParseConfig's to
+// preset.
+func (c *Config) FillDefaults() {
+	d := DefaultConfig()
+	dur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	str := func(p *string, v string) {
+		if *p == "" {
+			*p = v
 		}
 	}
 	if c.Port == 0 {
-		c.Port = DefaultPort
+		c.Port = d.Port
 	}
-	def(&c.Timeout, DefaultTimeout)
-	def(&c.StopTimeout, min(c.Timeout, DefaultStopTimeout))
+	dur(&c.Timeout, d.Timeout)
+	dur(&c.StopTimeout, DefaultStopTimeoutFor(c.Timeout))
 	if c.Debug < 0 {
-		c.Debug = DefaultDebug
+		c.Debug = d.Debug
 	}
-	def(&c.DT1, DefaultDT1)
-	def(&c.DT2, DefaultDT2)
-	def(&c.Heartbeat, DefaultHeartbeat)
-	def(&c.StatusInterval, DefaultStatusInterval)
-	def(&c.Backoff, DefaultBackoff)
-	if c.Lease == "" {
-		c.Lease = "mysql"
-	}
-	def(&c.LeaseRenew, DefaultLeaseRenew)
-	def(&c.LeaseTimeout, DefaultLeaseTimeout)
-	def(&c.LeaseTTL, c.DefaultLeaseTTL())
-	if c.MySQLDB == "" {
-		c.MySQLDB = DefaultMySQLDB
-	}
-	if c.Control == "" {
-		c.Control = DefaultControl
-	}
+	dur(&c.DT1, d.DT1)
+	dur(&c.DT2, d.DT2)
+	dur(&c.Heartbeat, d.Heartbeat)
+	dur(&c.StatusInterval, d.StatusInterval)
+	dur(&c.Backoff, d.Backoff)
+	str(&c.Lease, d.Lease)
+	dur(&c.LeaseRenew, d.LeaseRenew)
+	dur(&c.LeaseTimeout, d.LeaseTimeout)
+	dur(&c.LeaseTTL, c.DefaultLeaseTTL())
+	str(&c.MySQLDB, d.MySQLDB)
+	str(&c.Control, d.Control)
 }
 
 func (c *Config) validate(seen map[string]int) []error {
@@ -501,9 +561,6 @@ func (c *Config) validate(seen map[string]int) []error {
 			bad(k, "required")
 		}
 	}
-	if c.Heartbeat*2 > c.DT1 {
-		bad("dt1", "%v must be at least twice the heartbeat (%v)", c.DT1, c.Heartbeat)
-	}
 	for g := range c.ServiceIPs {
 		found := false
 		for _, x := range c.Groups {
@@ -512,9 +569,6 @@ func (c *Config) validate(seen map[string]int) []error {
 		if !found {
 			bad("service_ip", "group %s is not in group = ...", g)
 		}
-	}
-	if c.MaxSkew != 0 && c.MaxSkew < c.DT1 {
-		bad("max_skew", "%v must be 0 or at least dt1 (%v)", c.MaxSkew, c.DT1)
 	}
 	switch c.Lease {
 	case "mysql":
@@ -527,6 +581,34 @@ func (c *Config) validate(seen map[string]int) []error {
 		if c.LeaseFile == "" {
 			bad("lease_file", "required with lease = file")
 		}
+	}
+	for _, p := range c.TimingProblems() {
+		bad(p.Key, "%s", p.Msg)
+	}
+	return errs
+}
+
+// KeyProblem is a rule of hagd.conf that one key breaks.
+type KeyProblem struct {
+	Key string // the hagd.conf key: "dt1", "lease_ttl"
+	Msg string
+}
+
+// TimingProblems checks how the timings of c (defaults filled) fit
+// together: the rules hagd refuses to start without. The inventory runs
+// them on the rb-node settings, so that a mistake is reported at its line
+// in gridha.yaml before any host is touched, not when hagd.conf is
+// rendered.
+func (c *Config) TimingProblems() []KeyProblem {
+	var out []KeyProblem
+	bad := func(key, format string, a ...any) {
+		out = append(out, KeyProblem{key, fmt.Sprintf(format, a...)})
+	}
+	if c.Heartbeat*2 > c.DT1 {
+		bad("dt1", "%v must be at least twice the heartbeat (%v)", c.DT1, c.Heartbeat)
+	}
+	if c.MaxSkew != 0 && c.MaxSkew < c.DT1 {
+		bad("max_skew", "%v must be 0 or at least dt1 (%v)", c.MaxSkew, c.DT1)
 	}
 	if c.Lease != "none" {
 		// A master that cannot renew must start stop early enough that stop
@@ -551,7 +633,7 @@ func (c *Config) validate(seen map[string]int) []error {
 			bad("lease_renew", "%v must be at most half of dt1 (%v)", c.LeaseRenew, c.DT1)
 		}
 	}
-	return errs
+	return out
 }
 
 // DefaultLeaseTTL is lease_ttl when hagd.conf does not set it: ΔT1+ΔT2, so

@@ -34,6 +34,53 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 }
 
+// TestDefaultConfigIsWhatHAGDDoes: a hagd.conf that sets only the
+// required keys and a rendered one whose template leaves every timing out
+// both run with DefaultConfig's values (the inventory shows and fills the
+// same), and timeout is 2 min, the value install rb-node always wrote.
+func TestDefaultConfigIsWhatHAGDDoes(t *testing.T) {
+	d := DefaultConfig()
+	if d.Timeout != 2*time.Minute || d.StopTimeout != 5*time.Second {
+		t.Fatalf("timeout %s, stop_timeout %s: want 2m, 5s", d.Timeout, d.StopTimeout)
+	}
+	parsed, err := ParseConfig("hagd.conf", []byte(minimalConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ConfigTemplate{ID: "rb1", Groups: []Group{{"rb1", 100}}, Script: "/s", KeyFile: "/k",
+		MySQLHost: "db", MySQLUser: "u", MySQLPasswordFile: "/p"}.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered, err := ParseConfig("rendered", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Config{parsed, rendered} {
+		if c.Port != d.Port || c.Timeout != d.Timeout || c.StopTimeout != d.StopTimeout || c.Debug != d.Debug ||
+			c.DT1 != d.DT1 || c.DT2 != d.DT2 || c.Heartbeat != d.Heartbeat || c.StatusInterval != d.StatusInterval ||
+			c.Backoff != d.Backoff || c.Lease != d.Lease || c.LeaseRenew != d.LeaseRenew || c.LeaseTimeout != d.LeaseTimeout ||
+			c.Control != d.Control || c.Preempt != d.Preempt {
+			t.Errorf("%s: got %+v\nwant %+v", c.Path, c, d)
+		}
+	}
+	if parsed.MySQLDB != d.MySQLDB {
+		t.Errorf("mysql_db %q", parsed.MySQLDB)
+	}
+	// stop_timeout follows a short timeout down; ExitWait covers each
+	// group's stop one after another.
+	short, err := ParseConfig("x", []byte(minimalConf+"timeout = 3s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if short.StopTimeout != 3*time.Second || DefaultStopTimeoutFor(3*time.Second) != 3*time.Second {
+		t.Errorf("stop_timeout with timeout 3s: %s", short.StopTimeout)
+	}
+	if w := ExitWait(5*time.Second, 3); w != 45*time.Second {
+		t.Errorf("ExitWait(5s, 3) = %s", w)
+	}
+}
+
 func TestParseConfigValues(t *testing.T) {
 	c, err := ParseConfig("x", []byte(minimalConf+`port = 4444
 timeout = 45

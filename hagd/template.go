@@ -13,12 +13,12 @@ import (
 // (templates/hagd.conf.tmpl). Zero values take the daemon's defaults.
 type ConfigTemplate struct {
 	ID      string  // node ID; required (usually the inventory host name)
-	Port    int     // 0: 3333
+	Port    int     // 0: DefaultPort
 	Groups  []Group // required
 	Script  string  // required: absolute path of the service script
 	KeyFile string  // required: absolute path of the 0600 key file
 	Ifaces  []string
-	Debug   *int // nil: 2
+	Debug   *int // nil: DefaultDebug
 	Log     string
 
 	Timeout, StopTimeout                             time.Duration
@@ -64,33 +64,25 @@ func FormatDuration(d time.Duration) string {
 }
 
 // Render fills the defaults, renders hagd.conf and parses the result, so a
-// template that would not start the daemon is an error here.
+// template that would not start the daemon is an error here. The defaults
+// are the daemon's own (Config.FillDefaults), written out so that the file
+// says what hagd does.
 func (t ConfigTemplate) Render() ([]byte, error) {
-	or := func(d, def time.Duration) string {
-		if d == 0 {
-			d = def
-		}
-		return FormatDuration(d)
-	}
-	v := configView{ID: t.ID, Script: t.Script, KeyFile: t.KeyFile, Log: t.Log, Port: t.Port, Debug: DefaultDebug,
-		Lease: t.Lease, LeaseFile: t.LeaseFile, MySQLHost: t.MySQLHost, MySQLUser: t.MySQLUser,
-		MySQLDB: t.MySQLDB, MySQLPasswordFile: t.MySQLPasswordFile, Control: t.Control,
-		IfaceList: strings.Join(t.Ifaces, ", ")}
-	if v.Port == 0 {
-		v.Port = DefaultPort
-	}
+	c := Config{Port: t.Port, Timeout: t.Timeout, StopTimeout: t.StopTimeout, Debug: -1,
+		DT1: t.DT1, DT2: t.DT2, Heartbeat: t.Heartbeat, StatusInterval: t.StatusInterval, Backoff: t.Backoff,
+		Lease: t.Lease, LeaseRenew: t.LeaseRenew, LeaseTimeout: t.LeaseTimeout, MySQLDB: t.MySQLDB, Control: t.Control}
 	if t.Debug != nil {
-		v.Debug = *t.Debug
+		c.Debug = *t.Debug
 	}
-	if v.Lease == "" {
-		v.Lease = "mysql"
-	}
-	if v.MySQLDB == "" {
-		v.MySQLDB = DefaultMySQLDB
-	}
-	if v.Control == "" {
-		v.Control = DefaultControl
-	}
+	c.FillDefaults()
+	f := FormatDuration
+	v := configView{ID: t.ID, Script: t.Script, KeyFile: t.KeyFile, Log: t.Log, Port: c.Port, Debug: c.Debug,
+		Lease: c.Lease, LeaseFile: t.LeaseFile, MySQLHost: t.MySQLHost, MySQLUser: t.MySQLUser,
+		MySQLDB: c.MySQLDB, MySQLPasswordFile: t.MySQLPasswordFile, Control: c.Control,
+		IfaceList: strings.Join(t.Ifaces, ", "),
+		Timeout:   f(c.Timeout), StopTimeout: f(c.StopTimeout), DT1: f(c.DT1), DT2: f(c.DT2),
+		Heartbeat: f(c.Heartbeat), StatusInterval: f(c.StatusInterval), Backoff: f(c.Backoff),
+		LeaseRenew: f(c.LeaseRenew), LeaseTimeout: f(c.LeaseTimeout)}
 	for _, g := range t.Groups {
 		if ip, ok := t.ServiceIPs[g.Name]; ok {
 			v.ServiceIPs = append(v.ServiceIPs, g.Name+":"+ip)
@@ -107,16 +99,8 @@ func (t ConfigTemplate) Render() ([]byte, error) {
 	if t.Preempt != nil && !*t.Preempt {
 		v.Preempt = "no"
 	}
-	timeout := t.Timeout
-	if timeout == 0 {
-		timeout = DefaultTimeout
-	}
-	v.Timeout = FormatDuration(timeout)
-	v.StopTimeout = or(t.StopTimeout, min(timeout, DefaultStopTimeout))
-	v.DT1, v.DT2 = or(t.DT1, DefaultDT1), or(t.DT2, DefaultDT2)
-	v.Heartbeat, v.StatusInterval = or(t.Heartbeat, DefaultHeartbeat), or(t.StatusInterval, DefaultStatusInterval)
-	v.Backoff = or(t.Backoff, DefaultBackoff)
-	v.LeaseRenew, v.LeaseTimeout = or(t.LeaseRenew, DefaultLeaseRenew), or(t.LeaseTimeout, DefaultLeaseTimeout)
+	// lease_ttl is written only when chosen: left out, hagd derives it from
+	// the other timings (Config.DefaultLeaseTTL) when it starts.
 	if t.LeaseTTL != 0 {
 		v.LeaseTTL = FormatDuration(t.LeaseTTL)
 	}

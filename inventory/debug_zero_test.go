@@ -1,6 +1,10 @@
 package inventory
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/gridha/gridha/hagd"
+)
 
 // hagd.debug: 0 is a real setting (quietest), not "unset".
 func TestHAGDDebugZeroIsKept(t *testing.T) {
@@ -18,8 +22,8 @@ roles:
 	if d := inv.Roles.RBNode.HAGD.Debug; d == nil || *d != 0 {
 		t.Fatalf("debug: got %v, want 0", d)
 	}
-	if inv.Roles.RBNode.HAGD.DT1 != 0 || inv.Roles.RBNode.HAGD.DT2 != 0 {
-		t.Fatalf("ΔT1/ΔT2 should stay unset (hagd's defaults), got %s/%s", inv.Roles.RBNode.HAGD.DT1, inv.Roles.RBNode.HAGD.DT2)
+	if h := inv.Roles.RBNode.HAGD; h.DT1 != hagd.DefaultDT1 || h.DT2 != hagd.DefaultDT2 {
+		t.Fatalf("ΔT1/ΔT2 left out should be hagd's defaults, got %s/%s", h.DT1, h.DT2)
 	}
 	if _, err := Parse("gridha.yaml", []byte(`hosts:
   s: {address: 198.18.9.10, roles: [state-server]}

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/gridha/gridha/hagd"
 )
 
 // RBNode is the settings of the rb-node role (roles: rb-node:): a Resource
@@ -43,33 +45,35 @@ type RBNode struct {
 }
 
 // HAGDSettings are hagd.conf's parameters (slide 13) plus the intervals.
+// Their defaults are hagd's own (hagd.DefaultConfig), filled by SetDefaults,
+// so the inventory, the rendered hagd.conf and the daemon cannot disagree.
 type HAGDSettings struct {
 	Port    int           `yaml:"port"`     // UDP port of hagd's broadcasts
 	KeyFile SecretRef     `yaml:"key_file"` // hagd's shared key (the same on every node; generated when unset)
 	Timeout time.Duration `yaml:"timeout"`  // time the service script's start and status may take
-	Debug   *int          `yaml:"debug"`    // hagd's log level, 0 errors to 5 every packet (unset: hagd's default, 2)
+	Debug   *int          `yaml:"debug"`    // hagd's log level, 0 errors to 5 every packet
 	Iface   []string      `yaml:"iface"`    // interfaces to broadcast on (unset: all up non-loopback IPv4)
-	DT1     time.Duration `yaml:"dt1"`      // ΔT1: a node not heard this long is dead (unset: hagd's default, 6s)
-	DT2     time.Duration `yaml:"dt2"`      // ΔT2: takeover broadcast before start (unset: hagd's default, 3s)
+	DT1     time.Duration `yaml:"dt1"`      // ΔT1: a node not heard this long is dead
+	DT2     time.Duration `yaml:"dt2"`      // ΔT2: takeover broadcast before start
 	// Script is the service script hagd calls: SCRIPT start|stop|status GROUP.
 	Script string `yaml:"script"`
 	// Config is where hagd.conf goes (the notes: /opt/lcg/etc/hagd.conf).
 	Config string `yaml:"config"`
-	// Tuning beyond slide 13 (zero: hagd's defaults; see hagd/README.md).
+	// Tuning beyond slide 13 (see hagd/README.md).
 
-	Heartbeat      time.Duration `yaml:"heartbeat"`       // broadcast interval (unset: hagd's default, 1s)
-	StopTimeout    time.Duration `yaml:"stop_timeout"`    // time the service script's stop may take (unset: hagd's default)
-	StatusInterval time.Duration `yaml:"status_interval"` // how often the master runs status (unset: hagd's default, 5s)
-	Backoff        time.Duration `yaml:"backoff"`         // after a failure or giveup, not a candidate this long (unset: hagd's default, 30s)
+	Heartbeat      time.Duration `yaml:"heartbeat"`       // broadcast interval
+	StopTimeout    time.Duration `yaml:"stop_timeout"`    // time the service script's stop may take (unset: timeout, at most 5s)
+	StatusInterval time.Duration `yaml:"status_interval"` // how often the master runs status
+	Backoff        time.Duration `yaml:"backoff"`         // after a failure or giveup, not a candidate this long
 	// Lease is the split-brain guard: "mysql" (default: a row in the state
 	// server's L&B database, with the L&B account) or "none" (the 2005
 	// behaviour: two masters during a partition).
 	Lease        string        `yaml:"lease"`
-	LeaseTTL     time.Duration `yaml:"lease_ttl"`     // lease length (unset: hagd's default, dt1 + dt2 or more)
-	LeaseRenew   time.Duration `yaml:"lease_renew"`   // lease renewal interval (unset: hagd's default, 1s)
-	LeaseTimeout time.Duration `yaml:"lease_timeout"` // time one lease operation may take (unset: hagd's default, 1s)
+	LeaseTTL     time.Duration `yaml:"lease_ttl"`     // lease length (unset: hagd derives it, dt1 + dt2 or more)
+	LeaseRenew   time.Duration `yaml:"lease_renew"`   // lease renewal interval
+	LeaseTimeout time.Duration `yaml:"lease_timeout"` // time one lease operation may take
 	// Preempt says whether a returning node of higher rank takes its group
-	// back from the master, without overlap (default true).
+	// back from the master, without overlap.
 	Preempt *bool `yaml:"preempt"`
 }
 
@@ -104,17 +108,40 @@ func (r *RBNode) SetDefaults() {
 	}
 	def(&r.SysconfigEDG, "/etc/sysconfig/edg")
 	def(&r.LocalMySQLSocket, "/run/mysqld/mysqld.sock")
-	h := &r.HAGD
+	r.HAGD.SetDefaults()
+}
+
+// SetDefaults fills hagd's own defaults (hagd.DefaultConfig) and the
+// stop_timeout rule (hagd.DefaultStopTimeoutFor), so that the help and the
+// README show them and hagd.conf is rendered from the same values.
+func (h *HAGDSettings) SetDefaults() {
+	d := hagd.DefaultConfig()
+	dur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
 	if h.Port == 0 {
-		h.Port = 3333
+		h.Port = d.Port
 	}
-	if h.Timeout == 0 {
-		h.Timeout = 120 * time.Second
+	dur(&h.Timeout, d.Timeout)
+	dur(&h.StopTimeout, hagd.DefaultStopTimeoutFor(h.Timeout))
+	if h.Debug == nil {
+		h.Debug = &d.Debug
 	}
-	// DT1, DT2 and Debug left unset take hagd's own defaults (ΔT1 6 s,
-	// ΔT2 3 s, debug 2), so the inventory and the daemon cannot disagree.
+	dur(&h.DT1, d.DT1)
+	dur(&h.DT2, d.DT2)
+	dur(&h.Heartbeat, d.Heartbeat)
+	dur(&h.StatusInterval, d.StatusInterval)
+	dur(&h.Backoff, d.Backoff)
+	def(&h.Lease, d.Lease)
+	dur(&h.LeaseRenew, d.LeaseRenew)
+	dur(&h.LeaseTimeout, d.LeaseTimeout)
+	if h.Preempt == nil {
+		h.Preempt = &d.Preempt
+	}
 	def(&h.Script, "/opt/lcg/sbin/lcg-ha-service")
-	def(&h.Config, "/opt/lcg/etc/hagd.conf")
+	def(&h.Config, hagd.DefaultConfigPath)
 }
 
 // Validate checks the rb-node settings.

@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/gridha/gridha/hagd"
 	"github.com/gridha/gridha/inventory"
 	"github.com/gridha/gridha/templates"
 )
@@ -17,7 +18,7 @@ const PackageBinary = "/usr/sbin/gridha"
 // for hagd to stop its groups: the package cannot know how many groups a
 // node serves (install rb-node computes it from the inventory); 120 s
 // covers 18 groups at hagd's default stop_timeout (5 s), plus 30 s.
-const packageStopWait = 120 * time.Second
+func packageStopWait() time.Duration { return hagd.ExitWait(hagd.DefaultStopTimeout, 18) }
 
 // PackagedFile is one file of the packages that gridha renders.
 type PackagedFile struct {
@@ -40,7 +41,7 @@ func PackageFiles() ([]PackagedFile, error) {
 	hagdData := struct {
 		Binary, Config string
 		StopTimeoutSec int
-	}{PackageBinary, rb.HAGD.Config, int(packageStopWait / time.Second)}
+	}{PackageBinary, rb.HAGD.Config, int(packageStopWait() / time.Second)}
 	upd := updaterInitData(u, PackageBinary)
 	files := []struct {
 		path     string
@@ -48,7 +49,7 @@ func PackageFiles() ([]PackagedFile, error) {
 		template string
 		data     any
 	}{
-		{HAGDInitScript, 0o755, "hagd.init.tmpl", hagdInitData(PackageBinary, rb.HAGD.Config, int(packageStopWait/(100*time.Millisecond)))},
+		{HAGDInitScript, 0o755, "hagd.init.tmpl", hagdInitData(PackageBinary, rb.HAGD.Config, int(packageStopWait()/(100*time.Millisecond)))},
 		{"/usr/lib/systemd/system/hagd.service", 0o644, "hagd.service.tmpl", hagdData},
 		{HAGDLogrotate, 0o644, "hagd.logrotate.tmpl", hagdLogrotateData()},
 		{"/etc/init.d/" + u.ServiceName, 0o755, "dns-updater.init.tmpl", upd},

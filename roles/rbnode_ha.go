@@ -307,16 +307,10 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 	if err != nil {
 		return nil, err
 	}
-	// hagd stops its groups before it exits: wait for every stop, plus slack.
-	stopTimeout := h.StopTimeout
-	if stopTimeout == 0 {
-		stopTimeout = min(h.Timeout, hagd.DefaultStopTimeout)
-		if stopTimeout == 0 {
-			stopTimeout = hagd.DefaultStopTimeout
-		}
-	}
-	wait := int(stopTimeout*time.Duration(len(groups))/(100*time.Millisecond)) + 300
-	initScript, err := templates.Render("hagd.init.tmpl", hagdInitData(GridhaBinary, h.Config, wait))
+	// hagd stops its groups before it exits: the init script waits for
+	// every stop (h.StopTimeout is filled by the inventory from hagd's rule).
+	wait := hagd.ExitWait(h.StopTimeout, len(groups))
+	initScript, err := templates.Render("hagd.init.tmpl", hagdInitData(GridhaBinary, h.Config, int(wait/(100*time.Millisecond))))
 	if err != nil {
 		return nil, err
 	}

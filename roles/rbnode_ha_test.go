@@ -168,6 +168,18 @@ func TestHASteps(t *testing.T) {
 		!strings.Contains(init, "CONFIG='/opt/lcg/etc/hagd.conf'") || !strings.Contains(init, "# Provides:          hagd") {
 		t.Errorf("init script:\n%s", init)
 	}
+	// Timings the inventory leaves out are hagd's own defaults, written
+	// out (the install has always written timeout = 120s), and the init
+	// script waits for rb3's two stops of 5 s plus 30 s.
+	d := hagd.DefaultConfig()
+	if cfg.Timeout != d.Timeout || cfg.StopTimeout != d.StopTimeout || cfg.DT1 != d.DT1 || cfg.DT2 != d.DT2 ||
+		cfg.Heartbeat != d.Heartbeat || cfg.StatusInterval != d.StatusInterval || cfg.Backoff != d.Backoff ||
+		cfg.LeaseRenew != d.LeaseRenew || cfg.LeaseTimeout != d.LeaseTimeout || cfg.Debug != d.Debug || !cfg.Preempt {
+		t.Errorf("defaults: got %+v\nwant hagd's %+v", cfg, d)
+	}
+	if !strings.Contains(string(conf.Content), "\ntimeout = 120s\nstop_timeout = 5s\n") || !strings.Contains(init, "STOP_WAIT=400\n") {
+		t.Errorf("timeout 120s, stop_timeout 5s, STOP_WAIT 400 tenths expected:\n%s\n%s", conf.Content, init)
+	}
 }
 
 func TestHAStepsReadOnlyAndKeyFile(t *testing.T) {
