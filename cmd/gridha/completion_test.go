@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,15 +11,40 @@ import (
 	"testing"
 
 	"github.com/gridha/gridha/report"
+	"github.com/gridha/gridha/testbed/standins"
 )
 
 // TestMain lets the test binary stand for gridha in the shell tests: run as
-// "gridha" with GRIDHA_TEST_AS_CLI=1, it is the CLI.
+// "gridha" with GRIDHA_TEST_AS_CLI=1, it is the CLI. On test-bed hosts it is
+// gridha too (install rb-node installs os.Executable() as
+// /usr/local/sbin/gridha, which runs hagd), and, copied or linked as rb-jobd,
+// rb-client or rb-submit, the stand-in RB job service, its client and the
+// user's job submitter of the state pool tests. The state pool's shared bed
+// (statepool_bed_test.go) is torn down after the tests.
 func TestMain(m *testing.M) {
 	if os.Getenv("GRIDHA_TEST_AS_CLI") == "1" {
 		os.Exit(Run(context.Background(), os.Args, DefaultDeps()))
 	}
-	os.Exit(m.Run())
+	var err error
+	switch filepath.Base(os.Args[0]) {
+	case "gridha":
+		os.Exit(Run(context.Background(), os.Args, DefaultDeps()))
+	case "rb-jobd":
+		err = standins.RunJobd(os.Args[1:])
+	case "rb-client":
+		err = standins.JobClient(os.Args[1:])
+	case "rb-submit":
+		err = standins.RunSubmitter(os.Args[1:])
+	default:
+		code := m.Run()
+		sharedPool.down()
+		os.Exit(code)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, filepath.Base(os.Args[0])+":", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
 
 const completionInventory = `hosts:

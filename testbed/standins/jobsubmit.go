@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -59,6 +60,7 @@ func RunJobd(args []string) error {
 		return err
 	}
 	fmt.Printf("rb-jobd on %s: listening on %s, state %s\n", node, *listen, *state)
+	j := &jobd{db: db, node: node, state: *state}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -71,14 +73,40 @@ func RunJobd(args []string) error {
 			if err != nil {
 				return
 			}
-			fmt.Fprintln(c, jobdHandle(db, node, *state, strings.TrimSpace(line)))
+			fmt.Fprintln(c, j.handle(strings.TrimSpace(line)))
 		}()
 	}
 }
 
 var jobIDRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
-func jobdHandle(db *sql.DB, node, state, line string) string {
+// jobd is one rb-jobd process: its L&B connection pool and whether it has
+// made sure the jobs table exists.
+type jobd struct {
+	db          *sql.DB
+	node, state string
+	mu          sync.Mutex
+	tableReady  bool
+}
+
+// ensureTable creates the L&B table once per process: a CREATE TABLE on
+// every submission would be a cluster-wide DDL (total order isolation) per
+// job on a Galera pool, which the real bkserverd never did.
+func (j *jobd) ensureTable(ctx context.Context) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.tableReady {
+		return nil
+	}
+	if _, err := j.db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS jobs (id VARCHAR(64) PRIMARY KEY, payload TEXT NOT NULL, node VARCHAR(64) NOT NULL)"); err != nil {
+		return err
+	}
+	j.tableReady = true
+	return nil
+}
+
+func (j *jobd) handle(line string) string {
+	db, node, state := j.db, j.node, j.state
 	f := strings.SplitN(line, " ", 3)
 	if len(f) < 2 || !jobIDRE.MatchString(f[1]) {
 		return "ERR bad request"
@@ -92,7 +120,7 @@ func jobdHandle(db *sql.DB, node, state, line string) string {
 		if err := writeSynced(path, []byte(f[2])); err != nil {
 			return "ERR sandbox: " + err.Error()
 		}
-		if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS jobs (id VARCHAR(64) PRIMARY KEY, payload TEXT NOT NULL, node VARCHAR(64) NOT NULL)"); err != nil {
+		if err := j.ensureTable(ctx); err != nil {
 			return "ERR L&B: " + err.Error()
 		}
 		if _, err := db.ExecContext(ctx, "INSERT INTO jobs (id, payload, node) VALUES (?, ?, ?)", id, f[2], node); err != nil {
