@@ -581,6 +581,21 @@ func (r *runner) check(ctx context.Context, h *hostRun, s Step, env *Env, apply 
 	if res.Status == StatusFailed && res.Error == "" {
 		res.Error = res.Message
 	}
+	if res.Status.NeedsChange() && len(res.Drifted) == 0 {
+		// A step that names no property: its whole state is the one
+		// that differs, so every report still names one.
+		d := PropertyDrift{Property: "state", Expected: res.Expected, Found: res.Found}
+		if d.Expected == "" {
+			d.Expected = "as the step wants it"
+		}
+		if d.Found == "" {
+			d.Found = res.Message
+			if res.Status == StatusMissing {
+				d.Found = "absent"
+			}
+		}
+		res.Drifted = []PropertyDrift{d}
+	}
 	return r.opts.Secrets.RedactResult(res)
 }
 

@@ -203,6 +203,16 @@ func TestRunPhasesFailuresUnreachable(t *testing.T) {
 			t.Errorf("phase-one step %s ran after a phase-two step: %v", l, log)
 		}
 	}
+	// A drift that names no property gets the "state" one: every report
+	// names what drifted.
+	for _, r := range rep.Results {
+		if r.Step == "c2" && (len(r.Drifted) != 1 || r.Drifted[0].Property != "state" || r.Drifted[0].Found != "msg") {
+			t.Errorf("c2 drifted %+v, want one property state found msg", r.Drifted)
+		}
+		if !r.Status.NeedsChange() && len(r.Drifted) > 0 {
+			t.Errorf("%s/%s: %s with drifted properties %+v", r.Host, r.Step, r.Status, r.Drifted)
+		}
+	}
 	if !rep.Hosts["d"].Unreachable || rep.Hosts["a"].Stopped == "" || rep.Hosts["c"].Stopped != "" {
 		t.Errorf("host reports: d=%+v a=%+v c=%+v", rep.Hosts["d"], rep.Hosts["a"], rep.Hosts["c"])
 	}

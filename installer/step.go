@@ -76,15 +76,70 @@ func (s Status) NeedsChange() bool { return s == StatusDrift || s == StatusMissi
 
 // Result is the outcome of one step on one host.
 type Result struct {
-	Host     string        `json:"host"`
-	Step     string        `json:"step"`
-	Status   Status        `json:"status"`
-	Message  string        `json:"message,omitempty"`
-	Expected string        `json:"expected,omitempty"`
-	Found    string        `json:"found,omitempty"`
-	Diff     string        `json:"diff,omitempty"`
-	Error    string        `json:"error,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Host     string `json:"host"`
+	Step     string `json:"step"`
+	Status   Status `json:"status"`
+	Message  string `json:"message,omitempty"`
+	Expected string `json:"expected,omitempty"`
+	Found    string `json:"found,omitempty"`
+	// Drifted names each property that is not as wanted (drift and
+	// missing results; the runner gives one that names none a "state"
+	// property from Expected and Found), so that a JSON or JUnit reader
+	// can tell a mode change from a content change.
+	Drifted  []PropertyDrift `json:"drifted,omitempty"`
+	Diff     string          `json:"diff,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Duration time.Duration   `json:"duration_ns"`
+}
+
+// PropertyDrift is one property of a step's object that differs: "mode",
+// "owner", "group", "content", "kind", "target", "boot", "state", "value"...
+// Expected and Found are short, one line each, and never hold a secret.
+type PropertyDrift struct {
+	Property string `json:"property"`
+	Expected string `json:"expected"`
+	Found    string `json:"found"`
+}
+
+// Prop builds a PropertyDrift.
+func Prop(property, expected, found string) PropertyDrift {
+	return PropertyDrift{Property: property, Expected: expected, Found: found}
+}
+
+// DriftProps builds a drift result from the properties that differ.
+// Expected and Found summarise them ("mode 0640; owner root"); a step may
+// set them to something more telling afterwards.
+func DriftProps(msg string, props ...PropertyDrift) Result {
+	r := Result{Status: StatusDrift, Message: msg, Drifted: props}
+	r.Expected, r.Found = summarize(props)
+	return r
+}
+
+// MissingProps builds a missing result (the object does not exist) from
+// the properties that differ, usually one.
+func MissingProps(msg string, props ...PropertyDrift) Result {
+	r := DriftProps(msg, props...)
+	r.Status = StatusMissing
+	return r
+}
+
+// summarize joins properties into the one-line Expected and Found.
+func summarize(props []PropertyDrift) (expected, found string) {
+	var e, f []string
+	for _, p := range props {
+		e = append(e, p.Property+" "+p.Expected)
+		f = append(f, p.Property+" "+p.Found)
+	}
+	return strings.Join(e, "; "), strings.Join(f, "; ")
+}
+
+// Properties lists the names of the drifted properties.
+func (r Result) Properties() []string {
+	out := make([]string, len(r.Drifted))
+	for i, p := range r.Drifted {
+		out[i] = p.Property
+	}
+	return out
 }
 
 // OK, Changed, Drift, Missing and Failed build results; the runner fills
@@ -173,6 +228,13 @@ func (r *Redactor) RedactResult(res Result) Result {
 	res.Message = r.Redact(res.Message)
 	res.Expected = r.Redact(res.Expected)
 	res.Found = r.Redact(res.Found)
+	if len(res.Drifted) > 0 {
+		d := make([]PropertyDrift, len(res.Drifted))
+		for i, p := range res.Drifted {
+			d[i] = PropertyDrift{Property: r.Redact(p.Property), Expected: r.Redact(p.Expected), Found: r.Redact(p.Found)}
+		}
+		res.Drifted = d
+	}
 	res.Diff = r.Redact(res.Diff)
 	res.Error = r.Redact(res.Error)
 	return res

@@ -108,7 +108,7 @@ func (j *junit) Finish(r *installer.Report, mode installer.Mode) (int, error) {
 			total += res.Duration.Seconds()
 			switch res.Status {
 			case installer.StatusDrift, installer.StatusMissing:
-				c.Failure = &junitProblem{Type: string(res.Status), Message: oneLine(res.Message), Body: problemBody(res)}
+				c.Failure = &junitProblem{Type: string(res.Status), Message: failureMessage(res), Body: problemBody(res)}
 				suite.Failures++
 			case installer.StatusFailed:
 				c.Error = &junitProblem{Type: string(res.Status), Message: oneLine(firstNonEmpty(res.Message, res.Error)), Body: problemBody(res)}
@@ -192,14 +192,29 @@ func (j *junit) Abort(cause error, code int) int {
 	return code
 }
 
-// problemBody is the text of a failure: expected, found, diff, error.
+// failureMessage is a failure's one-line message: the drifted properties
+// first (what a CI dashboard shows), then the step's message.
+func failureMessage(r installer.Result) string {
+	if len(r.Drifted) == 0 {
+		return oneLine(r.Message)
+	}
+	return oneLine("drifted " + strings.Join(r.Properties(), ", ") + ": " + r.Message)
+}
+
+// problemBody is the text of a failure: each drifted property (expected,
+// found), or expected and found as a whole; error; diff.
 func problemBody(r installer.Result) string {
 	var parts []string
-	if r.Expected != "" {
-		parts = append(parts, "expected: "+r.Expected)
+	for _, p := range r.Drifted {
+		parts = append(parts, fmt.Sprintf("%s: expected %s, found %s", p.Property, oneLine(p.Expected), oneLine(p.Found)))
 	}
-	if r.Found != "" {
-		parts = append(parts, "found: "+r.Found)
+	if len(r.Drifted) == 0 {
+		if r.Expected != "" {
+			parts = append(parts, "expected: "+r.Expected)
+		}
+		if r.Found != "" {
+			parts = append(parts, "found: "+r.Found)
+		}
 	}
 	if r.Error != "" && r.Error != r.Message {
 		parts = append(parts, "error: "+r.Error)

@@ -233,7 +233,13 @@ func (t *text) writeHost(w io.Writer, h *HostSummary, mode installer.Mode) bool 
 			line += fmt.Sprintf(" (%s)", shortDuration(res.Duration))
 		}
 		fmt.Fprintf(w, "  %s %s\n", t.paint(statusColor(res.Status), pad(label(res.Status, mode))), line)
-		if (res.Expected != "" || res.Found != "") && res.Diff == "" {
+		if len(res.Drifted) > 0 {
+			// One line per property that differs: which of mode, owner,
+			// content... is off, and how.
+			for _, p := range res.Drifted {
+				fmt.Fprintf(w, "%s%s: expected %s, found %s\n", indent, p.Property, oneLine(p.Expected), oneLine(p.Found))
+			}
+		} else if (res.Expected != "" || res.Found != "") && res.Diff == "" {
 			fmt.Fprintf(w, "%sexpected: %s\n%sfound:    %s\n", indent, oneLine(res.Expected), indent, oneLine(res.Found))
 		}
 		if res.Error != "" && res.Error != res.Message {

@@ -95,6 +95,9 @@ type driftCase struct {
 	step   string           // the one step that must report it
 	status installer.Status // drift or missing
 	want   []string         // in the step's message/expected/found/diff (json) and in the text output
+	// props are the drifted properties JSON names (in this order) and the
+	// JUnit failure message lists; nil: any, at least one.
+	props []string
 	// after is an admin's check once install repaired it: script and output.
 	after, afterWant string
 }
@@ -158,7 +161,8 @@ type junitDoc struct {
 		Cases []struct {
 			Name    string `xml:"name,attr"`
 			Failure *struct {
-				Type string `xml:"type,attr"`
+				Type    string `xml:"type,attr"`
+				Message string `xml:"message,attr"`
 			} `xml:"failure"`
 			Error *struct {
 				Type string `xml:"type,attr"`
@@ -262,23 +266,27 @@ roles:
 		t.Fatalf("snfs authorized_keys lacks rb1's key:\n%s", snfsKeys)
 	}
 	cases := []driftCase{
-		{name: "file content", breaks: "echo 'lease 5' >> " + kitDir + "/hagd.conf",
+		{name: "file content", props: []string{"content"}, breaks: "echo 'lease 5' >> " + kitDir + "/hagd.conf",
 			step: "file " + kitDir + "/hagd.conf", status: installer.StatusDrift, want: []string{"content differs", "-lease 5"},
 			after: "cat " + kitDir + "/hagd.conf", afterWant: "group rb-a\nlease 30\npeers rb1 rb2"},
-		{name: "file mode", breaks: "chmod 0666 " + kitDir + "/hagd.conf",
+		{name: "file mode", props: []string{"mode"}, breaks: "chmod 0666 " + kitDir + "/hagd.conf",
 			step: "file " + kitDir + "/hagd.conf", status: installer.StatusDrift, want: []string{"mode 0666, want 0640"},
 			after: "stat -c %a " + kitDir + "/hagd.conf", afterWant: "640"},
-		{name: "file owner", breaks: "chown daemon " + kitDir + "/hagd.conf",
+		// One step, two properties: JSON and JUnit name both.
+		{name: "file mode and content", props: []string{"content", "mode"}, breaks: "chmod 0604 " + kitDir + "/hagd.conf; echo 'lease 7' >> " + kitDir + "/hagd.conf",
+			step: "file " + kitDir + "/hagd.conf", status: installer.StatusDrift, want: []string{"content differs", "mode 0604, want 0640", "-lease 7"},
+			after: "stat -c %a " + kitDir + "/hagd.conf; cat " + kitDir + "/hagd.conf", afterWant: "640\ngroup rb-a\nlease 30\npeers rb1 rb2"},
+		{name: "file owner", props: []string{"owner"}, breaks: "chown daemon " + kitDir + "/hagd.conf",
 			step: "file " + kitDir + "/hagd.conf", status: installer.StatusDrift, want: []string{"owner daemon:daemon, want root:daemon"},
 			after: "stat -c %U:%G " + kitDir + "/hagd.conf", afterWant: "root:daemon"},
 		{name: "file content with a secret in it", breaks: "echo 'mysql_password=" + kitLBPassword + "' >> " + kitDir + "/hagd.conf",
 			step: "file " + kitDir + "/hagd.conf", status: installer.StatusDrift, want: []string{"content differs", "-mysql_password=********"}},
-		{name: "file removed", breaks: "rm " + kitDir + "/hagd.conf",
+		{name: "file removed", props: []string{"kind"}, breaks: "rm " + kitDir + "/hagd.conf",
 			step: "file " + kitDir + "/hagd.conf", status: installer.StatusMissing, want: []string{"does not exist", "+peers rb1 rb2"}},
-		{name: "secret file content", breaks: "echo " + kitFoundSecret + " > " + kitDir + "/hagd.key",
+		{name: "secret file content", props: []string{"content"}, breaks: "echo " + kitFoundSecret + " > " + kitDir + "/hagd.key",
 			step: "file " + kitDir + "/hagd.key", status: installer.StatusDrift, want: []string{"content differs", "secret content not shown"},
 			after: "cat " + kitDir + "/hagd.key", afterWant: kitSecret},
-		{name: "KEY=value changed", breaks: "sed -i 's/^LEASE=30/LEASE=99/' " + kitDir + "/lcg-ha",
+		{name: "KEY=value changed", props: []string{"value"}, breaks: "sed -i 's/^LEASE=30/LEASE=99/' " + kitDir + "/lcg-ha",
 			step: "keyvalue " + kitDir + "/lcg-ha LEASE", status: installer.StatusDrift, want: []string{"LEASE=99, want LEASE=30", "-LEASE=99", "+LEASE=30"},
 			after: "grep LEASE " + kitDir + "/lcg-ha", afterWant: "LEASE=30"},
 		// /bin/sh uses the last assignment: every other one is drift.
@@ -291,33 +299,33 @@ roles:
 		{name: "KEY=value quoted differently, continued", breaks: "printf '%s\\n' \"LEASE='9'\\\\\" 9 >> " + kitDir + "/lcg-ha",
 			step: "keyvalue " + kitDir + "/lcg-ha LEASE", status: installer.StatusDrift, want: []string{"LEASE is assigned 2 times"},
 			after: ". " + kitDir + "/lcg-ha; echo $LEASE; grep -c LEASE= " + kitDir + "/lcg-ha", afterWant: "30\n1"},
-		{name: "KEY=value removed", breaks: "sed -i '/^PEERS=/d' " + kitDir + "/lcg-ha",
+		{name: "KEY=value removed", props: []string{"value"}, breaks: "sed -i '/^PEERS=/d' " + kitDir + "/lcg-ha",
 			step: "keyvalue " + kitDir + "/lcg-ha PEERS", status: installer.StatusMissing, want: []string{"PEERS not set", `+PEERS="rb1 rb2"`}},
-		{name: "symlink target", breaks: "ln -sfn /tmp " + kitDir + "/current",
+		{name: "symlink target", props: []string{"target"}, breaks: "ln -sfn /tmp " + kitDir + "/current",
 			step: "symlink " + kitDir + "/current", status: installer.StatusDrift, want: []string{"points to /tmp, want " + kitDir + "/hagd.conf"},
 			after: "readlink " + kitDir + "/current", afterWant: kitDir + "/hagd.conf"},
-		{name: "path that should be absent", breaks: "echo 4242 > " + kitDir + "/stale.pid",
+		{name: "path that should be absent", props: []string{"kind"}, breaks: "echo 4242 > " + kitDir + "/stale.pid",
 			step: "absent " + kitDir + "/stale.pid", status: installer.StatusDrift, want: []string{kitDir + "/stale.pid"},
 			after: "test -e " + kitDir + "/stale.pid && echo there || echo gone", afterWant: "gone"},
-		{name: "mount unmounted", breaks: "umount " + kitMount,
+		{name: "mount unmounted", props: []string{"mounted"}, breaks: "umount " + kitMount,
 			step: "mount " + kitMount, status: installer.StatusDrift, want: []string{"not mounted"},
 			after: "grep -c ' " + kitMount + " tmpfs' /proc/mounts", afterWant: "1"},
-		{name: "fstab line changed", breaks: "sed -i 's/size=1m,nodev/defaults/' /etc/fstab",
+		{name: "fstab line changed", props: []string{"fstab"}, breaks: "sed -i 's/size=1m,nodev/defaults/' /etc/fstab",
 			step: "mount " + kitMount, status: installer.StatusDrift, want: []string{"fstab line", "+gridha-kit " + kitMount + " tmpfs size=1m,nodev 0 0", "-gridha-kit " + kitMount + " tmpfs defaults 0 0"},
 			after: "grep ' " + kitMount + " ' /etc/fstab", afterWant: "gridha-kit " + kitMount + " tmpfs size=1m,nodev 0 0"},
-		{name: "service re-enabled at boot", breaks: "update-rc.d " + kitService + " defaults >/dev/null 2>&1; ls /etc/rc2.d | grep -q '^S..gridha-kit$'",
+		{name: "service re-enabled at boot", props: []string{"boot"}, breaks: "update-rc.d " + kitService + " defaults >/dev/null 2>&1; ls /etc/rc2.d | grep -q '^S..gridha-kit$'",
 			step: "service " + kitService, status: installer.StatusDrift, want: []string{"enabled at boot, want disabled"},
 			after: "ls /etc/rc2.d /etc/rc3.d | grep -c '^S..gridha-kit$' || true", afterWant: "0"},
-		{name: "service started", breaks: "/etc/init.d/" + kitService + " start",
+		{name: "service started", props: []string{"state"}, breaks: "/etc/init.d/" + kitService + " start",
 			step: "service " + kitService, status: installer.StatusDrift, want: []string{"running, want stopped"},
 			after: "/etc/init.d/" + kitService + " status; echo $?", afterWant: "3"},
-		{name: "authorized key removed", breaks: "sed -i '/two@kit/d' /home/" + kitUser + "/.ssh/authorized_keys",
+		{name: "authorized key removed", props: []string{"authorized_keys"}, breaks: "sed -i '/two@kit/d' /home/" + kitUser + "/.ssh/authorized_keys",
 			step: "user " + kitUser, status: installer.StatusDrift, want: []string{"missing ssh-ed25519", "two@kit"},
 			after: "grep -c @kit /home/" + kitUser + "/.ssh/authorized_keys", afterWant: "2"},
 		{name: "authorized key added", breaks: "echo 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQCextraKey extra@evil' >> /home/" + kitUser + "/.ssh/authorized_keys",
 			step: "user " + kitUser, status: installer.StatusDrift, want: []string{"extra ssh-rsa", "extra@evil"},
 			after: "grep -c extra@evil /home/" + kitUser + "/.ssh/authorized_keys || true", afterWant: "0"},
-		{name: "MySQL grant added by hand", breaks: "mariadb --socket=" + testbed.MariaDBSocket + " -e \"GRANT SELECT ON mysql.* TO 'lbserver'@'" + rb1Addr + "'\"",
+		{name: "MySQL grant added by hand", props: []string{"grants"}, breaks: "mariadb --socket=" + testbed.MariaDBSocket + " -e \"GRANT SELECT ON mysql.* TO 'lbserver'@'" + rb1Addr + "'\"",
 			step: "mysql user lbserver@" + rb1Addr, status: installer.StatusDrift, want: []string{"extra grant: GRANT SELECT ON `mysql`.* TO `lbserver`@`" + rb1Addr + "`"},
 			after: "mariadb --socket=" + testbed.MariaDBSocket + " -N -e \"SHOW GRANTS FOR 'lbserver'@'" + rb1Addr + "'\" | grep -c mysql || true", afterWant: "0"},
 		{name: "state server key removed", breaks: "sed -i '/from=\"" + rb1Addr + "\"/d' /etc/ssh/authorized_keys/snfs",
@@ -405,6 +413,11 @@ func checkDrift(t *testing.T, tc driftCase, out map[string]cliResult) {
 			t.Errorf("text lacks %q", w)
 		}
 	}
+	for _, p := range tc.props {
+		if !regexp.MustCompile(`(?m)^\s+` + p + `: expected .*, found `).MatchString(text.stdout) {
+			t.Errorf("text does not name the drifted %s:\n%s", p, text.stdout)
+		}
+	}
 
 	js := out["json"]
 	doc := parseJSONReport(t, js)
@@ -427,6 +440,16 @@ func checkDrift(t *testing.T, tc driftCase, out map[string]cliResult) {
 		if res.Expected == "" || res.Found == "" {
 			t.Errorf("json: %s lacks expected or found: %+v", tc.step, res)
 		}
+		var names []string
+		for _, p := range res.Drifted {
+			names = append(names, p.Property)
+			if p.Expected == p.Found {
+				t.Errorf("json: %s: property %s expected and found alike (%q)", tc.step, p.Property, p.Found)
+			}
+		}
+		if len(names) == 0 || tc.props != nil && strings.Join(names, ",") != strings.Join(tc.props, ",") {
+			t.Errorf("json: %s drifted on %q, want %q: %+v", tc.step, names, tc.props, res.Drifted)
+		}
 		all := res.Message + "\n" + res.Expected + "\n" + res.Found + "\n" + res.Diff
 		for _, w := range tc.want {
 			if !strings.Contains(all, w) {
@@ -448,6 +471,9 @@ func checkDrift(t *testing.T, tc driftCase, out map[string]cliResult) {
 		for _, c := range s.Cases {
 			if c.Failure != nil {
 				failures = append(failures, s.Name+" "+c.Failure.Type+" "+c.Name)
+				if tc.props != nil && !strings.HasPrefix(c.Failure.Message, "drifted "+strings.Join(tc.props, ", ")+": ") {
+					t.Errorf("junit failure message %q does not name %q first", c.Failure.Message, tc.props)
+				}
 			}
 			if c.Error != nil {
 				failures = append(failures, s.Name+" error "+c.Name)

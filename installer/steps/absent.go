@@ -54,7 +54,7 @@ func (a Absent) CheckApply(ctx context.Context, env *installer.Env, apply bool) 
 	}
 	msg := fmt.Sprintf("%s exists (%s), want it absent", a.Path, kindName(ff))
 	if !apply {
-		return installer.Drift(msg, "absent", kindName(ff))
+		return installer.DriftProps(msg, installer.Prop("kind", "absent", kindWord(ff)))
 	}
 	if _, err := sh(ctx, env, "remove "+a.Path, script, nil); err != nil {
 		return failed(env, a.ID(), err)

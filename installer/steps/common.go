@@ -2,9 +2,12 @@ package steps
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 
 	"github.com/gridha/gridha/installer"
 )
@@ -39,16 +42,23 @@ type attrs struct {
 	Owner, Group string
 }
 
-// attrDiffs lists how ff differs from want, as human phrases, and the
-// shell commands that fix it.
-func attrDiffs(ff installer.FileFact, want attrs) (diffs []string, fix []string) {
+// attrDiffs lists how ff differs from want, as human phrases and as
+// properties (mode, owner, group), and the shell commands that fix it.
+func attrDiffs(ff installer.FileFact, want attrs) (diffs []string, props []installer.PropertyDrift, fix []string) {
 	q := installer.ShellQuote(ff.Path)
 	if want.Mode != 0 && modeBits(ff.Mode) != modeBits(want.Mode) {
 		diffs = append(diffs, fmt.Sprintf("mode %s, want %s", installer.OctalMode(ff.Mode), installer.OctalMode(want.Mode)))
+		props = append(props, installer.Prop("mode", installer.OctalMode(want.Mode), installer.OctalMode(ff.Mode)))
 		fix = append(fix, fmt.Sprintf("chmod %s %s", installer.OctalMode(want.Mode), q))
 	}
 	ownerBad := want.Owner != "" && !sameID(want.Owner, ff.Owner, ff.UID)
 	groupBad := want.Group != "" && !sameID(want.Group, ff.Group, ff.GID)
+	if ownerBad {
+		props = append(props, installer.Prop("owner", want.Owner, ff.Owner))
+	}
+	if groupBad {
+		props = append(props, installer.Prop("group", want.Group, ff.Group))
+	}
 	if ownerBad || groupBad {
 		diffs = append(diffs, fmt.Sprintf("owner %s:%s, want %s:%s", ff.Owner, ff.Group, or(want.Owner, ff.Owner), or(want.Group, ff.Group)))
 		spec := want.Owner
@@ -57,7 +67,7 @@ func attrDiffs(ff installer.FileFact, want attrs) (diffs []string, fix []string)
 		}
 		fix = append(fix, fmt.Sprintf("chown -h %s %s", installer.ShellQuote(spec), q))
 	}
-	return diffs, fix
+	return diffs, props, fix
 }
 
 // sameID compares a wanted user or group (name or number) with what stat
@@ -90,4 +100,22 @@ func kindName(ff installer.FileFact) string {
 		return "absent"
 	}
 	return "a special file"
+}
+
+// kindWord is kindName without the article, for properties.
+func kindWord(ff installer.FileFact) string {
+	if !ff.Exists {
+		return "absent"
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(kindName(ff), "a "), "an ")
+}
+
+// contentSummary describes content for a "content" property: its size
+// and the start of its SHA-256, or only that it is secret.
+func contentSummary(c []byte, secret bool) string {
+	if secret {
+		return "(secret, not shown)"
+	}
+	sum := sha256.Sum256(c)
+	return fmt.Sprintf("%d bytes, sha256 %s", len(c), hex.EncodeToString(sum[:6]))
 }

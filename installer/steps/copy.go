@@ -125,17 +125,20 @@ func (c Copy) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 	}
 	attrWant := attrs{Mode: c.Mode, Owner: c.Owner, Group: c.Group}
 	var diffs, fix []string
+	var props []installer.PropertyDrift
 	contentDiffers := !ff.Exists || ff.Kind == installer.KindSymlink || got != want
 	switch {
 	case !ff.Exists:
 	case ff.Kind == installer.KindSymlink:
 		diffs = append(diffs, "is "+kindName(ff)+", want a regular file")
+		props = append(props, installer.Prop("kind", "regular file", kindWord(ff)))
 	case got != want:
 		diffs = append(diffs, fmt.Sprintf("sha256 %s, want %s (%s)", short(got), short(want), c.Source))
+		props = append(props, installer.Prop("content", "sha256 "+short(want), "sha256 "+short(got)))
 	}
 	if ff.Exists && ff.Kind == installer.KindFile {
-		ad, f := attrDiffs(ff, attrWant)
-		diffs, fix = append(diffs, ad...), f
+		ad, ap, f := attrDiffs(ff, attrWant)
+		diffs, props, fix = append(diffs, ad...), append(props, ap...), f
 	}
 	if ff.Exists && len(diffs) == 0 {
 		return installer.OK("sha256 " + short(want))
@@ -143,11 +146,13 @@ func (c Copy) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 	msg := c.Path + ": " + strings.Join(diffs, "; ")
 	if !apply {
 		if !ff.Exists {
-			r := installer.Missing(c.Path + " does not exist")
+			r := installer.MissingProps(c.Path+" does not exist", installer.Prop("kind", "regular file", "absent"))
 			r.Expected, r.Found = "copy of "+c.Source+" (sha256 "+short(want)+")", "absent"
 			return r
 		}
-		return installer.Drift(msg, "sha256 "+short(want)+", "+expectedAttrs(attrWant), "sha256 "+short(got)+", "+foundAttrs(ff))
+		r := installer.DriftProps(msg, props...)
+		r.Expected, r.Found = "sha256 "+short(want)+", "+expectedAttrs(attrWant), "sha256 "+short(got)+", "+foundAttrs(ff)
+		return r
 	}
 	if contentDiffers {
 		// Read only now: many hosts at once must not each hold a copy

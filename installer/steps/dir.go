@@ -37,8 +37,8 @@ func (d Dir) CheckApply(ctx context.Context, env *installer.Env, apply bool) ins
 	}
 	if !ff.Exists {
 		if !apply {
-			r := installer.Missing(d.Path + " does not exist")
-			r.Expected, r.Found = strings.TrimSuffix("directory, "+expectedAttrs(want), ", "), "absent"
+			r := installer.MissingProps(d.Path+" does not exist", installer.Prop("kind", "directory", "absent"))
+			r.Expected = strings.TrimSuffix("directory, "+expectedAttrs(want), ", ")
 			return r
 		}
 		mode := d.Mode
@@ -58,13 +58,15 @@ func (d Dir) CheckApply(ctx context.Context, env *installer.Env, apply bool) ins
 		}
 		return installer.Changed("created " + d.Path)
 	}
-	diffs, fix := attrDiffs(ff, want)
+	diffs, props, fix := attrDiffs(ff, want)
 	if len(diffs) == 0 {
 		return installer.OK("")
 	}
 	msg := d.Path + ": " + strings.Join(diffs, "; ")
 	if !apply {
-		return installer.Drift(msg, expectedAttrs(want), foundAttrs(ff))
+		r := installer.DriftProps(msg, props...)
+		r.Expected, r.Found = expectedAttrs(want), foundAttrs(ff)
+		return r
 	}
 	if _, err := sh(ctx, env, "set mode/owner of "+d.Path, strings.Join(fix, " && "), nil); err != nil {
 		return failed(env, d.ID(), err)

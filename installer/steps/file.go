@@ -48,9 +48,7 @@ func (f File) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 	want := attrs{Mode: f.Mode, Owner: f.Owner, Group: f.Group}
 	if !ff.Exists {
 		if !apply {
-			r := installer.Missing(f.Path + " does not exist")
-			r.Expected = "regular file"
-			r.Found = "absent"
+			r := installer.MissingProps(f.Path+" does not exist", installer.Prop("kind", "regular file", "absent"))
 			if env.Diff && !f.Secret {
 				r.Diff = unifiedDiff(f.Path, nil, f.Content)
 			}
@@ -71,10 +69,12 @@ func (f File) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 	}
 
 	var diffs []string
+	var props []installer.PropertyDrift
 	contentDiffers := false
 	var old []byte
 	if ff.Kind == installer.KindSymlink {
 		diffs = append(diffs, "is "+kindName(ff)+", want a regular file")
+		props = append(props, installer.Prop("kind", "regular file", kindWord(ff)))
 		contentDiffers = true
 	} else {
 		old = ff.Content
@@ -92,13 +92,22 @@ func (f File) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 		}
 		if contentDiffers {
 			diffs = append(diffs, "content differs")
+			found := fmt.Sprintf("%d bytes", ff.Size)
+			switch {
+			case f.Secret:
+				found = "other content (secret, not shown)"
+			case old != nil || ff.ContentKnown:
+				found = contentSummary(old, false)
+			}
+			props = append(props, installer.Prop("content", contentSummary(f.Content, f.Secret), found))
 		}
 	}
 	var fix []string
 	if ff.Kind != installer.KindSymlink {
 		var ad []string
-		ad, fix = attrDiffs(ff, want)
-		diffs = append(diffs, ad...)
+		var ap []installer.PropertyDrift
+		ad, ap, fix = attrDiffs(ff, want)
+		diffs, props = append(diffs, ad...), append(props, ap...)
 	}
 	if len(diffs) == 0 {
 		return installer.OK("")
@@ -113,7 +122,8 @@ func (f File) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 		}
 	}
 	if !apply {
-		r := installer.Drift(msg, expectedAttrs(want), foundAttrs(ff))
+		r := installer.DriftProps(msg, props...)
+		r.Expected, r.Found = expectedAttrs(want), foundAttrs(ff)
 		r.Diff = diffText
 		return r
 	}

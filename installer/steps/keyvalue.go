@@ -89,9 +89,10 @@ func (kv KeyValue) CheckApply(ctx context.Context, env *installer.Env, apply boo
 		}
 	}
 	var fix []string
+	var attrProps []installer.PropertyDrift
 	if ff.Exists {
 		var ad []string
-		ad, fix = attrDiffs(ff, attrs{Mode: kv.Mode})
+		ad, attrProps, fix = attrDiffs(ff, attrs{Mode: kv.Mode})
 		diffs = append(diffs, ad...)
 	}
 	if ff.Exists && len(diffs) == 0 {
@@ -106,19 +107,25 @@ func (kv KeyValue) CheckApply(ctx context.Context, env *installer.Env, apply boo
 		diffText = unifiedDiff(kv.Path, ff.Content, newContent)
 	}
 	if !apply {
-		var r installer.Result
-		if !ff.Exists || len(as) == 0 {
-			r = installer.Missing(msg)
-		} else {
-			r = installer.Drift(msg, "", "")
-		}
-		r.Expected, r.Found = shown(want, kv.Secret), found
+		foundValue := found
 		switch {
 		case !ff.Exists:
-			r.Found = kv.Path + " absent"
+			foundValue = kv.Path + " absent"
 		case len(as) == 0:
-			r.Found = kv.Key + " not set"
+			foundValue = kv.Key + " not set"
 		}
+		var props []installer.PropertyDrift
+		if changed || !ff.Exists {
+			props = append(props, installer.Prop("value", shown(want, kv.Secret), foundValue))
+		}
+		props = append(props, attrProps...)
+		var r installer.Result
+		if !ff.Exists || len(as) == 0 {
+			r = installer.MissingProps(msg, props...)
+		} else {
+			r = installer.DriftProps(msg, props...)
+		}
+		r.Expected, r.Found = shown(want, kv.Secret), foundValue
 		r.Diff = diffText
 		return r
 	}

@@ -220,6 +220,7 @@ func (m Mount) CheckApply(ctx context.Context, env *installer.Env, apply bool) i
 	live, mounted := LiveMount(ParseMounts(string(pr.Stdout)), m.Target)
 
 	var diffs []string
+	var props []installer.PropertyDrift
 	if fstabChanged {
 		switch {
 		case !m.Fstab:
@@ -229,23 +230,28 @@ func (m Mount) CheckApply(ctx context.Context, env *installer.Env, apply bool) i
 		default:
 			diffs = append(diffs, fmt.Sprintf("fstab line %q, want %q", foundLine, want))
 		}
+		props = append(props, installer.Prop("fstab", or(want, "no line"), or(foundLine, "no line")))
 	}
 	action := "" // mount, remount, umount, umount+mount
 	opts := strings.Join(m.Options, ",")
 	switch {
 	case m.Mounted && !mounted:
 		diffs = append(diffs, "not mounted")
+		props = append(props, installer.Prop("mounted", "yes", "no"))
 		action = "mount"
 	case m.Mounted && (live.Source != m.Source || !sameFSType(live.FSType, m.FSType)):
 		diffs = append(diffs, fmt.Sprintf("mounted from %s (%s), want %s (%s)", live.Source, live.FSType, m.Source, m.FSType))
+		props = append(props, installer.Prop("source", m.Source+" ("+m.FSType+")", live.Source+" ("+live.FSType+")"))
 		action = "umount+mount"
 	case m.Mounted:
 		if od := OptionDiffs(m.Options, live.Options); len(od) > 0 {
 			diffs = append(diffs, fmt.Sprintf("mounted with %s, lacks %s", strings.Join(live.Options, ","), strings.Join(od, ",")))
+			props = append(props, installer.Prop("options", strings.Join(m.Options, ","), strings.Join(live.Options, ",")))
 			action = "remount"
 		}
 	case !m.Mounted && mounted:
 		diffs = append(diffs, fmt.Sprintf("mounted from %s, want not mounted", live.Source))
+		props = append(props, installer.Prop("mounted", "no", "yes, from "+live.Source))
 		action = "umount"
 	}
 	if len(diffs) == 0 {
@@ -255,9 +261,9 @@ func (m Mount) CheckApply(ctx context.Context, env *installer.Env, apply bool) i
 	if !apply {
 		var r installer.Result
 		if m.Mounted && !mounted && (!m.Fstab || foundLine == "") {
-			r = installer.Missing(msg)
+			r = installer.MissingProps(msg, props...)
 		} else {
-			r = installer.Drift(msg, "", "")
+			r = installer.DriftProps(msg, props...)
 		}
 		r.Expected = m.expected()
 		r.Found = foundState(foundLine, live, mounted)

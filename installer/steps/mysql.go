@@ -163,7 +163,7 @@ func (s *MySQLDatabase) CheckApply(ctx context.Context, env *installer.Env, appl
 		return installer.OK("database exists")
 	}
 	if !apply {
-		return installer.Missing("database " + s.Name + " does not exist")
+		return installer.MissingProps("database "+s.Name+" does not exist", installer.Prop("database", s.Name, "absent"))
 	}
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+s.Name+"`"); err != nil {
 		return installer.Failed(fmt.Errorf("create database %s: %w", s.Name, err))
@@ -228,7 +228,7 @@ func (s *MySQLUser) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if !apply {
-			return installer.Missing("no MySQL account " + account)
+			return installer.MissingProps("no MySQL account "+account, installer.Prop("account", account, "absent"))
 		}
 		if _, err := db.ExecContext(ctx, "CREATE USER "+account+" IDENTIFIED BY PASSWORD '"+hash+"'"); err != nil {
 			return installer.Failed(fmt.Errorf("create user %s: %w", account, err))
@@ -262,7 +262,16 @@ func (s *MySQLUser) CheckApply(ctx context.Context, env *installer.Env, apply bo
 		return installer.OK("account, password and grants as expected")
 	}
 	if !apply {
-		return installer.Drift(strings.Join(problems, "; "), strings.Join(want, "\n"), strings.Join(have, "\n"))
+		var props []installer.PropertyDrift
+		if !passwordOK {
+			props = append(props, installer.Prop("password", "as in the password file", "differs (not shown)"))
+		}
+		if len(extra) > 0 || len(missing) > 0 {
+			props = append(props, installer.Prop("grants", strings.Join(want, "; "), strings.Join(have, "; ")))
+		}
+		r := installer.DriftProps(strings.Join(problems, "; "), props...)
+		r.Expected, r.Found = strings.Join(want, "\n"), strings.Join(have, "\n")
+		return r
 	}
 	if !passwordOK {
 		if !mysqlHashRE.MatchString(hash) {
@@ -401,7 +410,9 @@ func (s *MySQLUserHosts) CheckApply(ctx context.Context, env *installer.Env, app
 	}
 	msg := "logins of " + s.User + " from hosts not in the inventory: " + strings.Join(extra, ", ")
 	if !apply {
-		return installer.Drift(msg, strings.Join(s.Hosts, ", "), strings.Join(have, ", "))
+		r := installer.DriftProps(msg, installer.Prop("hosts", strings.Join(s.Hosts, ", "), strings.Join(have, ", ")))
+		r.Expected, r.Found = strings.Join(s.Hosts, ", "), strings.Join(have, ", ")
+		return r
 	}
 	for _, h := range extra {
 		account, err := mysqlAccount(s.User, h)
@@ -459,7 +470,7 @@ func (s *MySQLListen) CheckApply(ctx context.Context, env *installer.Env, apply 
 	}
 	want := fmt.Sprintf("%s:%d", s.Address, s.Port)
 	if !apply {
-		return installer.Drift("MySQL does not listen where rb nodes reach it", want, found)
+		return installer.DriftProps("MySQL does not listen where rb nodes reach it", installer.Prop("listen", want, found))
 	}
 	res, err := env.Conn.Run(ctx, "service "+installer.ShellQuote(s.Service)+" restart", nil)
 	if err != nil {

@@ -187,7 +187,7 @@ func (s Service) CheckApply(ctx context.Context, env *installer.Env, apply bool)
 		if apply {
 			return failed(env, s.ID(), fmt.Errorf("%s", msg))
 		}
-		return installer.Missing(msg)
+		return installer.MissingProps(msg, installer.Prop("installed", "yes", "no"))
 	}
 	diffs, script := s.plan(st)
 	if len(diffs) == 0 {
@@ -195,7 +195,9 @@ func (s Service) CheckApply(ctx context.Context, env *installer.Env, apply bool)
 	}
 	msg := "service " + s.Name + ": " + strings.Join(diffs, "; ")
 	if !apply {
-		return installer.Drift(msg, s.expected(), s.found(st))
+		r := installer.DriftProps(msg, s.props(st)...)
+		r.Expected, r.Found = s.expected(), s.found(st)
+		return r
 	}
 	full := "n=" + installer.ShellQuote(s.Name) + "\n" + script + "\n" + serviceProbeScript
 	res, err := sh(ctx, env, "service "+s.Name, full, nil)
@@ -269,6 +271,22 @@ func actionCmd(init, action string) string {
 ( ` + run + ` ) </dev/null >"$o" 2>&1; rc=$?
 if [ $rc -ne 0 ]; then cat "$o" >&2; rm -f "$o"; echo "` + action + ` failed (exit $rc)" >&2; exit 1; fi
 rm -f "$o"`
+}
+
+// props names the properties of st that are not as wanted.
+func (s Service) props(st ServiceState) []installer.PropertyDrift {
+	var out []installer.PropertyDrift
+	boot := BootDisabled
+	if st.Enabled {
+		boot = BootEnabled
+	}
+	if s.Boot != "" && s.Boot != boot {
+		out = append(out, installer.Prop("boot", s.Boot, boot))
+	}
+	if s.State == StateRunning && !st.Running || s.State == StateStopped && st.Running {
+		out = append(out, installer.Prop("state", s.State, LSBStatusText(st.StatusCode)))
+	}
+	return out
 }
 
 func (s Service) expected() string {

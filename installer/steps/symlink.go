@@ -36,9 +36,9 @@ func (s Symlink) CheckApply(ctx context.Context, env *installer.Env, apply bool)
 	}
 	var r installer.Result
 	if !ff.Exists {
-		r = installer.Missing(fmt.Sprintf("%s does not exist, want a link to %s", s.Path, s.Target))
+		r = installer.MissingProps(fmt.Sprintf("%s does not exist, want a link to %s", s.Path, s.Target), installer.Prop("target", s.Target, "absent"))
 	} else {
-		r = installer.Drift(fmt.Sprintf("%s points to %s, want %s", s.Path, ff.LinkTarget, s.Target), "", "")
+		r = installer.DriftProps(fmt.Sprintf("%s points to %s, want %s", s.Path, ff.LinkTarget, s.Target), installer.Prop("target", s.Target, ff.LinkTarget))
 	}
 	r.Expected, r.Found = "-> "+s.Target, "absent"
 	if ff.Exists {

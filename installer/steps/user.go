@@ -210,23 +210,28 @@ func (u User) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 	wantKeys := keysContent(u.AuthorizedKeys)
 
 	var diffs, mod []string
+	var props []installer.PropertyDrift
 	if !st.Exists {
 		diffs = append(diffs, "user "+u.Name+" does not exist")
 	} else {
 		if u.Home != "" && path.Clean(st.Home) != path.Clean(u.Home) {
 			diffs = append(diffs, fmt.Sprintf("home %s, want %s", st.Home, u.Home))
+			props = append(props, installer.Prop("home", u.Home, st.Home))
 			mod = append(mod, "-d "+installer.ShellQuote(u.Home))
 		}
 		if u.Shell != "" && st.Shell != u.Shell {
 			diffs = append(diffs, fmt.Sprintf("shell %s, want %s", st.Shell, u.Shell))
+			props = append(props, installer.Prop("shell", u.Shell, st.Shell))
 			mod = append(mod, "-s "+installer.ShellQuote(u.Shell))
 		}
 		if u.Group != "" && st.Group != u.Group {
 			diffs = append(diffs, fmt.Sprintf("primary group %s, want %s", st.Group, u.Group))
+			props = append(props, installer.Prop("group", u.Group, st.Group))
 			mod = append(mod, "-g "+installer.ShellQuote(u.Group))
 		}
 		if len(mod) == 0 && !st.HomeStat.Exists {
 			diffs = append(diffs, "home directory "+st.Home+" missing")
+			props = append(props, installer.Prop("home_dir", "directory", "absent"))
 		}
 	}
 	keysDiffer := false
@@ -234,15 +239,19 @@ func (u User) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 		owner := u.Name
 		if s := st.SSHStat; !s.Exists {
 			diffs = append(diffs, "~/.ssh missing")
+			props = append(props, installer.Prop("ssh_dir", "directory 700 "+owner, "absent"))
 		} else if s.Kind != "directory" || s.Mode != "700" || s.Owner != owner {
 			diffs = append(diffs, fmt.Sprintf("~/.ssh is %s %s owned by %s, want directory 700 owned by %s", s.Kind, s.Mode, s.Owner, owner))
+			props = append(props, installer.Prop("ssh_dir", "directory 700 "+owner, s.Kind+" "+s.Mode+" "+s.Owner))
 		}
 		if s := st.AKStat; !s.Exists {
 			diffs = append(diffs, "~/.ssh/authorized_keys missing")
+			props = append(props, installer.Prop("authorized_keys", keyLabels(string(wantKeys)), "absent"))
 			keysDiffer = true
 		} else {
 			if s.Mode != "600" || s.Owner != owner {
 				diffs = append(diffs, fmt.Sprintf("authorized_keys mode %s owner %s, want 600 owned by %s", s.Mode, s.Owner, owner))
+				props = append(props, installer.Prop("authorized_keys_mode", "600 "+owner, s.Mode+" "+s.Owner))
 			}
 			if string(st.Keys) != string(wantKeys) {
 				keysDiffer = true
@@ -258,6 +267,7 @@ func (u User) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 					d = append(d, "same keys, other order or comments")
 				}
 				diffs = append(diffs, "authorized_keys: "+strings.Join(d, "; "))
+				props = append(props, installer.Prop("authorized_keys", keyLabels(string(wantKeys)), keyLabels(string(st.Keys))))
 			}
 		}
 	} else if manageKeys {
@@ -269,11 +279,13 @@ func (u User) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 	msg := "user " + u.Name + ": " + strings.Join(diffs, "; ")
 	if !apply {
 		if !st.Exists {
-			r := installer.Missing(msg)
+			r := installer.MissingProps(msg, installer.Prop("exists", "yes", "no"))
 			r.Expected, r.Found = u.expectedState(), "absent"
 			return r
 		}
-		return installer.Drift(msg, u.expectedState(), st.describe(manageKeys))
+		r := installer.DriftProps(msg, props...)
+		r.Expected, r.Found = u.expectedState(), st.describe(manageKeys)
+		return r
 	}
 
 	var b strings.Builder
