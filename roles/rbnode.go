@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path"
 	"sort"
@@ -114,7 +115,16 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 	// copies of later phases).
 	var srvSteps []installer.Step
 	var support map[string]string
-	if opts.InLimit(srv.Name) {
+	var poolPhases []installer.Phase
+	if rb.SharedFS == "glusterfs" {
+		// A state pool: phase 0 is the pool as install state-server leaves
+		// it (its members in --limit); the nodes need nothing read from it.
+		pp, err := poolPlan(inv, opts)
+		if err != nil {
+			return nil, err
+		}
+		poolPhases = pp.Phases
+	} else if opts.InLimit(srv.Name) {
 		srvSteps, err = StateServer{}.hostSteps(inv, srv, all, cfg, rb, opts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", srv.Name, err)
@@ -127,7 +137,10 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 		support = map[string]string{srv.Name: fmt.Sprintf("outside --limit: only its SSH host key is read (pinned in the known_hosts of %s) and its connection kept for their state and L&B copies; its own state-server steps are not %s",
 			strings.Join(names, ", "), map[bool]string{true: "verified", false: "converged"}[opts.ReadOnly])}
 	}
-	srvSteps = append(srvSteps, &hostKeyStep{Server: srv.Name, Path: sshHostKeyPath})
+	if rb.SharedFS != "glusterfs" {
+		srvSteps = append(srvSteps, &hostKeyStep{Server: srv.Name, Path: sshHostKeyPath})
+		poolPhases = []installer.Phase{{Name: PhaseRBStateServer, Steps: map[string][]installer.Step{srv.Name: srvSteps}}}
+	}
 
 	lbPassword, err := cfg.MySQL.PasswordFile.Read()
 	if err != nil {
@@ -159,10 +172,7 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 		g := rb.PrimaryGroup(n.Name)
 		byGroup[g] = append(byGroup[g], n)
 	}
-	plan := &installer.Plan{Phases: []installer.Phase{
-		{Name: PhaseRBStateServer, Steps: map[string][]installer.Step{srv.Name: srvSteps}},
-		{Name: PhaseRBPrepare, Steps: prepare},
-	}, Support: support}
+	plan := &installer.Plan{Phases: append(poolPhases, installer.Phase{Name: PhaseRBPrepare, Steps: prepare}), Support: support}
 	// Every share folder the named nodes link to, as the state server sees
 	// it: a verify reads them there in one session, not one per node.
 	var serverPaths []string
@@ -235,6 +245,11 @@ func rbStateServer(inv *inventory.Inventory) (*inventory.Host, error) {
 		return h, nil
 	}
 	srvs := inv.HostsWithRole("state-server")
+	if inventory.IsPool(inv) {
+		// The pool's first member: the L&B copy's target (any member of
+		// the Galera cluster takes it).
+		return srvs[0], nil
+	}
 	switch len(srvs) {
 	case 1:
 		return srvs[0], nil
@@ -265,11 +280,62 @@ func ShareMountDir(rb inventory.RBNode, group, dir string) string {
 func (r RBNode) prepareSteps(inv *inventory.Inventory, n, srv *inventory.Host, lbPassword string, opts Options) ([]installer.Step, error) {
 	rb := inv.Roles.RBNode
 	cfg := inv.Roles.StateServer
+	var out []installer.Step
+	if rb.SharedFS == "glusterfs" {
+		gs, err := glusterNodeSteps(inv, n, opts)
+		if err != nil {
+			return nil, err
+		}
+		out = gs
+	} else {
+		var err error
+		if out, err = snfsNodeSteps(inv, n, srv, opts); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range rb.CronRemove {
+		out = append(out, &steps.Absent{Path: c})
+	}
+	for _, s := range rb.Services {
+		out = append(out, hagdOwnsRunning(steps.Service{Name: s, Boot: steps.BootDisabled, State: steps.StateStopped}))
+	}
+	out = append(out, &steps.Dir{Path: path.Dir(rb.SysconfigEDG)}, &steps.KeyValue{
+		Path:   rb.SysconfigEDG,
+		Key:    "EDG_WL_BKSERVERD_ADDOPTS",
+		Value:  fmt.Sprintf("--mysql %s/%s@%s:%s", cfg.MySQL.User, lbPassword, lbServerName(inv, srv), cfg.MySQL.Database),
+		Quote:  true,
+		Mode:   0o600,
+		Secret: true,
+	})
+	return out, nil
+}
+
+// lbServerName is the L&B database's host name in the nodes'
+// EDG_WL_BKSERVERD_ADDOPTS: the state server's, or the pool's service IP
+// (its name when the inventory gives one).
+func lbServerName(inv *inventory.Inventory, srv *inventory.Host) string {
+	p := inv.Roles.StateServer.Pool
+	if !inventory.IsPool(inv) {
+		return srv.Hostname
+	}
+	if p.Name != "" {
+		return p.Name
+	}
+	if pf, err := netip.ParsePrefix(p.ServiceIP); err == nil {
+		return pf.Addr().String()
+	}
+	return srv.Hostname
+}
+
+// snfsNodeSteps are the node's snfs account, its key and the state
+// server's pinned host key, and the sshfs or snfs mount.
+func snfsNodeSteps(inv *inventory.Inventory, n, srv *inventory.Host, opts Options) ([]installer.Step, error) {
+	rb := inv.Roles.RBNode
+	cfg := inv.Roles.StateServer
 	user, home := cfg.SnfsUser, cfg.SnfsHome
 	sshDir := path.Join(home, ".ssh")
 	keyPath := path.Join(sshDir, "id_ed25519")
 	knownHosts := path.Join(sshDir, "known_hosts")
-
 	// The key opens the whole share with root's powers over it (owners are
 	// kept): root's alone, read by the root-run sshfs (or rpc_psrv).
 	shell := nologinShell
@@ -297,20 +363,6 @@ func (r RBNode) prepareSteps(inv *inventory.Inventory, n, srv *inventory.Host, l
 	default:
 		out = append(out, sshfsSteps(rb, cfg, srv, keyPath, knownHosts)...)
 	}
-	for _, c := range rb.CronRemove {
-		out = append(out, &steps.Absent{Path: c})
-	}
-	for _, s := range rb.Services {
-		out = append(out, hagdOwnsRunning(steps.Service{Name: s, Boot: steps.BootDisabled, State: steps.StateStopped}))
-	}
-	out = append(out, &steps.Dir{Path: path.Dir(rb.SysconfigEDG)}, &steps.KeyValue{
-		Path:   rb.SysconfigEDG,
-		Key:    "EDG_WL_BKSERVERD_ADDOPTS",
-		Value:  fmt.Sprintf("--mysql %s/%s@%s:%s", cfg.MySQL.User, lbPassword, srv.Hostname, cfg.MySQL.Database),
-		Quote:  true,
-		Mode:   0o600,
-		Secret: true,
-	})
 	return out, nil
 }
 
@@ -441,9 +493,13 @@ func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, rem
 	cfg := inv.Roles.StateServer
 	g := rb.PrimaryGroup(n.Name)
 	copyMount := ""
-	if rb.SharedFS != "snfs" {
+	if rb.SharedFS == "sshfs" {
 		copyMount = path.Join(SSHFSRawDir, rb.MountPoint)
 	}
+	// With GlusterFS the node's mount is the volume itself (the same for
+	// every client, hard links visible): the copy is written and verified
+	// through it, owners and symlink times included.
+	gluster := rb.SharedFS == "glusterfs"
 	var shares []string
 	for _, d := range rb.StateDirs {
 		shares = append(shares, ShareMountDir(rb, g, d))
@@ -456,7 +512,7 @@ func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, rem
 				accept = append(accept, ShareMountDir(rb, og, d))
 			}
 		}
-		out = append(out, &steps.StateDir{
+		sd := &steps.StateDir{
 			Path:        d,
 			Share:       ShareMountDir(rb, g, d),
 			Mount:       rb.MountPoint,
@@ -467,10 +523,14 @@ func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, rem
 			Shares:      shares,
 			StateFrom:   opts.StateFrom,
 			KeepOwners:  true,
-			NoSpecial:   rb.SharedFS != "snfs",
+			NoSpecial:   rb.SharedFS == "sshfs",
 			CopyMount:   copyMount,
 			AcceptLinks: accept,
-		})
+		}
+		if gluster {
+			sd.ServerHost, sd.ServerPath, sd.ServerPaths = "", "", nil
+		}
+		out = append(out, sd)
 	}
 	out = append(out, &LBCopy{
 		Node:      n.Name,

@@ -31,6 +31,9 @@ func (StateServer) Summary() string {
 
 // Plan builds the state server's steps.
 func (r StateServer) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error) {
+	if inventory.IsPool(inv) {
+		return poolPlan(inv, opts)
+	}
 	cfg := inv.Roles.StateServer
 	rb := inv.Roles.RBNode
 	servers := inv.HostsWithRole(r.Name())

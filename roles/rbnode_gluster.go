@@ -1,0 +1,67 @@
+package roles
+
+import (
+	"path"
+	"strings"
+
+	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
+	"github.com/gridha/gridha/inventory"
+)
+
+// glusterNodeSteps are the prepare steps of an rb node with shared_fs:
+// glusterfs (a state pool): its TLS files (the bricks admit only the CNs of
+// the inventory's hosts), the GlusterFS FUSE mount of the pool's volume at
+// mount_point and its fstab line, and the group folders on it. One FUSE
+// layer does what sshfs needed two for: GlusterFS keeps owners, modes,
+// links, hard links and times itself, and its FUSE client mounts with
+// default_permissions (permission checks on the node: a 0600 proxy is its
+// owner's and root's only) and allow_other (the services are not root).
+// nosuid, nodev: nothing on the share runs with privileges on the node.
+// backup-volfile-servers: the mount fetches its volume file from the next
+// member when the first is down (the data path itself goes to every brick).
+func glusterNodeSteps(inv *inventory.Inventory, n *inventory.Host, opts Options) ([]installer.Step, error) {
+	rb := inv.Roles.RBNode
+	out, err := glusterTLSSteps(inv, n, opts)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out,
+		&steps.Exec{
+			Name:  "glusterfs-client installed",
+			Probe: "command -v mount.glusterfs >/dev/null 2>&1 || test -x /sbin/mount.glusterfs || test -x /usr/sbin/mount.glusterfs",
+			Check: func(r installer.ProbeResult) (bool, string) {
+				return r.ExitCode == 0, "mount.glusterfs missing: install the package glusterfs-client (Debian; EL: glusterfs-fuse)"
+			},
+		},
+		GlusterMount(inv),
+	)
+	// The group folders, as the single state server's role makes them in
+	// its export: root's, and create-only below (a moved state folder
+	// carries its own mode and owner).
+	for _, g := range rb.GroupNames() {
+		out = append(out, &steps.Dir{Path: path.Join(rb.MountPoint, g), Mode: 0o755, Owner: "root", Group: "root"})
+		for _, d := range rb.StateDirs {
+			out = append(out, &createOnlyDir{d: steps.Dir{Path: ShareMountDir(rb, g, d), Mode: 0o755, Owner: "root", Group: "root"}})
+		}
+	}
+	return out, nil
+}
+
+// GlusterMount is an rb node's mount of the pool's volume.
+func GlusterMount(inv *inventory.Inventory) *steps.Mount {
+	p := inv.Roles.StateServer.Pool
+	members := inventory.PoolMembers(inv)
+	var backups []string
+	for _, m := range members[1:] {
+		backups = append(backups, GlusterServer(m))
+	}
+	return &steps.Mount{
+		Source:  GlusterServer(members[0]) + ":/" + p.Volume,
+		Target:  inv.Roles.RBNode.MountPoint,
+		FSType:  "glusterfs",
+		Options: []string{"_netdev", "nosuid", "nodev", "backup-volfile-servers=" + strings.Join(backups, ":")},
+		Fstab:   true,
+		Mounted: true,
+	}
+}

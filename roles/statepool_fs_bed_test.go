@@ -1,0 +1,319 @@
+package roles
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
+	"github.com/gridha/gridha/inventory"
+	"github.com/gridha/gridha/report"
+	"github.com/gridha/gridha/testbed"
+	"github.com/gridha/gridha/testbed/standins"
+)
+
+// poolInventory writes an inventory with fs1-fs3 as the state pool and rb1
+// as its rb node (group rb-a).
+func poolInventory(t *testing.T, b *testbed.Bed, dir string) *inventory.Inventory {
+	t.Helper()
+	pwFile := filepath.Join(dir, "lb-password")
+	if err := os.WriteFile(pwFile, []byte("LB-secret-for-pool\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`secrets_dir: %s
+%sroles:
+  state-server:
+    mysql:
+      password_file: %s
+    pool:
+      service_ip: %s/24
+      iface: eth0
+  rb-node:
+    services: [%s]
+    groups:
+      rb-a: {service_ip: %s/24, iface: eth0}
+    nodes:
+      rb1: {rb-a: 100}
+`, filepath.Join(dir, "secrets"), b.HostsYAML(map[string][]string{
+		"fs1": {"state-server"}, "fs2": {"state-server"}, "fs3": {"state-server"}, "rb1": {"rb-node"},
+	}), pwFile, b.SpareAddr(2), strings.Join(rbTestServices, ", "), b.SpareAddr(1))
+	p := filepath.Join(dir, "gridha.yaml")
+	if err := os.WriteFile(p, []byte(b.DefaultsYAML()+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Load(p)
+	if err != nil {
+		t.Fatalf("inventory:\n%s\n%v", body, err)
+	}
+	if inv.Roles.RBNode.SharedFS != "glusterfs" {
+		t.Fatalf("shared_fs with a pool: %q, want glusterfs by default", inv.Roles.RBNode.SharedFS)
+	}
+	return inv
+}
+
+// resultOf finds host's step in rep.
+func resultOf(rep *installer.Report, host, step string) (installer.Result, bool) {
+	for _, r := range rep.Results {
+		if r.Host == host && r.Step == step {
+			return r, true
+		}
+	}
+	return installer.Result{}, false
+}
+
+// poolHealthSteps are the verify fields of the pool's file health (on the
+// first member) besides the certificates' expiry (on every host).
+var poolHealthSteps = []string{"glusterfs peers connected", "glusterfs bricks online", "glusterfs pending heals", "glusterfs split-brain entries"}
+
+// TestStatePoolFilesOnBed: 3 pool hosts and an rb node, one bed for every
+// file-half check of the state pool (issue 13).
+func TestStatePoolFilesOnBed(t *testing.T) {
+	bed := testbed.New(t, "fs1", "fs2", "fs3", "rb1")
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	fs1, fs2, rb1 := bed.Host("fs1"), bed.Host("fs2"), bed.Host("rb1")
+	seedRBState(t, ctx, rb1)
+	if err := standins.InstallRB(ctx, rb1, true, rbTestServices...); err != nil {
+		t.Fatal(err)
+	}
+	invDir := t.TempDir()
+	inv := poolInventory(t, bed, invDir)
+	stateDirs := inv.Roles.RBNode.StateDirs
+	time.Sleep(300 * time.Millisecond)
+	origM := map[string]steps.Manifest{}
+	for _, d := range stateDirs {
+		origM[d] = stateManifest(t, ctx, rb1, d, true)
+	}
+
+	// install state-server, then install rb-node (which converges the pool
+	// again: nothing to do).
+	rep := bedRun(t, ctx, inv, StateServer{}, Options{}, installer.ModeApply)
+	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
+	role := RBNode{withoutHA: true}
+	rep = bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)
+	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
+	if out := fmt.Sprint(rep.Results); strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, "LB-secret-for-pool") {
+		t.Fatal("a private key or the L&B password shows in the results")
+	}
+	// Second run: nothing changed, on the pool or the node.
+	for _, r := range []Role{StateServer{}, role} {
+		if ch := changedSteps(bedRun(t, ctx, inv, r, Options{}, installer.ModeApply)); len(ch) > 0 {
+			t.Errorf("second %s run changed: %v", r.Name(), firstStrings(ch, 8))
+		}
+	}
+
+	t.Run("volume", func(t *testing.T) {
+		out, err := fs1.Sh(ctx, "gluster volume info rbstate")
+		if err != nil {
+			t.Fatal(out, err)
+		}
+		allow := strings.Join([]string{bed.Host("fs1").Hostname, bed.Host("fs2").Hostname, bed.Host("fs3").Hostname, rb1.Hostname}, ",")
+		for _, want := range []string{"Type: Replicate", "Status: Started", "Number of Bricks: 1 x 3 = 3",
+			"Brick2: " + fs2.Hostname + ":/srv/gridha/bricks/rbstate",
+			"cluster.quorum-type: auto", "cluster.server-quorum-type: server", "network.ping-timeout: 5",
+			"client.ssl: on", "server.ssl: on", "ssl.own-cert: /etc/ssl/glusterfs.pem", "ssl.ca-list: /etc/ssl/glusterfs.ca",
+			"auth.ssl-allow: " + allow + "\n", "user.gridha-managed: yes"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("volume info lacks %q:\n%s", want, out)
+			}
+		}
+		// Management path over TLS too, with the certificates in /etc/ssl.
+		for _, h := range []*testbed.Host{fs1, fs2, rb1} {
+			got, err := h.Sh(ctx, "stat -c '%n %a %U' /etc/ssl/glusterfs.key /etc/ssl/glusterfs.pem; readlink /usr/lib/ssl/glusterfs.key; test -f /var/lib/glusterd/secure-access && echo secure-access")
+			want := "/etc/ssl/glusterfs.key 600 root\n/etc/ssl/glusterfs.pem 644 root\n/etc/ssl/glusterfs.key\nsecure-access\n"
+			if err != nil || got != want {
+				t.Errorf("%s: TLS files %q %v, want %q", h.Name, got, err, want)
+			}
+		}
+		if out, err := fs2.Sh(ctx, "grep -c 'SSL support for MGMT is ENABLED' /var/log/glusterfs/glusterd.log"); err != nil || strings.TrimSpace(out) == "0" {
+			t.Errorf("fs2: glusterd's management path without TLS: %q %v", out, err)
+		}
+		// Secrets on the admin machine: 0600, in a 0700 folder.
+		ents, _ := os.ReadDir(filepath.Join(inv.SecretsDir, "glusterfs"))
+		if len(ents) != 10 {
+			t.Errorf("secrets/glusterfs: %d files, want CA + 4 hosts (key and cert each)", len(ents))
+		}
+		for _, e := range ents {
+			if fi, err := e.Info(); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("secrets/glusterfs/%s: mode %v %v, want 0600", e.Name(), fi.Mode(), err)
+			}
+		}
+	})
+
+	t.Run("mount", func(t *testing.T) {
+		mounts, _ := rb1.Sh(ctx, "grep ' /mnt/rb-state ' /proc/mounts")
+		if !strings.HasPrefix(mounts, fs1.Hostname+":/rbstate /mnt/rb-state fuse.glusterfs rw,nosuid,nodev,") || !strings.Contains(mounts, "default_permissions,allow_other") {
+			t.Errorf("rb1: volume not mounted as wanted: %q", mounts)
+		}
+		fstab, _ := rb1.ReadFile("/etc/fstab")
+		if want := fs1.Hostname + ":/rbstate /mnt/rb-state glusterfs _netdev,nosuid,nodev,backup-volfile-servers=" + bed.Host("fs2").Hostname + ":" + bed.Host("fs3").Hostname + " 0 0\n"; !strings.Contains(string(fstab), want) {
+			t.Errorf("rb1 fstab lacks %q:\n%s", want, fstab)
+		}
+		// The full manifest through the mount (owners, modes, links,
+		// times, checksums and hard-link groups: GlusterFS shows them)
+		// equals the original's before the move and the kept-aside one's.
+		for _, d := range stateDirs {
+			if out, err := rb1.Sh(ctx, "readlink "+d); err != nil || strings.TrimSpace(out) != "/mnt/rb-state/rb-a/"+filepath.Base(d) {
+				t.Fatalf("rb1 %s: link %q %v", d, out, err)
+			}
+			aside, _ := rb1.Sh(ctx, "ls -d "+d+".gridha-local-*")
+			asideM := stateManifest(t, ctx, rb1, strings.TrimSpace(aside), false)
+			opt := steps.CompareOptions{Owners: true, LinkTimes: true}
+			if diffs := steps.CompareManifestsWith(origM[d], stateManifest(t, ctx, rb1, d, true), opt); len(diffs) > 0 {
+				t.Errorf("rb1 %s through the mount vs before the move: %v", d, firstStrings(diffs, 8))
+			}
+			if diffs := steps.CompareManifestsWith(asideM, stateManifest(t, ctx, rb1, d, false), opt); len(diffs) > 0 {
+				t.Errorf("rb1 %s through the mount vs kept aside: %v", d, firstStrings(diffs, 8))
+			}
+		}
+		// Permission checks on the node: nobody cannot read uid 501's
+		// 0600 proxy; uid 501 can, and its new files keep its uid.
+		assertLocalPermissions(t, ctx, rb1)
+	})
+
+	t.Run("foreign certificate refused", func(t *testing.T) {
+		// rb1 with a certificate of another CA (same CN): no mount.
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: rb1.Hostname},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, _ := x509.MarshalPKCS8PrivateKey(key)
+		if out, err := rb1.Sh(ctx, "mkdir -p /root/tls && cp -p /etc/ssl/glusterfs.pem /etc/ssl/glusterfs.key /root/tls/"); err != nil {
+			t.Fatal(out, err)
+		}
+		defer func() {
+			if out, err := rb1.Sh(ctx, "cp -p /root/tls/glusterfs.pem /root/tls/glusterfs.key /etc/ssl/"); err != nil {
+				t.Fatal(out, err)
+			}
+		}()
+		if err := rb1.WriteFile("/etc/ssl/glusterfs.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := rb1.WriteFile("/etc/ssl/glusterfs.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := rb1.Sh(ctx, "mkdir -p /mnt/rogue; timeout 60 mount -t glusterfs "+fs1.Hostname+":/rbstate /mnt/rogue >/dev/null 2>&1; echo rc=$?; echo mounted=$(grep -c ' /mnt/rogue ' /proc/mounts); ls /mnt/rogue")
+		if err != nil || strings.Contains(out, "rc=0\n") || !strings.Contains(out, "mounted=0\n") || strings.Contains(out, "rb-a") {
+			t.Errorf("a certificate of another CA mounted the volume: %q %v", out, err)
+		}
+	})
+
+	t.Run("brick killed during writes", func(t *testing.T) {
+		// A bounded write loop on rb1 through the mount; one brick on fs2
+		// is killed -9 after the first files.
+		const files = 200
+		done := make(chan string, 1)
+		go func() {
+			out, err := rb1.Sh(ctx, fmt.Sprintf(`mkdir -p /var/edgwl/load && i=1; while [ $i -le %d ]; do echo "job $i $(head -c 512 /dev/urandom | od -An -tx1 | tr -d ' \n')" > /var/edgwl/load/job$i.txt || echo "write $i failed"; i=$((i+1)); done; sync; echo written`, files))
+			done <- fmt.Sprint(out, err)
+		}()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			n, _ := rb1.Sh(ctx, "ls /var/edgwl/load 2>/dev/null | wc -l")
+			if k, _ := strconv.Atoi(strings.TrimSpace(n)); k >= 20 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if out, err := fs2.Sh(ctx, "pkill -9 -f '[g]lusterfsd.*rbstate' && echo killed"); err != nil {
+			t.Fatal(out, err)
+		}
+		killedAt := time.Now()
+		var loop string
+		select {
+		case loop = <-done:
+		case <-time.After(3 * time.Minute):
+			t.Fatal("write loop did not end within 3 minutes")
+		}
+		if !strings.HasSuffix(loop, "written\n<nil>") || strings.Contains(loop, "failed") {
+			t.Fatalf("write loop: %s", loop)
+		}
+		t.Logf("write loop ended %.1f s after the brick was killed", time.Since(killedAt).Seconds())
+		sums, err := rb1.Sh(ctx, "cd /var/edgwl/load && cat job*.txt | sort | sha256sum; ls | wc -l")
+		if err != nil || !strings.HasSuffix(sums, fmt.Sprintf("\n%d\n", files)) {
+			t.Fatalf("files after the kill: %q %v", sums, err)
+		}
+
+		// verify: the offline brick and the pending heals, in every format.
+		chk := bedRun(t, ctx, inv, StateServer{}, Options{ReadOnly: true}, installer.ModeAudit)
+		if r, _ := resultOf(chk, "fs1", "glusterfs bricks online"); r.Status != installer.StatusDrift || !strings.Contains(r.Message, "2 of 3 bricks online; offline: "+fs2.Hostname) {
+			t.Errorf("verify with fs2's brick dead: bricks online %s %q", r.Status, r.Message)
+		}
+		if r, _ := resultOf(chk, "fs1", "glusterfs pending heals"); r.Status != installer.StatusDrift || !strings.Contains(r.Message, "entries pending heal") {
+			t.Errorf("verify with fs2's brick dead: pending heals %s %q", r.Status, r.Message)
+		}
+		for _, format := range []string{"text", "json", "junit", "nagios"} {
+			var buf bytes.Buffer
+			rp, err := report.New(format, report.Options{Out: &buf, Err: &bytes.Buffer{}, Verbose: true, Secrets: &installer.Redactor{}, Mode: installer.ModeAudit, Now: time.Now, Command: "verify", Interrupted: func() bool { return false }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rp.Finish(chk, installer.ModeAudit); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range []string{"glusterfs bricks online", "glusterfs pending heals"} {
+				if !strings.Contains(buf.String(), s) {
+					t.Errorf("verify --output %s does not show %q:\n%.1500s", format, s, buf.String())
+				}
+			}
+		}
+
+		// install restarts the brick; the self-heal daemon copies what it
+		// missed; verify then shows every field healthy.
+		rep := bedRun(t, ctx, inv, StateServer{}, Options{}, installer.ModeApply)
+		requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
+		if r, _ := resultOf(rep, "fs1", "glusterfs bricks online"); r.Status != installer.StatusChanged {
+			t.Errorf("install after the kill: bricks online %s %q, want changed (started)", r.Status, r.Message)
+		}
+		healDeadline := time.Now().Add(90 * time.Second)
+		for {
+			out, _ := fs1.Sh(ctx, "gluster volume heal rbstate info summary | awk '/Total Number of entries:/ { s += $NF } END { print s+0 }'")
+			if strings.TrimSpace(out) == "0" {
+				break
+			}
+			if time.Now().After(healDeadline) {
+				t.Fatalf("not healed after 90 s: %s entries pending", out)
+			}
+			time.Sleep(time.Second)
+		}
+		// The healed brick on fs2 holds every file, as written.
+		if out, err := fs2.Sh(ctx, "cd /srv/gridha/bricks/rbstate/rb-a/edgwl/load && cat job*.txt | sort | sha256sum; ls | wc -l"); err != nil || out != sums {
+			t.Errorf("fs2's brick after the heal: %q %v, want %q", out, err, sums)
+		}
+		chk = bedRun(t, ctx, inv, StateServer{}, Options{ReadOnly: true}, installer.ModeAudit)
+		requireNo(t, chk, installer.StatusFailed, installer.StatusDrift, installer.StatusMissing)
+		for _, s := range poolHealthSteps {
+			r, ok := resultOf(chk, "fs1", s)
+			if !ok || r.Status != installer.StatusOK {
+				t.Errorf("verify after the heal: %s: %+v", s, r)
+			}
+		}
+		for _, h := range []string{"fs1", "fs2", "fs3"} {
+			r, _ := resultOf(chk, h, "certificate expiry /etc/ssl/glusterfs.pem")
+			if r.Status != installer.StatusOK || !strings.Contains(r.Message, "(824 days)") {
+				t.Errorf("%s: certificate expiry %s %q", h, r.Status, r.Message)
+			}
+		}
+		if r, _ := resultOf(chk, "fs1", "glusterfs split-brain entries"); r.Message != "0 entries in split-brain" {
+			t.Errorf("split-brain field: %q", r.Message)
+		}
+	})
+}
