@@ -34,16 +34,18 @@ func glusterNodeSteps(inv *inventory.Inventory, n *inventory.Host, opts Options)
 				return r.ExitCode == 0, "mount.glusterfs missing: install the package glusterfs-client (Debian; EL: glusterfs-fuse)"
 			},
 		},
+		// On a node that used a single server's sshfs share, this replaces
+		// the bindfs view on the mount point (and its fstab line).
 		GlusterMount(inv),
+		// ...and the raw sshfs mount under it goes, with its fstab line.
+		&steps.Mount{Target: path.Join(SSHFSRawDir, rb.MountPoint), FSType: "fuse.sshfs", Fstab: false, Mounted: false},
 	)
-	// The group folders, as the single state server's role makes them in
-	// its export: root's, and create-only below (a moved state folder
-	// carries its own mode and owner).
+	// The group folders, root's, as the single state server's role makes
+	// them in its export. The state folders below them are made by the
+	// state-dir steps (a single server's export moved into the volume
+	// brings its own: an empty one made here first would stand in the way).
 	for _, g := range rb.GroupNames() {
-		out = append(out, &steps.Dir{Path: path.Join(rb.MountPoint, g), Mode: 0o755, Owner: "root", Group: "root"})
-		for _, d := range rb.StateDirs {
-			out = append(out, &createOnlyDir{d: steps.Dir{Path: ShareMountDir(rb, g, d), Mode: 0o755, Owner: "root", Group: "root"}})
-		}
+		out = append(out, &createOnlyDir{d: steps.Dir{Path: path.Join(rb.MountPoint, g), Mode: 0o755, Owner: "root", Group: "root"}})
 	}
 	return out, nil
 }

@@ -152,6 +152,9 @@ func poolFSPhases(inv *inventory.Inventory, opts Options) ([]installer.Phase, er
 			&glusterSplitBrain{Volume: p.Volume},
 		}}})
 	}
+	// The upgrade from a single server: its export moves into the volume
+	// (statepool_upgrade.go).
+	out = append(out, poolExportPhase(inv, opts))
 	return out, nil
 }
 

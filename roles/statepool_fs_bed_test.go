@@ -317,3 +317,120 @@ func TestStatePoolFilesOnBed(t *testing.T) {
 		}
 	})
 }
+
+// upgradeInventory writes the inventory of fs1-fs3 and rb1 with members
+// state servers: 1 (fs1 alone, the single server, sshfs) or 3 (the pool).
+func upgradeInventory(t *testing.T, b *testbed.Bed, dir string, members int) *inventory.Inventory {
+	t.Helper()
+	pwFile := filepath.Join(dir, "lb-password")
+	if err := os.WriteFile(pwFile, []byte("LB-secret-for-pool\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string][]string{"rb1": {"rb-node"}}
+	for _, m := range []string{"fs1", "fs2", "fs3"}[:members] {
+		roles[m] = []string{"state-server"}
+	}
+	body := fmt.Sprintf(`secrets_dir: %s
+%sroles:
+  state-server:
+    export: /srv/rb-state
+    mysql:
+      password_file: %s
+    pool:
+      service_ip: %s/24
+      iface: eth0
+  rb-node:
+    services: [%s]
+    groups:
+      rb-a: {service_ip: %s/24, iface: eth0}
+    nodes:
+      rb1: {rb-a: 100}
+`, filepath.Join(dir, "secrets"), b.HostsYAML(roles), pwFile, b.SpareAddr(2), strings.Join(rbTestServices, ", "), b.SpareAddr(1))
+	p := filepath.Join(dir, "gridha.yaml")
+	if err := os.WriteFile(p, []byte(b.DefaultsYAML()+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Load(p)
+	if err != nil {
+		t.Fatalf("inventory:\n%s\n%v", body, err)
+	}
+	return inv
+}
+
+// TestStatePoolUpgradeOnBed: a single state server whose rb node moved its
+// state there (sshfs) becomes a pool of 3 by one install run: the export
+// moves into the volume (copy, verify, swap, original kept aside), the node
+// mounts the volume where the sshfs share was, and sees exactly what it saw.
+func TestStatePoolUpgradeOnBed(t *testing.T) {
+	bed := testbed.New(t, "fs1", "fs2", "fs3", "rb1")
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	fs1, rb1 := bed.Host("fs1"), bed.Host("rb1")
+	if err := fs1.StartMariaDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seedRBState(t, ctx, rb1)
+	dir := t.TempDir()
+	role := RBNode{withoutHA: true}
+	single := upgradeInventory(t, bed, dir, 1)
+	if single.Roles.RBNode.SharedFS != "sshfs" {
+		t.Fatalf("single server: shared_fs %q", single.Roles.RBNode.SharedFS)
+	}
+	rep := bedRun(t, ctx, single, role, Options{}, installer.ModeApply)
+	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
+	// In use: uid 501 writes through the sshfs share.
+	if out, err := rb1.Sh(ctx, "setpriv --reuid 501 --regid 501 --clear-groups sh -c 'umask 077; echo renewed > /var/myproxy/u501/renewed'"); err != nil {
+		t.Fatal(out, err)
+	}
+	stateDirs := single.Roles.RBNode.StateDirs
+	viewBefore := map[string]steps.Manifest{}
+	for _, d := range stateDirs {
+		viewBefore[d] = stateManifest(t, ctx, fs1, "/srv/rb-state/rb-a/"+filepath.Base(d), false)
+	}
+
+	pool := upgradeInventory(t, bed, dir, 3)
+	if pool.Roles.RBNode.SharedFS != "glusterfs" {
+		t.Fatalf("pool: shared_fs %q", pool.Roles.RBNode.SharedFS)
+	}
+	chk := bedRun(t, ctx, pool, role, Options{ReadOnly: true}, installer.ModeCheck)
+	requireNo(t, chk, installer.StatusFailed, installer.StatusUnreachable)
+	if r, _ := resultOf(chk, "fs1", "export /srv/rb-state moved into the volume"); r.Status != installer.StatusDrift {
+		t.Errorf("--check: export move %s %q, want drift", r.Status, r.Message)
+	}
+	rep = bedRun(t, ctx, pool, role, Options{}, installer.ModeApply)
+	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
+	if r, _ := resultOf(rep, "fs1", "export /srv/rb-state moved into the volume"); r.Status != installer.StatusChanged {
+		t.Errorf("export move: %s %q, want changed", r.Status, r.Message)
+	}
+	if ch := changedSteps(bedRun(t, ctx, pool, role, Options{}, installer.ModeApply)); len(ch) > 0 {
+		t.Errorf("second run after the upgrade changed: %v", firstStrings(ch, 8))
+	}
+
+	// fs1: the export's group folder kept aside, intact; the nodes'
+	// logins fenced (keys file kept aside).
+	aside, err := fs1.Sh(ctx, "ls -d /srv/rb-state/rb-a.gridha-local-*; test -L /srv/rb-state/rb-a && echo linked; ls /etc/ssh/authorized_keys/ ")
+	if err != nil || strings.Count(aside, "\n") != 3 || !strings.Contains(aside, "\nlinked\nsnfs.gridha-pool-") {
+		t.Fatalf("fs1 after the move: %q %v", aside, err)
+	}
+	asideDir := strings.SplitN(aside, "\n", 2)[0]
+	// rb1: the volume where the sshfs share was, no sshfs left, and the
+	// same state as before, through the mount.
+	mounts, _ := rb1.Sh(ctx, "cat /proc/mounts; cat /etc/fstab")
+	if !strings.Contains(mounts, " /mnt/rb-state fuse.glusterfs ") || strings.Contains(mounts, "sshfs") || strings.Contains(mounts, "bindfs") {
+		t.Errorf("rb1 mounts after the upgrade:\n%s", mounts)
+	}
+	opt := steps.CompareOptions{Owners: true, LinkTimes: true}
+	for _, d := range stateDirs {
+		base := filepath.Base(d)
+		if diffs := steps.CompareManifestsWith(viewBefore[d], stateManifest(t, ctx, fs1, asideDir+"/"+base, false), opt); len(diffs) > 0 {
+			t.Errorf("fs1: kept-aside %s differs from the export before the move: %v", base, firstStrings(diffs, 8))
+		}
+		if diffs := steps.CompareManifestsWith(viewBefore[d], stateManifest(t, ctx, rb1, d, false), opt); len(diffs) > 0 {
+			t.Errorf("rb1: %s through the volume differs from the export before the move: %v", d, firstStrings(diffs, 8))
+		}
+	}
+	if out, err := rb1.Sh(ctx, "cat /var/myproxy/u501/renewed"); err != nil || out != "renewed\n" {
+		t.Errorf("the file written through sshfs, through the volume: %q %v", out, err)
+	}
+	assertLocalPermissions(t, ctx, rb1)
+}

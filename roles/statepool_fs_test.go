@@ -158,7 +158,7 @@ func TestPoolFSPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Phases) != 2 || plan.Phases[0].Name != PhasePoolMembers || len(plan.Phases[0].Steps) != 3 || plan.Phases[1].Name != PhasePoolVolume {
+	if len(plan.Phases) != 3 || plan.Phases[0].Name != PhasePoolMembers || len(plan.Phases[0].Steps) != 3 || plan.Phases[1].Name != PhasePoolVolume || plan.Phases[2].Name != PhasePoolExport {
 		t.Fatalf("phases: %+v", plan.Phases)
 	}
 	var ids []string
@@ -175,7 +175,7 @@ func TestPoolFSPlan(t *testing.T) {
 	}
 	// --limit without the first member: no volume phase.
 	plan, err = StateServer{}.Plan(inv, Options{Limit: []string{"fs2"}})
-	if err != nil || len(plan.Phases) != 1 {
+	if err != nil || len(plan.Phases) != 2 || plan.Phases[1].Steps["fs2"] == nil {
 		t.Fatalf("--limit fs2: %v %+v", err, plan)
 	}
 }
