@@ -425,7 +425,7 @@ func (c *Config) Validate() error {
 		return bad("bdii", "at least one BDII (NAME ADDRESS [PORT]) is required")
 	case c.CheckTimeout >= c.Interval:
 		return bad("check_timeout", "%s must be shorter than interval %s", c.CheckTimeout, c.Interval)
-	case c.QueryBase != "" && !validQueryBase(c.QueryBase):
+	case c.QueryBase != "" && !ValidQueryBase(c.QueryBase):
 		return bad("query_base", "%q: want a DN ending in o=grid or o=glue", c.QueryBase)
 	}
 	seenP := map[string]bool{}
@@ -452,7 +452,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func validQueryBase(s string) bool {
+// ValidQueryBase says whether s can be query_base: a DN ending in o=grid or
+// o=glue (the inventory checks roles.dns.updater.query_base with it).
+func ValidQueryBase(s string) bool {
 	l := strings.ToLower(strings.ReplaceAll(s, " ", ""))
 	return l == "o=grid" || l == "o=glue" || strings.HasSuffix(l, ",o=grid") || strings.HasSuffix(l, ",o=glue")
 }

@@ -177,6 +177,10 @@ type keyDef struct {
 var groupNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 var nodeIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 
+// NodeIDOK says whether s can be a node ID (the id key; install rb-node
+// uses the inventory host name).
+func NodeIDOK(s string) bool { return nodeIDRE.MatchString(s) }
+
 // keys is the table of hagd.conf keys. It is read-only after package
 // initialisation.
 var keys = map[string]keyDef{

@@ -15,6 +15,9 @@ roles:
   rb-node:
     state_server: s
     hagd: {debug: 0}
+    groups: {g: {service_ip: 198.18.9.100/24, iface: eth0}}
+    nodes: {r: {g: 1}}
+  state-server: {mysql: {password_file: env:PW}}
 `))
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
+
+	"github.com/gridha/gridha/dnsupdater"
 )
 
 // DNS is the settings of the dns role (roles: dns:): the DNS round robin of
@@ -221,10 +224,35 @@ func (d *DNS) Validate(c *Checker) {
 			c.Errorf("", "host %q plays dns but is in neither primaries nor updaters", h.Name)
 		}
 	}
+	// The BDIIs' addresses as the dns-updater gets them (an address taken
+	// from the inventory host may repeat another BDII's).
+	seenAddr := map[string]int{}
 	for i, b := range d.BDIIs {
 		if b.Address == "" {
 			if h := inv.Host(b.Name); h == nil || net.ParseIP(h.Address) == nil {
 				c.Errorf(fmt.Sprintf("bdiis[%d].address", i), "set the BDII's IP address (name %q is not an inventory host with an IP address)", b.Name)
+				continue
+			}
+		}
+		ip := net.ParseIP(d.BDIIAddress(inv, b))
+		if ip == nil {
+			continue
+		}
+		if j, dup := seenAddr[ip.String()]; dup && (b.Address == "" || d.BDIIs[j].Address == "") {
+			c.Errorf(fmt.Sprintf("bdiis[%d]", i), "address %s is already bdiis[%d]'s", ip, j)
+		} else if !dup {
+			seenAddr[ip.String()] = i
+		}
+	}
+	// The dns-updater sends its updates to every primary's address, port
+	// 53: two primaries at one address (ssh ports apart) are one primary.
+	primaryAt := map[string]int{}
+	for i, name := range d.Primaries {
+		if h := inv.Host(name); h != nil {
+			if j, dup := primaryAt[h.Address]; dup && d.Primaries[j] != name {
+				c.Errorf(fmt.Sprintf("primaries[%d]", i), "host %q has the address of primaries[%d] (%s): the dns-updater would list one primary twice", name, j, h.Address)
+			} else if !dup {
+				primaryAt[h.Address] = i
 			}
 		}
 	}
@@ -305,8 +333,27 @@ func (d *DNS) issues() []settingsIssue {
 			add("updater."+v.f, "must not be negative")
 		}
 	}
-	if u.CheckTimeout > 0 && u.Interval > 0 && u.CheckTimeout >= u.Interval {
-		add("updater.check_timeout", "%d s must be shorter than updater.interval (%d s)", u.CheckTimeout, u.Interval)
+	// The dns-updater's own defaults stand for what is left out.
+	interval, checkTimeout := time.Duration(u.Interval)*time.Second, time.Duration(u.CheckTimeout)*time.Second
+	if interval <= 0 {
+		interval = dnsupdater.DefaultInterval
+	}
+	if checkTimeout <= 0 {
+		checkTimeout = dnsupdater.DefaultCheckTimeout
+	}
+	if checkTimeout >= interval {
+		add("updater.check_timeout", "%s must be shorter than updater.interval (%s)", checkTimeout, interval)
+	}
+	if u.QueryBase != "" && !dnsupdater.ValidQueryBase(u.QueryBase) {
+		add("updater.query_base", "%q: want a DN ending in o=grid or o=glue", u.QueryBase)
+	}
+	checkNames := map[string]int{}
+	for i, cc := range u.CheckCommands {
+		if j, dup := checkNames[cc.Name]; dup && cc.Name != "" {
+			add(fmt.Sprintf("updater.check_commands[%d].name", i), "%q is already updater.check_commands[%d]'s name", cc.Name, j)
+		} else {
+			checkNames[cc.Name] = i
+		}
 	}
 	switch u.Service {
 	case "", "enabled", "installed":

@@ -103,6 +103,14 @@ type Checker struct {
 // Errorf records a mistake in field (relative to the struct; "" for the
 // struct itself).
 func (c *Checker) Errorf(field, format string, args ...any) {
+	c.ErrorfAt(c.Pos(field), field, format, args...)
+}
+
+// ErrorfAt records a mistake in field at pos: for a mistake whose clearest
+// place is elsewhere in the file, such as a required key missing from a
+// section the file does not have, shown at the host that needs it
+// (Host.Pos).
+func (c *Checker) ErrorfAt(pos Pos, field, format string, args ...any) {
 	full := joinPath(c.prefix, field)
 	for p := full; ; p = parentPath(p) {
 		if c.d.bad[p] {
@@ -112,7 +120,7 @@ func (c *Checker) Errorf(field, format string, args ...any) {
 			break
 		}
 	}
-	c.d.errs = append(c.d.errs, &Error{Pos: c.Pos(field), Field: full, Msg: fmt.Sprintf(format, args...)})
+	c.d.errs = append(c.d.errs, &Error{Pos: pos, Field: full, Msg: fmt.Sprintf(format, args...)})
 }
 
 // Has reports whether field was written in the file (as opposed to left out

@@ -20,6 +20,12 @@ hosts:
     roles: [rb-node]
     user: gridadm
     become: sudo
+roles:
+  state-server:
+    mysql: {password_file: secrets/lbserver20.pw}
+  rb-node:
+    groups: {rb: {service_ip: 198.18.1.100/24, iface: eth0}}
+    nodes: {rb1: {rb: 100}}
 `))
 	if err != nil {
 		fmt.Println(err)

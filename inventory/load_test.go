@@ -91,6 +91,7 @@ func TestParseErrors(t *testing.T) {
 			"gridha.yaml:3:38: hosts.rb2.hostname: hostname RB.example.org is also host rb1's (line 2)",
 		}},
 		{"roles", "hosts:\n  a:\n    address: 10.0.0.1\n    roles: [state-server, rb-nod, state-server, frobnicator]\n  b:\n    address: 10.0.0.2\n    roles: rb-node\n", []string{
+			"gridha.yaml:2:3: roles.state-server.mysql.password_file: required: the L&B user's password, a file or env:NAME (never inline)",
 			"gridha.yaml:4:27: hosts.a.roles[1]: unknown role 'rb-nod', did you mean 'rb-node'?",
 			"gridha.yaml:4:35: hosts.a.roles[2]: role 'state-server' is listed twice",
 			"gridha.yaml:4:49: hosts.a.roles[3]: unknown role 'frobnicator' (known roles: state-server, rb-node, bdii-client, dns, base)",
@@ -167,6 +168,12 @@ hosts:
     proxy_jump: ""
     identity_file: host_key
     connect_timeout: 1m30s
+roles:
+  state-server:
+    mysql: {password_file: env:LB_PASSWORD}
+  rb-node:
+    groups: {rb: {service_ip: 198.18.1.100/24, iface: eth0}}
+    nodes: {rb1: {rb: 100}}
 `
 	path := filepath.Join(dir, "gridha.yaml")
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
@@ -230,7 +237,7 @@ func TestMissingKeyFiles(t *testing.T) {
 func TestMergeKeys(t *testing.T) {
 	body := `
 x-rb: &rb
-  roles: [rb-node]
+  roles: [base]
   port: 2222
 hosts:
   rb1: {<<: *rb, address: 10.0.0.1}
@@ -248,7 +255,7 @@ hosts:
 hosts:
   rb1: &rb
     address: 10.0.0.1
-    roles: [rb-node]
+    roles: [base]
     port: 2222
   rb2:
     <<: *rb
@@ -260,7 +267,7 @@ hosts:
 		t.Fatal(err)
 	}
 	rb2 := inv.Host("rb2")
-	if rb2.Address != "10.0.0.2" || rb2.SSH.Port != 22 || !rb2.HasRole("rb-node") {
+	if rb2.Address != "10.0.0.2" || rb2.SSH.Port != 22 || !rb2.HasRole("base") {
 		t.Errorf("rb2 = %+v", *rb2)
 	}
 }

@@ -163,14 +163,21 @@ func (r *RBNode) Validate(c *Checker) {
 			c.Errorf("shared_fs", "the state servers form a pool (%d hosts): its files are served by GlusterFS, set shared_fs: glusterfs", len(PoolMembers(inv)))
 		}
 	}
+	// mount_point and state_dirs go unquoted into the service script's
+	// space-separated lists (/etc/sysconfig/lcg-ha).
 	if !path.IsAbs(r.MountPoint) || path.Clean(r.MountPoint) != r.MountPoint || r.MountPoint == "/" {
 		c.Errorf("mount_point", "must be a clean absolute path other than /, got %q", r.MountPoint)
+	} else if !shellWord(r.MountPoint) {
+		c.Errorf("mount_point", "%q cannot go into the service script (no spaces or shell characters)", r.MountPoint)
 	}
 	seen := map[string]string{}
 	for i, d := range r.StateDirs {
 		if !path.IsAbs(d) || path.Clean(d) != d || d == "/" {
 			c.Errorf(fmt.Sprintf("state_dirs[%d]", i), "must be a clean absolute path other than /, got %q", d)
 			continue
+		}
+		if !shellWord(d) {
+			c.Errorf(fmt.Sprintf("state_dirs[%d]", i), "%q cannot go into the service script's list (no spaces or shell characters)", d)
 		}
 		if strings.HasPrefix(d+"/", r.MountPoint+"/") || strings.HasPrefix(r.MountPoint+"/", d+"/") {
 			c.Errorf(fmt.Sprintf("state_dirs[%d]", i), "%s overlaps the mount point %s", d, r.MountPoint)
@@ -191,31 +198,45 @@ func (r *RBNode) Validate(c *Checker) {
 			c.Errorf(fmt.Sprintf("cron_remove[%d]", i), "must be an absolute path, got %q", f)
 		}
 	}
-	h := r.HAGD
-	if h.Port < 1 || h.Port > 65535 {
-		c.Errorf("hagd.port", "must be 1-65535, got %d", h.Port)
-	}
-	if h.Debug != nil && (*h.Debug < 0 || *h.Debug > 5) {
-		c.Errorf("hagd.debug", "must be 0-5 (slide 13), got %d", *h.Debug)
-	}
-	if h.Lease != "" && h.Lease != "mysql" && h.Lease != "none" {
-		c.Errorf("hagd.lease", `must be "mysql" or "none", got %q`, h.Lease)
-	}
-	if h.DT1 != 0 && h.DT2 != 0 && h.DT2 >= h.DT1 {
-		c.Errorf("hagd.dt2", "ΔT2 (%s) must be shorter than ΔT1 (%s)", h.DT2, h.DT1)
-	}
+	r.HAGD.validate(c.Sub("hagd"), r.Groups)
 	for name, g := range r.Groups {
 		if !groupNameOK(name) {
 			c.Errorf("groups."+name, "group names are letters, digits, - and _, got %q", name)
 		}
-		if _, err := netip.ParsePrefix(g.ServiceIP); err != nil {
+		// hagd adds the service IP itself (service_ip = group:addr@iface),
+		// IPv4 only; the service script's HA_GROUPS list holds it too.
+		if p, err := netip.ParsePrefix(g.ServiceIP); err != nil {
 			c.Errorf("groups."+name+".service_ip", "must be an address with prefix length like 198.18.1.100/24: %v", err)
+		} else if !p.Addr().Is4() {
+			c.Errorf("groups."+name+".service_ip", "must be an IPv4 address with prefix length (hagd moves IPv4 service addresses), got %q", g.ServiceIP)
 		}
 		if g.Iface == "" {
 			c.Errorf("groups."+name+".iface", "the interface for the service IP is required")
+		} else if !ifaceNameOK(g.Iface) {
+			c.Errorf("groups."+name+".iface", "not an interface name: %q (1-15 letters, digits, ., _ or -)", g.Iface)
 		}
 	}
 	inv := c.Inventory()
+	if inv != nil {
+		players := inv.HostsWithRole("rb-node")
+		if len(players) > 0 && r.StateServer == "" && len(PoolMembers(inv)) == 0 {
+			c.Errorf("state_server", "rb-node needs a state server: give a host the role state-server")
+		}
+		for _, h := range players {
+			// Every node runs hagd, for at least one group; its inventory
+			// name is its hagd node ID.
+			pos := h.Pos
+			if c.Has("nodes") {
+				pos = c.Pos("nodes")
+			}
+			if len(r.Nodes[h.Name]) == 0 {
+				c.ErrorfAt(pos, "nodes", "rb-node %s has no rank in any group: add it here (hagd needs at least one group)", h.Name)
+			}
+			if !hagd.NodeIDOK(h.Name) {
+				c.ErrorfAt(h.Pos, "nodes", "host name %q cannot be hagd's node ID (letters, digits, . _ : -, at most 64)", h.Name)
+			}
+		}
+	}
 	if inv != nil && r.StateServer != "" {
 		if h := inv.Host(r.StateServer); h == nil {
 			c.Errorf("state_server", "no host %q in the inventory%s", r.StateServer, suggestHost(inv, r.StateServer))
@@ -243,6 +264,86 @@ func (r *RBNode) Validate(c *Checker) {
 			}
 		}
 	}
+}
+
+// validate checks the hagd settings (c is at roles.rb-node.hagd): each on
+// its own, then together by hagd's own timing rules, with the service IPs
+// of groups (hagd's lease must then also bound the address's lifetime).
+func (h *HAGDSettings) validate(c *Checker, groups map[string]HAGroup) {
+	if h.Port < 1 || h.Port > 65535 {
+		c.Errorf("port", "must be 1-65535, got %d", h.Port)
+	}
+	if h.Debug != nil && (*h.Debug < 0 || *h.Debug > 5) {
+		c.Errorf("debug", "must be 0-5 (slide 13), got %d", *h.Debug)
+	}
+	if h.Lease != "mysql" && h.Lease != "none" {
+		c.Errorf("lease", `must be "mysql" or "none", got %q`, h.Lease)
+	}
+	if c.Has("dt1") && c.Has("dt2") && h.DT2 >= h.DT1 {
+		c.Errorf("dt2", "ΔT2 (%s) must be shorter than ΔT1 (%s)", h.DT2, h.DT1)
+	}
+	for i, name := range h.Iface {
+		if !ifaceNameOK(name) {
+			c.Errorf(fmt.Sprintf("iface[%d]", i), "not an interface name: %q (1-15 letters, digits, ., _ or -)", name)
+		}
+	}
+	// script and config go into hagd.conf and the service script's
+	// configuration, unquoted.
+	for _, p := range []struct{ key, val string }{{"script", h.Script}, {"config", h.Config}} {
+		if !path.IsAbs(p.val) || path.Clean(p.val) != p.val || !shellWord(p.val) {
+			c.Errorf(p.key, "must be a clean absolute path without spaces or shell characters, got %q", p.val)
+		}
+	}
+	bad := false
+	for _, p := range []struct {
+		key string
+		d   time.Duration
+	}{{"timeout", h.Timeout}, {"stop_timeout", h.StopTimeout}, {"dt1", h.DT1}, {"dt2", h.DT2}, {"heartbeat", h.Heartbeat},
+		{"status_interval", h.StatusInterval}, {"backoff", h.Backoff}, {"lease_ttl", h.LeaseTTL}, {"lease_renew", h.LeaseRenew}, {"lease_timeout", h.LeaseTimeout}} {
+		if p.d < 0 || p.d == 0 && p.key != "lease_ttl" {
+			c.Errorf(p.key, "must be more than 0, got %s", p.d)
+			bad = true
+		}
+	}
+	if bad {
+		return
+	}
+	cfg := hagd.Config{Port: h.Port, Timeout: h.Timeout, StopTimeout: h.StopTimeout, Debug: -1,
+		DT1: h.DT1, DT2: h.DT2, Heartbeat: h.Heartbeat, StatusInterval: h.StatusInterval, Backoff: h.Backoff,
+		Lease: h.Lease, LeaseTTL: h.LeaseTTL, LeaseRenew: h.LeaseRenew, LeaseTimeout: h.LeaseTimeout}
+	for name, g := range groups {
+		if p, err := netip.ParsePrefix(g.ServiceIP); err == nil {
+			if cfg.ServiceIPs == nil {
+				cfg.ServiceIPs = map[string]hagd.ServiceIP{}
+			}
+			cfg.ServiceIPs[name] = hagd.ServiceIP{Prefix: p, Dev: g.Iface}
+		}
+	}
+	cfg.FillDefaults()
+	for _, p := range cfg.TimingProblems() {
+		c.Errorf(p.Key, "%s (hagd would not start)", p.Msg)
+	}
+}
+
+// shellWord accepts values that go unquoted into a space-separated shell
+// list of /etc/sysconfig/lcg-ha.
+func shellWord(s string) bool {
+	return s != "" && !strings.ContainsAny(s, " \t\n'\"$`\\;&|<>*?[](){}=@#~")
+}
+
+// ifaceNameOK accepts a Linux interface name that hagd.conf and the
+// service script can carry: 1-15 characters (IFNAMSIZ), letters, digits,
+// '.', '_' and '-'.
+func ifaceNameOK(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // PrimaryGroup is the group in which node has its highest rank (ties: the

@@ -149,6 +149,17 @@ func (s *StateServer) Validate(c *Checker) {
 	if !path.IsAbs(s.MySQL.Socket) {
 		c.Errorf("mysql.socket", "must be an absolute path, got %q", s.MySQL.Socket)
 	}
+	// The rb nodes' hagd reaches MySQL there (its mysql_host).
+	if b := s.MySQL.BindAddress; b != "" && !isIPOrDNSName(b) {
+		c.Errorf("mysql.bind_address", "must be an IP address or a DNS name, got %q", b)
+	}
+	if inv := c.Inventory(); inv != nil && len(inv.HostsWithRole("state-server")) > 0 && !s.MySQL.PasswordFile.IsSet() {
+		pos := c.Pos("mysql.password_file")
+		if !c.Has("") {
+			pos = inv.HostsWithRole("state-server")[0].Pos // no roles.state-server section: at the host
+		}
+		c.ErrorfAt(pos, "mysql.password_file", "required: the L&B user's password, a file or env:NAME (never inline)")
+	}
 	s.Pool.Validate(c.Sub("pool"))
 }
 

@@ -42,16 +42,9 @@ func (BDIIClient) Summary() string {
 
 // Plan implements Role.
 func (BDIIClient) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error) {
+	// The inventory checked bdii_list: not empty, host:port entries.
 	s := inv.Roles.BDIIClient
 	hosts := inv.HostsWithRole("bdii-client")
-	if len(hosts) > 0 && len(s.BDIIList) == 0 {
-		return nil, fmt.Errorf("bdii-client: bdii_list is empty")
-	}
-	for i, e := range s.BDIIList {
-		if err := inventory.CheckHostPort(e); err != nil {
-			return nil, fmt.Errorf("bdii-client: bdii_list[%d]: %w", i, err)
-		}
-	}
 	vars := GridEnvVars(s)
 	ph := installer.Phase{Name: "bdii-client", Steps: map[string][]installer.Step{}}
 	for _, h := range hosts {

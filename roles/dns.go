@@ -111,12 +111,9 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 	if len(players) == 0 {
 		return &installer.Plan{}, nil
 	}
-	if s.Zone == "" || s.Name == "" || len(s.Primaries) == 0 || len(s.BDIIs) == 0 {
-		return nil, fmt.Errorf("dns: zone, name, primaries and bdiis must be set (inventory roles.dns)")
-	}
-	if s.TTL < inventory.MinDNSTTL {
-		return nil, fmt.Errorf("dns: ttl %d s is below MAN05's %d s", s.TTL, inventory.MinDNSTTL)
-	}
+	// The inventory checked the settings (inventory/dns.go): zone, name,
+	// primaries and bdiis set, the TTL, every host named, every BDII with
+	// an IP address, the updater's timings.
 	rotationPending := false
 	if _, err := os.Stat(PendingTSIGKeyPath(inv, s.KeyName)); err == nil {
 		rotationPending = true
@@ -139,7 +136,7 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 	for i, b := range s.BDIIs {
 		a, err := netip.ParseAddr(s.BDIIAddress(inv, b))
 		if err != nil {
-			return nil, fmt.Errorf("dns: bdiis[%d] (%s): no IP address", i, b.Name)
+			return nil, fmt.Errorf("dns: bdiis[%d] (%s): %w", i, b.Name, err)
 		}
 		want = append(want, a.Unmap())
 	}
@@ -151,6 +148,9 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 	var cfg *dnsupdater.Config
 	if len(s.Updaters) > 0 {
 		cfg = UpdaterConfig(inv, s)
+		// What the updater will read must load (the inventory checked
+		// its rules; this is the updater's own parser, as hagd.conf's
+		// rendering parses its result).
 		check := *cfg
 		check.SetDefaults()
 		if err := check.Validate(); err != nil {
@@ -221,9 +221,6 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 	}
 	for _, name := range s.Primaries {
 		h := inv.Host(name)
-		if h == nil {
-			return nil, fmt.Errorf("dns: primary %q is not an inventory host", name)
-		}
 		if !opts.InLimit(h.Name) {
 			continue
 		}
@@ -306,9 +303,6 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 	if len(s.Updaters) > 0 {
 		for _, name := range s.Updaters {
 			h := inv.Host(name)
-			if h == nil {
-				return nil, fmt.Errorf("dns: updater %q is not an inventory host", name)
-			}
 			if !opts.InLimit(h.Name) {
 				continue
 			}

@@ -81,11 +81,6 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range nodes {
-		if rb.PrimaryGroup(n.Name) == "" {
-			return nil, fmt.Errorf("rb-node %s has no rank in any group: add it under roles.rb-node.nodes", n.Name)
-		}
-	}
 	if opts.StateFrom != "" {
 		if h := inv.Host(opts.StateFrom); h == nil || !h.HasRole(r.Name()) {
 			return nil, fmt.Errorf("--state-from %s: not an rb-node of the inventory", opts.StateFrom)
@@ -234,29 +229,19 @@ func RankOrder(rb inventory.RBNode, byGroup map[string][]*inventory.Host) [][]*i
 	return out
 }
 
-// rbStateServer is the state server the nodes use.
+// rbStateServer is the state server the nodes use (its MySQL also holds
+// hagd's lease). The inventory checked that state_server names a state
+// server and that there is one when it is unset.
 func rbStateServer(inv *inventory.Inventory) (*inventory.Host, error) {
 	rb := inv.Roles.RBNode
 	if rb.StateServer != "" {
-		h := inv.Host(rb.StateServer)
-		if h == nil {
-			return nil, fmt.Errorf("roles.rb-node.state_server: no host %q", rb.StateServer)
-		}
-		return h, nil
+		return inv.Host(rb.StateServer), nil
 	}
 	srvs := inv.HostsWithRole("state-server")
-	if inventory.IsPool(inv) {
-		// The pool's first member: the L&B copy's target (any member of
-		// the Galera cluster takes it).
-		return srvs[0], nil
-	}
-	switch len(srvs) {
-	case 1:
-		return srvs[0], nil
-	case 0:
-		return nil, fmt.Errorf("rb-node needs a state server: give a host the role state-server (and roles.rb-node.state_server)")
-	}
-	return nil, fmt.Errorf("several state servers: set roles.rb-node.state_server")
+	// One state server, or a pool: its first member, the L&B copy's
+	// target (any member of the Galera cluster takes it). With none the
+	// inventory was refused.
+	return srvs[0], nil
 }
 
 func stateServerAdmin(cfg inventory.StateServer) (steps.MySQLAdmin, error) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -141,52 +140,25 @@ func hagdLogrotateData() struct{ HagdLog, ServiceLog string } {
 // lcgHAService is the data of templates/lcg-ha-service.tmpl.
 type lcgHAService struct{ Sysconfig string }
 
-// shellWord accepts values that go unquoted into a space-separated shell
-// list of /etc/sysconfig/lcg-ha.
-func shellWord(s string) bool {
-	return s != "" && !strings.ContainsAny(s, " \t\n'\"$`\\;&|<>*?[](){}=@#~")
-}
-
 // haSteps are the HA half of the rb-node role for node (lcg-ha, hagd.conf,
 // the service script, hagd enabled and running). They run in the last phase
 // of the plan, after the node's state is on the shared storage.
 func (RBNode) haSteps(inv *inventory.Inventory, node *inventory.Host, opts Options) ([]installer.Step, error) {
 	rb := inv.Roles.RBNode
 	h := rb.HAGD
+	// The inventory validated every setting used here (inventory/rbnode.go):
+	// each node has a rank in at least one group, each group a service IP
+	// and interface, and paths that go into the service script are plain
+	// words.
 	ranks := rb.Nodes[node.Name]
-	if len(ranks) == 0 {
-		return nil, fmt.Errorf("roles.rb-node.nodes.%s: the node has no rank in any HA group (hagd needs at least one)", node.Name)
-	}
 	var groups []hagd.Group
 	var groupLines []string
 	serviceIPs := map[string]string{}
 	for _, g := range sortedNames(ranks) {
-		grp, ok := rb.Groups[g]
-		if !ok {
-			return nil, fmt.Errorf("roles.rb-node.nodes.%s.%s: no such group", node.Name, g)
-		}
-		if _, err := netip.ParsePrefix(grp.ServiceIP); err != nil {
-			return nil, fmt.Errorf("roles.rb-node.groups.%s.service_ip: %w", g, err)
-		}
-		if !shellWord(grp.Iface) {
-			return nil, fmt.Errorf("roles.rb-node.groups.%s.iface: not an interface name: %q", g, grp.Iface)
-		}
+		grp := rb.Groups[g]
 		groups = append(groups, hagd.Group{Name: g, Rank: ranks[g]})
 		groupLines = append(groupLines, g+"="+grp.ServiceIP+"@"+grp.Iface)
 		serviceIPs[g] = grp.ServiceIP + "@" + grp.Iface
-	}
-	for i, d := range rb.StateDirs {
-		if !shellWord(d) {
-			return nil, fmt.Errorf("roles.rb-node.state_dirs[%d]: %q cannot go into the service script's list (no spaces or shell characters)", i, d)
-		}
-	}
-	if !shellWord(rb.MountPoint) {
-		return nil, fmt.Errorf("roles.rb-node.mount_point: %q cannot go into the service script (no spaces or shell characters)", rb.MountPoint)
-	}
-	for _, p := range []struct{ key, val string }{{"hagd.script", h.Script}, {"hagd.config", h.Config}} {
-		if !path.IsAbs(p.val) || path.Clean(p.val) != p.val || !shellWord(p.val) {
-			return nil, fmt.Errorf("roles.rb-node.%s: must be a clean absolute path without spaces or shell characters, got %q", p.key, p.val)
-		}
 	}
 
 	var out []installer.Step
@@ -279,9 +251,6 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 			ct.MySQLHost = "[" + addr + "]:" + strconv.Itoa(my.Port)
 		}
 		ct.MySQLUser, ct.MySQLDB, ct.MySQLPasswordFile = my.User, my.Database, pwPath
-		if !my.PasswordFile.IsSet() {
-			return nil, fmt.Errorf("roles.state-server.mysql.password_file is required: hagd's lease uses the L&B account")
-		}
 		pw, err := my.PasswordFile.Read()
 		if err != nil {
 			return nil, fmt.Errorf("roles.state-server.mysql.password_file: %w", err)
@@ -350,20 +319,15 @@ func hagdSupervised(conf string) steps.Exec {
 	}
 }
 
-// leaseServer is the state server whose MySQL holds hagd's lease.
+// leaseServer is the state server whose MySQL holds hagd's lease. A state
+// pool has no one such server: until the lease goes to the pool's service
+// IP, it must be named (or the lease turned off).
 func leaseServer(inv *inventory.Inventory) (*inventory.Host, error) {
-	rb := inv.Roles.RBNode
-	if rb.StateServer != "" {
-		if h := inv.Host(rb.StateServer); h != nil {
-			return h, nil
-		}
-		return nil, fmt.Errorf("roles.rb-node.state_server: no host %q", rb.StateServer)
+	if inv.Roles.RBNode.StateServer == "" && inventory.IsPool(inv) {
+		return nil, fmt.Errorf("roles.rb-node.state_server: hagd's lease needs the state server's MySQL: name it (hosts with role state-server: %d), or set roles.rb-node.hagd.lease: none",
+			len(inventory.PoolMembers(inv)))
 	}
-	srvs := inv.HostsWithRole("state-server")
-	if len(srvs) != 1 {
-		return nil, fmt.Errorf("roles.rb-node.state_server: hagd's lease needs the state server's MySQL: name it (hosts with role state-server: %d), or set roles.rb-node.hagd.lease: none", len(srvs))
-	}
-	return srvs[0], nil
+	return rbStateServer(inv)
 }
 
 func sortedNames(m map[string]int) []string {

@@ -242,10 +242,16 @@ func TestHAStepsReadOnlyAndKeyFile(t *testing.T) {
 		}
 	}
 
-	// A tuning hagd would refuse is a planning error naming the setting.
-	inv = haInventory(t, dir, "      dt1: 1s\n      dt2: 500ms\n")
-	if _, err := (RBNode{}).haSteps(inv, inv.Host("rb2"), Options{}); err == nil || !strings.Contains(err.Error(), "roles.rb-node.hagd") || !strings.Contains(err.Error(), "heartbeat") {
-		t.Fatalf("dt1 1s with the default heartbeat 1s: %v", err)
+	// A tuning hagd would refuse is an inventory error at the setting's
+	// line (inventory/rbnode.go runs hagd's timing rules), never a plan.
+	body, err := os.ReadFile(filepath.Join(dir, "gridha.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(body), "heartbeat: 250ms", "heartbeat: 700ms", 1)
+	_, err = inventory.Parse("gridha.yaml", []byte(bad))
+	if err == nil || !strings.Contains(err.Error(), "gridha.yaml:16:12: roles.rb-node.hagd.dt1: 1.2s must be at least twice the heartbeat (700ms)") {
+		t.Fatalf("dt1 1.2s with heartbeat 700ms:\n%s\n%v", bad, err)
 	}
 }
 

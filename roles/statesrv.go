@@ -128,9 +128,6 @@ func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, no
 		}
 		admin.Password = pw
 	}
-	if !cfg.MySQL.PasswordFile.IsSet() {
-		return nil, fmt.Errorf("roles.state-server.mysql.password_file is required: the L&B user's password (never inline)")
-	}
 	password, err := cfg.MySQL.PasswordFile.Read()
 	if err != nil {
 		return nil, fmt.Errorf("roles.state-server.mysql.password_file: %w", err)
