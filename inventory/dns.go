@@ -3,6 +3,7 @@ package inventory
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,16 +51,16 @@ type DNS struct {
 type DNSBDII struct {
 	Name    string `yaml:"name"`    // a label for logs (the inventory host name when it is one)
 	Address string `yaml:"address"` // IPv4 (A record) or IPv6 (AAAA); default: the inventory host's address when name is a host
-	Port    int    `yaml:"port"`    // LDAP port of the BDII, default 2170
+	Port    int    `yaml:"port"`    // LDAP port of the BDII
 }
 
 // DNSBind is where BIND keeps things on the primaries (Debian defaults).
 type DNSBind struct {
-	ConfDir       string `yaml:"conf_dir"`       // default /etc/bind
+	ConfDir       string `yaml:"conf_dir"`       // BIND's configuration folder
 	LocalConf     string `yaml:"local_conf"`     // the file gridha adds its include line to; default <conf_dir>/named.conf.local
 	ZoneFile      string `yaml:"zone_file"`      // default /var/lib/bind/db.<zone>
-	Group         string `yaml:"group"`          // group named runs as; default bind
-	UpdateAddress string `yaml:"update_address"` // where named answers on the primary itself; default 127.0.0.1:53
+	Group         string `yaml:"group"`          // group named runs as
+	UpdateAddress string `yaml:"update_address"` // where named answers on the primary itself
 }
 
 // DNSUpdater is what the updater hosts' gridha dns-updater is told, beyond
@@ -67,26 +68,26 @@ type DNSBind struct {
 // is dnsupdater.Config's format). Durations are whole seconds; 0 leaves the
 // dns-updater's own default.
 type DNSUpdater struct {
-	Interval      int               `yaml:"interval"`       // seconds between check cycles (dns-updater default 30)
+	Interval      int               `yaml:"interval"`       // seconds between check cycles
 	FailAfter     int               `yaml:"fail_after"`     // failed checks in a row before a record is removed
 	RecoverAfter  int               `yaml:"recover_after"`  // good checks in a row before it is added again
-	Freshness     int               `yaml:"freshness"`      // seconds: an older UpdateStats is a hung BDII (default 1200)
+	Freshness     int               `yaml:"freshness"`      // seconds: an older UpdateStats is a hung BDII
 	MinEntries    int               `yaml:"min_entries"`    // fewest TotalEntries of a healthy BDII
 	QueryBase     string            `yaml:"query_base"`     // optional extra search, a DN under o=grid or o=glue
 	CheckTimeout  int               `yaml:"check_timeout"`  // seconds for one BDII check
 	DNSTimeout    int               `yaml:"dns_timeout"`    // seconds for one DNS exchange
 	CheckCommands []DNSCheckCommand `yaml:"check_commands"` // site checks with Nagios plugin exit codes
-	StateFile     string            `yaml:"state_file"`     // default /var/lib/gridha/dns-updater.state
+	StateFile     string            `yaml:"state_file"`     // where the dns-updater writes each cycle's result (read by gridha dns-updater status)
 
-	Binary string `yaml:"binary"` // the gridha binary on updater hosts; default /usr/local/sbin/gridha
+	Binary string `yaml:"binary"` // the gridha binary on updater hosts
 	// BinarySource is the gridha binary on the admin machine that install
 	// copies to Binary on updater hosts: default the running gridha
 	// program; "none" leaves Binary to the site (a package, a shared
 	// file system).
 	BinarySource string `yaml:"binary_source"`
-	ConfigPath   string `yaml:"config_path"`  // default /etc/gridha/dns-updater.conf
-	KeyPath      string `yaml:"key_path"`     // default /etc/gridha/dns-updater.key
-	ServiceName  string `yaml:"service_name"` // init script name; default gridha-dns-updater
+	ConfigPath   string `yaml:"config_path"`  // the dns-updater's configuration file
+	KeyPath      string `yaml:"key_path"`     // the TSIG key file the dns-updater signs with
+	ServiceName  string `yaml:"service_name"` // init script name
 	// Service is "enabled" (default: starts at boot and is running),
 	// "installed" (files only: the init script is written but neither
 	// enabled nor started, for sites that start it their own way).
@@ -99,6 +100,11 @@ type DNSCheckCommand struct {
 	Name string   `yaml:"name"` // a label for logs
 	Argv []string `yaml:"argv"` // the plugin and its arguments, run without a shell
 }
+
+// GridhaBinary is where install puts gridha itself on a host that runs one
+// of its daemons (hagd on rb nodes, dns-updater on updater hosts) when no
+// package does.
+const GridhaBinary = "/usr/local/sbin/gridha"
 
 // DefaultDNSTTL is the round robin's TTL when none is set (MAN05: 30-60 s).
 const DefaultDNSTTL = 60
@@ -117,11 +123,6 @@ func (d *DNS) SetDefaults() {
 	}
 	if d.UpdateVia == "" {
 		d.UpdateVia = "primary"
-	}
-	for i := range d.BDIIs {
-		if d.BDIIs[i].Port == 0 {
-			d.BDIIs[i].Port = 2170
-		}
 	}
 	b := &d.Bind
 	if b.ConfDir == "" {
@@ -145,11 +146,36 @@ func (d *DNS) SetDefaults() {
 			*p = v
 		}
 	}
-	setStr(&u.Binary, "/usr/local/sbin/gridha")
+	setStr(&u.Binary, GridhaBinary)
 	setStr(&u.ConfigPath, "/etc/gridha/dns-updater.conf")
 	setStr(&u.KeyPath, "/etc/gridha/dns-updater.key")
 	setStr(&u.ServiceName, "gridha-dns-updater")
 	setStr(&u.Service, "enabled")
+}
+
+// SetDefaults fills the BDII's LDAP port: the dns-updater's default (the
+// BDII's standard port).
+func (b *DNSBDII) SetDefaults() {
+	if b.Port == 0 {
+		b.Port = dnsupdater.DefaultBDIIPort
+	}
+}
+
+// DocDefaults are the dns-updater's own defaults for the keys left out:
+// the inventory does not fill them (the configuration gridha writes leaves
+// them out and the updater applies them), but checks and shows them.
+func (DNSUpdater) DocDefaults() map[string]string {
+	sec := func(d time.Duration) string { return strconv.Itoa(int(d / time.Second)) }
+	return map[string]string{
+		"interval":      sec(dnsupdater.DefaultInterval),
+		"fail_after":    strconv.Itoa(dnsupdater.DefaultFailAfter),
+		"recover_after": strconv.Itoa(dnsupdater.DefaultRecoverAfter),
+		"freshness":     sec(dnsupdater.DefaultFreshness),
+		"min_entries":   strconv.Itoa(dnsupdater.DefaultMinEntries),
+		"check_timeout": sec(dnsupdater.DefaultCheckTimeout),
+		"dns_timeout":   sec(dnsupdater.DefaultDNSTimeout),
+		"state_file":    dnsupdater.DefaultStateFile,
+	}
 }
 
 // FQDN is the round-robin name, absolute with a final dot

@@ -57,9 +57,28 @@ func Settings(role string) ([]Setting, error) {
 	return out, nil
 }
 
+// docDefaulter is a settings struct whose zero values stand for another
+// program's own defaults, which the inventory does not fill in (the
+// dns-updater applies its own to what its configuration leaves out): it
+// names them, by key relative to the struct, from that program's
+// constants, so that the help shows what is used.
+type docDefaulter interface{ DocDefaults() map[string]string }
+
+// elemDefaults is a list element or map value of type t as SetDefaults
+// leaves it when the file gives it no keys.
+func elemDefaults(t reflect.Type, path string) reflect.Value {
+	v := reflect.New(t).Elem()
+	newDecoder("", "").setDefaults(v, path)
+	return v
+}
+
 // describeSettings appends the keys of struct type t (value v holds the
-// defaults; invalid where there is no value, as under a map).
+// defaults; invalid where there is no value).
 func describeSettings(t reflect.Type, v reflect.Value, prefix string, docs map[string]string, out *[]Setting) {
+	var others map[string]string
+	if dd, ok := reflect.New(t).Interface().(docDefaulter); ok {
+		others = dd.DocDefaults()
+	}
 	for _, f := range collectFields(t, nil) {
 		sf := t.FieldByIndex(f.index)
 		key := prefix + f.key
@@ -79,14 +98,18 @@ func describeSettings(t reflect.Type, v reflect.Value, prefix string, docs map[s
 			continue
 		case (ft.Kind() == reflect.Map || ft.Implements(orderedType)) && elemOf(ft).Kind() == reflect.Struct && elemOf(ft) != secretRefType:
 			*out = append(*out, Setting{Key: key, Type: typeName(ft), Doc: doc})
-			describeSettings(elemOf(ft), reflect.Value{}, key+".NAME.", docs, out)
+			describeSettings(elemOf(ft), elemDefaults(elemOf(ft), key), key+".NAME.", docs, out)
 			continue
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && ft.Elem() != secretRefType:
 			*out = append(*out, Setting{Key: key, Type: typeName(ft), Doc: doc})
-			describeSettings(ft.Elem(), reflect.Value{}, key+"[].", docs, out)
+			describeSettings(ft.Elem(), elemDefaults(ft.Elem(), key), key+"[].", docs, out)
 			continue
 		}
-		*out = append(*out, Setting{Key: key, Type: typeName(ft), Default: defaultText(fv), Doc: doc})
+		def := defaultText(fv)
+		if def == "" {
+			def = others[f.key]
+		}
+		*out = append(*out, Setting{Key: key, Type: typeName(ft), Default: def, Doc: doc})
 	}
 }
 

@@ -2,9 +2,14 @@ package inventory
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gridha/gridha/dnsupdater"
+	"github.com/gridha/gridha/hagd"
 )
 
 // settingsBlock is where README.md holds role's generated table.
@@ -92,5 +97,44 @@ func TestSettingsDescribeDeclaration(t *testing.T) {
 	var b bytes.Buffer
 	if err := WriteSettingsHelp(&b, "base"); err != nil || !strings.Contains(b.String(), "   motd (string)\n      one line written to /etc/motd") {
 		t.Errorf("help: %v\n%s", err, b.String())
+	}
+}
+
+// TestSettingsDefaultsFromTheirOwners: the help's defaults are the
+// owners' own values: hagd's for rb-node's hagd keys (so the inventory, the
+// rendered hagd.conf and the daemon agree), the dns-updater's for the keys
+// the inventory leaves to it, and list elements' defaults (bdiis[].port).
+func TestSettingsDefaultsFromTheirOwners(t *testing.T) {
+	d := hagd.DefaultConfig()
+	want := map[string]map[string]string{
+		"rb-node": {
+			"hagd.port": fmt.Sprint(d.Port), "hagd.timeout": "2m", "hagd.stop_timeout": d.StopTimeout.String(),
+			"hagd.dt1": d.DT1.String(), "hagd.dt2": d.DT2.String(), "hagd.heartbeat": d.Heartbeat.String(),
+			"hagd.backoff": d.Backoff.String(), "hagd.lease": d.Lease, "hagd.debug": fmt.Sprint(d.Debug),
+			"hagd.preempt": "true", "hagd.config": hagd.DefaultConfigPath, "hagd.lease_ttl": "",
+		},
+		"dns": {
+			"updater.interval":      fmt.Sprint(int(dnsupdater.DefaultInterval / time.Second)),
+			"updater.check_timeout": fmt.Sprint(int(dnsupdater.DefaultCheckTimeout / time.Second)),
+			"updater.fail_after":    fmt.Sprint(dnsupdater.DefaultFailAfter),
+			"updater.state_file":    dnsupdater.DefaultStateFile,
+			"updater.binary":        GridhaBinary,
+			"bdiis[].port":          fmt.Sprint(dnsupdater.DefaultBDIIPort),
+		},
+	}
+	for role, keys := range want {
+		ss, err := Settings(role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, s := range ss {
+			got[s.Key] = s.Default
+		}
+		for k, v := range keys {
+			if g, ok := got[k]; !ok || g != v {
+				t.Errorf("%s %s: default %q, want %q", role, k, g, v)
+			}
+		}
 	}
 }

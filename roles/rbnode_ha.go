@@ -32,7 +32,7 @@ const (
 	HASysconfig = "/etc/sysconfig/lcg-ha"
 	// GridhaBinary is where gridha installs itself on a node; the hagd
 	// service runs `gridha hagd run -c <config>` from it.
-	GridhaBinary = "/usr/local/sbin/gridha"
+	GridhaBinary = inventory.GridhaBinary
 	// HAGDInitScript is the hagd service (LSB init script).
 	HAGDInitScript = "/etc/init.d/hagd"
 	// HAServiceLog is where the service script logs every start and stop.
