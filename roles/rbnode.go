@@ -77,10 +77,8 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 	if len(nodes) == 0 {
 		return &installer.Plan{}, nil
 	}
-	srv, err := rbStateServer(inv)
-	if err != nil {
-		return nil, err
-	}
+	srv := rbStateServer(inv)
+	var err error
 	if opts.StateFrom != "" {
 		if h := inv.Host(opts.StateFrom); h == nil || !h.HasRole(r.Name()) {
 			return nil, fmt.Errorf("--state-from %s: not an rb-node of the inventory", opts.StateFrom)
@@ -232,16 +230,16 @@ func RankOrder(rb inventory.RBNode, byGroup map[string][]*inventory.Host) [][]*i
 // rbStateServer is the state server the nodes use (its MySQL also holds
 // hagd's lease). The inventory checked that state_server names a state
 // server and that there is one when it is unset.
-func rbStateServer(inv *inventory.Inventory) (*inventory.Host, error) {
+func rbStateServer(inv *inventory.Inventory) *inventory.Host {
 	rb := inv.Roles.RBNode
 	if rb.StateServer != "" {
-		return inv.Host(rb.StateServer), nil
+		return inv.Host(rb.StateServer)
 	}
 	srvs := inv.HostsWithRole("state-server")
 	// One state server, or a pool: its first member, the L&B copy's
 	// target (any member of the Galera cluster takes it). With none the
 	// inventory was refused.
-	return srvs[0], nil
+	return srvs[0]
 }
 
 func stateServerAdmin(cfg inventory.StateServer) (steps.MySQLAdmin, error) {

@@ -320,14 +320,16 @@ func hagdSupervised(conf string) steps.Exec {
 }
 
 // leaseServer is the state server whose MySQL holds hagd's lease. A state
-// pool has no one such server: until the lease goes to the pool's service
-// IP, it must be named (or the lease turned off).
+// pool has no one such server: until the lease follows the pool (the state
+// pool's work), it must be named, or the lease turned off. This stays a
+// planning error, not an inventory one, because pool inventories without
+// state_server are valid for everything else.
 func leaseServer(inv *inventory.Inventory) (*inventory.Host, error) {
 	if inv.Roles.RBNode.StateServer == "" && inventory.IsPool(inv) {
 		return nil, fmt.Errorf("roles.rb-node.state_server: hagd's lease needs the state server's MySQL: name it (hosts with role state-server: %d), or set roles.rb-node.hagd.lease: none",
 			len(inventory.PoolMembers(inv)))
 	}
-	return rbStateServer(inv)
+	return rbStateServer(inv), nil
 }
 
 func sortedNames(m map[string]int) []string {
