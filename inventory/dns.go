@@ -109,9 +109,9 @@ const GridhaBinary = "/usr/local/sbin/gridha"
 // DefaultDNSTTL is the round robin's TTL when none is set (MAN05: 30-60 s).
 const DefaultDNSTTL = 60
 
-// MinDNSTTL is the smallest TTL gridha accepts (MAN05: "should not be lower
-// than 30s - 60s").
-const MinDNSTTL = 30
+// MinDNSTTL is the smallest TTL gridha accepts, in seconds: the
+// dns-updater's floor (MAN05: "should not be lower than 30s - 60s").
+const MinDNSTTL = int(dnsupdater.MinTTL / time.Second)
 
 // SetDefaults fills what was left out.
 func (d *DNS) SetDefaults() {
