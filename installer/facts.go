@@ -13,37 +13,128 @@ import (
 	"strings"
 )
 
-// Probe is a read-only shell snippet whose stdout and exit code are a fact.
-// Probes of all steps of a host are sent in one script, in one session:
-// audit cost does not grow in sessions with the number of steps.
+// Probe is one fact a step needs, declared by type: FileProbe (a file's
+// metadata and small content), FileHashProbe (metadata and SHA-256),
+// ServiceProbe, UserProbe, MountsProbe; or, for anything else, a generic
+// shell probe, Probe{Key: ..., Script: ...}, whose stdout and exit code are
+// the fact (Facts.Get). The probes of all steps of a host are gathered in
+// one session: audit cost does not grow in sessions with the number of
+// steps. The gatherer batches typed probes by type (all files in one stat)
+// and parses each answer once into a typed value that steps read with
+// Facts.File, Facts.Service, ...
 //
-// Two probes with the same Key are the same fact: the first one wins. A probe
-// must change nothing on the host and must hold no secret.
+// Two probes of one type with the same Key are the same fact: the first
+// one wins. A probe must change nothing on the host and must hold no
+// secret.
 type Probe struct {
 	Key    string
 	Script string
+	kind   factKind
+	arg    string // the path or name a typed probe is about
 }
 
-// ProbeResult is the captured output of one probe.
+// factKind is the type of a Probe.
+type factKind uint8
+
+const (
+	factShell factKind = iota
+	factFile
+	factFileHash
+	factService
+	factUser
+	factMounts
+)
+
+// id is what makes two probes the same fact.
+func (p Probe) id() string { return string(rune('a'+p.kind)) + p.Key }
+
+// script is the shell that answers p on its own (the gatherer answers file
+// probes together instead, see gather.go).
+func (p Probe) script() string {
+	switch p.kind {
+	case factFile:
+		return fileScript(p.arg)
+	case factFileHash:
+		return fileHashScript(p.arg)
+	case factService:
+		return "n=" + ShellQuote(p.arg) + "\n" + ServiceStateScript
+	case factUser:
+		return userScript(p.arg)
+	case factMounts:
+		return mountsScript
+	}
+	return p.Script
+}
+
+// ServiceProbe asks for the state of service name (Facts.Service).
+func ServiceProbe(name string) Probe {
+	return Probe{kind: factService, arg: name, Key: "service:" + name}
+}
+
+// UserProbe asks for account name: passwd entry, primary group, home,
+// ~/.ssh and authorized_keys (Facts.User).
+func UserProbe(name string) Probe {
+	return Probe{kind: factUser, arg: name, Key: "user:" + name}
+}
+
+// MountsProbe asks for the mount table, /proc/mounts (Facts.Mounts).
+func MountsProbe() Probe { return Probe{kind: factMounts, Key: "proc-mounts"} }
+
+// ProbeResult is the captured output of one generic shell probe.
 type ProbeResult struct {
 	Stdout   []byte
 	ExitCode int
 }
 
-// Facts are the probe results of one host.
+// Facts are what the probes of one host found, as typed values.
 type Facts struct {
-	results map[string]ProbeResult
+	results  map[string]ProbeResult // generic shell probes, by key
+	files    map[string]FileFact
+	hashes   map[string]FileFact
+	services map[string]ServiceState
+	users    map[string]UserState
+	mounts   []MountEntry
+	mountsOK bool
+	errs     map[string]error // typed answers that did not parse, by probe id
 }
 
-// NewFacts builds Facts from results (tests and reprobes use it).
+// NewFacts builds Facts from the results of generic shell probes (tests
+// add typed facts with SetFile, SetService, ...).
 func NewFacts(results map[string]ProbeResult) *Facts {
 	if results == nil {
 		results = map[string]ProbeResult{}
 	}
-	return &Facts{results: results}
+	return &Facts{results: results, files: map[string]FileFact{}, hashes: map[string]FileFact{},
+		services: map[string]ServiceState{}, users: map[string]UserState{}, errs: map[string]error{}}
 }
 
-// Get returns the result of the probe with key.
+// record parses the answer to p, once, into its typed value.
+func (f *Facts) record(p Probe, r ProbeResult) {
+	switch p.kind {
+	case factFile, factFileHash:
+		ff, err := ParseFileFact(p.arg, r.Stdout)
+		if err != nil {
+			f.errs[p.id()] = err
+			return
+		}
+		delete(f.errs, p.id())
+		if p.kind == factFile {
+			f.files[p.arg] = ff
+		} else {
+			f.hashes[p.arg] = ff
+		}
+	case factService:
+		f.services[p.arg] = ParseServiceState(string(r.Stdout))
+	case factUser:
+		f.users[p.arg] = ParseUserState(string(r.Stdout))
+	case factMounts:
+		f.SetMounts(ParseMounts(string(r.Stdout)))
+	default:
+		f.results[p.Key] = r
+	}
+}
+
+// Get returns the result of the generic shell probe with key.
 func (f *Facts) Get(key string) (ProbeResult, bool) {
 	if f == nil {
 		return ProbeResult{}, false
@@ -52,7 +143,84 @@ func (f *Facts) Get(key string) (ProbeResult, bool) {
 	return r, ok
 }
 
-// Merge copies other's results into f, replacing older ones.
+// File returns what FileProbe(path) found.
+func (f *Facts) File(path string) (FileFact, error) {
+	return f.file(f.filesOf(factFile), FileProbe(path))
+}
+
+// FileHash returns what FileHashProbe(path) found (SHA256 set for a
+// regular file).
+func (f *Facts) FileHash(path string) (FileFact, error) {
+	return f.file(f.filesOf(factFileHash), FileHashProbe(path))
+}
+
+func (f *Facts) filesOf(k factKind) map[string]FileFact {
+	if f == nil {
+		return nil
+	}
+	if k == factFile {
+		return f.files
+	}
+	return f.hashes
+}
+
+func (f *Facts) file(m map[string]FileFact, p Probe) (FileFact, error) {
+	if f != nil {
+		if err := f.errs[p.id()]; err != nil {
+			return FileFact{Path: p.arg}, err
+		}
+	}
+	ff, ok := m[p.arg]
+	if !ok {
+		return FileFact{Path: p.arg}, fmt.Errorf("no fact gathered for %s", p.arg)
+	}
+	return ff, nil
+}
+
+// Service returns what ServiceProbe(name) found.
+func (f *Facts) Service(name string) (ServiceState, error) {
+	if f != nil {
+		if st, ok := f.services[name]; ok {
+			return st, nil
+		}
+	}
+	return ServiceState{StatusCode: -1}, fmt.Errorf("no fact gathered for service %s", name)
+}
+
+// User returns what UserProbe(name) found.
+func (f *Facts) User(name string) (UserState, error) {
+	if f != nil {
+		if st, ok := f.users[name]; ok {
+			return st, nil
+		}
+	}
+	return UserState{}, fmt.Errorf("no fact gathered for user %s", name)
+}
+
+// Mounts returns the mount table MountsProbe read.
+func (f *Facts) Mounts() ([]MountEntry, error) {
+	if f == nil || !f.mountsOK {
+		return nil, fmt.Errorf("no fact gathered for /proc/mounts")
+	}
+	return f.mounts, nil
+}
+
+// SetFile records a file fact (FileProbe's), under ff.Path.
+func (f *Facts) SetFile(ff FileFact) { f.files[ff.Path] = ff }
+
+// SetFileHash records a file fact with its hash (FileHashProbe's).
+func (f *Facts) SetFileHash(ff FileFact) { f.hashes[ff.Path] = ff }
+
+// SetService records the state of service name.
+func (f *Facts) SetService(name string, st ServiceState) { f.services[name] = st }
+
+// SetUser records account name.
+func (f *Facts) SetUser(name string, st UserState) { f.users[name] = st }
+
+// SetMounts records the mount table.
+func (f *Facts) SetMounts(entries []MountEntry) { f.mounts, f.mountsOK = entries, true }
+
+// Merge copies other's facts into f, replacing older ones.
 func (f *Facts) Merge(other *Facts) {
 	if other == nil {
 		return
@@ -60,9 +228,27 @@ func (f *Facts) Merge(other *Facts) {
 	for k, v := range other.results {
 		f.results[k] = v
 	}
+	for k, v := range other.files {
+		f.files[k] = v
+	}
+	for k, v := range other.hashes {
+		f.hashes[k] = v
+	}
+	for k, v := range other.services {
+		f.services[k] = v
+	}
+	for k, v := range other.users {
+		f.users[k] = v
+	}
+	for k, v := range other.errs {
+		f.errs[k] = v
+	}
+	if other.mountsOK {
+		f.SetMounts(other.mounts)
+	}
 }
 
-// Keys lists the fact keys, sorted.
+// Keys lists the keys of the generic shell facts, sorted.
 func (f *Facts) Keys() []string {
 	keys := make([]string, 0, len(f.results))
 	for k := range f.results {
@@ -100,13 +286,13 @@ func batchScript(probes []Probe, m string) string {
 	b.WriteString("LC_ALL=C; export LC_ALL\n")
 	seen := map[string]bool{}
 	for i, p := range probes {
-		if seen[p.Key] {
+		if seen[p.id()] {
 			continue
 		}
-		seen[p.Key] = true
+		seen[p.id()] = true
 		// The newline before the closing line is always added, so the
 		// output is exactly what lies between the two frame lines.
-		fmt.Fprintf(&b, "printf '%s B %d\\n'\n(\n%s\n) 2>/dev/null </dev/null 9>&-\nprintf '\\n%s E %d %%s\\n' $?\n", m, i, p.Script, m, i)
+		fmt.Fprintf(&b, "printf '%s B %d\\n'\n(\n%s\n) 2>/dev/null </dev/null 9>&-\nprintf '\\n%s E %d %%s\\n' $?\n", m, i, p.script(), m, i)
 	}
 	return b.String()
 }
@@ -131,6 +317,7 @@ func ParseBatch(probes []Probe, out []byte) (*Facts, error) {
 // output before, between or after them is ignored).
 func parseBatch(probes []Probe, out []byte, m string) (*Facts, error) {
 	facts := NewFacts(nil)
+	answered := map[string]bool{}
 	begin := []byte(m + " B ")
 	endm := []byte("\n" + m + " E ")
 	pos := 0
@@ -172,11 +359,12 @@ func parseBatch(probes []Probe, out []byte, m string) (*Facts, error) {
 		if err1 != nil || err2 != nil || n2 != n {
 			return nil, fmt.Errorf("fact batch: bad end frame %q", tail[:nl2])
 		}
-		facts.results[probes[n].Key] = ProbeResult{Stdout: append([]byte(nil), data...), ExitCode: rc}
+		facts.record(probes[n], ProbeResult{Stdout: append([]byte(nil), data...), ExitCode: rc})
+		answered[probes[n].id()] = true
 		pos = k + len(endm) + nl2 + 1
 	}
 	for _, p := range probes {
-		if _, ok := facts.results[p.Key]; !ok {
+		if !answered[p.id()] {
 			return nil, fmt.Errorf("fact batch: no result for probe %s", p.Key)
 		}
 	}
@@ -211,20 +399,62 @@ func ShellQuote(s string) string {
 // MaxProbedContent is the largest file whose content a FileProbe returns.
 const MaxProbedContent = 4 << 20
 
-// FileProbeKey is the fact key of FileProbe(path).
-func FileProbeKey(path string) string { return "file:" + path }
+// FileProbe asks for the metadata of path (not following a final
+// symlink), a symlink's target, and the content of a regular file up to
+// MaxProbedContent (Facts.File).
+func FileProbe(path string) Probe { return Probe{kind: factFile, arg: path, Key: "file:" + path} }
 
-// FileProbe reads the metadata of path (not following a final symlink), a
-// symlink's target, and the content of a regular file up to MaxProbedContent.
-func FileProbe(path string) Probe {
-	q := ShellQuote(path)
-	script := fmt.Sprintf(`p=%s
+// fileScript answers FileProbe(path) on its own (the gatherer asks all
+// file probes of a batch at once instead, see gather.go; this is its
+// fallback and Gather's way).
+func fileScript(path string) string {
+	return fmt.Sprintf(`p=%s
 if [ -L "$p" ] || [ -e "$p" ]; then
   stat -c 'S %%F|%%a|%%u|%%g|%%U|%%G|%%s' "$p"
   if [ -L "$p" ]; then printf 'L '; readlink "$p"; fi
   if [ -f "$p" ] && [ ! -L "$p" ] && [ "$(stat -c %%s "$p")" -le %d ]; then printf 'C '; base64 -w0 "$p"; echo; fi
-else echo N; fi`, q, MaxProbedContent)
-	return Probe{Key: FileProbeKey(path), Script: script}
+else echo N; fi`, ShellQuote(path), MaxProbedContent)
+}
+
+// HashCache is the file on a host where FileHashProbe finds the hashes
+// gridha verified (steps.Copy writes it): lines "SHA256 INODE SIZE MTIME
+// CTIME PATH".
+const HashCache = "/var/lib/gridha/copy.sha256"
+
+// HashCacheable says whether HashCache can hold path (one field, read by
+// sh's read).
+func HashCacheable(path string) bool { return !strings.ContainsAny(path, " \t\n\r\\") }
+
+// FileHashProbe asks for path's metadata and, for a regular file, its
+// SHA-256 (Facts.FileHash), never its content. Hashing an 18 MB binary
+// costs about 0.1 CPU-second on the host, so the hash is taken from
+// HashCache when the file's inode, size, mtime and ctime (nanoseconds) are
+// those recorded there: any write, chmod, chown or rename changes the
+// ctime, which only the kernel sets.
+func FileHashProbe(path string) Probe {
+	return Probe{kind: factFileHash, arg: path, Key: "file-sha256:" + path}
+}
+
+func fileHashScript(path string) string {
+	sums := "''"
+	if HashCacheable(path) {
+		sums = HashCache
+	}
+	return fmt.Sprintf(`p=%s c=%s
+if [ -L "$p" ] || [ -e "$p" ]; then
+  k=$(stat -c 'S %%F|%%a|%%u|%%g|%%U|%%G|%%s
+K %%i %%s %%.9Y %%.9Z' "$p") || exit 1
+  printf '%%s\n' "$k"
+  if [ -L "$p" ]; then printf 'L '; readlink "$p"; fi
+  if [ -f "$p" ] && [ ! -L "$p" ]; then
+    k=${k##*K } h=
+    if [ -n "$c" ] && [ -f "$c" ]; then
+      while read -r s i z m t q; do if [ "$q" = "$p" ] && [ "$i $z $m $t" = "$k" ]; then h=$s; fi; done < "$c"
+    fi
+    if [ -z "$h" ]; then h=$(sha256sum < "$p") || exit 1; h=${h%%%% *}; fi
+    echo "H $h"
+  fi
+else echo N; fi`, ShellQuote(path), sums)
 }
 
 // FileKind says what a path is.
@@ -239,7 +469,7 @@ const (
 	KindOther   FileKind = "other"
 )
 
-// FileFact is what FileProbe found.
+// FileFact is what FileProbe (or FileHashProbe) found.
 type FileFact struct {
 	Path         string
 	Exists       bool
@@ -251,48 +481,19 @@ type FileFact struct {
 	LinkTarget   string
 	Content      []byte
 	ContentKnown bool
+	SHA256       string // hex, FileHashProbe's only
 }
 
-// FileFactOf parses the FileProbe result for path from facts.
-func FileFactOf(facts *Facts, path string) (FileFact, error) {
-	r, ok := facts.Get(FileProbeKey(path))
-	if !ok {
-		return FileFact{}, fmt.Errorf("no fact gathered for %s", path)
-	}
-	return ParseFileFact(path, r.Stdout)
-}
-
-// ParseFileFact parses the output of FileProbe(path).
+// ParseFileFact parses what fileScript or fileHashScript printed for path.
 func ParseFileFact(path string, out []byte) (FileFact, error) {
 	ff := FileFact{Path: path}
 	for _, line := range strings.Split(string(out), "\n") {
 		switch {
 		case line == "N" || line == "":
 		case strings.HasPrefix(line, "S "):
-			f := strings.Split(line[2:], "|")
-			if len(f) != 7 {
-				return ff, fmt.Errorf("%s: bad stat line %q", path, line)
+			if err := ff.setStat(line[2:]); err != nil {
+				return ff, err
 			}
-			ff.Exists = true
-			switch f[0] {
-			case "regular file", "regular empty file":
-				ff.Kind = KindFile
-			case "directory":
-				ff.Kind = KindDir
-			case "symbolic link":
-				ff.Kind = KindSymlink
-			default:
-				ff.Kind = KindOther
-			}
-			m, err := strconv.ParseUint(f[1], 8, 32)
-			if err != nil {
-				return ff, fmt.Errorf("%s: bad mode %q", path, f[1])
-			}
-			ff.Mode = unixModeToFileMode(uint32(m))
-			ff.UID, _ = strconv.Atoi(f[2])
-			ff.GID, _ = strconv.Atoi(f[3])
-			ff.Owner, ff.Group = f[4], f[5]
-			ff.Size, _ = strconv.ParseInt(f[6], 10, 64)
 		case strings.HasPrefix(line, "L "):
 			ff.LinkTarget = line[2:]
 		case strings.HasPrefix(line, "C "):
@@ -301,9 +502,41 @@ func ParseFileFact(path string, out []byte) (FileFact, error) {
 				return ff, fmt.Errorf("%s: content: %w", path, err)
 			}
 			ff.Content, ff.ContentKnown = c, true
+		case strings.HasPrefix(line, "H "):
+			ff.SHA256 = strings.TrimSpace(line[2:])
 		}
 	}
 	return ff, nil
+}
+
+// setStat fills ff from a stat line "kind|mode|uid|gid|user|group|size"
+// (stat -c '%F|%a|%u|%g|%U|%G|%s').
+func (ff *FileFact) setStat(line string) error {
+	f := strings.Split(line, "|")
+	if len(f) != 7 {
+		return fmt.Errorf("%s: bad stat line %q", ff.Path, line)
+	}
+	ff.Exists = true
+	switch f[0] {
+	case "regular file", "regular empty file":
+		ff.Kind = KindFile
+	case "directory":
+		ff.Kind = KindDir
+	case "symbolic link":
+		ff.Kind = KindSymlink
+	default:
+		ff.Kind = KindOther
+	}
+	m, err := strconv.ParseUint(f[1], 8, 32)
+	if err != nil {
+		return fmt.Errorf("%s: bad mode %q", ff.Path, f[1])
+	}
+	ff.Mode = unixModeToFileMode(uint32(m))
+	ff.UID, _ = strconv.Atoi(f[2])
+	ff.GID, _ = strconv.Atoi(f[3])
+	ff.Owner, ff.Group = f[4], f[5]
+	ff.Size, _ = strconv.ParseInt(f[6], 10, 64)
+	return nil
 }
 
 // unixModeToFileMode maps octal permission bits (with setuid, setgid,

@@ -2,8 +2,11 @@ package installer
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io/fs"
+	"path"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -143,8 +146,8 @@ func filesOutput(m string, files []fuzzFile) []byte {
 	return b.Bytes()
 }
 
-// FuzzParseFiles: the combined file probe's output, decoded by parseFiles
-// and then ParseFileFact, gives back each path's kind, mode, size, symlink
+// FuzzParseFiles: the combined file probe's output, parsed by parseFiles
+// into file facts, gives back each path's kind, mode, size, symlink
 // target and content byte for byte (paths with '|', empty and binary
 // files, contents that look like frames of another batch).
 func FuzzParseFiles(f *testing.F) {
@@ -156,7 +159,7 @@ func FuzzParseFiles(f *testing.F) {
 		if path == "" || strings.ContainsAny(path, "\n\r") || strings.Contains(path, "\x00") ||
 			strings.ContainsAny(target, "\n\x00") ||
 			bytes.Contains(content, []byte(fuzzNonce)) || bytes.Contains(content2, []byte(fuzzNonce)) {
-			// Newlines in paths are not sent this way (fastFilePath), a
+			// Newlines in paths are not sent this way (splitProbes), a
 			// target cannot hold NUL, and a newline in one is not
 			// representable in FileProbe's line format either.
 			return
@@ -184,13 +187,9 @@ func FuzzParseFiles(f *testing.F) {
 			t.Fatalf("consistent output rejected: %q", out)
 		}
 		for _, f := range files {
-			r, ok := res[FileProbeKey(f.path)]
-			if !ok {
-				t.Fatalf("%s: no result", f.path)
-			}
-			ff, err := ParseFileFact(f.path, r.Stdout)
-			if err != nil {
-				t.Fatalf("%s: %v (%q)", f.path, err, r.Stdout)
+			ff, ok := res[f.path]
+			if !ok || ff.Path != f.path {
+				t.Fatalf("%s: no result (%+v)", f.path, ff)
 			}
 			if ff.Exists != (f.kind != "") {
 				t.Fatalf("%s: exists %v, kind %q", f.path, ff.Exists, f.kind)
@@ -235,7 +234,7 @@ func FuzzParseFilesAny(f *testing.F) {
 			return
 		}
 		for _, p := range paths {
-			if _, ok := res[FileProbeKey(p)]; !ok {
+			if _, ok := res[p]; !ok {
 				t.Fatalf("accepted without a result for %s", p)
 			}
 		}
@@ -260,6 +259,112 @@ func FuzzParseFileFact(f *testing.F) {
 		}
 		if ff.Exists != (ff.Kind != KindNone) {
 			t.Fatalf("exists %v, kind %q", ff.Exists, ff.Kind)
+		}
+	})
+}
+
+// FuzzParseServiceState: the service probe's lines for a state give that
+// state back; any output keeps Running and Enabled consistent with the raw
+// status code and boot answer.
+func FuzzParseServiceState(f *testing.F) {
+	f.Add(true, "loaded", "enabled", 0, "/etc/rc2.d/S20x", "init=systemd\nload=loaded\nboot=enabled\nstatus=0\n")
+	f.Add(false, "not-found", "", 3, "/etc/rc.d/rc3.d/S99hagd", "init=sysv-redhat\nload=loaded\nlink=/etc/rc3.d/S20x\nlink=/etc/rc0.d/K01x\nstatus=3\n")
+	f.Add(false, "", "masked", -1, "/etc/rcS.d/S01x", "status=x\n=\nload\n")
+	f.Fuzz(func(t *testing.T, systemd bool, load, boot string, status int, link string, any string) {
+		st := ParseServiceState(any)
+		if st.Running != LSBRunning(st.StatusCode) {
+			t.Fatalf("%q: running %v with status %d", any, st.Running, st.StatusCode)
+		}
+		if st.Init == InitSystemd && st.Enabled != SystemdEnabled(st.BootRaw) {
+			t.Fatalf("%q: enabled %v with boot %q", any, st.Enabled, st.BootRaw)
+		}
+		if strings.ContainsAny(load+boot+link, "\n") || link == "" {
+			return // one line per value, as the probe prints them
+		}
+		var b strings.Builder
+		want := ServiceState{Installed: load != "" && load != "not-found", StatusCode: status, Running: status == 0}
+		if systemd {
+			fmt.Fprintf(&b, "init=systemd\nload=%s\nboot=%s\nstatus=%d\n", load, boot, status)
+			want.Init, want.BootRaw, want.Enabled = InitSystemd, boot, SystemdEnabled(boot)
+		} else {
+			fmt.Fprintf(&b, "init=%s\nload=%s\nlink=%s\nlink=%s.2\nstatus=%d\n", InitDebian, load, link, link, status)
+			want.Init, want.BootRaw, want.Enabled = InitDebian, link+" "+link+".2", SysVEnabled([]string{link, link + ".2"})
+		}
+		if got := ParseServiceState(b.String()); got != want {
+			t.Fatalf("%q: got %+v, want %+v", b.String(), got, want)
+		}
+	})
+}
+
+// FuzzParseMounts: a mount's fields, escaped as the kernel and fstab
+// write them, come back from /proc/mounts content unchanged (spaces, tabs,
+// backslashes, non-ASCII spaces in paths); any content parses without a
+// panic into entries with three fields.
+func FuzzParseMounts(f *testing.F) {
+	f.Add("rb1:/var/edgwl", "/mnt/edg wl", "fuse.sshfs", "rw,nosuid", "proc /proc proc rw 0 0\n# c\n\n x \n")
+	f.Add(`a\b`, "/mnt/\t\u00a0x", "nfs", "", `/dev/sda1 /a\040b ext4 rw 0 0`)
+	f.Add("s", "/t\u0085", "ext4", "ro", "a b\nc d e\\")
+	f.Fuzz(func(t *testing.T, source, target, fstype, opts, any string) {
+		for _, e := range ParseMounts(any) {
+			if e.Source == "" || e.Target == "" || e.FSType == "" {
+				t.Fatalf("%q: entry %+v", any, e)
+			}
+		}
+		if source == "" || target == "" || strings.HasPrefix(source, "#") || strings.ContainsAny(source+target, "\r") ||
+			fstype == "" || strings.ContainsAny(fstype+opts, " \t\r\n#") || strings.HasPrefix(opts, ",") {
+			return
+		}
+		line := strings.Join([]string{EscapeMountField(source), EscapeMountField(target), fstype, opts, "0", "0"}, " ")
+		if opts == "" {
+			line = strings.Join([]string{EscapeMountField(source), EscapeMountField(target), fstype}, "\t")
+		}
+		content := "proc /proc proc rw 0 0\n" + line + "\n"
+		got := ParseMounts(content)
+		if len(got) != 2 {
+			t.Fatalf("%q: %d entries", content, len(got))
+		}
+		e := got[1]
+		var wantOpts []string
+		if opts != "" {
+			wantOpts = strings.Split(opts, ",")
+		}
+		if e.Source != source || e.Target != target || e.FSType != fstype || !reflect.DeepEqual(e.Options, wantOpts) {
+			t.Fatalf("%q: got %+v", content, e)
+		}
+		if m, ok := LiveMount(got, target); !ok || m.Source != source {
+			t.Fatalf("%q: live mount at %q: %+v %v", content, target, m, ok)
+		}
+	})
+}
+
+// FuzzParseUserState: the user probe's lines for an account (home with
+// '|' or spaces, any authorized_keys bytes) give it back; any output parses
+// without a panic.
+func FuzzParseUserState(f *testing.F) {
+	f.Add("/home/rb|x", "/bin/sh", "rb", []byte("ssh-ed25519 AAAA k\n"), true, "pw=a:b\n/|x\nak=!!\n")
+	f.Add("/var/lib/rb ", "", "edguser", []byte{0, 255}, false, "/a|dir|755|root|root\nhome=/a\n")
+	f.Fuzz(func(t *testing.T, home, shell, group string, keys []byte, _ bool, any string) {
+		_ = ParseUserState(any)
+		// A user or group name holds no '|' (useradd and groupadd refuse
+		// it): only the home may, and is read from the right.
+		if !strings.HasPrefix(home, "/") || strings.ContainsAny(home+shell+group, ":\n") || strings.Contains(group, "|") {
+			return
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "pw=u:x:1000:1000:U:%s:%s\ngid=%s\nhome=%s\n", home, shell, group, home)
+		fmt.Fprintf(&b, "%s|directory|755|u|%s\n", home, group)
+		fmt.Fprintf(&b, "%s|directory|700|u|%s\n", path.Join(home, ".ssh"), group)
+		fmt.Fprintf(&b, "%s|regular file|600|u|%s\n", path.Join(home, ".ssh", "authorized_keys"), group)
+		fmt.Fprintf(&b, "ak=%s\n", base64.StdEncoding.EncodeToString(keys))
+		st := ParseUserState(b.String())
+		if !st.Exists || st.Home != home || st.Shell != shell || st.Group != group || !st.KeysKnown ||
+			string(st.Keys) != string(keys) {
+			t.Fatalf("%q: got %+v", b.String(), st)
+		}
+		if st.HomeStat != (StatLine{true, "directory", "755", "u", group}) ||
+			st.SSHStat != (StatLine{true, "directory", "700", "u", group}) ||
+			st.AKStat != (StatLine{true, "regular file", "600", "u", group}) {
+			t.Fatalf("%q: stats %+v %+v %+v", b.String(), st.HomeStat, st.SSHStat, st.AKStat)
 		}
 	})
 }

@@ -3,7 +3,6 @@ package installer
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,34 +13,22 @@ import (
 // symlink, one cat for the content of every small regular file, passed as
 // it is and cut by the sizes stat gave), instead of a few processes per
 // probe: on a busy host, or thirty hosts sharing a control machine's CPU,
-// process start-up is what a verify spends its time on. The results are
-// byte for byte those FileProbe's own script gives; other probes run as in
-// BatchScript.
+// process start-up is what a verify spends its time on. The facts are those
+// a FileProbe asked on its own gives; other probes run as in BatchScript.
 
-// fastFilePath returns the path of p when p is exactly FileProbe(path) and
-// the path is one the combined script handles (no newline).
-func fastFilePath(p Probe) (string, bool) {
-	path, ok := strings.CutPrefix(p.Key, "file:")
-	if !ok || path == "" || strings.ContainsAny(path, "\n\r") {
-		return "", false
-	}
-	if p.Script != FileProbe(path).Script {
-		return "", false
-	}
-	return path, true
-}
-
-// splitProbes separates the probes the combined file script answers from the
-// others, keeping first-wins semantics of duplicate keys.
+// splitProbes separates the file probes the combined file script answers
+// from the others, keeping first-wins semantics of duplicates.
 func splitProbes(probes []Probe) (paths []string, others []Probe) {
 	seen := map[string]bool{}
 	for _, p := range probes {
-		if seen[p.Key] {
+		if seen[p.id()] {
 			continue
 		}
-		seen[p.Key] = true
-		if path, ok := fastFilePath(p); ok {
-			paths = append(paths, path)
+		seen[p.id()] = true
+		// A path with a newline cannot be told apart in stat's lines: it
+		// is asked on its own.
+		if p.kind == factFile && p.arg != "" && !strings.ContainsAny(p.arg, "\n\r") {
+			paths = append(paths, p.arg)
 		} else {
 			others = append(others, p)
 		}
@@ -85,10 +72,11 @@ printf '\n%[1]s E\n'
 `, m, args.String(), MaxProbedContent)
 }
 
-// parseFiles turns the output of filesScript into FileProbe results. ok is
-// false when the output does not add up (a file changed between stat and
-// cat, a path became a symlink): the caller then runs the plain probes.
-func parseFiles(paths []string, out []byte, m string) (map[string]ProbeResult, bool) {
+// parseFiles turns the output of filesScript into file facts, parsed once
+// (the content as cat passed it, no encoding). ok is false when the output
+// does not add up (a file changed between stat and cat, a path became a
+// symlink): the caller then asks each path on its own.
+func parseFiles(paths []string, out []byte, m string) (map[string]FileFact, bool) {
 	section := func(name, next string) ([]byte, bool) {
 		open := []byte(m + " " + name + "\n")
 		i := bytes.Index(out, open)
@@ -167,22 +155,21 @@ func parseFiles(paths []string, out []byte, m string) (map[string]ProbeResult, b
 	if ti != len(targets) || off != len(cBlock) {
 		return nil, false
 	}
-	res := map[string]ProbeResult{}
+	res := map[string]FileFact{}
 	for _, p := range paths {
-		var b strings.Builder
-		st, ok := stats[p]
-		if !ok {
-			b.WriteString("N\n")
-		} else {
-			b.WriteString("S " + st + "\n")
+		ff := FileFact{Path: p}
+		if st, ok := stats[p]; ok {
+			if err := ff.setStat(st); err != nil {
+				return nil, false
+			}
 			if t, ok := links[p]; ok {
-				b.WriteString("L " + t + "\n")
+				ff.LinkTarget = t
 			}
 			if c, ok := contents[p]; ok {
-				b.WriteString("C " + base64.StdEncoding.EncodeToString(c) + "\n")
+				ff.Content, ff.ContentKnown = c, true
 			}
 		}
-		res[FileProbeKey(p)] = ProbeResult{Stdout: []byte(b.String())}
+		res[p] = ff
 	}
 	return res, true
 }
@@ -218,7 +205,7 @@ func gatherBatch(ctx context.Context, conn Conn, probes []Probe, prelude string)
 	if len(paths) > 0 {
 		files, ok := parseFiles(paths, res.Stdout, m)
 		if !ok {
-			// Something changed under us: ask each path the plain way.
+			// Something changed under us: ask each path on its own.
 			var fps []Probe
 			for _, p := range paths {
 				fps = append(fps, FileProbe(p))
@@ -229,7 +216,9 @@ func gatherBatch(ctx context.Context, conn Conn, probes []Probe, prelude string)
 			}
 			facts.Merge(f)
 		} else {
-			facts.Merge(NewFacts(files))
+			for _, ff := range files {
+				facts.SetFile(ff)
+			}
 		}
 	}
 	return facts, res, nil

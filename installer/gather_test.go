@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -65,13 +66,34 @@ func TestGatherBatchSameAsFileProbe(t *testing.T) {
 	for _, k := range want.Keys() {
 		a, _ := want.Get(k)
 		b, ok := got.Get(k)
-		if !ok || !bytes.Equal(a.Stdout, b.Stdout) || (k == "other" && a.ExitCode != b.ExitCode) {
+		if !ok || !bytes.Equal(a.Stdout, b.Stdout) || a.ExitCode != b.ExitCode {
 			t.Errorf("%s:\n got %q (%v)\nwant %q", k, b.Stdout, ok, a.Stdout)
 		}
 	}
-	ff, err := FileFactOf(got, paths[2])
-	if err != nil || string(ff.Content) != "x" || ff.Mode != 0o644 {
+	// Every path: the same typed fact from the combined script as from
+	// its own.
+	for _, p := range paths {
+		a, err1 := want.File(p)
+		b, err2 := got.File(p)
+		if err1 != nil || err2 != nil || !reflect.DeepEqual(a, b) {
+			t.Errorf("%s:\n got %+v (%v)\nwant %+v (%v)", p, b, err2, a, err1)
+		}
+	}
+	ff, err := got.File(paths[2])
+	if err != nil || string(ff.Content) != "x" || ff.Mode != 0o644 || ff.Kind != KindFile || !ff.ContentKnown {
 		t.Errorf("fact of %s: %+v %v", paths[2], ff, err)
+	}
+	if ff, err := got.File(big); err != nil || ff.ContentKnown || ff.Size != MaxProbedContent+1 {
+		t.Errorf("fact of %s: content known %v, size %d, %v", big, ff.ContentKnown, ff.Size, err)
+	}
+	if ff, err := got.File(filepath.Join(dir, "dangling")); err != nil || ff.Kind != KindSymlink || ff.LinkTarget != "/nowhere/at all" {
+		t.Errorf("dangling link: %+v %v", ff, err)
+	}
+	if ff, err := got.File(filepath.Join(dir, "missing")); err != nil || ff.Exists {
+		t.Errorf("missing: %+v %v", ff, err)
+	}
+	if _, err := got.File(filepath.Join(dir, "never asked")); err == nil {
+		t.Error("a path never probed has a fact")
 	}
 }
 
@@ -91,8 +113,8 @@ func TestParseFilesRejectsShortContent(t *testing.T) {
 		t.Error("3 bytes of content for a 5-byte file accepted")
 	}
 	out = []byte(m + " S\n/a|regular file|644|0|0|root|root|3\n" + m + " L\n\n" + m + " C\nabc\n" + m + " E\n")
-	if r, ok := parseFiles([]string{"/a"}, out, m); !ok || string(r[FileProbeKey("/a")].Stdout) != "S regular file|644|0|0|root|root|3\nC YWJj\n" {
-		t.Errorf("3 bytes for a 3-byte file: %q %v", r[FileProbeKey("/a")].Stdout, ok)
+	if r, ok := parseFiles([]string{"/a"}, out, m); !ok || string(r["/a"].Content) != "abc" || !r["/a"].ContentKnown || r["/a"].Mode != 0o644 {
+		t.Errorf("3 bytes for a 3-byte file: %+v %v", r["/a"], ok)
 	}
 }
 

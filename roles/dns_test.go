@@ -428,20 +428,21 @@ func TestBDIIDNSExamplePlans(t *testing.T) {
 
 func TestSystemdUnitOnlyWithSystemd(t *testing.T) {
 	u := systemdUnit{Path: "/etc/systemd/system/x.service", Content: []byte("[Unit]\n")}
-	facts := func(systemd, file string) *installer.Facts {
-		return installer.NewFacts(map[string]installer.ProbeResult{
-			systemdProbe:                   {Stdout: []byte(systemd + "\n")},
-			installer.FileProbeKey(u.Path): {Stdout: []byte(file)},
-		})
+	facts := func(systemd string, file installer.FileFact) *installer.Facts {
+		f := installer.NewFacts(map[string]installer.ProbeResult{systemdProbe: {Stdout: []byte(systemd + "\n")}})
+		f.SetFile(file)
+		return f
 	}
+	absent := installer.FileFact{Path: u.Path}
 	ctx := context.Background()
-	if r := u.CheckApply(ctx, &installer.Env{Host: "h", Facts: facts("no", "N\n")}, false); r.Status != installer.StatusOK {
+	if r := u.CheckApply(ctx, &installer.Env{Host: "h", Facts: facts("no", absent)}, false); r.Status != installer.StatusOK {
 		t.Errorf("no systemd: %s", r.Status)
 	}
-	if r := u.CheckApply(ctx, &installer.Env{Host: "h", Facts: facts("yes", "N\n")}, false); r.Status != installer.StatusMissing {
+	if r := u.CheckApply(ctx, &installer.Env{Host: "h", Facts: facts("yes", absent)}, false); r.Status != installer.StatusMissing {
 		t.Errorf("systemd, no unit: %s", r.Status)
 	}
-	same := "S regular file|644|0|0|root|root|8\nC W1VuaXRdCg==\n"
+	same := installer.FileFact{Path: u.Path, Exists: true, Kind: installer.KindFile, Mode: 0o644, Owner: "root", Group: "root",
+		Size: 8, Content: []byte("[Unit]\n"), ContentKnown: true}
 	if r := u.CheckApply(ctx, &installer.Env{Host: "h", Facts: facts("yes", same)}, false); r.Status != installer.StatusOK {
 		t.Errorf("systemd, same unit: %s %s", r.Status, r.Message)
 	}

@@ -114,15 +114,15 @@ type createOnly struct {
 func (c createOnly) ID() string { return "file " + c.Path + " (created if missing)" }
 
 func (c createOnly) Probes() []installer.Probe {
-	return []installer.Probe{{Key: "exists:" + c.Path, Script: "[ -e " + installer.ShellQuote(c.Path) + " ] && echo yes || echo no"}}
+	return []installer.Probe{installer.FileProbe(c.Path)}
 }
 
 func (c createOnly) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	r, ok := env.Facts.Get("exists:" + c.Path)
-	if !ok {
-		return installer.Failed(fmt.Errorf("%s: %s: no fact gathered", env.Host, c.ID()))
+	ff, err := env.Facts.File(c.Path)
+	if err != nil {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, c.ID(), err))
 	}
-	if strings.TrimSpace(string(r.Stdout)) == "yes" {
+	if ff.Exists {
 		return installer.OK("")
 	}
 	if !apply {
@@ -144,16 +144,16 @@ type binaryCopy struct {
 func (b binaryCopy) ID() string { return "binary " + b.Path }
 
 func (b binaryCopy) Probes() []installer.Probe {
-	return []installer.Probe{{Key: "sha256:" + b.Path, Script: "[ -f " + installer.ShellQuote(b.Path) + " ] && sha256sum " + installer.ShellQuote(b.Path) + " | cut -d' ' -f1 || echo absent"}}
+	return []installer.Probe{installer.FileHashProbe(b.Path)}
 }
 
 func (b binaryCopy) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
 	fail := func(err error) installer.Result {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, b.ID(), err))
 	}
-	r, ok := env.Facts.Get("sha256:" + b.Path)
-	if !ok {
-		return fail(fmt.Errorf("no fact gathered"))
+	ff, err := env.Facts.FileHash(b.Path)
+	if err != nil {
+		return fail(err)
 	}
 	data, err := os.ReadFile(b.Source)
 	if err != nil {
@@ -161,15 +161,17 @@ func (b binaryCopy) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	}
 	sum := sha256.Sum256(data)
 	want := hex.EncodeToString(sum[:])
-	found := strings.TrimSpace(string(r.Stdout))
+	found := ff.SHA256
 	if found == want {
 		return installer.OK("")
 	}
 	if !apply {
-		if found == "absent" {
-			return installer.Missing(b.Path + " does not exist")
+		if !ff.Exists {
+			return installer.MissingProps(b.Path+" does not exist", installer.Prop("kind", "regular file", "absent"))
 		}
-		return installer.Drift(b.Path+" is another build", "sha256 "+want, "sha256 "+found)
+		r := installer.DriftProps(b.Path+" is another build", installer.Prop("content", "sha256 "+want, "sha256 "+found))
+		r.Expected, r.Found = "sha256 "+want, "sha256 "+found
+		return r
 	}
 	if err := env.Conn.WriteFile(ctx, b.Path, data, 0o755, "root", "root"); err != nil {
 		return fail(err)
@@ -358,7 +360,7 @@ func (s systemdUnit) CheckApply(ctx context.Context, env *installer.Env, apply b
 	if strings.TrimSpace(string(r.Stdout)) != "yes" {
 		return installer.OK("no systemd: the init script serves")
 	}
-	ff, err := installer.FileFactOf(env.Facts, s.Path)
+	ff, err := env.Facts.File(s.Path)
 	if err != nil {
 		return fail(err)
 	}

@@ -85,7 +85,7 @@ func (o ownedLines) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	fail := func(err error) installer.Result {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, o.ID(), err))
 	}
-	ff, err := installer.FileFactOf(env.Facts, o.Path)
+	ff, err := env.Facts.File(o.Path)
 	if err != nil {
 		return fail(err)
 	}

@@ -542,7 +542,7 @@ type createOnlyDir struct{ d steps.Dir }
 func (c *createOnlyDir) ID() string                { return c.d.ID() }
 func (c *createOnlyDir) Probes() []installer.Probe { return c.d.Probes() }
 func (c *createOnlyDir) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	ff, err := installer.FileFactOf(env.Facts, c.d.Path)
+	ff, err := env.Facts.File(c.d.Path)
 	if err != nil {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, c.ID(), err))
 	}
@@ -566,7 +566,7 @@ func (h *hostKeyStep) Probes() []installer.Probe {
 	return []installer.Probe{installer.FileProbe(h.Path)}
 }
 func (h *hostKeyStep) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	ff, err := installer.FileFactOf(env.Facts, h.Path)
+	ff, err := env.Facts.File(h.Path)
 	if err != nil {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, h.ID(), err))
 	}
@@ -612,20 +612,18 @@ type optionalService struct {
 func (o *optionalService) ID() string                { return o.svc.ID() }
 func (o *optionalService) Probes() []installer.Probe { return o.svc.Probes() }
 func (o *optionalService) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	if p := o.svc.Probes(); apply && len(p) == 1 {
+	if apply {
 		// An init script written by an earlier step of this phase is not
 		// in the batch gathered before it: look again.
-		if pr, ok := env.Facts.Get(p[0].Key); ok && !steps.ParseServiceState(string(pr.Stdout)).Installed {
-			if err := env.Reprobe(ctx, p...); err != nil {
+		if st, err := env.Facts.Service(o.svc.Name); err == nil && !st.Installed {
+			if err := env.Reprobe(ctx, o.svc.Probes()...); err != nil {
 				return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, o.ID(), err))
 			}
 		}
 	}
 	if !o.required {
-		if p := o.svc.Probes(); len(p) == 1 {
-			if pr, ok := env.Facts.Get(p[0].Key); ok && !steps.ParseServiceState(string(pr.Stdout)).Installed {
-				return installer.OK("not installed on this node")
-			}
+		if st, err := env.Facts.Service(o.svc.Name); err == nil && !st.Installed {
+			return installer.OK("not installed on this node")
 		}
 	}
 	return o.svc.CheckApply(ctx, env, apply)

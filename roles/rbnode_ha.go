@@ -378,10 +378,12 @@ type hagdRestart struct{}
 
 func (hagdRestart) ID() string { return "restart hagd on change" }
 
-func (hagdRestart) Probes() []installer.Probe { return steps.Service{Name: "hagd"}.Probes() }
+func (hagdRestart) Probes() []installer.Probe {
+	return []installer.Probe{installer.ServiceProbe("hagd")}
+}
 
 func (r hagdRestart) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	probes := steps.Service{Name: "hagd"}.Probes()
+	probes := r.Probes()
 	if apply && changedIn(env, "hagd") {
 		// The init script may be new: the Service step after this one
 		// must see it (facts were gathered before this phase wrote it);
@@ -393,11 +395,10 @@ func (r hagdRestart) CheckApply(ctx context.Context, env *installer.Env, apply b
 			return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
 		}
 	}
-	pr, ok := env.Facts.Get(probes[0].Key)
-	if !ok {
-		return installer.Failed(fmt.Errorf("%s: %s: no fact gathered", env.Host, r.ID()))
+	st, err := env.Facts.Service("hagd")
+	if err != nil {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
 	}
-	st := steps.ParseServiceState(string(pr.Stdout))
 	if !st.Installed || !st.Running {
 		return installer.OK("hagd not running: nothing to restart")
 	}
@@ -408,7 +409,7 @@ func (r hagdRestart) CheckApply(ctx context.Context, env *installer.Env, apply b
 		return installer.Drift("hagd runs an old binary, key or configuration: restart pending", "restarted", "running since before the change")
 	}
 	cmd := HAGDInitScript + " restart"
-	if st.Init == steps.InitSystemd {
+	if st.Init == installer.InitSystemd {
 		cmd = "systemctl restart hagd.service"
 	}
 	res, err := env.Conn.Run(ctx, cmd, nil)
@@ -436,16 +437,14 @@ type hagdOwned struct{ svc steps.Service }
 func (h *hagdOwned) ID() string { return h.svc.ID() }
 
 func (h *hagdOwned) Probes() []installer.Probe {
-	return append(h.svc.Probes(), steps.Service{Name: "hagd"}.Probes()...)
+	return append(h.svc.Probes(), installer.ServiceProbe("hagd"))
 }
 
 func (h *hagdOwned) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
 	svc := h.svc
 	owned := false
-	if pr, ok := env.Facts.Get(steps.Service{Name: "hagd"}.Probes()[0].Key); ok {
-		if st := steps.ParseServiceState(string(pr.Stdout)); st.Installed && st.Running {
-			svc.State, owned = "", true
-		}
+	if st, err := env.Facts.Service("hagd"); err == nil && st.Installed && st.Running {
+		svc.State, owned = "", true
 	}
 	r := (&optionalService{svc: svc}).CheckApply(ctx, env, apply)
 	if owned && r.Status == installer.StatusOK && r.Message == "" {

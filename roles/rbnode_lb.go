@@ -154,7 +154,7 @@ func (c *LBCopy) CheckApply(ctx context.Context, env *installer.Env, apply bool)
 	fail := func(err error) installer.Result {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, c.ID(), err))
 	}
-	if ff, err := installer.FileFactOf(env.Facts, c.record()); err == nil && ff.Exists {
+	if ff, err := env.Facts.File(c.record()); err == nil && ff.Exists {
 		return installer.OK(strings.TrimSpace(string(ff.Content)) + " (" + c.record() + ")")
 	}
 	if pr, ok := env.Facts.Get(c.probeKey()); !ok || pr.ExitCode != 0 {

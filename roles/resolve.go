@@ -135,7 +135,7 @@ func (k *nodeKeysFile) CheckApply(ctx context.Context, env *installer.Env, apply
 	r := k.file(keysFileContent(entries)).CheckApply(ctx, env, apply)
 	if r.Status == installer.StatusDrift || r.Status == installer.StatusChanged {
 		// Say which keys, not only "content differs".
-		if ff, err := installer.FileFactOf(env.Facts, k.Path); err == nil && ff.Exists {
+		if ff, err := env.Facts.File(k.Path); err == nil && ff.Exists {
 			missing, extra := steps.KeyDiff(ff.Content, entries)
 			if len(missing) > 0 {
 				r.Message += "; missing " + strings.Join(missing, ", ")

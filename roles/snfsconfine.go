@@ -217,7 +217,7 @@ func (s *sshdConfine) effectiveDiffs(out string) []string {
 }
 
 func (s *sshdConfine) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	ff, err := installer.FileFactOf(env.Facts, sshdConfigPath)
+	ff, err := env.Facts.File(sshdConfigPath)
 	if err != nil {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, s.ID(), err))
 	}

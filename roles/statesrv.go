@@ -206,7 +206,7 @@ func (e *exportsEntry) Probes() []installer.Probe {
 func (e *exportsEntry) line() string { return e.Path + " " + e.Client + "(" + e.Options + ")" }
 
 func (e *exportsEntry) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	ff, err := installer.FileFactOf(env.Facts, exportsFile)
+	ff, err := env.Facts.File(exportsFile)
 	if err != nil {
 		return installer.Failed(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 // fileFact returns what the batch found at path.
 func fileFact(env *installer.Env, path string) (installer.FileFact, error) {
-	return installer.FileFactOf(env.Facts, path)
+	return env.Facts.File(path)
 }
 
 // sh runs script on the host and turns a non-zero exit into an error naming

@@ -34,38 +34,16 @@ type Copy struct {
 	Group  string
 }
 
-// CopySums is the file on the host where Copy keeps the hashes it verified:
-// lines "SHA256 INODE SIZE MTIME CTIME PATH".
-const CopySums = "/var/lib/gridha/copy.sha256"
+// CopySums is the file on the host where Copy keeps the hashes it verified
+// (installer.FileHashProbe reads them): lines "SHA256 INODE SIZE MTIME
+// CTIME PATH".
+const CopySums = installer.HashCache
 
 // ID implements installer.Step.
 func (c Copy) ID() string { return "copy " + c.Path }
 
 // cacheable: a path the sums file can hold (one field, read by sh's read).
-func (c Copy) cacheable() bool { return !strings.ContainsAny(c.Path, " \t\n\r\\") }
-
-func (c Copy) probe() installer.Probe {
-	sums := "''"
-	if c.cacheable() {
-		sums = CopySums
-	}
-	script := fmt.Sprintf(`p=%s c=%s
-if [ -L "$p" ] || [ -e "$p" ]; then
-  k=$(stat -c 'S %%F|%%a|%%u|%%g|%%U|%%G|%%s
-K %%i %%s %%.9Y %%.9Z' "$p") || exit 1
-  printf '%%s\n' "$k"
-  if [ -L "$p" ]; then printf 'L '; readlink "$p"; fi
-  if [ -f "$p" ] && [ ! -L "$p" ]; then
-    k=${k##*K } h=
-    if [ -n "$c" ] && [ -f "$c" ]; then
-      while read -r s i z m t q; do if [ "$q" = "$p" ] && [ "$i $z $m $t" = "$k" ]; then h=$s; fi; done < "$c"
-    fi
-    if [ -z "$h" ]; then h=$(sha256sum < "$p") || exit 1; h=${h%%%% *}; fi
-    echo "H $h"
-  fi
-else echo N; fi`, installer.ShellQuote(c.Path), sums)
-	return installer.Probe{Key: "copy:" + c.Path, Script: script}
-}
+func (c Copy) cacheable() bool { return installer.HashCacheable(c.Path) }
 
 // recordScript hashes the file again and, when it is want and the file did
 // not change meanwhile, keeps the hash in CopySums. It prints "H hash".
@@ -85,23 +63,12 @@ exit 0`, installer.ShellQuote(c.Path), CopySums, want)
 // Probes implements installer.Step.
 func (c Copy) Probes() []installer.Probe { return []installer.Probe{c.probe()} }
 
+func (c Copy) probe() installer.Probe { return installer.FileHashProbe(c.Path) }
+
 // copyFact is what the probe found: the file's metadata and its hash.
 func (c Copy) copyFact(env *installer.Env) (installer.FileFact, string, error) {
-	pr, ok := env.Facts.Get(c.probe().Key)
-	if !ok {
-		return installer.FileFact{}, "", fmt.Errorf("no fact gathered for %s", c.Path)
-	}
-	ff, err := installer.ParseFileFact(c.Path, pr.Stdout)
-	if err != nil {
-		return ff, "", err
-	}
-	var sum string
-	for _, line := range strings.Split(string(pr.Stdout), "\n") {
-		if v, ok := strings.CutPrefix(line, "H "); ok {
-			sum = strings.TrimSpace(v)
-		}
-	}
-	return ff, sum, nil
+	ff, err := env.Facts.FileHash(c.Path)
+	return ff, ff.SHA256, err
 }
 
 // CheckApply implements installer.Step.

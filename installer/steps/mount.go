@@ -28,14 +28,11 @@ type Mount struct {
 // ID implements installer.Step.
 func (m Mount) ID() string { return "mount " + m.Target }
 
-const procMountsKey = "proc-mounts"
-
 // Probes implements installer.Step.
 func (m Mount) Probes() []installer.Probe {
 	return []installer.Probe{
 		installer.FileProbe(FstabPath),
-		// Read by sh itself: one process fewer in every verify.
-		{Key: procMountsKey, Script: "while IFS= read -r l; do printf '%s\\n' \"$l\"; done < /proc/mounts"},
+		installer.MountsProbe(),
 	}
 }
 
@@ -45,77 +42,7 @@ func (m Mount) FstabLine() string {
 	if opts == "" {
 		opts = "defaults"
 	}
-	return strings.Join([]string{escapeMountField(m.Source), escapeMountField(m.Target), m.FSType, opts, "0", "0"}, " ")
-}
-
-// escapeMountField escapes spaces and tabs the way fstab and /proc/mounts
-// write them (octal).
-func escapeMountField(s string) string {
-	r := strings.NewReplacer(`\`, `\134`, " ", `\040`, "\t", `\011`, "\n", `\012`)
-	return r.Replace(s)
-}
-
-// unescapeMountField undoes escapeMountField.
-func unescapeMountField(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// mountFields splits a /proc/mounts or fstab line at spaces and tabs, the
-// only separators the kernel and fstab(5) use (they write those inside a
-// field as octal escapes). strings.Fields would also split at U+00A0 and
-// U+0085, which a path may hold as they are (found by FuzzParseMounts); a
-// CRLF line's final CR is no part of the last field.
-func mountFields(line string) []string {
-	return strings.FieldsFunc(strings.TrimSuffix(line, "\r"), func(r rune) bool { return r == ' ' || r == '\t' })
-}
-
-// MountEntry is one line of /proc/mounts or /etc/fstab.
-type MountEntry struct {
-	Source, Target, FSType string
-	Options                []string
-}
-
-// ParseMounts reads /proc/mounts (or fstab) content: blank and comment
-// lines are skipped, fields unescaped.
-func ParseMounts(content string) []MountEntry {
-	var out []MountEntry
-	for _, line := range strings.Split(content, "\n") {
-		f := mountFields(line)
-		if len(f) < 3 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		e := MountEntry{Source: unescapeMountField(f[0]), Target: unescapeMountField(f[1]), FSType: f[2]}
-		if len(f) >= 4 {
-			e.Options = strings.Split(f[3], ",")
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-// LiveMount returns the entry mounted at target that is visible (the last
-// one in /proc/mounts).
-func LiveMount(entries []MountEntry, target string) (MountEntry, bool) {
-	for i := len(entries) - 1; i >= 0; i-- {
-		if entries[i].Target == target {
-			return entries[i], true
-		}
-	}
-	return MountEntry{}, false
+	return strings.Join([]string{installer.EscapeMountField(m.Source), installer.EscapeMountField(m.Target), m.FSType, opts, "0", "0"}, " ")
 }
 
 // SetFstabLine returns fstab content where target has exactly the given
@@ -127,14 +54,14 @@ func SetFstabLine(content []byte, target, want string) (out []byte, found string
 	lines := bytes.SplitAfter(content, []byte("\n"))
 	var b bytes.Buffer
 	done := false
-	wantFields := strings.Join(mountFields(want), " ")
+	wantFields := strings.Join(installer.MountFields(want), " ")
 	for _, l := range lines {
 		if len(l) == 0 {
 			continue
 		}
 		text := strings.TrimRight(string(l), "\n")
-		f := mountFields(text)
-		if len(f) >= 2 && !strings.HasPrefix(f[0], "#") && unescapeMountField(f[1]) == target {
+		f := installer.MountFields(text)
+		if len(f) >= 2 && !strings.HasPrefix(f[0], "#") && installer.UnescapeMountField(f[1]) == target {
 			if found == "" {
 				found = text
 			}
@@ -208,16 +135,16 @@ func (m Mount) CheckApply(ctx context.Context, env *installer.Env, apply bool) i
 	if err != nil {
 		return failed(env, m.ID(), err)
 	}
-	pr, ok := env.Facts.Get(procMountsKey)
-	if !ok {
-		return failed(env, m.ID(), fmt.Errorf("no fact gathered for /proc/mounts"))
+	entries, err := env.Facts.Mounts()
+	if err != nil {
+		return failed(env, m.ID(), err)
 	}
 	want := ""
 	if m.Fstab {
 		want = m.FstabLine()
 	}
 	newFstab, foundLine, fstabChanged := SetFstabLine(ff.Content, m.Target, want)
-	live, mounted := LiveMount(ParseMounts(string(pr.Stdout)), m.Target)
+	live, mounted := installer.LiveMount(entries, m.Target)
 
 	var diffs []string
 	var props []installer.PropertyDrift
@@ -337,7 +264,7 @@ func (m Mount) expected() string {
 	return strings.Join(p, "; ")
 }
 
-func foundState(line string, live MountEntry, mounted bool) string {
+func foundState(line string, live installer.MountEntry, mounted bool) string {
 	p := []string{"no fstab line"}
 	if line != "" {
 		p[0] = "fstab: " + line

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"github.com/gridha/gridha/installer"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,7 +136,7 @@ func TestMountParsing(t *testing.T) {
 		t.Errorf("fstab line %q", got)
 	}
 	procMounts := "proc /proc proc rw,nosuid 0 0\nroot@rb2:/var/my\\040dir /mnt/my\\040dir fuse.sshfs ro,nosuid,nodev,relatime,user_id=0 0 0\n"
-	e, ok := LiveMount(ParseMounts(procMounts), "/mnt/my dir")
+	e, ok := installer.LiveMount(installer.ParseMounts(procMounts), "/mnt/my dir")
 	if !ok || e.Source != m.Source || !sameFSType(e.FSType, m.FSType) {
 		t.Fatalf("live mount %+v %v", e, ok)
 	}
@@ -153,35 +154,11 @@ func TestMountParsing(t *testing.T) {
 	}
 }
 
-func TestServiceState(t *testing.T) {
-	tests := []struct {
-		name, out        string
-		installed, en, r bool
-	}{
-		{"debian enabled running", "init=sysv-debian\nload=loaded\nlink=/etc/rc0.d/K01x\nlink=/etc/rc2.d/S01x\nstatus=0\n", true, true, true},
-		{"debian disabled (K links only)", "init=sysv-debian\nload=loaded\nlink=/etc/rc2.d/K01x\nlink=/etc/rcS.d/S01x\nstatus=3\n", true, false, false},
-		{"redhat rc.d", "init=sysv-redhat\nload=loaded\nlink=/etc/rc.d/rc3.d/S99x\nstatus=1\n", true, true, false},
-		{"not installed", "init=sysv-debian\nload=not-found\n", false, false, false},
-		{"systemd enabled", "init=systemd\nload=loaded\nboot=enabled\nstatus=0\n", true, true, true},
-		{"systemd masked", "init=systemd\nload=masked\nboot=masked\nstatus=3\n", true, false, false},
-		{"systemd missing", "init=systemd\nload=not-found\nboot=\nstatus=4\n", false, false, false},
-	}
-	for _, tc := range tests {
-		st := ParseServiceState(tc.out)
-		if st.Installed != tc.installed || st.Enabled != tc.en || st.Running != tc.r {
-			t.Errorf("%s: %+v", tc.name, st)
-		}
-	}
-	for code, want := range map[int]string{0: "running", 1: "dead, pid file exists", 3: "not running", 4: "status unknown", 7: "status exit 7"} {
-		if got := LSBStatusText(code); got != want {
-			t.Errorf("LSB %d: %q", code, got)
-		}
-		if LSBRunning(code) != (code == 0) {
-			t.Errorf("LSBRunning(%d)", code)
-		}
-	}
+// TestServicePlan: a service found disabled and not running (as the
+// gatherer gives it) is enabled and started.
+func TestServicePlan(t *testing.T) {
 	s := Service{Name: "x", Boot: BootEnabled, State: StateRunning}
-	diffs, script := s.plan(ParseServiceState(tests[1].out))
+	diffs, script := s.plan(installer.ServiceState{Init: installer.InitDebian, Installed: true, StatusCode: 3})
 	if len(diffs) != 2 || !strings.Contains(script, "update-rc.d") || !strings.Contains(script, "start") {
 		t.Errorf("plan: %v\n%s", diffs, script)
 	}
@@ -232,27 +209,13 @@ func TestRenderAssignment(t *testing.T) {
 	}
 }
 
-func TestParseUserState(t *testing.T) {
-	out := "pw=edguser:x:999:999:EDG user:/home/edguser:/bin/sh\ngid=edguser\nhome=/home/edguser\n" +
-		"/home/edguser|directory|755|edguser|edguser\n/home/edguser/.ssh|directory|700|edguser|edguser\n" +
-		"/home/edguser/.ssh/authorized_keys|regular file|600|edguser|edguser\nak=a2V5Cg==\ngroupexists=1\n"
-	st := parseUserState(out)
-	if !st.Exists || st.Home != "/home/edguser" || st.Shell != "/bin/sh" || st.Group != "edguser" || !st.GroupExists ||
-		!st.HomeStat.Exists || st.SSHStat.Mode != "700" || st.AKStat.Kind != "regular file" || string(st.Keys) != "key\n" {
-		t.Errorf("%+v", st)
-	}
-	if st := parseUserState("home=/home/new\n"); st.Exists || st.Home != "/home/new" || st.HomeStat.Exists {
-		t.Errorf("absent user: %+v", st)
-	}
-}
-
 func FuzzSetFstabLine(f *testing.F) {
 	f.Add("proc /proc proc defaults 0 0\n/dev/x /mnt/a ext4 ro 0 0\n# c\n", "/mnt/a", "src /mnt/a nfs rw 0 0")
 	f.Fuzz(func(t *testing.T, in, target, want string) {
 		if strings.ContainsAny(want, "\n") || strings.HasPrefix(strings.TrimSpace(want), "#") {
 			return
 		}
-		if f := strings.Fields(want); want != "" && (len(f) < 2 || unescapeMountField(f[1]) != target) {
+		if f := strings.Fields(want); want != "" && (len(f) < 2 || installer.UnescapeMountField(f[1]) != target) {
 			return
 		}
 		out, _, _ := SetFstabLine([]byte(in), target, want)

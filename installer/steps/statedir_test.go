@@ -217,23 +217,6 @@ func FuzzParseManifest(f *testing.F) {
 	})
 }
 
-// TestMountProbeReadsProcMounts: the mount probe, read by sh alone, gives
-// /proc/mounts byte for byte (what cat gave).
-func TestMountProbeReadsProcMounts(t *testing.T) {
-	p := Mount{Target: "/mnt/x"}.Probes()[1]
-	want, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		t.Skip(err)
-	}
-	got, err := exec.Command("/bin/sh", "-c", p.Script).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("mount probe gave\n%s\nwant\n%s", got, want)
-	}
-}
-
 func TestCompareNodeView(t *testing.T) {
 	e := func(kind, mode, uid string, size, mtime int64, link string) *ManifestEntry {
 		return &ManifestEntry{Kind: kind, Mode: mode, UID: uid, GID: uid, Size: size, MTime: mtime, Link: link}

@@ -2,7 +2,6 @@ package steps
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"path"
 	"sort"
@@ -30,107 +29,8 @@ type User struct {
 // ID implements installer.Step.
 func (u User) ID() string { return "user " + u.Name }
 
-func userKey(name string) string { return "user:" + name }
-
 // Probes implements installer.Step.
-func (u User) Probes() []installer.Probe {
-	// Few processes: getent, id, one stat for three paths, base64.
-	script := fmt.Sprintf(`n=%s
-h=%s
-if e=$(getent passwd "$n"); then
-  echo "pw=$e"
-  echo "gid=$(id -gn "$n")"
-  h=${e#*:*:*:*:*:}; h=${h%%:*}
-fi
-if [ -n "$h" ]; then
-  echo "home=$h"
-  stat -c '%%n|%%F|%%a|%%U|%%G' "$h" "$h/.ssh" "$h/.ssh/authorized_keys" 2>/dev/null
-  if [ -f "$h/.ssh/authorized_keys" ]; then printf 'ak='; base64 -w0 "$h/.ssh/authorized_keys"; echo; fi
-fi
-if [ -n %s ]; then getent group %s >/dev/null && echo groupexists=1; fi
-`, installer.ShellQuote(u.Name), installer.ShellQuote(u.Home), installer.ShellQuote(u.Group), installer.ShellQuote(or(u.Group, "-")))
-	return []installer.Probe{{Key: userKey(u.Name), Script: script}}
-}
-
-// userState is what the probe found.
-type userState struct {
-	Exists             bool
-	Home, Shell, Group string
-	HomeStat           statLine
-	SSHStat, AKStat    statLine
-	Keys               []byte
-	KeysKnown          bool
-	GroupExists        bool
-}
-
-type statLine struct {
-	Exists       bool
-	Kind, Mode   string
-	Owner, Group string
-}
-
-func parseStatLine(v string) statLine {
-	f := strings.Split(v, "|")
-	if len(f) != 4 {
-		return statLine{}
-	}
-	return statLine{Exists: true, Kind: f[0], Mode: f[1], Owner: f[2], Group: f[3]}
-}
-
-func parseUserState(out string) userState {
-	var st userState
-	var stats []string
-	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "/") {
-			stats = append(stats, line)
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "pw":
-			f := strings.Split(v, ":")
-			if len(f) >= 7 {
-				st.Exists = true
-				st.Home, st.Shell = f[5], f[6]
-			}
-		case "gid":
-			st.Group = v
-		case "home":
-			if !st.Exists {
-				st.Home = v
-			}
-		case "ak":
-			if b, err := base64.StdEncoding.DecodeString(v); err == nil {
-				st.Keys, st.KeysKnown = b, true
-			}
-		case "groupexists":
-			st.GroupExists = true
-		}
-	}
-	if st.Home != "" {
-		for _, l := range stats {
-			// The path is what lies before the last four fields: a
-			// home may hold '|' itself (found by FuzzParseUserState).
-			f := strings.Split(l, "|")
-			if len(f) < 5 {
-				continue
-			}
-			p, rest := strings.Join(f[:len(f)-4], "|"), strings.Join(f[len(f)-4:], "|")
-			switch path.Clean(p) {
-			case path.Clean(st.Home):
-				st.HomeStat = parseStatLine(rest)
-			case path.Join(st.Home, ".ssh"):
-				st.SSHStat = parseStatLine(rest)
-			case path.Join(st.Home, ".ssh", "authorized_keys"):
-				st.AKStat = parseStatLine(rest)
-			}
-		}
-	}
-	return st
-}
+func (u User) Probes() []installer.Probe { return []installer.Probe{installer.UserProbe(u.Name)} }
 
 // keysContent is the authorized_keys file holding exactly keys.
 func keysContent(keys []string) []byte {
@@ -201,11 +101,10 @@ func KeyLabel(line string) string {
 
 // CheckApply implements installer.Step.
 func (u User) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	pr, ok := env.Facts.Get(userKey(u.Name))
-	if !ok {
-		return failed(env, u.ID(), fmt.Errorf("no fact gathered for user %s", u.Name))
+	st, err := env.Facts.User(u.Name)
+	if err != nil {
+		return failed(env, u.ID(), err)
 	}
-	st := parseUserState(string(pr.Stdout))
 	manageKeys := u.AuthorizedKeys != nil
 	wantKeys := keysContent(u.AuthorizedKeys)
 
@@ -284,13 +183,13 @@ func (u User) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 			return r
 		}
 		r := installer.DriftProps(msg, props...)
-		r.Expected, r.Found = u.expectedState(), st.describe(manageKeys)
+		r.Expected, r.Found = u.expectedState(), describeUser(st, manageKeys)
 		return r
 	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "set -e\nn=%s\n", installer.ShellQuote(u.Name))
-	if u.Group != "" && !st.GroupExists {
+	if u.Group != "" {
 		sys := ""
 		if u.System {
 			sys = "-r "
@@ -367,8 +266,8 @@ func (u User) expectedState() string {
 	return strings.Join(p, ", ")
 }
 
-// describe is what the probe found, in the terms of expectedState.
-func (st userState) describe(manageKeys bool) string {
+// describeUser is what the probe found, in the terms of expectedState.
+func describeUser(st installer.UserState, manageKeys bool) string {
 	p := []string{"user exists", "home " + st.Home, "shell " + st.Shell, "group " + st.Group}
 	if manageKeys {
 		switch {
