@@ -259,7 +259,7 @@ func (c *certExpiry) Probes() []installer.Probe {
 	return []installer.Probe{installer.FileProbe(c.Path)}
 }
 func (c *certExpiry) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	ff, err := installer.FileFactOf(env.Facts, c.Path)
+	ff, err := env.Facts.File(c.Path)
 	if err != nil {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, c.ID(), err))
 	}
@@ -269,7 +269,7 @@ func (c *certExpiry) CheckApply(ctx context.Context, env *installer.Env, apply b
 			if err := env.Reprobe(ctx, c.Probes()...); err != nil {
 				return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, c.ID(), err))
 			}
-			if ff, err = installer.FileFactOf(env.Facts, c.Path); err != nil || !ff.Exists {
+			if ff, err = env.Facts.File(c.Path); err != nil || !ff.Exists {
 				return installer.Failed(fmt.Errorf("%s: %s: %s missing", env.Host, c.ID(), c.Path))
 			}
 		} else {
