@@ -5,9 +5,8 @@ import "strings"
 // Base is the settings of the base role (roles: base:), a small role that
 // marks a host as managed by gridha:
 //
-//	roles:
-//	  base:
-//	    motd: "rb1: gLite Resource Broker, HA pair with rb2 (managed by gridha)"
+//	base:
+//	  motd: "rb1: gLite Resource Broker, HA pair with rb2 (managed by gridha)"
 //
 // Every host playing base gets /etc/gridha/ (0755), /etc/gridha/host.conf
 // (its inventory name, FQDN and roles) and /var/lib/gridha/ (0700); with

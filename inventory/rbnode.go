@@ -14,6 +14,16 @@ import (
 // RBNode is the settings of the rb-node role (roles: rb-node:): a Resource
 // Broker service provider whose state lives on the state server (slides 4-8,
 // 12-13).
+//
+//	rb-node:
+//	  state_server: state1
+//	  groups:                            # one HA group per RB service, with its service IP
+//	    rb-a: {service_ip: 198.18.1.100/24, iface: eth0}
+//	  nodes:                             # each rb node's rank in the groups it serves
+//	    rb1: {rb-a: 100}
+//	    rb2: {rb-a: 50}
+//	  hagd:
+//	    iface: [eth0]
 type RBNode struct {
 	// StateServer is the inventory name of the host with role state-server.
 	StateServer string `yaml:"state_server"`

@@ -260,8 +260,58 @@ func firstSentence(text, name string) string {
 	return strings.TrimSuffix(s, ".")
 }
 
+// Example is the example of role's settings in the doc comment of its
+// settings type (the indented block, "<role>:" and its keys, as written
+// under roles:). A test loads every example as an inventory, so an example
+// the decoder or Validate would refuse fails the build.
+func Example(role string) (string, error) {
+	rt := reflect.TypeFor[RoleSettings]()
+	typeName := ""
+	for _, f := range collectFields(rt, nil) {
+		if f.key == role {
+			typeName = rt.FieldByIndex(f.index).Type.Name()
+		}
+	}
+	if typeName == "" {
+		return "", fmt.Errorf("unknown role %q (known roles: %s)", role, strings.Join(KnownRoles(), ", "))
+	}
+	entries, err := settingsSources.ReadDir(".")
+	if err != nil {
+		return "", err
+	}
+	fset := token.NewFileSet()
+	for _, e := range entries {
+		src, err := settingsSources.ReadFile(e.Name())
+		if err != nil {
+			return "", err
+		}
+		f, err := parser.ParseFile(fset, e.Name(), src, parser.ParseComments)
+		if err != nil {
+			return "", err
+		}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.TYPE || gd.Doc == nil || len(gd.Specs) != 1 || gd.Specs[0].(*ast.TypeSpec).Name.Name != typeName {
+				continue
+			}
+			// The first block of lines indented by a tab (gofmt's code
+			// block in a doc comment).
+			var b strings.Builder
+			for _, line := range strings.Split(gd.Doc.Text(), "\n") {
+				if strings.HasPrefix(line, "\t") {
+					b.WriteString(strings.TrimPrefix(line, "\t") + "\n")
+				} else if b.Len() > 0 {
+					break
+				}
+			}
+			return b.String(), nil
+		}
+	}
+	return "", nil
+}
+
 // WriteSettingsHelp writes role's settings for a terminal: key, type and
-// default on one line, what it is on the next.
+// default on one line, what it is on the next; then the example.
 func WriteSettingsHelp(w io.Writer, role string) error {
 	ss, err := Settings(role)
 	if err != nil {
@@ -281,11 +331,21 @@ func WriteSettingsHelp(w io.Writer, role string) error {
 			fmt.Fprintln(w, "      "+s.Doc)
 		}
 	}
+	ex, err := Example(role)
+	if err != nil {
+		return err
+	}
+	if ex != "" {
+		fmt.Fprintln(w, "\nEXAMPLE (under roles:):")
+		for _, line := range strings.Split(strings.TrimSuffix(ex, "\n"), "\n") {
+			fmt.Fprintln(w, "   "+line)
+		}
+	}
 	return nil
 }
 
-// SettingsTable is role's settings as a Markdown table (inventory/README.md
-// holds one per role; a test keeps them equal).
+// SettingsTable is role's settings as a Markdown table, then its example
+// (inventory/README.md holds one per role; a test keeps them equal).
 func SettingsTable(role string) (string, error) {
 	ss, err := Settings(role)
 	if err != nil {
@@ -300,6 +360,13 @@ func SettingsTable(role string) (string, error) {
 			def = "`" + s.Default + "`"
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", cell(s.Key), cell(s.Type), cell(def), cell(s.Doc))
+	}
+	ex, err := Example(role)
+	if err != nil {
+		return "", err
+	}
+	if ex != "" {
+		b.WriteString("\nExample (under `roles:`):\n\n```yaml\n" + ex + "```\n")
 	}
 	return b.String(), nil
 }

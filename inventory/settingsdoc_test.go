@@ -138,3 +138,38 @@ func TestSettingsDefaultsFromTheirOwners(t *testing.T) {
 		}
 	}
 }
+
+// TestRoleExamplesLoad: every role's example (its settings type's doc
+// comment, printed by --help) is a valid inventory section: loaded under
+// roles: with hosts playing the roles the examples name, nothing is
+// refused.
+func TestRoleExamplesLoad(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`hosts:
+  state1: {address: 198.18.1.10, roles: [state-server, base]}
+  rb1: {address: 198.18.1.11, roles: [rb-node, base]}
+  rb2: {address: 198.18.1.12, roles: [rb-node, base]}
+  dns1: {address: 198.18.1.21, roles: [dns]}
+  dns2: {address: 198.18.1.22, roles: [dns]}
+  ui1: {address: 198.18.1.31, roles: [bdii-client]}
+roles:
+`)
+	for _, role := range KnownRoles() {
+		ex, err := Example(role)
+		if err != nil || !strings.HasPrefix(ex, role+":\n") {
+			t.Fatalf("%s: example %q, %v", role, ex, err)
+		}
+		for _, line := range strings.SplitAfter(ex, "\n") {
+			if line != "" {
+				b.WriteString("  " + line)
+			}
+		}
+	}
+	if _, err := Parse("examples.yaml", []byte(b.String())); err != nil {
+		t.Errorf("%s\n%v", b.String(), err)
+	}
+	var help bytes.Buffer
+	if err := WriteSettingsHelp(&help, "rb-node"); err != nil || !strings.Contains(help.String(), "\nEXAMPLE (under roles:):\n   rb-node:\n     state_server: state1\n") {
+		t.Errorf("help: %v\n%s", err, help.String())
+	}
+}

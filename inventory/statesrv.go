@@ -10,6 +10,10 @@ import (
 // StateServer is the settings of the state-server role (roles: state-server:),
 // the file/DB server of the Resource Broker HA layout (slides 4, 7, 12): it
 // exports the shared state folder and hosts the L&B database.
+//
+//	state-server:
+//	  mysql:
+//	    password_file: secrets/lbserver20.pw   # or env:LB_PASSWORD; never inline
 type StateServer struct {
 	// Export is the folder on the state server holding every HA group's
 	// state (one subfolder per group, one per state dir below it).
