@@ -155,3 +155,49 @@ func TestBatchFraming(t *testing.T) {
 		t.Errorf("exit: %+v", r)
 	}
 }
+
+// TestProbesByType: the gatherer tells probes apart by type, not by key or
+// script: a shell probe named like a file probe stays a shell probe, two
+// typed probes of one path and different types are two facts, and each
+// typed answer is parsed once into its value.
+func TestProbesByType(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("abc"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	probes := []Probe{
+		{Key: "file:" + p, Script: "echo shell"},
+		FileProbe(p), FileProbe(p), FileHashProbe(p),
+		ServiceProbe("gridha-no-such-service"), UserProbe("root"), MountsProbe(),
+	}
+	paths, others := splitProbes(probes)
+	if len(paths) != 1 || paths[0] != p || len(others) != 5 {
+		t.Fatalf("split: paths %q, %d others", paths, len(others))
+	}
+	facts, _, err := gatherBatch(context.Background(), &localConn{host: "local"}, probes, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := facts.Get("file:" + p); !ok || string(r.Stdout) != "shell\n" {
+		t.Errorf("shell probe: %q %v", r.Stdout, ok)
+	}
+	if ff, err := facts.File(p); err != nil || string(ff.Content) != "abc" || ff.SHA256 != "" {
+		t.Errorf("file: %+v %v", ff, err)
+	}
+	if ff, err := facts.FileHash(p); err != nil || ff.SHA256 != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" || ff.ContentKnown {
+		t.Errorf("file hash: %+v %v", ff, err)
+	}
+	if st, err := facts.Service("gridha-no-such-service"); err != nil || st.Installed || st.Init == "" {
+		t.Errorf("service: %+v %v", st, err)
+	}
+	if st, err := facts.User("root"); err != nil || !st.Exists || st.Home == "" {
+		t.Errorf("user: %+v %v", st, err)
+	}
+	if m, err := facts.Mounts(); err != nil || len(m) == 0 {
+		t.Errorf("mounts: %d entries, %v", len(m), err)
+	}
+	if _, err := facts.Service("other"); err == nil {
+		t.Error("a service never asked has a fact")
+	}
+}

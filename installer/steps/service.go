@@ -36,9 +36,6 @@ func (s Service) Probes() []installer.Probe {
 	return []installer.Probe{installer.ServiceProbe(s.Name)}
 }
 
-// ServiceState is what the service probe found (installer.ServiceState).
-type ServiceState = installer.ServiceState
-
 // CheckApply implements installer.Step.
 func (s Service) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
 	if s.Boot != "" && s.Boot != BootEnabled && s.Boot != BootDisabled {
@@ -85,7 +82,7 @@ func (s Service) CheckApply(ctx context.Context, env *installer.Env, apply bool)
 
 // plan compares st with the wanted state and returns the differences and
 // the shell that fixes them ($n is the service name).
-func (s Service) plan(st ServiceState) (diffs []string, script string) {
+func (s Service) plan(st installer.ServiceState) (diffs []string, script string) {
 	var cmds []string
 	if s.Boot == BootEnabled && !st.Enabled {
 		diffs = append(diffs, "disabled at boot, want enabled")
@@ -146,7 +143,7 @@ rm -f "$o"`
 }
 
 // props names the properties of st that are not as wanted.
-func (s Service) props(st ServiceState) []installer.PropertyDrift {
+func (s Service) props(st installer.ServiceState) []installer.PropertyDrift {
 	var out []installer.PropertyDrift
 	boot := BootDisabled
 	if st.Enabled {
@@ -172,7 +169,7 @@ func (s Service) expected() string {
 	return strings.Join(p, ", ")
 }
 
-func (s Service) found(st ServiceState) string {
+func (s Service) found(st installer.ServiceState) string {
 	boot := "disabled at boot"
 	if st.Enabled {
 		boot = "enabled at boot"
