@@ -165,8 +165,13 @@ roles:
 			}
 		}
 	}
-	if _, err := Parse("examples.yaml", []byte(b.String())); err != nil {
-		t.Errorf("%s\n%v", b.String(), err)
+	inv, err := Parse("examples.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("%s\n%v", b.String(), err)
+	}
+	// A list element's default is filled on load (bdii2 gives no port).
+	if bs := inv.Roles.DNS.BDIIs; len(bs) != 2 || bs[1].Port != dnsupdater.DefaultBDIIPort {
+		t.Errorf("bdiis: %+v", bs)
 	}
 	var help bytes.Buffer
 	if err := WriteSettingsHelp(&help, "rb-node"); err != nil || !strings.Contains(help.String(), "\nEXAMPLE (under roles:):\n   rb-node:\n     state_server: state1\n") {
