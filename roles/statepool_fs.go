@@ -143,7 +143,12 @@ func poolFSPhases(inv *inventory.Inventory, opts Options) ([]installer.Phase, er
 		for _, m := range members[1:] {
 			others = append(others, GlusterServer(m))
 		}
-		vol := &glusterVolume{Name: p.Volume, Bricks: GlusterBricks(inv), Arbiter: p.Arbiter != "", Options: GlusterOptions(inv)}
+		var names []string
+		for _, m := range members {
+			names = append(names, m.Name)
+		}
+		vol := &glusterVolume{Name: p.Volume, Bricks: GlusterBricks(inv), Members: names, BrickPath: path.Join(p.BrickDir, p.Volume),
+			Arbiter: p.Arbiter != "", Options: GlusterOptions(inv)}
 		out = append(out, installer.Phase{Name: PhasePoolVolume, Steps: map[string][]installer.Step{first.Name: {
 			&glusterPeers{Peers: others},
 			vol,
@@ -235,7 +240,13 @@ func (b *brickFree) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	if !ok {
 		return installer.Failed(fmt.Errorf("%s: %s: no fact", env.Host, b.ID()))
 	}
-	switch st := strings.TrimSpace(string(r.Stdout)); st {
+	st := strings.TrimSpace(string(r.Stdout))
+	if st == "none" || st == "empty" || st == "brick" {
+		// The volume step creates the volume only when every member's
+		// brick folder passed here.
+		env.Shared.Set(brickFreeKey(env.Host, b.Path), true)
+	}
+	switch st {
 	case "none":
 		return installer.OK("not there yet: gluster volume create makes it")
 	case "empty":
@@ -248,6 +259,8 @@ func (b *brickFree) CheckApply(ctx context.Context, env *installer.Env, apply bo
 		return installer.Failed(fmt.Errorf("%s: %s holds data and is no GlusterFS brick: refusing to turn it into a brick of %s (move it away or set roles.state-server.pool.brick_dir)", env.Host, b.Path, b.Volume))
 	}
 }
+
+func brickFreeKey(host, path string) string { return "state-pool/brick-free/" + host + ":" + path }
 
 // The gluster CLI's XML answers (only the fields gridha reads).
 type glusterCLIOut struct {
@@ -430,10 +443,14 @@ func (g *glusterPeers) CheckApply(ctx context.Context, env *installer.Env, apply
 // volume of that name gridha did not create is refused, and so is one whose
 // bricks are not the inventory's (gridha does not move bricks).
 type glusterVolume struct {
-	Name    string
-	Bricks  []string
-	Arbiter bool
-	Options []glusterOption
+	Name   string
+	Bricks []string
+	// Members and BrickPath: the inventory names of the members and the
+	// brick folder, whose brickFree steps must have passed before create.
+	Members   []string
+	BrickPath string
+	Arbiter   bool
+	Options   []glusterOption
 }
 
 func (g *glusterVolume) ID() string { return "glusterfs volume " + g.Name }
@@ -486,6 +503,11 @@ func (g *glusterVolume) CheckApply(ctx context.Context, env *installer.Env, appl
 		if !apply {
 			return installer.Missing(fmt.Sprintf("no volume %s: would create it (%s) on %s", g.Name, g.layout(), strings.Join(g.Bricks, " ")))
 		}
+		for _, m := range g.Members {
+			if _, ok := env.Shared.Get(brickFreeKey(m, g.BrickPath)); !ok {
+				return fail(fmt.Errorf("not creating volume %s: the brick folder %s on %s was refused or not checked (see its step \"brick folder %s\")", g.Name, g.BrickPath, m, g.BrickPath))
+			}
+		}
 		args := "volume create " + installer.ShellQuote(g.Name) + " replica 3"
 		if g.Arbiter {
 			args += " arbiter 1"
@@ -507,15 +529,11 @@ func (g *glusterVolume) CheckApply(ctx context.Context, env *installer.Env, appl
 			return fail(fmt.Errorf("volume %s not there after creating it", g.Name))
 		}
 	}
-	if strings.Join(st.Bricks, " ") != strings.Join(g.Bricks, " ") {
-		return fail(fmt.Errorf("volume %s has the bricks %s, the inventory wants %s: gridha does not move or replace bricks (gluster volume replace-brick, then run again)",
-			g.Name, strings.Join(st.Bricks, " "), strings.Join(g.Bricks, " ")))
-	}
 	if st.Options[glusterManagedOption] != "yes" {
 		// A volume gridha created but did not mark yet (a run killed
 		// between the two commands) is never started and has exactly the
 		// inventory's bricks: adopted. Any other is someone else's.
-		if st.Status != "Created" {
+		if st.Status != "Created" || strings.Join(st.Bricks, " ") != strings.Join(g.Bricks, " ") {
 			return fail(fmt.Errorf("volume %s exists and was not created by gridha (no %s option): refusing to touch it (choose another roles.state-server.pool.volume)", g.Name, glusterManagedOption))
 		}
 		if !apply {
@@ -525,6 +543,10 @@ func (g *glusterVolume) CheckApply(ctx context.Context, env *installer.Env, appl
 			return fail(err)
 		}
 		did = append(did, "marked as gridha's (an interrupted run had created it)")
+	}
+	if strings.Join(st.Bricks, " ") != strings.Join(g.Bricks, " ") {
+		return fail(fmt.Errorf("volume %s has the bricks %s, the inventory wants %s: gridha does not move or replace bricks (gluster volume replace-brick, then run again)",
+			g.Name, strings.Join(st.Bricks, " "), strings.Join(g.Bricks, " ")))
 	}
 	var drift []string
 	for _, op := range g.Options {

@@ -55,16 +55,22 @@ func (e *exportToVolume) probe() installer.Probe {
 for g in "$E"/* "$E"/.[!.]*; do
   [ -e "$g" ] || [ -L "$g" ] || continue
   case "$g" in *` + steps.AsideInfix + `*) echo "aside=$g"; continue ;; esac
-  if [ -L "$g" ]; then echo "moved=$g"; elif [ -d "$g" ]; then echo "todo=$g"; else echo "other=$g"; fi
+  if [ -L "$g" ]; then echo "moved=$g"
+  elif [ -d "$g" ]; then
+    # Only a group folder holding state the nodes moved there (a state
+    # folder with gridha's marker) is the single server's share.
+    s=; for m in "$g"/*/` + steps.StateMarker + ` "$g"/.[!.]*/` + steps.StateMarker + `; do [ -f "$m" ] && s=1; done
+    if [ -n "$s" ]; then echo "todo=$g"; else echo "unmarked=$g"; fi
+  else echo "other=$g"; fi
 done`}
 }
 
 func (e *exportToVolume) Probes() []installer.Probe { return []installer.Probe{e.probe()} }
 
-func (e *exportToVolume) facts(env *installer.Env) (todo, moved, aside []string, err error) {
+func (e *exportToVolume) facts(env *installer.Env) (todo, moved, aside, unmarked []string, err error) {
 	r, ok := env.Facts.Get(e.probe().Key)
 	if !ok {
-		return nil, nil, nil, fmt.Errorf("no fact for %s", e.Export)
+		return nil, nil, nil, nil, fmt.Errorf("no fact for %s", e.Export)
 	}
 	for _, l := range strings.Split(string(r.Stdout), "\n") {
 		k, v, _ := strings.Cut(l, "=")
@@ -75,21 +81,26 @@ func (e *exportToVolume) facts(env *installer.Env) (todo, moved, aside []string,
 			moved = append(moved, v)
 		case "aside":
 			aside = append(aside, v)
+		case "unmarked":
+			unmarked = append(unmarked, v)
 		}
 	}
-	return todo, moved, aside, nil
+	return todo, moved, aside, unmarked, nil
 }
 
 func (e *exportToVolume) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
 	fail := func(err error) installer.Result {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, e.ID(), err))
 	}
-	todo, moved, aside, err := e.facts(env)
+	todo, moved, aside, unmarked, err := e.facts(env)
 	if err != nil {
 		return fail(err)
 	}
 	if len(todo) == 0 {
 		if len(moved) == 0 {
+			if len(unmarked) > 0 {
+				return installer.OK("no single-server export here (left alone, no state moved there by gridha: " + strings.Join(unmarked, ", ") + ")")
+			}
 			return installer.OK("no single-server export here")
 		}
 		return installer.OK(fmt.Sprintf("moved into the volume: %s (originals kept: %s)", strings.Join(moved, ", "), strings.Join(aside, ", ")))
