@@ -264,9 +264,9 @@ func (c cshHook) CheckApply(ctx context.Context, env *installer.Env, apply bool)
 	}
 	if !apply {
 		if state == "absent" {
-			return installer.Missing(CshLoginHook + " does not exist: tcsh login shells would not read " + GridEnvCsh)
+			return installer.MissingProps(CshLoginHook+" does not exist: tcsh login shells would not read "+GridEnvCsh, installer.Prop("target", GridEnvCsh, "absent"))
 		}
-		return installer.Drift(CshLoginHook+" points elsewhere", GridEnvCsh, strings.TrimPrefix(state, "link "))
+		return installer.DriftProps(CshLoginHook+" points elsewhere", installer.Prop("target", GridEnvCsh, strings.TrimPrefix(state, "link ")))
 	}
 	res, err := env.Conn.Run(ctx, "ln -sfn "+installer.ShellQuote(GridEnvCsh)+" "+installer.ShellQuote(CshLoginHook), nil)
 	if err == nil {

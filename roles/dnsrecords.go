@@ -195,10 +195,17 @@ func (s rrsetStep) CheckApply(ctx context.Context, env *installer.Env, apply boo
 	}
 	msg := s.Name + ": " + strings.Join(why, "; ")
 	if !apply {
+		want := fmt.Sprintf("%s TTL %d", addrList(keep), s.TTL)
 		if len(cur.Addrs) == 0 {
-			return installer.Missing(msg)
+			return installer.MissingProps(msg, installer.Prop("records", want, "none"))
 		}
-		return installer.Drift(msg, fmt.Sprintf("%s TTL %d", addrList(keep), s.TTL), addrList(found))
+		var have []string
+		for _, a := range found {
+			have = append(have, fmt.Sprintf("%s TTL %d", a, cur.Addrs[a]))
+		}
+		r := installer.DriftProps(msg, installer.Prop("records", want, strings.Join(have, ", ")))
+		r.Expected, r.Found = want, addrList(found)
+		return r
 	}
 	m := new(dns.Msg)
 	m.SetUpdate(s.Zone)

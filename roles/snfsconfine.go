@@ -246,7 +246,18 @@ func (s *sshdConfine) CheckApply(ctx context.Context, env *installer.Env, apply 
 		if len(eff) > 0 {
 			found += "\n" + strings.Join(eff, "\n")
 		}
-		return installer.Drift(msg, block, found)
+		// Two properties: the block gridha writes, and what sshd makes
+		// of the whole file (another Match may override it).
+		var props []installer.PropertyDrift
+		if !fileOK {
+			props = append(props, installer.Prop("match_block", "gridha's block, last in "+sshdConfigPath, "missing, changed or not last"))
+		}
+		if len(eff) > 0 {
+			props = append(props, installer.Prop("effective", "SFTP only, confined", strings.Join(eff, "; ")))
+		}
+		r := installer.DriftProps(msg, props...)
+		r.Expected, r.Found = block, found
+		return r
 	}
 	if !fileOK {
 		if err := env.Conn.WriteFile(ctx, sshdConfigPath+".gridha-new", []byte(want), ff.Mode, "root", "root"); err != nil {

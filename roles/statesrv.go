@@ -228,9 +228,11 @@ func (e *exportsEntry) CheckApply(ctx context.Context, env *installer.Env, apply
 	}
 	if !apply {
 		if len(found) == 0 {
-			return installer.Missing(exportsFile + " has no line for " + e.Path)
+			return installer.MissingProps(exportsFile+" has no line for "+e.Path, installer.Prop("exports", want, "no line"))
 		}
-		return installer.Drift(exportsFile+" line for "+e.Path+" differs", want, strings.Join(found, "\n"))
+		r := installer.DriftProps(exportsFile+" line for "+e.Path+" differs", installer.Prop("exports", want, strings.Join(found, "; ")))
+		r.Expected, r.Found = want, strings.Join(found, "\n")
+		return r
 	}
 	content := strings.Join(append(kept, want), "\n") + "\n"
 	mode := fs.FileMode(0o644)

@@ -328,10 +328,10 @@ roles:
 		{name: "MySQL grant added by hand", props: []string{"grants"}, breaks: "mariadb --socket=" + testbed.MariaDBSocket + " -e \"GRANT SELECT ON mysql.* TO 'lbserver'@'" + rb1Addr + "'\"",
 			step: "mysql user lbserver@" + rb1Addr, status: installer.StatusDrift, want: []string{"extra grant: GRANT SELECT ON `mysql`.* TO `lbserver`@`" + rb1Addr + "`"},
 			after: "mariadb --socket=" + testbed.MariaDBSocket + " -N -e \"SHOW GRANTS FOR 'lbserver'@'" + rb1Addr + "'\" | grep -c mysql || true", afterWant: "0"},
-		{name: "state server key removed", breaks: "sed -i '/from=\"" + rb1Addr + "\"/d' /etc/ssh/authorized_keys/snfs",
+		{name: "state server key removed", props: []string{"content"}, breaks: "sed -i '/from=\"" + rb1Addr + "\"/d' /etc/ssh/authorized_keys/snfs",
 			step: "file /etc/ssh/authorized_keys/snfs", status: installer.StatusDrift, want: []string{"content differs; missing ssh-ed25519"},
 			after: "cat /etc/ssh/authorized_keys/snfs", afterWant: strings.TrimSpace(snfsKeys)},
-		{name: "node login no longer confined", breaks: "sed -i '/^# BEGIN gridha state-server/,/^# END gridha state-server/d' /etc/ssh/sshd_config",
+		{name: "node login no longer confined", props: []string{"match_block", "effective"}, breaks: "sed -i '/^# BEGIN gridha state-server/,/^# END gridha state-server/d' /etc/ssh/sshd_config",
 			step: "sshd confinement of snfs", status: installer.StatusDrift, want: []string{"Match block", `chrootdirectory is "none", want "/srv/rb-state"`},
 			after: "grep -c '^Match User snfs' /etc/ssh/sshd_config", afterWant: "1"},
 	}
