@@ -76,7 +76,10 @@ type Config struct {
 	MySQLPasswordFile string // 0600
 
 	Control string // unix socket for gridha hagd status/takeover/giveup
-	Log     string // log file ("" = standard error)
+	// StatusFile is where the daemon keeps its status for readers that
+	// should not start a process to ask the control socket (statusfile.go).
+	StatusFile string
+	Log        string // log file ("" = standard error)
 
 	// ServiceIPs are the groups' service addresses hagd itself adds (with a
 	// kernel lifetime bound to the lease) and removes: group -> address.
@@ -119,7 +122,11 @@ const (
 	DefaultLeaseTimeout   = 1 * time.Second
 	DefaultStopTimeout    = 5 * time.Second
 	DefaultControl        = "/run/hagd.sock"
-	DefaultMySQLDB        = "hagd"
+	// DefaultStatusFile is the status file's path when neither status_file
+	// nor control is set; gridha verify reads it there (the installer sets
+	// neither). With control set, the default is next to the socket.
+	DefaultStatusFile = "/run/hagd.status"
+	DefaultMySQLDB    = "hagd"
 	// DefaultPeersFile is where the installer's hagd.conf keeps the replay
 	// filter across restarts (peers_file).
 	DefaultPeersFile = "/var/lib/hagd/peers"
@@ -304,6 +311,7 @@ var keys = map[string]keyDef{
 	"mysql_db":            {"MySQL database holding hagd_lease", setWord(func(c *Config) *string { return &c.MySQLDB })},
 	"mysql_password_file": {"path of the MySQL password (mode 0600)", setAbsPath(func(c *Config) *string { return &c.MySQLPasswordFile })},
 	"control":             {"unix socket of the control commands", setAbsPath(func(c *Config) *string { return &c.Control })},
+	"status_file":         {"file holding the daemon's status (as status --json shows it), rewritten every heartbeat interval (mode 0600)", setAbsPath(func(c *Config) *string { return &c.StatusFile })},
 	"log":                 {"log file (default: standard error)", setAbsPath(func(c *Config) *string { return &c.Log })},
 }
 
@@ -549,6 +557,9 @@ func (c *Config) FillDefaults() {
 	dur(&c.LeaseTTL, c.DefaultLeaseTTL())
 	str(&c.MySQLDB, d.MySQLDB)
 	str(&c.Control, d.Control)
+	if c.StatusFile == "" {
+		c.StatusFile = strings.TrimSuffix(c.Control, ".sock") + ".status"
+	}
 }
 
 func (c *Config) validate(seen map[string]int) []error {

@@ -60,6 +60,8 @@ type Daemon struct {
 	counters map[string]uint64
 	// becameMaster counts takeovers per group (main loop only).
 	becameMaster map[string]uint64
+	// sw: when the status file was written (main loop only).
+	sw statusWrite
 }
 
 // Counters of received packets.
@@ -156,6 +158,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	d.m = NewMachine(ParamsFromConfig(c))
 	d.Log.Info("hagd starting", "node", c.ID, "groups", fmt.Sprint(c.Groups), "dt1", c.DT1, "dt2", c.DT2, "lease", c.Lease)
 	d.exec(d.m.Start(time.Now()))
+	d.writeStatus(time.Now())
+	defer d.removeStatus()
 
 	tick := min(c.Heartbeat/4, 100*time.Millisecond)
 	ticker := time.NewTicker(tick)
@@ -172,11 +176,13 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		case fn := <-d.q:
 			fn()
 		}
+		d.maybeWriteStatus(time.Now())
 	}
 
 	// Clean shutdown: stop what runs, release the leases, say goodbye.
 	d.Log.Info("shutting down")
 	d.exec(d.m.Shutdown(time.Now()))
+	d.writeStatus(time.Now())
 	deadline := time.NewTimer(c.StopTimeout + 2*c.LeaseTimeout + time.Second)
 	defer deadline.Stop()
 	for !d.m.Done() {
@@ -378,6 +384,7 @@ func (d *Daemon) exec(acts []Action) {
 		case ActLog:
 			d.Log.Info("transition", "group", a.Group, "from", a.From.String(), "to", a.To.String(), "reason", a.Reason)
 			d.noteTransition(a)
+			d.sw.dirty = true
 		case ActNote:
 			d.Log.Log(context.Background(), slogLevel(a.Level), a.Reason, "group", a.Group)
 		case ActScript:

@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -295,28 +296,81 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 		track("hagd", steps.File{Path: HAGDInitScript, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
 		hagdRestart{},
 		steps.Service{Name: "hagd", Boot: steps.BootEnabled, State: steps.StateRunning},
-		hagdSupervised(h.Config),
+		hagdSupervised(h),
 	)
 	return out, nil
 }
 
-// hagdSupervised checks that the running hagd has its supervising parent
-// (gridha hagd run without --no-supervise): without it, a daemon that dies
-// is not restarted and its service IP waits for its kernel lifetime.
-// verify reports such a node; install waits for the hagd it just
-// (re)started to report itself supervised, and fails if it does not.
-func hagdSupervised(conf string) steps.Exec {
-	// case rather than grep: one process fewer in every verify.
-	probe := `case "$(` + GridhaBinary + " hagd status -c " + conf + ` --json 2>/dev/null)" in *'"supervised": true'*) true;; *) false;; esac`
+// hagdSupervised checks that hagd runs, with its supervising parent (gridha
+// hagd run without --no-supervise): without it, a daemon that dies is not
+// restarted and its service IP waits for its kernel lifetime. verify reads
+// hagd's status file (hagd/statusfile.go) with the shell's own read: asking
+// the control socket meant starting the 20 MB gridha binary, the largest
+// cost of a verify on the node. The file proves the daemon alive by its
+// freshness: hagd rewrites it every heartbeat interval, with the host's
+// uptime; one older than ΔT1 (what the other nodes take for a dead node) is
+// a dead or hung hagd. install waits for the hagd it just (re)started to
+// report itself supervised on its control socket, and fails if it does not.
+func hagdSupervised(h inventory.HAGDSettings) steps.Exec {
+	probe := `case "$(` + GridhaBinary + " hagd status -c " + h.Config + ` --json 2>/dev/null)" in *'"supervised": true'*) true;; *) false;; esac`
+	maxAge := h.DT1
+	if maxAge == 0 {
+		maxAge = hagd.DefaultDT1
+	}
 	return steps.Exec{
 		Name:  "hagd supervised",
-		Probe: probe,
+		Probe: hagdStatusProbe(hagd.DefaultStatusFile),
 		Check: func(r installer.ProbeResult) (bool, string) {
-			return r.ExitCode == 0, "hagd is not running, or not under its supervisor (if it dies nothing restarts it): /etc/init.d/hagd restart"
+			return checkHAGDStatus(string(r.Stdout), hagd.DefaultStatusFile, maxAge)
 		},
 		Apply: "i=0; while [ $i -lt 50 ]; do " + probe + " && exit 0; i=$((i+1)); sleep 0.2; done\n" +
 			"echo 'hagd does not report itself supervised after 10 s: /etc/init.d/hagd restart' >&2; exit 1",
 	}
+}
+
+// hagdStatusProbe prints the host's uptime (now=) and hagd's status file
+// (status=, one line per line), with no process but the batch's shell.
+func hagdStatusProbe(file string) string {
+	q := installer.ShellQuote(file)
+	return `if read -r u _ < /proc/uptime; then printf 'now=%s\n' "$u"; fi
+if [ -f ` + q + ` ]; then while IFS= read -r l || [ -n "$l" ]; do printf 'status=%s\n' "$l"; done < ` + q + `; fi
+exit 0`
+}
+
+// checkHAGDStatus reads hagdStatusProbe's output: ok when the status file
+// was written at most maxAge ago by a supervised hagd that is not stopping.
+func checkHAGDStatus(out, file string, maxAge time.Duration) (bool, string) {
+	restart := ": /etc/init.d/hagd restart"
+	var now, status string
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "now="); ok {
+			now = v
+		} else if v, ok := strings.CutPrefix(l, "status="); ok {
+			status += v
+		}
+	}
+	if status == "" {
+		return false, "hagd is not running (no " + file + ")" + restart
+	}
+	var st hagd.StatusFileStatus
+	if err := json.Unmarshal([]byte(status), &st); err != nil {
+		return false, fmt.Sprintf("hagd's status file %s is not hagd's: %v%s", file, err, restart)
+	}
+	n, err1 := strconv.ParseFloat(now, 64)
+	c, err2 := strconv.ParseFloat(st.Clock, 64)
+	if err1 != nil || err2 != nil {
+		return false, fmt.Sprintf("cannot tell when hagd last wrote %s (uptime %q, written at %q)%s", file, now, st.Clock, restart)
+	}
+	age := time.Duration((n - c) * float64(time.Second))
+	switch {
+	case age > maxAge || age < -time.Second:
+		return false, fmt.Sprintf("hagd (pid %d) last wrote its status %.1f s ago, more than ΔT1 (%s): it is dead or hung%s", st.PID, age.Seconds(), maxAge, restart)
+	case st.Shutdown:
+		return false, fmt.Sprintf("hagd (pid %d) is stopping", st.PID)
+	case !st.Supervised:
+		return false, "hagd is not under its supervisor (if it dies nothing restarts it)" + restart
+	}
+	return true, ""
 }
 
 // leaseServer is the state server whose MySQL holds hagd's lease. A state
