@@ -217,6 +217,15 @@ func FuzzParseManifest(f *testing.F) {
 	})
 }
 
+// FuzzParseProbedViews: any probe output parses without panicking.
+func FuzzParseProbedViews(f *testing.F) {
+	f.Add([]byte("@@shared 0\n@@view 0\x00d\x00755\x001.5\x004096\x001\x002\x000\x000\x00root\x00root\x00\x00.\x00@@SHA\x00@@viewrc 0 0\x00"))
+	f.Add([]byte("\n@@view 0\x00@@viewrc 0 3\x00@@view 1\x00@@SHA\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = parseProbedViews(data)
+	})
+}
+
 func TestCompareNodeView(t *testing.T) {
 	e := func(kind, mode, uid string, size, mtime int64, link string) *ManifestEntry {
 		return &ManifestEntry{Kind: kind, Mode: mode, UID: uid, GID: uid, Size: size, MTime: mtime, Link: link}
@@ -307,6 +316,51 @@ func TestStateDirSharesProbe(t *testing.T) {
 		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 			t.Errorf("%s: batched %+v, alone %+v", sh, got, want)
 		}
+	}
+	// The listing of each share that holds a marker comes with the
+	// answers (a and not c: c has none) and equals the share's own
+	// manifest, file names that look like frames included.
+	for _, n := range []string{"x\n@@share 1\nshare=other", "@@viewrc 0 0", "@@SHA", "y\n@@view 1"} {
+		if err := os.WriteFile(filepath.Join(a, "jobs", n), []byte("job"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../jobs", filepath.Join(a, ".hidden", "link")); err != nil {
+		t.Fatal(err)
+	}
+	batched := StateDir{Path: filepath.Join(dir, "local-a"), Share: a, Mount: "/", Node: "rb1", Shares: shares}
+	sp, _ := batched.sharesProbe()
+	out := run(sp)
+	views := parseProbedViews([]byte(out))
+	direct, err := exec.Command("/bin/sh", "-c", "D="+installer.ShellQuote(a+"/")+"\n"+manifestMetaScript).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ParseManifest(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = want.withoutGridhaFiles()
+	if len(views) != 1 || len(views[0]) != len(want) || len(want) < 8 {
+		t.Fatalf("probed views %v, want only share 0 with its %d entries", views, len(want))
+	}
+	for p, e := range want {
+		if g := views[0][p]; g == nil || *g != *e {
+			t.Errorf("probed view of %q: %+v, listed alone %+v", p, g, e)
+		}
+	}
+	if f := ParseStateDirFacts(batched.shareFacts(out)); f.Share != "dir" || f.ShareEntries != 3 || f.Marker == "" {
+		t.Errorf("share answer with the listings after it: %+v", f)
+	}
+	facts := installer.NewFacts(map[string]installer.ProbeResult{sp.Key: {Stdout: []byte(out)}})
+	if m, ok := batched.probedView(&installer.Env{Facts: facts}); !ok || len(m) != len(want) {
+		t.Errorf("probedView: %v %v", ok, m)
+	}
+	// A share that could not be listed gives no manifest, and the next
+	// one is still read.
+	broken := "@@share 0\nshare=dir\n@@shared 0\n@@view 0\x00@@viewrc 0 3\x00@@view 1\x00" + string(direct) + "@@viewrc 1 0\x00"
+	if v := parseProbedViews([]byte(broken)); v[0] != nil || len(v[1]) == 0 {
+		t.Errorf("unlistable share 0, share 1 listed: %v", v)
 	}
 	// A hung share: every state dir whose answer did not finish is
 	// unanswered.
