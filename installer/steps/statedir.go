@@ -170,19 +170,18 @@ if [ -d "$T" ]; then echo tmp=dir; if [ -f "$T/%s" ]; then echo tmpmarker=1; fi;
 var shareCheckScript = "S=$1 T=$2\n" + shareCheckBody + "exit 0"
 
 // sharesCheckScript is shareCheckBody for every pair of arguments S T,
-// each answer between "@@share I" and "@@shared I" (I from 0); then, for
-// every share that holds a state marker, its listing through the mount
-// (manifestMetaScript of "S/"), NUL-framed: "@@view I", the listing (which
-// ends with its "@@SHA" field), "@@viewrc I <exit code>". The listing is
-// what checkNodeView compares with the share on the state server; read here
-// it costs no session of its own on the node (a verify's second session
-// there: a login shell, the session prelude and a watcher). The text
-// answers come first and hold no NUL: the first "\n@@view " ends them.
+// each answer between "@@share I" and "@@shared I" (I from 0); then
+// "@@views" and the listing through the mount of every share that holds a
+// state marker, one find for all (multiListCmd), NUL-separated. The
+// listing is what checkNodeView compares with the share on the state
+// server; read here it costs no session of its own on the node (a verify's
+// second session there: a login shell, the session prelude, a watcher, a
+// find per share). The text answers come first and hold no NUL: the first
+// "\n@@views" ends them.
 var sharesCheckScript = "i=0 np=$(($#/2))\nwhile [ $i -lt $np ]; do eval \"S=\\${$((2*i+1))} T=\\${$((2*i+2))}\"\necho \"@@share $i\"\n" + shareCheckBody +
 	"echo \"@@shared $i\"\ni=$((i+1))\ndone\n" +
-	"i=0\nwhile [ $i -lt $np ]; do eval \"S=\\${$((2*i+1))}\"\n" +
-	"if [ -f \"$S/" + StateMarker + "\" ]; then printf '@@view %d\\000' $i\n(D=\"$S/\"\n" + manifestMetaScript + ") 2>/dev/null </dev/null\n" +
-	"printf '@@viewrc %d %d\\000' $i $?\nfi\ni=$((i+1))\ndone\nexit 0"
+	"i=0\nwhile [ $i -lt $np ]; do S=$1; shift 2; if [ -f \"$S/" + StateMarker + "\" ]; then set -- \"$@\" \"$S/\"; fi; i=$((i+1)); done\n" +
+	"if [ $# -gt 0 ]; then printf '@@views\\000'; " + multiListCmd(`"$@"`) + "; fi\nexit 0"
 
 // shareIndex is where Share is in Shares (-1: not there).
 func (s StateDir) shareIndex() int {
@@ -221,7 +220,7 @@ exit 0`, q(s.Mount), q(sharesCheckScript), args.String())
 // shareFacts returns this step's part of the shares probe's output, as the
 // lines the single-share check prints.
 func (s StateDir) shareFacts(out string) string {
-	if j := strings.Index(out, "\n@@view "); j >= 0 {
+	if j := strings.Index(out, "\n@@views\x00"); j >= 0 {
 		out = out[:j+1]
 	}
 	i := s.shareIndex()
@@ -249,8 +248,7 @@ func (s StateDir) shareFacts(out string) string {
 // probedView returns this step's share as the node saw it through the
 // mount when the shares probe ran (sharesCheckScript's listing), gridha's
 // own files left out; ok is false when the probe holds no complete listing
-// of it (no marker in the share then, a listing cut short, a share that
-// could not be listed).
+// of it (no marker in the share then, a find that failed, a cut answer).
 func (s StateDir) probedView(env *installer.Env) (Manifest, bool) {
 	sp, ok := s.sharesProbe()
 	if !ok {
@@ -260,59 +258,20 @@ func (s StateDir) probedView(env *installer.Env) (Manifest, bool) {
 	if !ok {
 		return nil, false
 	}
-	views := parseProbedViews(pr.Stdout)
-	m, ok := views[s.shareIndex()]
-	return m, ok
+	return probedViewOf(pr.Stdout, s.Share)
 }
 
-// parseProbedViews reads the listings after the text answers of
-// sharesCheckScript: share index -> manifest, for listings that finished
-// with exit code 0. Records are read by position (12 fields each), so no
-// file name can pass for a frame.
-func parseProbedViews(out []byte) map[int]Manifest {
-	j := bytes.Index(out, []byte("\n@@view "))
+// probedViewOf finds share's listing in the shares probe's output.
+func probedViewOf(out []byte, share string) (Manifest, bool) {
+	j := bytes.Index(out, []byte("\n@@views\x00"))
 	if j < 0 {
-		return nil
+		return nil, false
 	}
-	parts := bytes.Split(out[j+1:], []byte{0})
-	got := map[int]Manifest{}
-	for k := 0; k < len(parts); {
-		n, ok := strings.CutPrefix(string(parts[k]), "@@view ")
-		if !ok {
-			break
-		}
-		idx, err := strconv.Atoi(n)
-		if err != nil {
-			break
-		}
-		start := k + 1
-		e := start
-		// At a record's start a field is a kind letter, "@@SHA" or, for
-		// a folder that could not be listed, its exit frame.
-		for e < len(parts) && string(parts[e]) != "@@SHA" && !bytes.HasPrefix(parts[e], []byte("@@viewrc ")) {
-			e += 12
-		}
-		if e < len(parts) && string(parts[e]) != "@@SHA" {
-			k = e + 1 // not listed: no manifest for idx
-			continue
-		}
-		if e+1 >= len(parts) {
-			break
-		}
-		rc, ok := strings.CutPrefix(string(parts[e+1]), fmt.Sprintf("@@viewrc %d ", idx))
-		if !ok {
-			break
-		}
-		var body []byte
-		for _, p := range parts[start : e+1] {
-			body = append(append(body, p...), 0)
-		}
-		if m, err := ParseManifest(body); err == nil && rc == "0" {
-			got[idx] = m.withoutGridhaFiles()
-		}
-		k = e + 2
+	got, ok := parseMultiList(out[j+len("\n@@views\x00"):], []string{share})
+	if !ok {
+		return nil, false
 	}
-	return got
+	return got[share], true
 }
 
 // StateDirFacts is what the probe found.

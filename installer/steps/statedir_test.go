@@ -217,12 +217,12 @@ func FuzzParseManifest(f *testing.F) {
 	})
 }
 
-// FuzzParseProbedViews: any probe output parses without panicking.
+// FuzzParseProbedViews: any shares probe output parses without panicking.
 func FuzzParseProbedViews(f *testing.F) {
-	f.Add([]byte("@@shared 0\n@@view 0\x00d\x00755\x001.5\x004096\x001\x002\x000\x000\x00root\x00root\x00\x00.\x00@@SHA\x00@@viewrc 0 0\x00"))
-	f.Add([]byte("\n@@view 0\x00@@viewrc 0 3\x00@@view 1\x00@@SHA\x00"))
+	f.Add([]byte("@@shared 0\n@@views\x00/s/\x00d\x00755\x001.5\x004096\x001\x002\x000\x000\x00root\x00root\x00\x00\x00@@END 0\x00"))
+	f.Add([]byte("\n@@views\x00@@END 1\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_ = parseProbedViews(data)
+		_, _ = probedViewOf(data, "/s")
 	})
 }
 
@@ -331,7 +331,10 @@ func TestStateDirSharesProbe(t *testing.T) {
 	batched := StateDir{Path: filepath.Join(dir, "local-a"), Share: a, Mount: "/", Node: "rb1", Shares: shares}
 	sp, _ := batched.sharesProbe()
 	out := run(sp)
-	views := parseProbedViews([]byte(out))
+	if _, ok := probedViewOf([]byte(out), c); ok {
+		t.Errorf("share c (no marker) listed")
+	}
+	view, ok := probedViewOf([]byte(out), a)
 	direct, err := exec.Command("/bin/sh", "-c", "D="+installer.ShellQuote(a+"/")+"\n"+manifestMetaScript).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -341,11 +344,11 @@ func TestStateDirSharesProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = want.withoutGridhaFiles()
-	if len(views) != 1 || len(views[0]) != len(want) || len(want) < 8 {
-		t.Fatalf("probed views %v, want only share 0 with its %d entries", views, len(want))
+	if !ok || len(view) != len(want) || len(want) < 8 {
+		t.Fatalf("probed view of a: %v %v, want its %d entries", ok, view, len(want))
 	}
 	for p, e := range want {
-		if g := views[0][p]; g == nil || *g != *e {
+		if g := view[p]; g == nil || g.Kind != e.Kind || g.Mode != e.Mode || g.UID != e.UID || g.GID != e.GID || g.Link != e.Link || g.Size != e.Size || g.MTime != e.MTime {
 			t.Errorf("probed view of %q: %+v, listed alone %+v", p, g, e)
 		}
 	}
@@ -356,11 +359,13 @@ func TestStateDirSharesProbe(t *testing.T) {
 	if m, ok := batched.probedView(&installer.Env{Facts: facts}); !ok || len(m) != len(want) {
 		t.Errorf("probedView: %v %v", ok, m)
 	}
-	// A share that could not be listed gives no manifest, and the next
-	// one is still read.
-	broken := "@@share 0\nshare=dir\n@@shared 0\n@@view 0\x00@@viewrc 0 3\x00@@view 1\x00" + string(direct) + "@@viewrc 1 0\x00"
-	if v := parseProbedViews([]byte(broken)); v[0] != nil || len(v[1]) == 0 {
-		t.Errorf("unlistable share 0, share 1 listed: %v", v)
+	// A listing whose find failed, or cut short, gives nothing.
+	if i := strings.Index(out, "@@END 0"); i < 0 {
+		t.Fatalf("no end frame in %q", out)
+	} else if _, ok := probedViewOf([]byte(out[:i]+"@@END 1\x00"), a); ok {
+		t.Errorf("failed find: listing used")
+	} else if _, ok := probedViewOf([]byte(out[:i-30]), a); ok {
+		t.Errorf("cut answer: listing used")
 	}
 	// A hung share: every state dir whose answer did not finish is
 	// unanswered.

@@ -58,11 +58,86 @@ func readViewBatch(ctx context.Context, c installer.Conn, dirs []string) map[str
 		return nil
 	}
 	mk := "@@GRIDHA-VIEW-" + hex.EncodeToString(nb[:])
+	// One find for every folder first (the state server lists two
+	// folders per rb node: a find each cost more than the rest of its
+	// verify); when that find fails anywhere (a folder missing or
+	// unreadable), which folder failed is unknown: list them one by one.
+	if res, err := c.Run(ctx, multiListScript(dirs), nil); err == nil && res.ExitCode == 0 {
+		if got, ok := parseMultiList(res.Stdout, dirs); ok {
+			return got
+		}
+	}
 	res, err := c.Run(ctx, viewBatchScript(dirs, mk), nil)
 	if err != nil || res.ExitCode != 0 {
 		return nil
 	}
 	return parseViewBatch(res.Stdout, mk, dirs)
+}
+
+// multiListFormat is manifestMetaScript's record with the starting point
+// (%H) first and the path relative to it (%P, "" for the folder itself).
+const multiListFormat = `'%H\0%y\0%m\0%T@\0%s\0%i\0%n\0%U\0%G\0%u\0%g\0%l\0%P\0'`
+
+// multiListCmd lists the folders named by args (shell words, each ending
+// in "/": the folder behind a symlink) with one find, then "@@END <exit
+// code>".
+func multiListCmd(args string) string {
+	return "find " + args + " -printf " + multiListFormat + " 2>/dev/null </dev/null; printf '@@END %d\\000' $?"
+}
+
+func multiListScript(dirs []string) string {
+	var args strings.Builder
+	for i, d := range dirs {
+		if i > 0 {
+			args.WriteByte(' ')
+		}
+		args.WriteString(installer.ShellQuote(strings.TrimSuffix(d, "/") + "/"))
+	}
+	return multiListCmd(args.String())
+}
+
+// parseMultiList reads multiListCmd's output: the manifest of each of dirs
+// (gridha's own files left out), as manifestMetaScript would give it. ok
+// is false unless find exited 0 and listed every folder. Records are read
+// by position (13 fields), so no file name can pass for the end.
+func parseMultiList(out []byte, dirs []string) (map[string]Manifest, bool) {
+	parts := bytes.Split(out, []byte{0})
+	byStart := map[string]Manifest{}
+	i := 0
+	for ; i+13 <= len(parts); i += 13 {
+		if bytes.HasPrefix(parts[i], []byte("@@END ")) {
+			break
+		}
+		f := parts[i : i+13]
+		start := string(f[0])
+		m := byStart[start]
+		if m == nil {
+			m = Manifest{}
+			byStart[start] = m
+		}
+		sec, _, _ := strings.Cut(string(f[3]), ".")
+		mt, _ := strconv.ParseInt(sec, 10, 64)
+		size, _ := strconv.ParseInt(string(f[4]), 10, 64)
+		nl, _ := strconv.Atoi(string(f[6]))
+		p := string(f[12])
+		if p == "" {
+			p = "."
+		}
+		m[p] = &ManifestEntry{Kind: string(f[1]), Mode: string(f[2]), MTime: mt, Size: size, Inode: string(f[5]), NLink: nl,
+			UID: string(f[7]), GID: string(f[8]), User: string(f[9]), Group: string(f[10]), Link: string(f[11])}
+	}
+	if i >= len(parts) || string(parts[i]) != "@@END 0" {
+		return nil, false
+	}
+	got := map[string]Manifest{}
+	for _, d := range dirs {
+		m := byStart[strings.TrimSuffix(d, "/")+"/"]
+		if m == nil || m["."] == nil {
+			return nil, false
+		}
+		got[d] = m.withoutGridhaFiles()
+	}
+	return got, true
 }
 
 func viewBatchScript(dirs []string, mk string) string {
