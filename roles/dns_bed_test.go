@@ -343,7 +343,7 @@ func TestDNSOnBed(t *testing.T) {
 		t.Errorf("verify dns2 key: %s", got)
 	}
 	for _, r := range rep.Results {
-		for _, txt := range []string{r.Message, r.Diff, r.Expected, r.Found, r.Error} {
+		for _, txt := range []string{r.Message, r.Diff, r.Expected, r.Found, r.Error, fmt.Sprint(r.Drifted)} {
 			if strings.Contains(txt, key.Secret) || strings.Contains(txt, other.Secret) {
 				t.Errorf("a secret in the report: %s %s", r.Host, r.Step)
 			}

@@ -196,7 +196,7 @@ func TestStateServerOnBed(t *testing.T) {
 		t.Fatalf("password change: %q, want changed", s)
 	}
 	for _, r := range rep.Results {
-		if strings.Contains(r.Message+r.Expected+r.Found+r.Diff, "second-LB-secret") {
+		if strings.Contains(r.Message+r.Expected+r.Found+r.Diff+fmt.Sprint(r.Drifted), "second-LB-secret") {
 			t.Fatalf("password in a result: %+v", r)
 		}
 	}

@@ -172,7 +172,7 @@ func TestBedPrimitives(t *testing.T) {
 		sec := steps.File{Path: "/etc/gridha-secret", Content: []byte("hunter22\n"), Mode: 0o600, Secret: true}
 		sh(t, h, "echo oldsecret > /etc/gridha-secret; chmod 600 /etc/gridha-secret")
 		r = e.run(t, installer.ModeAudit, onePhase("prim1", sec))
-		if res := r.Results[0]; res.Diff != "" || strings.Contains(res.Message+res.Found+res.Expected, "secret\n") || strings.Contains(res.Message, "hunter22") {
+		if res := r.Results[0]; res.Diff != "" || strings.Contains(res.Message+res.Found+res.Expected+fmt.Sprint(res.Drifted), "secret\n") || strings.Contains(res.Message, "hunter22") {
 			t.Errorf("secret file leaked: %+v", res)
 		}
 	})
