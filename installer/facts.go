@@ -39,6 +39,7 @@ type factKind uint8
 const (
 	factShell factKind = iota
 	factFile
+	factFileMeta
 	factFileHash
 	factService
 	factUser
@@ -54,6 +55,8 @@ func (p Probe) script() string {
 	switch p.kind {
 	case factFile:
 		return fileScript(p.arg)
+	case factFileMeta:
+		return fileMetaScript(p.arg)
 	case factFileHash:
 		return fileHashScript(p.arg)
 	case factService:
@@ -91,6 +94,7 @@ type Facts struct {
 	results  map[string]ProbeResult // generic shell probes, by key
 	files    map[string]FileFact
 	hashes   map[string]FileFact
+	metas    map[string]FileFact
 	services map[string]ServiceState
 	users    map[string]UserState
 	mounts   []MountEntry
@@ -104,25 +108,21 @@ func NewFacts(results map[string]ProbeResult) *Facts {
 	if results == nil {
 		results = map[string]ProbeResult{}
 	}
-	return &Facts{results: results, files: map[string]FileFact{}, hashes: map[string]FileFact{},
+	return &Facts{results: results, files: map[string]FileFact{}, hashes: map[string]FileFact{}, metas: map[string]FileFact{},
 		services: map[string]ServiceState{}, users: map[string]UserState{}, errs: map[string]error{}}
 }
 
 // record parses the answer to p, once, into its typed value.
 func (f *Facts) record(p Probe, r ProbeResult) {
 	switch p.kind {
-	case factFile, factFileHash:
+	case factFile, factFileMeta, factFileHash:
 		ff, err := ParseFileFact(p.arg, r.Stdout)
 		if err != nil {
 			f.errs[p.id()] = err
 			return
 		}
 		delete(f.errs, p.id())
-		if p.kind == factFile {
-			f.files[p.arg] = ff
-		} else {
-			f.hashes[p.arg] = ff
-		}
+		f.filesOf(p.kind)[p.arg] = ff
 	case factService:
 		f.services[p.arg] = ParseServiceState(string(r.Stdout))
 	case factUser:
@@ -154,12 +154,26 @@ func (f *Facts) FileHash(path string) (FileFact, error) {
 	return f.file(f.filesOf(factFileHash), FileHashProbe(path))
 }
 
+// FileMeta returns what FileMetaProbe(path) found (or FileProbe(path):
+// the same with content).
+func (f *Facts) FileMeta(path string) (FileFact, error) {
+	if f != nil {
+		if ff, ok := f.files[path]; ok {
+			return ff, nil
+		}
+	}
+	return f.file(f.filesOf(factFileMeta), FileMetaProbe(path))
+}
+
 func (f *Facts) filesOf(k factKind) map[string]FileFact {
 	if f == nil {
 		return nil
 	}
-	if k == factFile {
+	switch k {
+	case factFile:
 		return f.files
+	case factFileMeta:
+		return f.metas
 	}
 	return f.hashes
 }
@@ -208,6 +222,9 @@ func (f *Facts) Mounts() ([]MountEntry, error) {
 // SetFile records a file fact (FileProbe's), under ff.Path.
 func (f *Facts) SetFile(ff FileFact) { f.files[ff.Path] = ff }
 
+// SetFileMeta records a file fact without content (FileMetaProbe's).
+func (f *Facts) SetFileMeta(ff FileFact) { f.metas[ff.Path] = ff }
+
 // SetFileHash records a file fact with its hash (FileHashProbe's).
 func (f *Facts) SetFileHash(ff FileFact) { f.hashes[ff.Path] = ff }
 
@@ -233,6 +250,9 @@ func (f *Facts) Merge(other *Facts) {
 	}
 	for k, v := range other.hashes {
 		f.hashes[k] = v
+	}
+	for k, v := range other.metas {
+		f.metas[k] = v
 	}
 	for k, v := range other.services {
 		f.services[k] = v
@@ -403,6 +423,22 @@ const MaxProbedContent = 4 << 20
 // symlink), a symlink's target, and the content of a regular file up to
 // MaxProbedContent (Facts.File).
 func FileProbe(path string) Probe { return Probe{kind: factFile, arg: path, Key: "file:" + path} }
+
+// FileMetaProbe asks for the metadata of path and a symlink's target, not
+// its content (Facts.FileMeta): for a step that only needs to know whether
+// and what a path is.
+func FileMetaProbe(path string) Probe {
+	return Probe{kind: factFileMeta, arg: path, Key: "file-meta:" + path}
+}
+
+// fileMetaScript answers FileMetaProbe(path) on its own.
+func fileMetaScript(path string) string {
+	return fmt.Sprintf(`p=%s
+if [ -L "$p" ] || [ -e "$p" ]; then
+  stat -c 'S %%F|%%a|%%u|%%g|%%U|%%G|%%s' "$p"
+  if [ -L "$p" ]; then printf 'L '; readlink "$p"; fi
+else echo N; fi`, ShellQuote(path))
+}
 
 // fileScript answers FileProbe(path) on its own (the gatherer asks all
 // file probes of a batch at once instead, see gather.go; this is its

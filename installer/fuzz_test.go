@@ -115,6 +115,7 @@ type fuzzFile struct {
 	mode    uint32
 	target  string // symlinks
 	content []byte // regular files
+	meta    bool   // asked without content
 }
 
 // filesOutput is what filesScript prints for files (existing or not) in
@@ -131,7 +132,9 @@ func filesOutput(m string, files []fuzzFile) []byte {
 		switch f.kind {
 		case "regular file", "regular empty file":
 			size = len(f.content)
-			c.Write(f.content)
+			if !f.meta {
+				c.Write(f.content)
+			}
 		case "symbolic link":
 			size = len(f.target)
 			l.WriteString(f.target)
@@ -177,12 +180,17 @@ func FuzzParseFiles(f *testing.F) {
 		if shape&4 != 0 {
 			files[0], files[2] = files[2], files[0]
 		}
+		var meta map[string]bool
+		if shape&8 != 0 {
+			files[2].meta = true
+			meta = map[string]bool{files[2].path: true}
+		}
 		var paths []string
 		for _, f := range files {
 			paths = append(paths, f.path)
 		}
 		out := filesOutput(fuzzNonce, files)
-		res, ok := parseFiles(paths, out, fuzzNonce)
+		res, ok := parseFiles(paths, meta, out, fuzzNonce)
 		if !ok {
 			t.Fatalf("consistent output rejected: %q", out)
 		}
@@ -202,6 +210,12 @@ func FuzzParseFiles(f *testing.F) {
 			}
 			switch f.kind {
 			case "regular file", "regular empty file":
+				if f.meta {
+					if ff.Kind != KindFile || ff.ContentKnown || ff.Size != int64(len(f.content)) {
+						t.Fatalf("%s (no content asked): got %+v", f.path, ff)
+					}
+					continue
+				}
 				if ff.Kind != KindFile || !ff.ContentKnown || !bytes.Equal(ff.Content, f.content) || ff.Size != int64(len(f.content)) {
 					t.Fatalf("%s: got %+v, want content %q", f.path, ff, f.content)
 				}
@@ -229,7 +243,7 @@ func FuzzParseFilesAny(f *testing.F) {
 	f.Add([]byte(m + " S\n|||||||\n" + m + " L\n\x00\x00\n" + m + " C\n\n" + m + " E\n"))
 	f.Fuzz(func(t *testing.T, out []byte) {
 		paths := []string{"/a", "/b"}
-		res, ok := parseFiles(paths, out, m)
+		res, ok := parseFiles(paths, map[string]bool{"/b": true}, out, m)
 		if !ok {
 			return
 		}

@@ -17,9 +17,12 @@ import (
 // a FileProbe asked on its own gives; other probes run as in BatchScript.
 
 // splitProbes separates the file probes the combined file script answers
-// from the others, keeping first-wins semantics of duplicates.
-func splitProbes(probes []Probe) (paths []string, others []Probe) {
+// from the others, keeping first-wins semantics of duplicates. meta holds
+// the paths asked only without content (FileMetaProbe): their content is
+// not read (a path asked both ways is read, and answers both).
+func splitProbes(probes []Probe) (paths []string, meta map[string]bool, others []Probe) {
 	seen := map[string]bool{}
+	content := map[string]bool{}
 	for _, p := range probes {
 		if seen[p.id()] {
 			continue
@@ -27,28 +30,50 @@ func splitProbes(probes []Probe) (paths []string, others []Probe) {
 		seen[p.id()] = true
 		// A path with a newline cannot be told apart in stat's lines: it
 		// is asked on its own.
-		if p.kind == factFile && p.arg != "" && !strings.ContainsAny(p.arg, "\n\r") {
-			paths = append(paths, p.arg)
+		if (p.kind == factFile || p.kind == factFileMeta) && p.arg != "" && !strings.ContainsAny(p.arg, "\n\r") {
+			if !content[p.arg] && (meta == nil || !meta[p.arg]) {
+				paths = append(paths, p.arg)
+			}
+			if p.kind == factFile {
+				content[p.arg] = true
+			} else {
+				if meta == nil {
+					meta = map[string]bool{}
+				}
+				meta[p.arg] = true
+			}
 		} else {
 			others = append(others, p)
 		}
 	}
-	return paths, others
+	for p := range content {
+		delete(meta, p)
+	}
+	return paths, meta, others
 }
 
 // filesScript prints, for paths, between frame lines carrying marker m:
 // the lstat line of each existing path (S), the targets of the symlinks
 // among them, NUL-terminated, in stat order (L), and the concatenated
 // content of the regular files up to MaxProbedContent bytes, in stat order
-// (C).
-func filesScript(paths []string, m string) string {
+// (C), leaving out the paths in meta.
+func filesScript(paths []string, meta map[string]bool, m string) string {
 	if len(paths) == 0 {
 		return ""
 	}
 	var args strings.Builder
+	var skip []string
 	for _, p := range paths {
 		args.WriteString(" ")
 		args.WriteString(ShellQuote(p))
+		if meta[p] {
+			// Quoted words match literally in a case pattern.
+			skip = append(skip, ShellQuote(p))
+		}
+	}
+	metaCase := ""
+	if len(skip) > 0 {
+		metaCase = "\n    case \"${l%|*|*|*|*|*|*|*}\" in " + strings.Join(skip, "|") + ") continue;; esac"
 	}
 	return fmt.Sprintf(`printf '%[1]s S\n'
 s=$(stat -c '%%n|%%F|%%a|%%u|%%g|%%U|%%G|%%s' --%[2]s 2>/dev/null)
@@ -61,7 +86,7 @@ printf '\n%[1]s C\n'
 set --
 while IFS= read -r l; do
   case "$l" in
-  *"|regular file|"*|*"|regular empty file|"*)
+  *"|regular file|"*|*"|regular empty file|"*)%[4]s
     if [ "${l##*|}" -le %[3]d ]; then set -- "$@" "${l%%|*|*|*|*|*|*|*}"; fi;;
   esac
 done <<GRIDHA_EOF
@@ -69,14 +94,14 @@ $s
 GRIDHA_EOF
 if [ $# -gt 0 ]; then cat -- "$@"; fi
 printf '\n%[1]s E\n'
-`, m, args.String(), MaxProbedContent)
+`, m, args.String(), MaxProbedContent, metaCase)
 }
 
 // parseFiles turns the output of filesScript into file facts, parsed once
 // (the content as cat passed it, no encoding). ok is false when the output
 // does not add up (a file changed between stat and cat, a path became a
 // symlink): the caller then asks each path on its own.
-func parseFiles(paths []string, out []byte, m string) (map[string]FileFact, bool) {
+func parseFiles(paths []string, meta map[string]bool, out []byte, m string) (map[string]FileFact, bool) {
 	section := func(name, next string) ([]byte, bool) {
 		open := []byte(m + " " + name + "\n")
 		i := bytes.Index(out, open)
@@ -142,7 +167,7 @@ func parseFiles(paths []string, out []byte, m string) (map[string]FileFact, bool
 				// FuzzParseFilesAny).
 				return nil, false
 			}
-			if size > MaxProbedContent {
+			if size > MaxProbedContent || meta[p] {
 				continue
 			}
 			if off+size > len(cBlock) {
@@ -176,22 +201,22 @@ func parseFiles(paths []string, out []byte, m string) (map[string]FileFact, bool
 
 // gatherScript is the script gatherBatch runs: prelude (the lock wait), the
 // combined file probes, then the other probes as BatchScript renders them.
-func gatherScript(prelude string, paths []string, others []Probe, m string) string {
-	return "LC_ALL=C; export LC_ALL\n" + prelude + filesScript(paths, m) + batchScript(others, m)
+func gatherScript(prelude string, paths []string, meta map[string]bool, others []Probe, m string) string {
+	return "LC_ALL=C; export LC_ALL\n" + prelude + filesScript(paths, meta, m) + batchScript(others, m)
 }
 
 // gatherBatch is Gather for the runner: every probe in one session, file
 // probes answered together. prelude runs first (a non-zero exit from it
 // aborts the batch).
 func gatherBatch(ctx context.Context, conn Conn, probes []Probe, prelude string) (*Facts, CmdResult, error) {
-	paths, others := splitProbes(probes)
+	paths, meta, others := splitProbes(probes)
 	if len(paths) == 0 && len(others) == 0 && prelude == "" {
 		return NewFacts(nil), CmdResult{}, nil
 	}
 	m := newNonce()
 	// The script as the command itself, not "sh -s" on stdin: one shell
 	// process fewer per session (the transport passes a long one on stdin).
-	res, err := conn.Run(ctx, gatherScript(prelude, paths, others, m), nil)
+	res, err := conn.Run(ctx, gatherScript(prelude, paths, meta, others, m), nil)
 	if err != nil {
 		return nil, res, fmt.Errorf("gather facts: %w", err)
 	}
@@ -203,12 +228,16 @@ func gatherBatch(ctx context.Context, conn Conn, probes []Probe, prelude string)
 		return nil, res, err
 	}
 	if len(paths) > 0 {
-		files, ok := parseFiles(paths, res.Stdout, m)
+		files, ok := parseFiles(paths, meta, res.Stdout, m)
 		if !ok {
 			// Something changed under us: ask each path on its own.
 			var fps []Probe
 			for _, p := range paths {
-				fps = append(fps, FileProbe(p))
+				if meta[p] {
+					fps = append(fps, FileMetaProbe(p))
+				} else {
+					fps = append(fps, FileProbe(p))
+				}
 			}
 			f, err := Gather(ctx, conn, fps)
 			if err != nil {
@@ -217,7 +246,11 @@ func gatherBatch(ctx context.Context, conn Conn, probes []Probe, prelude string)
 			facts.Merge(f)
 		} else {
 			for _, ff := range files {
-				facts.SetFile(ff)
+				if meta[ff.Path] {
+					facts.SetFileMeta(ff)
+				} else {
+					facts.SetFile(ff)
+				}
 			}
 		}
 	}

@@ -53,11 +53,11 @@ func TestGatherBatchSameAsFileProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast, _ := splitProbes(probes)
+	fast, _, _ := splitProbes(probes)
 	if len(fast) != len(paths)-1 {
 		t.Errorf("%d paths on the fast path, want %d", len(fast), len(paths)-1)
 	}
-	if _, ok := parseFiles(fast, res.Stdout, nonceOf(res.Stdout)); !ok {
+	if _, ok := parseFiles(fast, nil, res.Stdout, nonceOf(res.Stdout)); !ok {
 		t.Errorf("combined file probes fell back to the plain ones; output:\n%s", res.Stdout)
 	}
 	if g, w := got.Keys(), want.Keys(); len(g) != len(w) {
@@ -95,6 +95,31 @@ func TestGatherBatchSameAsFileProbe(t *testing.T) {
 	if _, err := got.File(filepath.Join(dir, "never asked")); err == nil {
 		t.Error("a path never probed has a fact")
 	}
+
+	// The same paths asked without content: the same facts, no content.
+	var metas []Probe
+	for _, p := range paths {
+		metas = append(metas, FileMetaProbe(p))
+	}
+	want, err = Gather(ctx, conn, metas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, res, err = gatherBatch(ctx, conn, metas, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, meta, _ := splitProbes(metas)
+	if _, ok := parseFiles(fast, meta, res.Stdout, nonceOf(res.Stdout)); !ok || len(meta) != len(paths)-1 {
+		t.Errorf("metadata probes fell back to the plain ones (%d meta); output:\n%s", len(meta), res.Stdout)
+	}
+	for _, p := range paths {
+		a, err1 := want.FileMeta(p)
+		b, err2 := got.FileMeta(p)
+		if err1 != nil || err2 != nil || !reflect.DeepEqual(a, b) || b.ContentKnown {
+			t.Errorf("meta %s:\n got %+v (%v)\nwant %+v (%v)", p, b, err2, a, err1)
+		}
+	}
 }
 
 // nonceOf is the frame marker of a batch's output.
@@ -109,11 +134,11 @@ func nonceOf(out []byte) string {
 func TestParseFilesRejectsShortContent(t *testing.T) {
 	m := newNonce()
 	out := []byte(m + " S\n/a|regular file|644|0|0|root|root|5\n" + m + " L\n\n" + m + " C\nabc\n" + m + " E\n")
-	if _, ok := parseFiles([]string{"/a"}, out, m); ok {
+	if _, ok := parseFiles([]string{"/a"}, nil, out, m); ok {
 		t.Error("3 bytes of content for a 5-byte file accepted")
 	}
 	out = []byte(m + " S\n/a|regular file|644|0|0|root|root|3\n" + m + " L\n\n" + m + " C\nabc\n" + m + " E\n")
-	if r, ok := parseFiles([]string{"/a"}, out, m); !ok || string(r["/a"].Content) != "abc" || !r["/a"].ContentKnown || r["/a"].Mode != 0o644 {
+	if r, ok := parseFiles([]string{"/a"}, nil, out, m); !ok || string(r["/a"].Content) != "abc" || !r["/a"].ContentKnown || r["/a"].Mode != 0o644 {
 		t.Errorf("3 bytes for a 3-byte file: %+v %v", r["/a"], ok)
 	}
 }
@@ -162,18 +187,20 @@ func TestBatchFraming(t *testing.T) {
 // typed answer is parsed once into its value.
 func TestProbesByType(t *testing.T) {
 	dir := t.TempDir()
-	p := filepath.Join(dir, "f")
-	if err := os.WriteFile(p, []byte("abc"), 0o640); err != nil {
-		t.Fatal(err)
+	p, m := filepath.Join(dir, "f"), filepath.Join(dir, "meta only")
+	for _, f := range []string{p, m} {
+		if err := os.WriteFile(f, []byte("abc"), 0o640); err != nil {
+			t.Fatal(err)
+		}
 	}
 	probes := []Probe{
 		{Key: "file:" + p, Script: "echo shell"},
-		FileProbe(p), FileProbe(p), FileHashProbe(p),
+		FileProbe(p), FileProbe(p), FileHashProbe(p), FileMetaProbe(p), FileMetaProbe(m),
 		ServiceProbe("gridha-no-such-service"), UserProbe("root"), MountsProbe(),
 	}
-	paths, others := splitProbes(probes)
-	if len(paths) != 1 || paths[0] != p || len(others) != 5 {
-		t.Fatalf("split: paths %q, %d others", paths, len(others))
+	paths, meta, others := splitProbes(probes)
+	if len(paths) != 2 || paths[0] != p || paths[1] != m || len(meta) != 1 || !meta[m] || len(others) != 5 {
+		t.Fatalf("split: paths %q, meta %v, %d others", paths, meta, len(others))
 	}
 	facts, _, err := gatherBatch(context.Background(), &localConn{host: "local"}, probes, "")
 	if err != nil {
@@ -184,6 +211,12 @@ func TestProbesByType(t *testing.T) {
 	}
 	if ff, err := facts.File(p); err != nil || string(ff.Content) != "abc" || ff.SHA256 != "" {
 		t.Errorf("file: %+v %v", ff, err)
+	}
+	if ff, err := facts.FileMeta(m); err != nil || ff.ContentKnown || ff.Size != 3 || ff.Kind != KindFile {
+		t.Errorf("file meta: %+v %v", ff, err)
+	}
+	if ff, err := facts.FileMeta(p); err != nil || string(ff.Content) != "abc" {
+		t.Errorf("file meta of a path also asked with content: %+v %v", ff, err)
 	}
 	if ff, err := facts.FileHash(p); err != nil || ff.SHA256 != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" || ff.ContentKnown {
 		t.Errorf("file hash: %+v %v", ff, err)

@@ -114,11 +114,13 @@ type createOnly struct {
 func (c createOnly) ID() string { return "file " + c.Path + " (created if missing)" }
 
 func (c createOnly) Probes() []installer.Probe {
-	return []installer.Probe{installer.FileProbe(c.Path)}
+	// Whether it exists is all: its content (a zone named keeps writing)
+	// is never read.
+	return []installer.Probe{installer.FileMetaProbe(c.Path)}
 }
 
 func (c createOnly) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	ff, err := env.Facts.File(c.Path)
+	ff, err := env.Facts.FileMeta(c.Path)
 	if err != nil {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, c.ID(), err))
 	}
