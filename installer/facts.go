@@ -305,14 +305,26 @@ func batchScript(probes []Probe, m string) string {
 	var b strings.Builder
 	b.WriteString("LC_ALL=C; export LC_ALL\n")
 	seen := map[string]bool{}
+	var services []string // frame index and name, in pairs
 	for i, p := range probes {
 		if seen[p.id()] {
 			continue
 		}
 		seen[p.id()] = true
+		if p.kind == factService {
+			services = append(services, strconv.Itoa(i), ShellQuote(p.arg))
+			continue
+		}
 		// The newline before the closing line is always added, so the
 		// output is exactly what lies between the two frame lines.
 		fmt.Fprintf(&b, "printf '%s B %d\\n'\n(\n%s\n) 2>/dev/null </dev/null 9>&-\nprintf '\\n%s E %d %%s\\n' $?\n", m, i, p.script(), m, i)
+	}
+	if len(services) > 0 {
+		// Every service by one loop over the one script: the shell
+		// reads ServiceStateScript once, not once per service. The
+		// frames are those of any other probe.
+		fmt.Fprintf(&b, "set -- %s\nwhile [ $# -gt 1 ]; do\ni=$1 n=$2; shift 2\nprintf '%s B %%s\\n' \"$i\"\n(\n%s\n) 2>/dev/null </dev/null 9>&-\nprintf '\\n%s E %%s %%s\\n' \"$i\" $?\ndone\n",
+			strings.Join(services, " "), m, ServiceStateScript, m)
 	}
 	return b.String()
 }

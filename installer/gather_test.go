@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -197,9 +198,10 @@ func TestProbesByType(t *testing.T) {
 		{Key: "file:" + p, Script: "echo shell"},
 		FileProbe(p), FileProbe(p), FileHashProbe(p), FileMetaProbe(p), FileMetaProbe(m),
 		ServiceProbe("gridha-no-such-service"), UserProbe("root"), MountsProbe(),
+		ServiceProbe("gridha-no such 'one'"), ServiceProbe("gridha-no-such-service"),
 	}
 	paths, meta, others := splitProbes(probes)
-	if len(paths) != 2 || paths[0] != p || paths[1] != m || len(meta) != 1 || !meta[m] || len(others) != 5 {
+	if len(paths) != 2 || paths[0] != p || paths[1] != m || len(meta) != 1 || !meta[m] || len(others) != 6 {
 		t.Fatalf("split: paths %q, meta %v, %d others", paths, meta, len(others))
 	}
 	facts, _, err := gatherBatch(context.Background(), &localConn{host: "local"}, probes, "")
@@ -229,6 +231,13 @@ func TestProbesByType(t *testing.T) {
 	}
 	if m, err := facts.Mounts(); err != nil || len(m) == 0 {
 		t.Errorf("mounts: %d entries, %v", len(m), err)
+	}
+	if st, err := facts.Service("gridha-no such 'one'"); err != nil || st.Installed || st.Init == "" {
+		t.Errorf("second service: %+v %v", st, err)
+	}
+	// The services share one loop over one copy of the script.
+	if n := strings.Count(BatchScript(probes), "systemctl is-active"); n != 1 {
+		t.Errorf("the service script is in the batch %d times, want 1", n)
 	}
 	if _, err := facts.Service("other"); err == nil {
 		t.Error("a service never asked has a fact")
