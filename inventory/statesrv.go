@@ -164,7 +164,8 @@ func (s *StateServer) Validate(c *Checker) {
 		}
 		c.ErrorfAt(pos, "mysql.password_file", "required: the L&B user's password, a file or env:NAME (never inline)")
 	}
-	s.Pool.Validate(c.Sub("pool"))
+	// Pool has its own Validate: the decoder's walk calls it (calling it
+	// here too reported every pool error twice).
 }
 
 // PoolMembers lists the hosts of the state pool (role state-server), in file

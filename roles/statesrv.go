@@ -49,23 +49,46 @@ func (r StateServer) Plan(inv *inventory.Inventory, opts Options) (*installer.Pl
 		}
 		steps[srv.Name] = s
 	}
-	return &installer.Plan{Phases: []installer.Phase{{Name: "state-server", Steps: steps}}}, nil
+	plan := &installer.Plan{Phases: []installer.Phase{{Name: "state-server", Steps: steps}}}
+	if inventory.IsPool(inv) {
+		lb := map[string][]installer.Step{}
+		for _, srv := range servers {
+			mine, names := servedNodes(inv, srv, nodes)
+			s, err := lbSteps(srv, mine, names, cfg, true)
+			if err != nil {
+				return nil, err
+			}
+			lb[srv.Name] = s
+		}
+		more, err := poolPhases(inv, opts, lb)
+		if err != nil {
+			return nil, err
+		}
+		plan.Phases = append(plan.Phases, more...)
+	}
+	return plan, nil
+}
+
+// servedNodes are the rb nodes srv serves (every node on a pool member),
+// and those of their addresses that are DNS names.
+func servedNodes(inv *inventory.Inventory, srv *inventory.Host, nodes []*inventory.Host) (mine []*inventory.Host, names []string) {
+	rb := inv.Roles.RBNode
+	for _, n := range nodes {
+		// Only nodes served by this state server get a key and a grant.
+		if rb.StateServer == "" || rb.StateServer == srv.Name || inventory.IsPool(inv) {
+			mine = append(mine, n)
+			if !isIP(n.Address) {
+				names = append(names, n.Address)
+			}
+		}
+	}
+	return mine, names
 }
 
 func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, nodes []*inventory.Host, cfg inventory.StateServer, rb inventory.RBNode, opts Options) ([]installer.Step, error) {
-	// Only nodes served by this state server get a key and a grant.
-	var mine []*inventory.Host
-	for _, n := range nodes {
-		if rb.StateServer == "" || rb.StateServer == srv.Name {
-			mine = append(mine, n)
-		}
-	}
+	mine, names := servedNodes(inv, srv, nodes)
 	keys := make([]*NodeKey, len(mine))
-	var names []string
 	for i, n := range mine {
-		if !isIP(n.Address) {
-			names = append(names, n.Address)
-		}
 		k, err := LoadNodeKey(inv, n.Name, !opts.ReadOnly)
 		if err != nil {
 			if opts.ReadOnly {
@@ -119,7 +142,28 @@ func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, no
 			Options: "rw,sync,no_subtree_check,no_root_squash,insecure"})
 	}
 
-	// MySQL: the L&B database (slide 8), reached through the SSH connection.
+	if inventory.IsPool(inv) {
+		// The pool's members are Galera nodes: their option files here,
+		// the cluster and the L&B accounts in the phases after this one
+		// (statepool_db.go).
+		pf, err := poolMemberFiles(inv, srv, opts)
+		if err != nil {
+			return nil, err
+		}
+		return append(out, pf...), nil
+	}
+	lb, err := lbSteps(srv, mine, names, cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, lb...), nil
+}
+
+// lbSteps are the L&B database (slide 8) and the nodes' accounts on srv,
+// reached through the SSH connection. On a pool member (pool) MySQL's
+// option file and listening address are the Galera node's business.
+func lbSteps(srv *inventory.Host, mine []*inventory.Host, names []string, cfg inventory.StateServer, pool bool) ([]installer.Step, error) {
+	var out []installer.Step
 	admin := steps.MySQLAdmin{Socket: cfg.MySQL.Socket, User: cfg.MySQL.AdminUser}
 	if cfg.MySQL.AdminPasswordFile.IsSet() {
 		pw, err := cfg.MySQL.AdminPasswordFile.Read()
@@ -132,19 +176,21 @@ func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, no
 	if err != nil {
 		return nil, fmt.Errorf("roles.state-server.mysql.password_file: %w", err)
 	}
-	bind := cfg.MySQL.BindAddress
-	if bind == "" {
-		bind = srv.Address
+	if !pool {
+		bind := cfg.MySQL.BindAddress
+		if bind == "" {
+			bind = srv.Address
+		}
+		cnf, err := templates.Render("mysql-gridha.cnf.tmpl", mysqlCnf{BindAddress: bind, Port: cfg.MySQL.Port})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out,
+			&steps.File{Path: cfg.MySQL.Config, Content: cnf, Mode: 0o644, Owner: "root", Group: "root"},
+			&steps.MySQLListen{Admin: admin, Address: bind, Port: cfg.MySQL.Port, Service: cfg.MySQL.Service},
+		)
 	}
-	cnf, err := templates.Render("mysql-gridha.cnf.tmpl", mysqlCnf{BindAddress: bind, Port: cfg.MySQL.Port})
-	if err != nil {
-		return nil, err
-	}
-	out = append(out,
-		&steps.File{Path: cfg.MySQL.Config, Content: cnf, Mode: 0o644, Owner: "root", Group: "root"},
-		&steps.MySQLListen{Admin: admin, Address: bind, Port: cfg.MySQL.Port, Service: cfg.MySQL.Service},
-		&steps.MySQLDatabase{Admin: admin, Name: cfg.MySQL.Database},
-	)
+	out = append(out, &steps.MySQLDatabase{Admin: admin, Name: cfg.MySQL.Database})
 	for _, n := range mine {
 		if isIP(n.Address) {
 			out = append(out, &steps.MySQLUser{Admin: admin, User: cfg.MySQL.User, Host: n.Address,
