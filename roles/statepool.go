@@ -15,5 +15,9 @@ func poolPlan(inv *inventory.Inventory, opts Options) (*installer.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &installer.Plan{Phases: fsPhases}, nil
+	dbPhases, err := poolDBPhases(inv, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &installer.Plan{Phases: append(fsPhases, dbPhases...)}, nil
 }

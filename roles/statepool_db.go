@@ -45,12 +45,13 @@ const (
 	galeraStartLog = GaleraLogDir + "/gridha-start.log"
 )
 
-// Phases of a state-server install on a pool, after the per-member
-// "state-server" phase (files, option files).
+// Phases of the database half of a state-server install on a pool (after
+// the files half's phases).
 const (
-	PhasePoolGalera = "state-server: galera"
-	PhasePoolHealth = "state-server: galera health"
-	PhasePoolDB     = "state-server: L&B database"
+	PhasePoolDBFiles = "state pool: database files"
+	PhasePoolGalera  = "state pool: galera"
+	PhasePoolHealth  = "state pool: galera health"
+	PhasePoolDB      = "state pool: L&B database"
 )
 
 // GaleraSSTAuthFile is the option file holding wsrep_sst_auth (0640
@@ -112,6 +113,68 @@ type galeraCnf struct {
 	Members                   []string
 	NodeAddress, NodeName     string
 	SSTAuthFile               string
+}
+
+// poolDBPhases are the database half of the pool: every member's option
+// files, then the cluster, its health and the L&B database (poolPhases).
+func poolDBPhases(inv *inventory.Inventory, opts Options) ([]installer.Phase, error) {
+	cfg := inv.Roles.StateServer
+	nodes := inv.HostsWithRole("rb-node")
+	files := installer.Phase{Name: PhasePoolDBFiles, Steps: map[string][]installer.Step{}}
+	lb := map[string][]installer.Step{}
+	for _, m := range inventory.PoolMembers(inv) {
+		if !opts.InLimit(m.Name) {
+			continue
+		}
+		mine, names := servedNodes(inv, m, nodes)
+		var s []installer.Step
+		if len(names) > 0 {
+			// The L&B accounts' hosts: every address each name has, as the
+			// member sees it.
+			s = append(s, &resolveNames{Server: m.Name, Names: names})
+		}
+		pf, err := poolMemberFiles(inv, m, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Name, err)
+		}
+		files.Steps[m.Name] = append(s, pf...)
+		l, err := lbSteps(m, mine, names, cfg, true)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Name, err)
+		}
+		admin, err := stateServerAdmin(cfg)
+		if err != nil {
+			return nil, err
+		}
+		for i := range l {
+			l[i] = notRunningYet{Step: l[i], Admin: admin}
+		}
+		lb[m.Name] = l
+	}
+	more, err := poolPhases(inv, opts, lb)
+	if err != nil {
+		return nil, err
+	}
+	return append([]installer.Phase{files}, more...), nil
+}
+
+// notRunningYet reports a database step of a member whose MariaDB does not
+// answer as missing in verify and --check (install starts it as a Galera
+// node in an earlier phase) rather than failed.
+type notRunningYet struct {
+	installer.Step
+	Admin steps.MySQLAdmin
+}
+
+func (n notRunningYet) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	res := n.Step.CheckApply(ctx, env, apply)
+	if apply || res.Status != installer.StatusFailed {
+		return res
+	}
+	if _, _, err := wsrepStatus(ctx, n.Admin, env.Conn); err != nil {
+		return installer.Missing("MariaDB does not answer on this member (install starts it as a Galera node): " + err.Error())
+	}
+	return res
 }
 
 // poolMemberFiles are a pool member's steps of the per-member phase: its

@@ -16,7 +16,7 @@ import (
 
 // poolInventory writes an inventory for bed: fs1, fs2 and fs3 form the
 // state pool, rb1 is an rb node.
-func poolInventory(t *testing.T, bed *testbed.Bed, dir string) *inventory.Inventory {
+func galeraPoolInventory(t *testing.T, bed *testbed.Bed, dir string) *inventory.Inventory {
 	t.Helper()
 	pwFile := filepath.Join(dir, "lb-password")
 	if err := os.WriteFile(pwFile, []byte("pool-LB-secret\n"), 0o600); err != nil {
@@ -86,7 +86,7 @@ func TestStatePoolDBOnBed(t *testing.T) {
 	fs := []*testbed.Host{bed.Host("fs1"), bed.Host("fs2"), bed.Host("fs3")}
 	rb1 := bed.Host("rb1")
 	dir := t.TempDir()
-	inv := poolInventory(t, bed, dir)
+	inv := galeraPoolInventory(t, bed, dir)
 	role := NewStateServer()
 
 	// The site before: fs1 is the single state server, its L&B database

@@ -49,24 +49,7 @@ func (r StateServer) Plan(inv *inventory.Inventory, opts Options) (*installer.Pl
 		}
 		steps[srv.Name] = s
 	}
-	plan := &installer.Plan{Phases: []installer.Phase{{Name: "state-server", Steps: steps}}}
-	if inventory.IsPool(inv) {
-		lb := map[string][]installer.Step{}
-		for _, srv := range servers {
-			mine, names := servedNodes(inv, srv, nodes)
-			s, err := lbSteps(srv, mine, names, cfg, true)
-			if err != nil {
-				return nil, err
-			}
-			lb[srv.Name] = s
-		}
-		more, err := poolPhases(inv, opts, lb)
-		if err != nil {
-			return nil, err
-		}
-		plan.Phases = append(plan.Phases, more...)
-	}
-	return plan, nil
+	return &installer.Plan{Phases: []installer.Phase{{Name: "state-server", Steps: steps}}}, nil
 }
 
 // servedNodes are the rb nodes srv serves (every node on a pool member),
@@ -142,16 +125,6 @@ func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, no
 			Options: "rw,sync,no_subtree_check,no_root_squash,insecure"})
 	}
 
-	if inventory.IsPool(inv) {
-		// The pool's members are Galera nodes: their option files here,
-		// the cluster and the L&B accounts in the phases after this one
-		// (statepool_db.go).
-		pf, err := poolMemberFiles(inv, srv, opts)
-		if err != nil {
-			return nil, err
-		}
-		return append(out, pf...), nil
-	}
 	lb, err := lbSteps(srv, mine, names, cfg, false)
 	if err != nil {
 		return nil, err
