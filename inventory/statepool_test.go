@@ -14,7 +14,8 @@ func poolYAML(n int, pool string) string {
 		b.WriteString("  s" + string(rune('0'+i)) + ": {address: 198.18.1." + string(rune('0'+i)) + "0, roles: [state-server]}\n")
 	}
 	b.WriteString("  rb1: {address: 198.18.1.90, roles: [rb-node]}\n")
-	b.WriteString("roles:\n  state-server:\n    mysql: {password_file: /dev/null}\n")
+	b.WriteString("roles:\n  rb-node:\n    groups:\n      rb-a: {service_ip: 198.18.1.100/24, iface: eth0}\n    nodes:\n      rb1: {rb-a: 100}\n")
+	b.WriteString("  state-server:\n    mysql: {password_file: /dev/null}\n")
 	if pool != "" {
 		b.WriteString("    pool:\n" + pool)
 	}

@@ -158,8 +158,13 @@ func TestPoolFSPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Phases) != 3 || plan.Phases[0].Name != PhasePoolMembers || len(plan.Phases[0].Steps) != 3 || plan.Phases[1].Name != PhasePoolVolume || plan.Phases[2].Name != PhasePoolExport {
-		t.Fatalf("phases: %+v", plan.Phases)
+	// The database half's phases follow the files half's.
+	if len(plan.Phases) < 4 || plan.Phases[3].Name != PhasePoolDBFiles || plan.Phases[0].Name != PhasePoolMembers || len(plan.Phases[0].Steps) != 3 || plan.Phases[1].Name != PhasePoolVolume || plan.Phases[2].Name != PhasePoolExport {
+		var names []string
+		for _, ph := range plan.Phases {
+			names = append(names, ph.Name)
+		}
+		t.Fatalf("phases: %q", names)
 	}
 	var ids []string
 	for _, s := range plan.Phases[1].Steps["fs1"] {
@@ -173,9 +178,10 @@ func TestPoolFSPlan(t *testing.T) {
 	if m.FstabLine() != "fs1.example.org:/rbstate /mnt/rb-state glusterfs _netdev,nosuid,nodev,backup-volfile-servers=fs2.example.org:198.18.0.13 0 0" {
 		t.Errorf("fstab line: %s", m.FstabLine())
 	}
-	// --limit without the first member: no volume phase.
+	// --limit without the first member: no volume phase (the database
+	// half's phases follow).
 	plan, err = StateServer{}.Plan(inv, Options{Limit: []string{"fs2"}})
-	if err != nil || len(plan.Phases) != 2 || plan.Phases[1].Steps["fs2"] == nil {
+	if err != nil || len(plan.Phases) < 3 || plan.Phases[1].Name != PhasePoolExport || plan.Phases[1].Steps["fs2"] == nil || plan.Phases[2].Name != PhasePoolDBFiles {
 		t.Fatalf("--limit fs2: %v %+v", err, plan)
 	}
 }
