@@ -289,6 +289,7 @@ func (g *galeraCluster) Probes() []installer.Probe { return nil }
 // memberScript reads a member's process, datadir and saved state. Read-only.
 const memberScript = `d=` + GaleraDataDir + `
 if pgrep -x 'mariadbd|mysqld' >/dev/null 2>&1; then echo '@running yes'; else echo '@running no'; fi
+if [ -d "$d/mysql" ]; then echo '@initialized yes'; fi
 echo '@dbs'
 find "$d" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null
 echo '@grastate'
@@ -332,6 +333,8 @@ func (g *galeraCluster) inspect(ctx context.Context, env *installer.Env, h *inve
 		switch {
 		case l == "@running yes":
 			m.Running = true
+		case l == "@initialized yes":
+			m.Initialized = true
 		case strings.HasPrefix(l, "@running"):
 		case l == "@dbs" || l == "@grastate":
 			sec = l
@@ -598,6 +601,22 @@ func (g *galeraCluster) start(ctx context.Context, env *installer.Env, c install
 			if m.Name == a.Host && m.galeraHistory() && (m.Seqno < 0 || a.Stop) {
 				if u, n, ok := g.recoverPosition(ctx, c); ok && u == m.UUID {
 					a.StartPosition = u + ":" + strconv.FormatInt(n, 10)
+				}
+			}
+		}
+	}
+	if a.Kind == actBootstrap {
+		for _, m := range members {
+			if m.Name == a.Host && !m.Initialized && !m.Running {
+				// An empty datadir (MariaDB installed but never
+				// initialised): the seed needs its system tables; root
+				// logs in over the socket, as Debian sets it up.
+				res, err := c.Run(ctx, "mariadb-install-db --user=mysql --datadir="+GaleraDataDir+" --auth-root-authentication-method=socket --skip-test-db >"+GaleraLogDir+"/gridha-install-db.log 2>&1 || { tail -n 20 "+GaleraLogDir+"/gridha-install-db.log >&2; exit 1; }", nil)
+				if err == nil {
+					err = res.Err("mariadb-install-db")
+				}
+				if err != nil {
+					return a, err
 				}
 			}
 		}

@@ -51,6 +51,21 @@ func galeraPoolInventory(t *testing.T, bed *testbed.Bed, dir string) *inventory.
 	return inv
 }
 
+// poolDBRole is the state-server role's database half alone: the files
+// half (GlusterFS) has its own bed tests, and this one stays within its
+// time budget and independent of it.
+type poolDBRole struct{}
+
+func (poolDBRole) Name() string    { return "state-server" }
+func (poolDBRole) Summary() string { return "state pool, database half" }
+func (poolDBRole) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error) {
+	ph, err := poolDBPhases(inv, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &installer.Plan{Phases: ph}, nil
+}
+
 // wsrep reads one wsrep status variable of h ("" when it does not answer).
 func wsrep(ctx context.Context, h *testbed.Host, v string) string {
 	out, err := h.MySQL(ctx, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = '"+strings.ToUpper(v)+"'")
@@ -87,7 +102,7 @@ func TestStatePoolDBOnBed(t *testing.T) {
 	rb1 := bed.Host("rb1")
 	dir := t.TempDir()
 	inv := galeraPoolInventory(t, bed, dir)
-	role := NewStateServer()
+	role := poolDBRole{}
 
 	// The site before: fs1 is the single state server, its L&B database
 	// in use; fs2 and fs3 run nothing yet.
@@ -201,7 +216,7 @@ func TestStatePoolDBOnBed(t *testing.T) {
 
 // poolFaults are the fault subtests of TestStatePoolDBOnBed, on its pool.
 func poolFaults(t *testing.T, ctx context.Context, inv *inventory.Inventory, fs []*testbed.Host) {
-	role := NewStateServer()
+	role := poolDBRole{}
 	kill9 := func(h *testbed.Host) {
 		t.Helper()
 		if out, err := h.Sh(ctx, "kill -9 $(cat "+GaleraPIDFile+") && i=0 && while pgrep -x mariadbd >/dev/null; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done"); err != nil {

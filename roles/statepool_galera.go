@@ -55,6 +55,10 @@ type galeraMember struct {
 	RecoveredOK bool
 	// UserDBs are the datadir's databases other than the system ones.
 	UserDBs []string
+	// Initialized: the datadir holds MariaDB's system tables (a fresh
+	// host may have an empty one; a joiner gets everything by SST, a
+	// bootstrap needs them).
+	Initialized bool
 }
 
 // nilUUID is a grastate.dat uuid of a node that never joined a cluster.
