@@ -176,6 +176,8 @@ type hostRun struct {
 	// an install too, until something has to change on the host.
 	allProbes []Probe
 	facts     *Facts
+	// notes are the notifications of the host's steps in this run.
+	notes notes
 
 	// lockMu guards lock and converging: a step of another host may lock
 	// this one through Env.Peer while this host runs a phase of its own.
@@ -198,7 +200,7 @@ type runner struct {
 	hosts  map[string]*hostRun // set before the first phase, read-only after
 	dialer Dialer
 	opts   RunOptions
-	shared *Shared
+	values *values
 	evMu   sync.Mutex
 }
 
@@ -239,13 +241,16 @@ func Run(ctx context.Context, dialer Dialer, plan *Plan, opts RunOptions) (*Repo
 	if dialer == nil {
 		return nil, errors.New("run: no dialer")
 	}
+	if err := CheckPlan(plan); err != nil {
+		return nil, err
+	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
 	if opts.LockPath == "" {
 		opts.LockPath = DefaultLockPath
 	}
-	r := &runner{dialer: dialer, opts: opts, shared: &Shared{}}
+	r := &runner{dialer: dialer, opts: opts, values: &values{}}
 	rep := &Report{Mode: opts.Mode, Hosts: map[string]*HostReport{}, Started: time.Now()}
 	hosts := map[string]*hostRun{}
 	r.hosts = hosts
@@ -262,7 +267,7 @@ func Run(ctx context.Context, dialer Dialer, plan *Plan, opts RunOptions) (*Repo
 		}
 	}
 	defer func() {
-		r.shared.CloseAll()
+		r.values.closeAll()
 		for _, h := range hosts {
 			if h.lock != nil {
 				h.lock.release()
@@ -563,8 +568,9 @@ func (r *runner) env(h *hostRun, facts *Facts, apply bool) *Env {
 		Facts:   facts,
 		Diff:    r.opts.Diff,
 		Secrets: r.opts.Secrets,
-		Shared:  r.shared,
 		Peer:    r.peer(apply),
+		notes:   &h.notes,
+		values:  r.values,
 	}
 }
 
@@ -642,6 +648,7 @@ func (r *runner) runSteps(ctx context.Context, h *hostRun, phase string, steps [
 			r.emit(Event{Host: h.name, Phase: phase, Step: id, Kind: EventLog, Message: fmt.Sprintf(format, args...)})
 		}
 		res := r.check(ctx, h, s, env, apply)
+		recordNotifications(&h.notes, s, res)
 		out = append(out, res)
 		r.emit(Event{Host: h.name, Phase: phase, Step: id, Kind: EventStepResult, Result: &res})
 		if res.Status == StatusChanged && apply {

@@ -3,7 +3,6 @@ package installer
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -32,9 +31,6 @@ type Env struct {
 	Facts   *Facts
 	Diff    bool      // produce unified diffs for files
 	Secrets *Redactor // register every secret a step handles
-	// Shared carries values between steps of one run (for example a key a
-	// step on one host produced for a step on another, in a later phase).
-	Shared *Shared
 	// Log receives progress lines (already redacted by the runner).
 	Log func(format string, args ...any)
 	// Peer returns the open connection of another host of the run, for a
@@ -42,6 +38,11 @@ type Env struct {
 	// node loaded on the state server). The peer must have been connected
 	// in an earlier phase.
 	Peer func(ctx context.Context, host string) (Conn, error)
+
+	// notes are the host's notifications (Notify, Notified); values the
+	// run's values and shared resources (Value, Shared).
+	notes  *notes
+	values *values
 }
 
 // Reprobe gathers fresh facts after a change (apply mode only; audits use
@@ -238,68 +239,6 @@ func (r *Redactor) RedactResult(res Result) Result {
 	res.Diff = r.Redact(res.Diff)
 	res.Error = r.Redact(res.Error)
 	return res
-}
-
-// Shared is a concurrency-safe map of values that steps hand to later steps
-// (and of resources they share, such as a MySQL connection pool, closed by
-// the runner at the end of the run).
-type Shared struct {
-	mu      sync.Mutex
-	m       map[string]any
-	closers []io.Closer
-}
-
-// GetOrOpen returns the value under key, or stores and returns what open
-// makes; when that value is an io.Closer it is closed at the end of the run.
-// open runs under the lock: keep it short and local (no waiting on others).
-func (s *Shared) GetOrOpen(key string, open func() (any, error)) (any, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v, ok := s.m[key]; ok {
-		return v, nil
-	}
-	v, err := open()
-	if err != nil {
-		return nil, err
-	}
-	if s.m == nil {
-		s.m = map[string]any{}
-	}
-	s.m[key] = v
-	if c, ok := v.(io.Closer); ok {
-		s.closers = append(s.closers, c)
-	}
-	return v, nil
-}
-
-// CloseAll closes what GetOrOpen opened (the runner calls it once, at the
-// end of a run, before it closes the connections).
-func (s *Shared) CloseAll() {
-	s.mu.Lock()
-	cs := s.closers
-	s.closers = nil
-	s.mu.Unlock()
-	for _, c := range cs {
-		_ = c.Close()
-	}
-}
-
-// Set stores v under key.
-func (s *Shared) Set(key string, v any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]any{}
-	}
-	s.m[key] = v
-}
-
-// Get loads the value under key.
-func (s *Shared) Get(key string) (any, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[key]
-	return v, ok
 }
 
 // MarshalJSON of Status keeps it a plain string.

@@ -46,12 +46,6 @@ func (DNS) Summary() string {
 	return "BDII DNS round robin: TSIG key, BIND primaries' update-policy, record set, dns-updater service"
 }
 
-// Change-tracking groups.
-const (
-	groupNamed   = "dns-named"
-	groupUpdater = "dns-updater"
-)
-
 // DNSPaths are where the role puts things on the primaries.
 type DNSPaths struct {
 	KeyFile    string // <conf_dir>/gridha-<key>.key
@@ -253,10 +247,11 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 		includeRe := fmt.Sprintf("include %q;", paths.GridhaConf)
 		primaries.Steps[h.Name] = []installer.Step{
 			zoneConflict{Zone: zone, ConfDir: s.Bind.ConfDir, Own: paths.GridhaConf},
-			createOnly{Path: paths.ZoneFile, Content: zoneData, Mode: 0o644, Owner: s.Bind.Group, Group: s.Bind.Group},
-			track(groupNamed, withSecrets(steps.File{Path: paths.KeyFile, Content: keyFile, Mode: 0o640, Owner: "root", Group: s.Bind.Group, Secret: true}, primaryKeys)),
-			track(groupNamed, steps.File{Path: paths.GridhaConf, Content: conf, Mode: 0o644, Owner: "root", Group: s.Bind.Group}),
-			track(groupNamed, ownedLines{
+			// named owns the zone file once it runs: written only when missing.
+			steps.File{Path: paths.ZoneFile, Content: zoneData, Mode: 0o644, Owner: s.Bind.Group, Group: s.Bind.Group, CreateOnly: true},
+			installer.Notify(withSecrets(steps.File{Path: paths.KeyFile, Content: keyFile, Mode: 0o640, Owner: "root", Group: s.Bind.Group, Secret: true}, primaryKeys), groupNamed),
+			installer.Notify(steps.File{Path: paths.GridhaConf, Content: conf, Mode: 0o644, Owner: "root", Group: s.Bind.Group}, groupNamed),
+			installer.Notify(ownedLines{
 				Path: paths.LocalConf,
 				Want: []ownedLine{{Key: "include", Line: include}},
 				Owns: func(line string) (string, bool) {
@@ -266,8 +261,8 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 					return "", false
 				},
 				Mode: 0o644, Owner: "root", Group: s.Bind.Group,
-			}),
-			namedReload{Group: groupNamed, Files: []string{paths.KeyFile, paths.GridhaConf, paths.LocalConf}},
+			}, groupNamed),
+			namedReload([]string{paths.KeyFile, paths.GridhaConf, paths.LocalConf}),
 			// Last: reached only when every step above succeeded (a failed
 			// step skips the rest of the host's steps).
 			primaryDone,
@@ -285,21 +280,32 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 				return nil, err
 			}
 			finish.Steps[h.Name] = []installer.Step{
-				primariesOK{Primaries: inLimit, What: "the primaries keep accepting the old key"},
-				updatersOK{Updaters: s.Updaters},
-				track(groupNamed, withSecrets(steps.File{Path: paths.KeyFile, Content: newKeyFile, Mode: 0o640, Owner: "root", Group: s.Bind.Group, Secret: true}, primaryKeys)),
-				track(groupNamed, steps.File{Path: paths.GridhaConf, Content: newConf, Mode: 0o644, Owner: "root", Group: s.Bind.Group}),
-				namedReload{Group: groupNamed, Files: []string{paths.KeyFile, paths.GridhaConf, paths.LocalConf}},
+				primariesOK(inLimit, "the primaries keep accepting the old key"),
+				updatersOK(s.Updaters),
+				installer.Notify(withSecrets(steps.File{Path: paths.KeyFile, Content: newKeyFile, Mode: 0o640, Owner: "root", Group: s.Bind.Group, Secret: true}, primaryKeys), groupNamed),
+				installer.Notify(steps.File{Path: paths.GridhaConf, Content: newConf, Mode: 0o644, Owner: "root", Group: s.Bind.Group}, groupNamed),
+				namedReload([]string{paths.KeyFile, paths.GridhaConf, paths.LocalConf}),
 				primaryFinished,
 			}
 		}
 	}
 	if keys.Pending != nil && len(inLimit) > 0 {
 		commit.Steps[inLimit[0]] = []installer.Step{rotationCommit{
-			Primaries: inLimit, Active: TSIGKeyPath(inv, s.KeyName), Pending: PendingTSIGKeyPath(inv, s.KeyName),
+			Key: "TSIG key", Kind: primaryFinished.kind, Hosts: inLimit, Who: "primary ",
+			Active: TSIGKeyPath(inv, s.KeyName), Pending: PendingTSIGKeyPath(inv, s.KeyName),
+			Done: "every primary and updater uses the new TSIG key; " + TSIGKeyPath(inv, s.KeyName) + " holds it, the old key is gone",
 		}}
 	}
 
+	// The updater's files notify its restart, which only a managed
+	// service has (service: enabled); otherwise the service is the
+	// administrator's, as are its restarts.
+	notifyUpdater := func(st installer.Step) installer.Step {
+		if u.Service != "enabled" {
+			return st
+		}
+		return installer.Notify(st, groupUpdater)
+	}
 	if len(s.Updaters) > 0 {
 		for _, name := range s.Updaters {
 			h := inv.Host(name)
@@ -309,20 +315,20 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 			var st []installer.Step
 			if keys.Pending != nil {
 				// The new key only once every primary accepts it.
-				st = append(st, primariesOK{Primaries: inLimit, What: "the updater keeps the old key"})
+				st = append(st, primariesOK(inLimit, "the updater keeps the old key"))
 			}
 			st = append(st, steps.Dir{Path: filepath.Dir(u.ConfigPath), Mode: 0o755, Owner: "root", Group: "root"})
 			if filepath.Dir(u.KeyPath) != filepath.Dir(u.ConfigPath) {
 				st = append(st, steps.Dir{Path: filepath.Dir(u.KeyPath), Mode: 0o755, Owner: "root", Group: "root"})
 			}
 			if source != "" && source != "none" {
-				st = append(st, track(groupUpdater, binaryCopy{Path: u.Binary, Source: source}))
+				st = append(st, notifyUpdater(steps.Copy{Path: u.Binary, Source: source, Mode: 0o755, Owner: "root", Group: "root"}))
 			}
 			st = append(st,
-				track(groupUpdater, withSecrets(steps.File{Path: u.KeyPath, Content: updaterKey.BINDFile(), Mode: 0o600, Owner: "root", Group: "root", Secret: true}, primaryKeys)),
-				track(groupUpdater, steps.File{Path: u.ConfigPath, Content: cfg.Marshal(), Mode: 0o644, Owner: "root", Group: "root"}),
-				track(groupUpdater, steps.File{Path: "/etc/init.d/" + u.ServiceName, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
-				track(groupUpdater, systemdUnit{Path: "/etc/systemd/system/" + u.ServiceName + ".service", Content: unit}),
+				notifyUpdater(withSecrets(steps.File{Path: u.KeyPath, Content: updaterKey.BINDFile(), Mode: 0o600, Owner: "root", Group: "root", Secret: true}, primaryKeys)),
+				notifyUpdater(steps.File{Path: u.ConfigPath, Content: cfg.Marshal(), Mode: 0o644, Owner: "root", Group: "root"}),
+				notifyUpdater(steps.File{Path: "/etc/init.d/" + u.ServiceName, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
+				notifyUpdater(systemdUnit{Path: "/etc/systemd/system/" + u.ServiceName + ".service", Content: unit}),
 				steps.File{Path: "/etc/logrotate.d/" + u.ServiceName, Content: rotate, Mode: 0o644, Owner: "root", Group: "root"},
 			)
 			updaters.Steps[h.Name] = st
@@ -332,8 +338,8 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 				// step, with the new key and configuration (never a start
 				// and then a restart in one run).
 				services.Steps[h.Name] = []installer.Step{
-					primariesOK{Primaries: inLimit, What: "it keeps running as it was"},
-					serviceRestart{Name: u.ServiceName, Group: groupUpdater},
+					primariesOK(inLimit, "it keeps running as it was"),
+					steps.Restart{Service: u.ServiceName, On: groupUpdater},
 					steps.Service{Name: u.ServiceName, Boot: steps.BootEnabled, State: steps.StateRunning},
 					updaterDone,
 				}

@@ -330,7 +330,7 @@ func TestDNSPlan(t *testing.T) {
 	if strings.Contains(only, "grant topbdii-update name") || !strings.Contains(only, "grant topbdii-update-alt name") {
 		t.Errorf("at the end only the new key is granted:\n%s", only)
 	}
-	if _, ok := plan.Phases[2].Steps["dns2"][0].(primariesOK); !ok {
+	if _, ok := plan.Phases[2].Steps["dns2"][0].(hostsDone); !ok {
 		t.Errorf("the updater's steps do not start with the primaries' check: %T", plan.Phases[2].Steps["dns2"][0])
 	}
 	// A second --rotate-key while one is pending goes on with the same key.
@@ -346,20 +346,10 @@ func TestDNSPlan(t *testing.T) {
 	}
 }
 
-// unwrapFile finds the steps.File inside track/withSecret wrappers.
+// unwrapFile finds the steps.File inside Notify/withSecret wrappers.
 func unwrapFile(st installer.Step) (steps.File, bool) {
-	for {
-		switch v := st.(type) {
-		case steps.File:
-			return v, true
-		case tracked:
-			st = v.Step
-		case withSecret:
-			st = v.Step
-		default:
-			return steps.File{}, false
-		}
-	}
+	f, ok := installer.Unwrap(st).(steps.File)
+	return f, ok
 }
 
 func TestDNSInventoryErrors(t *testing.T) {

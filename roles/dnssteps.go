@@ -3,8 +3,7 @@ package roles
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -102,89 +101,10 @@ func (z zoneConflict) CheckApply(ctx context.Context, env *installer.Env, apply 
 		"the data", env.Host, z.Zone, strings.Join(where, ", "), z.Own))
 }
 
-// createOnly writes a file only when it does not exist; an existing one is
-// never compared or touched (a zone file belongs to named once it runs).
-type createOnly struct {
-	Path         string
-	Content      []byte
-	Mode         fs.FileMode
-	Owner, Group string
-}
-
-func (c createOnly) ID() string { return "file " + c.Path + " (created if missing)" }
-
-func (c createOnly) Probes() []installer.Probe {
-	// Whether it exists is all: its content (a zone named keeps writing)
-	// is never read.
-	return []installer.Probe{installer.FileMetaProbe(c.Path)}
-}
-
-func (c createOnly) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	ff, err := env.Facts.FileMeta(c.Path)
-	if err != nil {
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, c.ID(), err))
-	}
-	if ff.Exists {
-		return installer.OK("")
-	}
-	if !apply {
-		return installer.Missing(c.Path + " does not exist")
-	}
-	if err := env.Conn.WriteFile(ctx, c.Path, c.Content, c.Mode, c.Owner, c.Group); err != nil {
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, c.ID(), err))
-	}
-	return installer.Changed("created " + c.Path)
-}
-
-// binaryCopy installs a local program on the host, compared by SHA-256 (a
-// program is too big for the content probe).
-type binaryCopy struct {
-	Path   string // on the host
-	Source string // on the admin machine
-}
-
-func (b binaryCopy) ID() string { return "binary " + b.Path }
-
-func (b binaryCopy) Probes() []installer.Probe {
-	return []installer.Probe{installer.FileHashProbe(b.Path)}
-}
-
-func (b binaryCopy) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	fail := func(err error) installer.Result {
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, b.ID(), err))
-	}
-	ff, err := env.Facts.FileHash(b.Path)
-	if err != nil {
-		return fail(err)
-	}
-	data, err := os.ReadFile(b.Source)
-	if err != nil {
-		return fail(err)
-	}
-	sum := sha256.Sum256(data)
-	want := hex.EncodeToString(sum[:])
-	found := ff.SHA256
-	if found == want {
-		return installer.OK("")
-	}
-	if !apply {
-		if !ff.Exists {
-			return installer.MissingProps(b.Path+" does not exist", installer.Prop("kind", "regular file", "absent"))
-		}
-		r := installer.DriftProps(b.Path+" is another build", installer.Prop("content", "sha256 "+want, "sha256 "+found))
-		r.Expected, r.Found = "sha256 "+want, "sha256 "+found
-		return r
-	}
-	if err := env.Conn.WriteFile(ctx, b.Path, data, 0o755, "root", "root"); err != nil {
-		return fail(err)
-	}
-	return installer.Changed(fmt.Sprintf("installed %s from %s (sha256 %s)", b.Path, b.Source, want[:12]))
-}
-
-// Markers of this run (env.Shared) that later phases of other hosts read:
-// a marker step is the last of its host's steps in a phase, so it runs only
-// when every step before it succeeded (a failed step, an unreachable host or
-// an interruption skips it).
+// Markers of this run that later phases of other hosts read: a marker
+// step is the last of its host's steps in a phase, so it runs only when
+// every step before it succeeded (a failed step, an unreachable host or an
+// interruption skips it). It sets its host's value of done(kind).
 type doneMarker struct {
 	kind string // "primary", "updater", "primary-finished"
 }
@@ -195,14 +115,23 @@ var (
 	primaryFinished = doneMarker{"primary-finished"}
 )
 
-func doneKey(kind, host string) string { return "roles/dns/done/" + kind + "/" + host }
+// done is the value a marker of kind sets on its host.
+func done(kind string) installer.Value[bool] { return installer.NewValue[bool]("done/" + kind) }
 
-func (m doneMarker) ID() string              { return m.kind + " steps done" }
-func (doneMarker) Probes() []installer.Probe { return nil }
-func (m doneMarker) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	if env.Shared != nil {
-		env.Shared.Set(doneKey(m.kind, env.Host), true)
+// doneOn refers to the markers of kind on hosts, for a Consumer.
+func doneOn(kind string, hosts []string) []installer.ValueRef {
+	out := make([]installer.ValueRef, len(hosts))
+	for i, h := range hosts {
+		out[i] = done(kind).Of(h)
 	}
+	return out
+}
+
+func (m doneMarker) ID() string                     { return m.kind + " steps done" }
+func (doneMarker) Probes() []installer.Probe        { return nil }
+func (m doneMarker) Produces() []installer.ValueRef { return []installer.ValueRef{done(m.kind).Of("")} }
+func (m doneMarker) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	done(m.kind).Set(env, true)
 	return installer.OK("")
 }
 
@@ -210,75 +139,83 @@ func (m doneMarker) CheckApply(ctx context.Context, env *installer.Env, apply bo
 func notDone(env *installer.Env, kind string, hosts []string) []string {
 	var bad []string
 	for _, h := range hosts {
-		if env.Shared == nil {
-			return hosts
-		}
-		if v, ok := env.Shared.Get(doneKey(kind, h)); !ok || v != true {
+		if v, ok := done(kind).Get(env, h); !ok || !v {
 			bad = append(bad, h)
 		}
 	}
 	return bad
 }
 
-// primariesOK stops the rest of a host's dns steps when a primary of this
-// run did not get through its steps (failed, unreachable, interrupted): an
-// updater is then neither started nor restarted, nor given a new key, so it
-// never signs with a key or for a name that primary may not have. What says
-// what stays as it was.
-type primariesOK struct {
-	Primaries []string
-	What      string
+// hostsDone stops the rest of a host's steps unless every host of Hosts got
+// through its Kind marker in this run (failed, unreachable or interrupted
+// hosts did not): an updater is then neither started nor restarted, nor
+// given a new key, so it never signs with a key or for a name a primary
+// may not have; a key rotation goes no further than every host went.
+// Before and After frame the list of hosts in the error.
+type hostsDone struct {
+	Name  string
+	Kind  string
+	Hosts []string
+	// InstallOnly: an audit always passes (it changes nothing that could
+	// get ahead of another host).
+	InstallOnly   bool
+	Before, After string
 }
 
-func (primariesOK) ID() string                { return "primaries configured in this run" }
-func (primariesOK) Probes() []installer.Probe { return nil }
-func (p primariesOK) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	bad := notDone(env, primaryDone.kind, p.Primaries)
-	if len(bad) == 0 {
-		return installer.OK("")
-	}
-	return installer.Failed(fmt.Errorf("%s: stopped here: primary %s did not get through this run (it may not know the key or policy); "+
-		"%s: re-run when the primary is back", env.Host, strings.Join(bad, ", "), p.What))
+// primariesOK gates a host's dns steps on every primary of the run.
+func primariesOK(primaries []string, what string) hostsDone {
+	return hostsDone{Name: "primaries configured in this run", Kind: primaryDone.kind, Hosts: primaries,
+		Before: "stopped here: primary ", After: " did not get through this run (it may not know the key or policy); " + what + ": re-run when the primary is back"}
 }
 
 // updatersOK stops the end of a key rotation on a primary (dropping the
 // old key) unless every updater switched to the new key in this run.
-type updatersOK struct {
-	Updaters []string
+func updatersOK(updaters []string) hostsDone {
+	return hostsDone{Name: "updaters switched to the new key", Kind: updaterDone.kind, Hosts: updaters,
+		Before: "the old TSIG key stays accepted: updater ", After: " did not switch to the new key in this run; re-run when it is back"}
 }
 
-func (updatersOK) ID() string                { return "updaters switched to the new key" }
-func (updatersOK) Probes() []installer.Probe { return nil }
-func (u updatersOK) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	bad := notDone(env, updaterDone.kind, u.Updaters)
+func (d hostsDone) ID() string                     { return d.Name }
+func (hostsDone) Probes() []installer.Probe        { return nil }
+func (d hostsDone) Consumes() []installer.ValueRef { return doneOn(d.Kind, d.Hosts) }
+func (d hostsDone) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	if !apply && d.InstallOnly {
+		return installer.OK("")
+	}
+	bad := notDone(env, d.Kind, d.Hosts)
 	if len(bad) == 0 {
 		return installer.OK("")
 	}
-	return installer.Failed(fmt.Errorf("%s: the old TSIG key stays accepted: updater %s did not switch to the new key in this run; "+
-		"re-run when it is back", env.Host, strings.Join(bad, ", ")))
+	return installer.Failed(fmt.Errorf("%s: %s%s%s", env.Host, d.Before, strings.Join(bad, ", "), d.After))
 }
 
-// rotationCommit ends a key rotation on the admin machine once every
-// primary dropped the old key: the pending key replaces the active one
-// (an atomic rename), so later runs use only the new key.
+// rotationCommit ends a key rotation on the admin machine once every host
+// of Hosts got through its Kind marker (dropped the old key): the pending
+// key replaces the active one (an atomic rename), so later runs use only
+// the new key. A pending key already gone was committed by an earlier run.
 type rotationCommit struct {
-	Primaries       []string
+	Key             string // "TSIG key", "hagd key"
+	Kind            string
+	Hosts           []string
+	Who             string // how the error names the hosts ("primary ")
 	Active, Pending string
+	Done            string // the message of a commit
 }
 
-func (rotationCommit) ID() string                { return "TSIG key rotation committed" }
-func (rotationCommit) Probes() []installer.Probe { return nil }
+func (c rotationCommit) ID() string                     { return c.Key + " rotation committed" }
+func (rotationCommit) Probes() []installer.Probe        { return nil }
+func (c rotationCommit) Consumes() []installer.ValueRef { return doneOn(c.Kind, c.Hosts) }
 func (c rotationCommit) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
 	if !apply {
-		return installer.Drift("a TSIG key rotation is under way: "+c.Pending+" waits to replace "+c.Active, "rotation finished", "rotation pending")
+		return installer.Drift("a "+c.Key+" rotation is under way: "+c.Pending+" waits to replace "+c.Active, "rotation finished", "rotation pending")
 	}
-	if bad := notDone(env, primaryFinished.kind, c.Primaries); len(bad) > 0 {
-		return installer.Failed(fmt.Errorf("%s: TSIG key rotation not finished: primary %s still accepts the old key; re-run", env.Host, strings.Join(bad, ", ")))
+	if bad := notDone(env, c.Kind, c.Hosts); len(bad) > 0 {
+		return installer.Failed(fmt.Errorf("%s: %s rotation not finished: %s%s still accepts the old key; re-run", env.Host, c.Key, c.Who, strings.Join(bad, ", ")))
 	}
-	if err := os.Rename(c.Pending, c.Active); err != nil {
-		return installer.Failed(fmt.Errorf("%s: TSIG key rotation: %w", env.Host, err))
+	if err := os.Rename(c.Pending, c.Active); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return installer.Failed(fmt.Errorf("%s: %s rotation: %w", env.Host, c.Key, err))
 	}
-	return installer.Changed("every primary and updater uses the new TSIG key; " + c.Active + " holds it, the old key is gone")
+	return installer.Changed(c.Done)
 }
 
 // withSecrets makes the secrets of keys known to the run's redaction.
@@ -287,48 +224,6 @@ func withSecrets(s installer.Step, keys []TSIGKey) installer.Step {
 		s = withSecret{s, k.Secret}
 	}
 	return s
-}
-
-// serviceRestart restarts an init-script service when a tracked step of
-// group changed in this run and the service is running; a stopped service
-// is the Service step's business (it starts it once, after this step).
-type serviceRestart struct {
-	Name  string
-	Group string
-}
-
-func (s serviceRestart) ID() string { return "restart " + s.Name + " on change" }
-
-func (s serviceRestart) Probes() []installer.Probe { return nil }
-
-func (s serviceRestart) script(action string) string {
-	n := installer.ShellQuote(s.Name)
-	return fmt.Sprintf("if command -v service >/dev/null 2>&1; then service %s %s; else /etc/init.d/%s %s; fi", n, action, n, action)
-}
-
-func (s serviceRestart) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	if !changedIn(env, s.Group) {
-		return installer.OK("")
-	}
-	if !apply {
-		return installer.Drift(s.Name+" runs with the old key or configuration", "restarted", "not restarted")
-	}
-	notRunning := s.Name + " is not running: the service step starts it"
-	n := installer.ShellQuote(s.Name)
-	script := fmt.Sprintf("if command -v service >/dev/null 2>&1; then st() { service %s status; }; else st() { /etc/init.d/%s status; }; fi\n"+
-		"if st >/dev/null 2>&1; then %s; else echo %s; fi", n, n, s.script("restart"), installer.ShellQuote(notRunning))
-	res, err := env.Conn.Run(ctx, script, nil)
-	if err == nil {
-		err = res.Err(s.Name + " restart")
-	}
-	if err != nil {
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, s.ID(), err))
-	}
-	out := strings.TrimSpace(string(bytes.TrimSpace(res.Stdout)))
-	if out == notRunning {
-		return installer.OK(out)
-	}
-	return installer.Changed(out)
 }
 
 // systemdUnit writes a native unit on hosts that run systemd (and has

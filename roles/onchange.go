@@ -8,73 +8,46 @@ import (
 	"time"
 
 	"github.com/gridha/gridha/installer"
+	"github.com/gridha/gridha/installer/steps"
 )
 
-// Change tracking between the steps of one host in one run: a step wrapped
-// by track() records in env.Shared that it changed (apply) or would change
-// (audit), and a later step (named reload, service restart) asks
-// changedIn(). Shared is per run, so nothing leaks from one run to the next.
-
-// tracked wraps a step and records its changes under group.
-type tracked struct {
-	installer.Step
-	group string
-}
-
-// track wraps s so that its changes count for group.
-func track(group string, s installer.Step) installer.Step { return tracked{Step: s, group: group} }
-
-func (t tracked) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	r := t.Step.CheckApply(ctx, env, apply)
-	if r.Status == installer.StatusChanged || r.Status.NeedsChange() {
-		markChanged(env, t.group)
-	}
-	return r
-}
-
-func changeKey(host, group string) string { return "roles/onchange/" + host + "/" + group }
-
-func markChanged(env *installer.Env, group string) {
-	if env.Shared != nil {
-		env.Shared.Set(changeKey(env.Host, group), true)
-	}
-}
-
-// changedIn reports whether a step of group changed (or would change) on
-// env's host in this run.
-func changedIn(env *installer.Env, group string) bool {
-	if env.Shared == nil {
-		return false
-	}
-	v, ok := env.Shared.Get(changeKey(env.Host, group))
-	return ok && v == true
-}
+// Notifications the roles' steps send (installer.Notify) and their
+// handlers act on (steps.Restart).
+const (
+	notifyHAGD    = "hagd"        // hagd's binary, key, password, configuration, init script
+	notifyHAGDKey = "hagd-key"    // a key file of a hagd key rotation
+	groupNamed    = "dns-named"   // named's key and configuration files
+	groupUpdater  = "dns-updater" // the dns-updater's binary, key, configuration, init script, unit
+)
 
 // namedReload has named load its new configuration (named-checkconf, then
-// rndc reconfig) when a tracked step of group changed in this run, or when
-// one of Files is newer than named's "last configured" time (rndc status):
-// the second test catches a run that wrote the files and then failed before
-// reloading, and a file edited by hand since the last reload.
-type namedReload struct {
-	Group string
-	Files []string
+// rndc reconfig) when a step notified groupNamed in this run, or when one of
+// files is newer than named's "last configured" time (rndc status): the
+// second test catches a run that wrote the files and then failed before
+// reloading, and a file edited by hand since the last reload. named not
+// running (or rndc not reaching it) is an error: its zone would not serve
+// the update policy gridha wrote.
+func namedReload(files []string) steps.Restart {
+	return steps.Restart{
+		Service: "named", On: groupNamed, What: "configuration", Name: "rndc reconfig",
+		Reload: "named-checkconf && rndc reconfig",
+		Status: &steps.RestartStatus{Probe: namedReloadProbe(files), Parse: parseNamedReload, Required: true},
+	}
 }
 
-const namedReloadProbe = "named-reload"
+const namedReloadProbeKey = "named-reload"
 
-func (n namedReload) ID() string { return "rndc reconfig" }
-
-func (n namedReload) Probes() []installer.Probe {
+func namedReloadProbe(files []string) installer.Probe {
 	var b strings.Builder
 	b.WriteString("out=$(rndc status 2>&1); echo \"rndc=$?\"\n")
 	b.WriteString("printf '%s\\n' \"$out\" | sed -n 's/^last configured: /configured=/p; s/^boot time: /boot=/p'\n")
 	b.WriteString("printf '%s\\n' \"$out\" | head -n 3 | sed 's/^/msg=/'\n")
-	for _, f := range n.Files {
+	for _, f := range files {
 		q := installer.ShellQuote(f)
 		fmt.Fprintf(&b, "[ -e %s ] && echo \"mtime=$(stat -c %%Y %s) %s\"\n", q, q, f)
 	}
 	b.WriteString("true\n")
-	return []installer.Probe{{Key: namedReloadProbe, Script: b.String()}}
+	return installer.Probe{Key: namedReloadProbeKey, Script: b.String()}
 }
 
 // namedState is what the probe found.
@@ -128,44 +101,19 @@ func parseNamedState(out string) (namedState, error) {
 	return st, nil
 }
 
-func (n namedReload) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	fail := func(err error) installer.Result {
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, n.ID(), err))
-	}
-	r, ok := env.Facts.Get(namedReloadProbe)
-	if !ok {
-		return fail(fmt.Errorf("no fact gathered"))
-	}
-	st, err := parseNamedState(string(r.Stdout))
+// parseNamedReload is the Restart's view of named.
+func parseNamedReload(out []byte) (running bool, stale []string, msg string, err error) {
+	st, err := parseNamedState(string(out))
 	if err != nil {
-		return fail(err)
+		return false, nil, "", err
 	}
 	if !st.Running {
-		return fail(fmt.Errorf("named is not running or rndc cannot reach it (rndc status: %s); start named and run again", st.Msg))
-	}
-	var why []string
-	if changedIn(env, n.Group) {
-		why = append(why, "gridha changed its configuration in this run")
+		return false, nil, fmt.Sprintf("named is not running or rndc cannot reach it (rndc status: %s); start named and run again", st.Msg), nil
 	}
 	if len(st.Newer) > 0 {
-		why = append(why, "modified since named last loaded its configuration: "+strings.Join(st.Newer, ", "))
+		stale = []string{"modified since named last loaded its configuration: " + strings.Join(st.Newer, ", ")}
 	}
-	if len(why) == 0 {
-		return installer.OK("named runs the current configuration")
-	}
-	msg := strings.Join(why, "; ")
-	if !apply {
-		return installer.Drift("named has not loaded its configuration: "+msg, "loaded", "not loaded")
-	}
-	res, err := env.Conn.Run(ctx, "named-checkconf && rndc reconfig", nil)
-	if err != nil {
-		return fail(err)
-	}
-	if err := res.Err("named-checkconf && rndc reconfig"); err != nil {
-		// named-checkconf prints the file and line of the mistake on stdout.
-		return fail(fmt.Errorf("%w %s", err, strings.TrimSpace(string(res.Stdout))))
-	}
-	return installer.Changed("rndc reconfig: " + msg)
+	return true, stale, "", nil
 }
 
 // withSecret registers a secret with the run's redactor before the wrapped
@@ -174,6 +122,8 @@ type withSecret struct {
 	installer.Step
 	secret string
 }
+
+func (w withSecret) Unwrap() installer.Step { return w.Step }
 
 func (w withSecret) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
 	env.Secrets.Add(w.secret)

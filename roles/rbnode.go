@@ -3,9 +3,11 @@ package roles
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -334,7 +336,7 @@ func snfsNodeSteps(inv *inventory.Inventory, n, srv *inventory.Host, opts Option
 	case err == nil:
 		out = append(out, &steps.File{Path: keyPath, Content: key.PrivatePEM, Mode: 0o600, Owner: "root", Group: "root", Secret: true})
 	case opts.ReadOnly:
-		out = append(out, &notYet{id: "file " + keyPath, msg: "no snfs key generated for " + n.Name + " yet (install rb-node or state-server generates it)"})
+		out = append(out, steps.Pending{Name: "file " + keyPath, Why: "no snfs key generated for " + n.Name + " yet (install rb-node or state-server generates it)"})
 	default:
 		return nil, err
 	}
@@ -490,7 +492,7 @@ func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, rem
 	var out []installer.Step
 	for _, d := range rb.StateDirs {
 		var accept []string
-		for _, og := range sortedGroups(rb.Nodes[n.Name]) {
+		for _, og := range slices.Sorted(maps.Keys(rb.Nodes[n.Name])) {
 			if og != g {
 				accept = append(accept, ShareMountDir(rb, og, d))
 			}
@@ -526,44 +528,23 @@ func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, rem
 	return out
 }
 
-func sortedGroups(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for g := range m {
-		out = append(out, g)
-	}
-	sort.Strings(out)
-	return out
-}
+// sshHostKey is the state server's SSH host key ("type base64"), read by
+// hostKeyStep on the server for the nodes' snfs known_hosts.
+var sshHostKey = installer.NewValue[string]("ssh-host-key")
 
-// createOnlyDir creates a folder like steps.Dir but leaves an existing one
-// as it is.
-type createOnlyDir struct{ d steps.Dir }
-
-func (c *createOnlyDir) ID() string                { return c.d.ID() }
-func (c *createOnlyDir) Probes() []installer.Probe { return c.d.Probes() }
-func (c *createOnlyDir) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	ff, err := env.Facts.File(c.d.Path)
-	if err != nil {
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, c.ID(), err))
-	}
-	if ff.Kind == installer.KindDir {
-		return installer.OK("exists (mode and owner are the moved state's own)")
-	}
-	return c.d.CheckApply(ctx, env, apply)
-}
-
-// hostKeyStep reads the state server's SSH host key into env.Shared for the
-// nodes' snfs known_hosts (pinned: StrictHostKeyChecking=yes).
+// hostKeyStep reads the state server's SSH host key for the nodes' snfs
+// known_hosts (pinned: StrictHostKeyChecking=yes).
 type hostKeyStep struct {
 	Server string
 	Path   string
 }
 
-func sharedHostKey(server string) string { return "rb-node/ssh-host-key/" + server }
-
 func (h *hostKeyStep) ID() string { return "ssh host key " + h.Path + " (pinned on the rb nodes)" }
 func (h *hostKeyStep) Probes() []installer.Probe {
 	return []installer.Probe{installer.FileProbe(h.Path)}
+}
+func (h *hostKeyStep) Produces() []installer.ValueRef {
+	return []installer.ValueRef{sshHostKey.Of("")}
 }
 func (h *hostKeyStep) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
 	ff, err := env.Facts.File(h.Path)
@@ -574,7 +555,7 @@ func (h *hostKeyStep) CheckApply(ctx context.Context, env *installer.Env, apply 
 	if !ff.Exists || len(f) < 2 {
 		return installer.Failed(fmt.Errorf("%s: no SSH host key at %s (the rb nodes pin it)", env.Host, h.Path))
 	}
-	env.Shared.Set(sharedHostKey(h.Server), f[0]+" "+f[1])
+	sshHostKey.Set(env, f[0]+" "+f[1])
 	return installer.OK(f[0] + " ..." + f[1][max(0, len(f[1])-12):])
 }
 
@@ -589,8 +570,11 @@ func (k *knownHostsStep) ID() string { return "file " + k.Path }
 func (k *knownHostsStep) Probes() []installer.Probe {
 	return []installer.Probe{installer.FileProbe(k.Path)}
 }
+func (k *knownHostsStep) Consumes() []installer.ValueRef {
+	return []installer.ValueRef{sshHostKey.Of(k.Server.Name)}
+}
 func (k *knownHostsStep) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	v, ok := env.Shared.Get(sharedHostKey(k.Server.Name))
+	v, ok := sshHostKey.Get(env, k.Server.Name)
 	if !ok {
 		return installer.Failed(fmt.Errorf("%s: %s: the host key of %s was not read (its phase failed or it is unreachable)", env.Host, k.ID(), k.Server.Name))
 	}
@@ -598,7 +582,7 @@ func (k *knownHostsStep) CheckApply(ctx context.Context, env *installer.Env, app
 	if k.Server.Hostname != "" && k.Server.Hostname != k.Server.Address {
 		names += "," + k.Server.Hostname
 	}
-	content := names + " " + v.(string) + "\n"
+	content := names + " " + v + "\n"
 	return steps.File{Path: k.Path, Content: []byte(content), Mode: 0o644, Owner: k.Owner}.CheckApply(ctx, env, apply)
 }
 
@@ -627,17 +611,4 @@ func (o *optionalService) CheckApply(ctx context.Context, env *installer.Env, ap
 		}
 	}
 	return o.svc.CheckApply(ctx, env, apply)
-}
-
-// notYet stands for a step whose input does not exist yet (verify and
-// --check never create it).
-type notYet struct{ id, msg string }
-
-func (n *notYet) ID() string                { return n.id }
-func (n *notYet) Probes() []installer.Probe { return nil }
-func (n *notYet) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	if apply {
-		return installer.Failed(fmt.Errorf("%s: %s", env.Host, n.msg))
-	}
-	return installer.Missing(n.msg)
 }

@@ -45,7 +45,7 @@ func glusterNodeSteps(inv *inventory.Inventory, n *inventory.Host, opts Options)
 	// state-dir steps (a single server's export moved into the volume
 	// brings its own: an empty one made here first would stand in the way).
 	for _, g := range rb.GroupNames() {
-		out = append(out, &createOnlyDir{d: steps.Dir{Path: path.Join(rb.MountPoint, g), Mode: 0o755, Owner: "root", Group: "root"}})
+		out = append(out, &steps.Dir{Path: path.Join(rb.MountPoint, g), Mode: 0o755, Owner: "root", Group: "root", CreateOnly: true})
 	}
 	return out, nil
 }

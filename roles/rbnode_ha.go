@@ -8,11 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,7 +156,7 @@ func (RBNode) haSteps(inv *inventory.Inventory, node *inventory.Host, opts Optio
 	var groups []hagd.Group
 	var groupLines []string
 	serviceIPs := map[string]string{}
-	for _, g := range sortedNames(ranks) {
+	for _, g := range slices.Sorted(maps.Keys(ranks)) {
 		grp := rb.Groups[g]
 		groups = append(groups, hagd.Group{Name: g, Rank: ranks[g]})
 		groupLines = append(groupLines, g+"="+grp.ServiceIP+"@"+grp.Iface)
@@ -197,7 +198,7 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 		return nil, fmt.Errorf("gridha installs itself on the nodes as hagd: run it from a Linux build (this one is %s/%s)", runtime.GOOS, runtime.GOARCH)
 	}
 	out = append(out, archMatches(),
-		track("hagd", steps.Copy{Path: GridhaBinary, Source: self, Mode: 0o755, Owner: "root", Group: "root"}))
+		installer.Notify(steps.Copy{Path: GridhaBinary, Source: self, Mode: 0o755, Owner: "root", Group: "root"}, notifyHAGD))
 
 	// The shared key: the same on every node, 0600.
 	key, err := LoadHAGDKey(inv, !opts.ReadOnly)
@@ -209,13 +210,13 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 	switch {
 	case errors.Is(err, errHAGDRotating):
 	case err == nil:
-		out = append(out, track("hagd", steps.File{Path: keyPath, Content: append(key, '\n'), Mode: 0o600, Owner: "root", Group: "root", Secret: true}),
+		out = append(out, installer.Notify(steps.File{Path: keyPath, Content: append(key, '\n'), Mode: 0o600, Owner: "root", Group: "root", Secret: true}, notifyHAGD),
 			// Outside a rotation no other key is accepted (one left by
 			// a rotation abandoned by hand would stay valid for ever).
 			steps.Absent{Path: HAGDAcceptKeyPath(rb)})
 	case opts.ReadOnly && errors.Is(err, fs.ErrNotExist):
 		// verify/--check generate nothing: the missing key is reported.
-		out = append(out, track("hagd", missingSecret{Path: keyPath, Why: "no hagd key generated yet (gridha install rb-node generates " + hagdKeyPath(inv) + ")"}))
+		out = append(out, installer.Notify(steps.Pending{Name: "file " + keyPath, Why: "no hagd key generated yet (gridha install rb-node generates " + hagdKeyPath(inv) + ")"}, notifyHAGD))
 	default:
 		return nil, err
 	}
@@ -256,13 +257,13 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 		if err != nil {
 			return nil, fmt.Errorf("roles.state-server.mysql.password_file: %w", err)
 		}
-		out = append(out, track("hagd", steps.File{Path: pwPath, Content: []byte(pw + "\n"), Mode: 0o600, Owner: "root", Group: "root", Secret: true}))
+		out = append(out, installer.Notify(steps.File{Path: pwPath, Content: []byte(pw + "\n"), Mode: 0o600, Owner: "root", Group: "root", Secret: true}, notifyHAGD))
 	}
 	conf, err := ct.Render()
 	if err != nil {
 		return nil, fmt.Errorf("roles.rb-node.hagd (hagd.conf of %s): %w", node.Name, err)
 	}
-	out = append(out, track("hagd", steps.File{Path: h.Config, Content: conf, Mode: 0o644, Owner: "root", Group: "root"}))
+	out = append(out, installer.Notify(steps.File{Path: h.Config, Content: conf, Mode: 0o644, Owner: "root", Group: "root"}, notifyHAGD))
 
 	// /etc/sysconfig/lcg-ha and the service script hagd calls.
 	sysconf, err := templates.Render("lcg-ha.tmpl", lcgHA{
@@ -293,8 +294,12 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 		steps.File{Path: HAGDLogrotate, Content: rotate, Mode: 0o644, Owner: "root", Group: "root"},
 		steps.File{Path: HASysconfig, Content: sysconf, Mode: 0o644, Owner: "root", Group: "root"},
 		steps.File{Path: h.Script, Content: script, Mode: 0o755, Owner: "root", Group: "root"},
-		track("hagd", steps.File{Path: HAGDInitScript, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}),
-		hagdRestart{},
+		installer.Notify(steps.File{Path: HAGDInitScript, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}, notifyHAGD),
+		// hagd reads its binary, key, password and configuration only at
+		// start (the service script and /etc/sysconfig/lcg-ha at every
+		// call: no restart for them). Restarting a master stops its
+		// services; another node may take its groups over.
+		steps.Restart{Service: "hagd", On: notifyHAGD},
 		steps.Service{Name: "hagd", Boot: steps.BootEnabled, State: steps.StateRunning},
 		hagdSupervised(h),
 	)
@@ -386,15 +391,6 @@ func leaseServer(inv *inventory.Inventory) (*inventory.Host, error) {
 	return rbStateServer(inv), nil
 }
 
-func sortedNames(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func uniqueStrings(in ...string) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -405,78 +401,6 @@ func uniqueStrings(in ...string) []string {
 		}
 	}
 	return out
-}
-
-// missingSecret stands for a secret file that cannot be planned because the
-// secret does not exist yet (verify/--check do not generate it): audit
-// reports it missing; apply fails (the install plan generates it instead).
-type missingSecret struct{ Path, Why string }
-
-func (m missingSecret) ID() string                { return "file " + m.Path }
-func (m missingSecret) Probes() []installer.Probe { return nil }
-func (m missingSecret) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	if apply {
-		return installer.Failed(fmt.Errorf("%s: %s: %s", env.Host, m.ID(), m.Why))
-	}
-	return installer.Missing(m.Why)
-}
-
-// hagdRestart restarts a running hagd when its binary, key, password or
-// configuration changed in this run (hagd reads them only at start; the
-// service script and /etc/sysconfig/lcg-ha are read at every call and need
-// no restart). A hagd that is not running is left to the Service step that
-// follows (in apply mode this step re-reads hagd's service state for it
-// after a change, since the init script may be new). Note: restarting a master stops its services; another node may
-// take its groups over.
-type hagdRestart struct{}
-
-func (hagdRestart) ID() string { return "restart hagd on change" }
-
-func (hagdRestart) Probes() []installer.Probe {
-	return []installer.Probe{installer.ServiceProbe("hagd")}
-}
-
-func (r hagdRestart) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	probes := r.Probes()
-	if apply && changedIn(env, "hagd") {
-		// The init script may be new: the Service step after this one
-		// must see it (facts were gathered before this phase wrote it);
-		// systemd sees a new init script only after a daemon-reload.
-		if _, err := env.Conn.Run(ctx, "if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi", nil); err != nil {
-			return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
-		}
-		if err := env.Reprobe(ctx, probes...); err != nil {
-			return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
-		}
-	}
-	st, err := env.Facts.Service("hagd")
-	if err != nil {
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
-	}
-	if !st.Installed || !st.Running {
-		return installer.OK("hagd not running: nothing to restart")
-	}
-	if !changedIn(env, "hagd") {
-		return installer.OK("hagd runs the current configuration")
-	}
-	if !apply {
-		return installer.Drift("hagd runs an old binary, key or configuration: restart pending", "restarted", "running since before the change")
-	}
-	cmd := HAGDInitScript + " restart"
-	if st.Init == installer.InitSystemd {
-		cmd = "systemctl restart hagd.service"
-	}
-	res, err := env.Conn.Run(ctx, cmd, nil)
-	if err != nil {
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
-	}
-	if err := res.Err(cmd); err != nil {
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
-	}
-	if err := env.Reprobe(ctx, probes...); err != nil {
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, r.ID(), err))
-	}
-	return installer.Changed("hagd restarted to load the new binary, key or configuration")
 }
 
 // hagdOwnsRunning is the storage half's RB service step (disabled at boot,

@@ -60,10 +60,7 @@ roles:
 func fileStep(t *testing.T, st []installer.Step, path string) steps.File {
 	t.Helper()
 	for _, s := range st {
-		if tr, ok := s.(tracked); ok {
-			s = tr.Step
-		}
-		if f, ok := s.(steps.File); ok && f.Path == path {
+		if f, ok := installer.Unwrap(s).(steps.File); ok && f.Path == path {
 			return f
 		}
 	}
@@ -326,10 +323,10 @@ func TestHAGDKeyRotationPlan(t *testing.T) {
 	if strings.TrimSpace(string(sw.Content)) != strings.TrimSpace(string(pending)) {
 		t.Errorf("switch writes %q", sw.Content)
 	}
-	if _, ok := plan.Phases[n-3].Steps["rb3"][0].(allDone); !ok {
+	if _, ok := plan.Phases[n-3].Steps["rb3"][0].(hostsDone); !ok {
 		t.Error("the switch does not wait for every node to accept the new key")
 	}
-	if _, ok := plan.Phases[n-2].Steps["rb1"][0].(allDone); !ok {
+	if _, ok := plan.Phases[n-2].Steps["rb1"][0].(hostsDone); !ok {
 		t.Error("the finish does not wait for every node to sign with the new key")
 	}
 	// Interrupted: the next run, without the flag, goes on with the same key.
@@ -349,18 +346,7 @@ func TestHAGDKeyRotationPlan(t *testing.T) {
 func unwrapSecrets(st []installer.Step) []installer.Step {
 	var out []installer.Step
 	for _, s := range st {
-		for {
-			if w, ok := s.(withSecret); ok {
-				s = w.Step
-				continue
-			}
-			if tr, ok := s.(tracked); ok {
-				s = tr.Step
-				continue
-			}
-			break
-		}
-		out = append(out, s)
+		out = append(out, installer.Unwrap(s))
 	}
 	return out
 }

@@ -108,31 +108,32 @@ func hagdRotationPhases(inv *inventory.Inventory, rot *hagdRotation, nodes []str
 	}
 	for _, n := range nodes {
 		accept.Steps[n] = []installer.Step{
-			secret(track(groupHAGDKey, steps.File{Path: acceptPath, Content: both, Mode: 0o600, Owner: "root", Group: "root", Secret: true})),
+			secret(installer.Notify(steps.File{Path: acceptPath, Content: both, Mode: 0o600, Owner: "root", Group: "root", Secret: true}, notifyHAGDKey)),
 			hagdKeyWait{},
 			doneMarker{hagdAccepted},
 		}
 		sw.Steps[n] = []installer.Step{
-			allDone{Kind: hagdAccepted, Hosts: nodes, What: "the node keeps signing with the old key"},
-			secret(track(groupHAGDKey, steps.File{Path: keyPath, Content: append(append([]byte(nil), rot.New...), '\n'), Mode: 0o600, Owner: "root", Group: "root", Secret: true})),
+			allDone(hagdAccepted, nodes, "the node keeps signing with the old key"),
+			secret(installer.Notify(steps.File{Path: keyPath, Content: append(append([]byte(nil), rot.New...), '\n'), Mode: 0o600, Owner: "root", Group: "root", Secret: true}, notifyHAGDKey)),
 			hagdKeyWait{},
 			doneMarker{hagdSwitched},
 		}
 		finish.Steps[n] = []installer.Step{
-			allDone{Kind: hagdSwitched, Hosts: nodes, What: "the old key stays accepted"},
-			track(groupHAGDKey, steps.Absent{Path: acceptPath}),
+			allDone(hagdSwitched, nodes, "the old key stays accepted"),
+			installer.Notify(steps.Absent{Path: acceptPath}, notifyHAGDKey),
 			hagdKeyWait{},
 			doneMarker{hagdFinished},
 		}
 	}
 	commit := installer.Phase{Name: phaseHAGDKeyCommit, Steps: map[string][]installer.Step{
-		nodes[0]: {hagdRotationCommit{Nodes: nodes, Active: hagdKeyPath(inv), Pending: PendingHAGDKeyPath(inv)}},
+		nodes[0]: {rotationCommit{Key: "hagd key", Kind: hagdFinished, Hosts: nodes,
+			Active: hagdKeyPath(inv), Pending: PendingHAGDKeyPath(inv),
+			Done: "every rb node signs with and accepts only the new hagd key; " + hagdKeyPath(inv) + " holds it"}},
 	}}
 	return []installer.Phase{accept, sw, finish, commit}
 }
 
 const (
-	groupHAGDKey = "hagd-key"
 	hagdAccepted = "hagd-key-accepted"
 	hagdSwitched = "hagd-key-switched"
 	hagdFinished = "hagd-key-finished"
@@ -145,8 +146,9 @@ type hagdKeyWait struct{}
 
 func (hagdKeyWait) ID() string                { return "hagd reloads its key files" }
 func (hagdKeyWait) Probes() []installer.Probe { return nil }
+func (hagdKeyWait) Handles() []string         { return []string{notifyHAGDKey} }
 func (w hagdKeyWait) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	if !apply || !changedIn(env, groupHAGDKey) {
+	if !apply || !env.Notified(notifyHAGDKey) {
 		return installer.OK("")
 	}
 	res, err := env.Conn.Run(ctx, "sleep 2", nil)
@@ -159,46 +161,9 @@ func (w hagdKeyWait) CheckApply(ctx context.Context, env *installer.Env, apply b
 	return installer.OK("")
 }
 
-// allDone stops the rest of a node's rotation steps unless every node of
-// the rotation got through the previous phase in this run.
-type allDone struct {
-	Kind  string
-	Hosts []string
-	What  string
-}
-
-func (a allDone) ID() string              { return "every node: " + a.Kind }
-func (allDone) Probes() []installer.Probe { return nil }
-func (a allDone) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	if !apply {
-		return installer.OK("")
-	}
-	bad := notDone(env, a.Kind, a.Hosts)
-	if len(bad) == 0 {
-		return installer.OK("")
-	}
-	return installer.Failed(fmt.Errorf("%s: hagd key rotation stopped here: %s did not get through the previous step in this run; %s: re-run when it is back",
-		env.Host, strings.Join(bad, ", "), a.What))
-}
-
-// hagdRotationCommit ends the rotation on the admin machine once every node
-// dropped the old key: the pending key replaces the active one (a rename).
-type hagdRotationCommit struct {
-	Nodes           []string
-	Active, Pending string
-}
-
-func (hagdRotationCommit) ID() string                { return "hagd key rotation committed" }
-func (hagdRotationCommit) Probes() []installer.Probe { return nil }
-func (c hagdRotationCommit) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	if !apply {
-		return installer.Drift("a hagd key rotation is under way: "+c.Pending+" waits to replace "+c.Active, "rotation finished", "rotation pending")
-	}
-	if bad := notDone(env, hagdFinished, c.Nodes); len(bad) > 0 {
-		return installer.Failed(fmt.Errorf("%s: hagd key rotation not finished: %s still accepts the old key; re-run", env.Host, strings.Join(bad, ", ")))
-	}
-	if err := os.Rename(c.Pending, c.Active); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return installer.Failed(fmt.Errorf("%s: hagd key rotation: %w", env.Host, err))
-	}
-	return installer.Changed("every rb node signs with and accepts only the new hagd key; " + c.Active + " holds it")
+// allDone stops the rest of a node's rotation steps (in an install) unless
+// every node of the rotation got through the previous phase in this run.
+func allDone(kind string, nodes []string, what string) hostsDone {
+	return hostsDone{Name: "every node: " + kind, Kind: kind, Hosts: nodes, InstallOnly: true,
+		Before: "hagd key rotation stopped here: ", After: " did not get through the previous step in this run; " + what + ": re-run when it is back"}
 }

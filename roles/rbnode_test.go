@@ -91,7 +91,7 @@ func TestRBNodePlanPhases(t *testing.T) {
 	srv := plan.Phases[0].Steps["state1"]
 	var createOnly int
 	for _, s := range srv {
-		if _, ok := s.(*createOnlyDir); ok {
+		if d, ok := s.(*steps.Dir); ok && d.CreateOnly {
 			createOnly++
 		}
 	}
@@ -158,7 +158,7 @@ func TestRBNodePlanReadOnlyWritesNoKey(t *testing.T) {
 	}
 	found := false
 	for _, s := range plan.Phases[1].Steps["rb1"] {
-		if _, ok := s.(*notYet); ok {
+		if _, ok := s.(steps.Pending); ok {
 			found = true
 		}
 	}

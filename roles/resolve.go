@@ -24,10 +24,12 @@ import (
 // isIP says whether an inventory address is an IP literal.
 func isIP(a string) bool { return net.ParseIP(a) != nil }
 
-func resolvedKey(server, name string) string { return "state-server/resolved/" + server + "/" + name }
+// resolved are the addresses node names resolve to on a state server:
+// name -> sorted addresses, set by resolveNames on the server.
+var resolved = installer.NewValue[map[string][]string]("resolved-node-names")
 
 // resolveNames resolves the nodes' DNS names on the state server and hands
-// the addresses to later steps (env.Shared).
+// the addresses to later steps of the server (resolved).
 type resolveNames struct {
 	Server string
 	Names  []string
@@ -36,6 +38,10 @@ type resolveNames struct {
 func (r *resolveNames) ID() string { return "resolve node names " + strings.Join(r.Names, ", ") }
 
 func (r *resolveNames) probeKey() string { return "resolve-names" }
+
+func (r *resolveNames) Produces() []installer.ValueRef {
+	return []installer.ValueRef{resolved.Of("")}
+}
 
 func (r *resolveNames) Probes() []installer.Probe {
 	var b strings.Builder
@@ -74,15 +80,17 @@ func (r *resolveNames) CheckApply(ctx context.Context, env *installer.Env, apply
 	}
 	got := ParseResolved(string(pr.Stdout))
 	var bad, said []string
+	addrs := map[string][]string{}
 	for _, n := range r.Names {
 		a := got[n]
 		if len(a) == 0 {
 			bad = append(bad, n)
 			continue
 		}
-		env.Shared.Set(resolvedKey(r.Server, n), a)
+		addrs[n] = a
 		said = append(said, n+" = "+strings.Join(a, " "))
 	}
+	resolved.Set(env, addrs)
 	if len(bad) > 0 {
 		return installer.Failed(fmt.Errorf("%s: node address %s does not resolve on the state server (getent ahosts): sshd's from= and MySQL's account hosts need IP addresses; give the node's IP as its address in the inventory, or make the name resolve on %s (DNS or /etc/hosts)",
 			env.Host, strings.Join(bad, ", "), env.Host))
@@ -97,11 +105,12 @@ func nodeAddrs(env *installer.Env, server string, n *inventory.Host) ([]string, 
 	if isIP(n.Address) {
 		return []string{n.Address}, nil
 	}
-	v, ok := env.Shared.Get(resolvedKey(server, n.Address))
+	m, _ := resolved.Get(env, server)
+	a, ok := m[n.Address]
 	if !ok {
 		return nil, fmt.Errorf("%s: the address of node %s (%s) was not resolved (see the step resolving node names)", env.Host, n.Name, n.Address)
 	}
-	return v.([]string), nil
+	return a, nil
 }
 
 // nodeKeysFile writes the account's keys file with each node's key
@@ -115,6 +124,10 @@ type nodeKeysFile struct {
 
 func (k *nodeKeysFile) file(content []byte) steps.File {
 	return steps.File{Path: k.Path, Content: content, Mode: 0o644, Owner: "root", Group: "root"}
+}
+
+func (k *nodeKeysFile) Consumes() []installer.ValueRef {
+	return []installer.ValueRef{resolved.Of(k.Server)}
 }
 
 func (k *nodeKeysFile) ID() string                { return k.file(nil).ID() }
@@ -167,6 +180,10 @@ func (m *nodeMySQLUsers) names() []string {
 	return out
 }
 
+func (m *nodeMySQLUsers) Consumes() []installer.ValueRef {
+	return []installer.ValueRef{resolved.Of(m.Server)}
+}
+
 func (m *nodeMySQLUsers) ID() string {
 	return "mysql user " + m.User.User + "@(" + strings.Join(m.names(), ", ") + ", resolved)"
 }
@@ -208,6 +225,10 @@ type nodeUserHosts struct {
 	Server string
 	Nodes  []*inventory.Host
 	Hosts  steps.MySQLUserHosts
+}
+
+func (h *nodeUserHosts) Consumes() []installer.ValueRef {
+	return []installer.ValueRef{resolved.Of(h.Server)}
 }
 
 func (h *nodeUserHosts) ID() string                { return h.Hosts.ID() }

@@ -3,9 +3,10 @@ package roles
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/gridha/gridha/installer"
@@ -177,7 +178,7 @@ func (s *sshdConfine) effectiveScript() string {
 				installer.ShellQuote(n), s.User, n)
 		}
 	}
-	fmt.Fprintf(&b, "} | grep -iE '^(@@addr|%s) '\n", strings.Join(sortedKeys(confinement(s.User, s.Export, s.Driver)), "|"))
+	fmt.Fprintf(&b, "} | grep -iE '^(@@addr|%s) '\n", strings.Join(slices.Sorted(maps.Keys(confinement(s.User, s.Export, s.Driver))), "|"))
 	return b.String()
 }
 
@@ -195,7 +196,7 @@ func (s *sshdConfine) effectiveDiffs(out string) []string {
 		if addr == "" {
 			return
 		}
-		for _, k := range sortedKeys(want) {
+		for _, k := range slices.Sorted(maps.Keys(want)) {
 			if got[k] != want[k] {
 				diffs = append(diffs, fmt.Sprintf("from %s: %s is %q, want %q", addr, k, got[k], want[k]))
 			}
@@ -350,15 +351,6 @@ else
   getent passwd "$u" >/dev/null
 fi`, q(user), q(export), q(nologinShell), q(export), q(nologinShell)),
 	}
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // firstOf keeps the first n items, saying how many more there were.

@@ -226,7 +226,7 @@ func glusterTLSSteps(inv *inventory.Inventory, h *inventory.Host, opts Options) 
 	t, err := LoadPoolTLS(inv, h, !opts.ReadOnly)
 	if err != nil {
 		if opts.ReadOnly && errors.Is(err, fs.ErrNotExist) {
-			return []installer.Step{&notYet{id: "file " + GlusterCertPath, msg: "no TLS certificate made for " + h.Name + " yet (install state-server or rb-node makes it)"}}, nil
+			return []installer.Step{steps.Pending{Name: "file " + GlusterCertPath, Why: "no TLS certificate made for " + h.Name + " yet (install state-server or rb-node makes it)"}}, nil
 		}
 		return nil, err
 	}

@@ -203,7 +203,7 @@ func poolMemberFiles(inv *inventory.Inventory, srv *inventory.Host, opts Options
 		auth := "# gridha: Galera's state transfer account (mariabackup); mysql's only.\n[mysqld]\nwsrep_sst_auth = " + GaleraSSTUser + ":" + pw + "\n"
 		out = append(out, &steps.File{Path: GaleraSSTAuthFile(cfg), Content: []byte(auth), Mode: 0o640, Owner: "root", Group: "mysql", Secret: true})
 	case opts.ReadOnly && errors.Is(err, fs.ErrNotExist):
-		out = append(out, missingSecret{Path: GaleraSSTAuthFile(cfg), Why: "no Galera SST password generated yet (gridha install state-server generates " + sstPasswordPath(inv) + ")"})
+		out = append(out, steps.Pending{Name: "file " + GaleraSSTAuthFile(cfg), Why: "no Galera SST password generated yet (gridha install state-server generates " + sstPasswordPath(inv) + ")"})
 	default:
 		return nil, err
 	}
@@ -281,7 +281,24 @@ type galeraCluster struct {
 	Socket      string
 }
 
-const galeraDoneKey = "state-pool/galera/done"
+// galeraDone says the cluster was checked or converged in this run, from
+// which member: a second galera step of the run (another role's plan)
+// leaves it at that.
+var galeraDone = installer.NewValue[string]("state-pool/galera/done")
+
+func (g *galeraCluster) Produces() []installer.ValueRef {
+	return []installer.ValueRef{galeraDone.Of("")}
+}
+
+// galeraDoneBy is what a member said, if any did.
+func (g *galeraCluster) galeraDoneBy(env *installer.Env) (string, bool) {
+	for _, m := range g.Members {
+		if v, ok := galeraDone.Get(env, m.Name); ok {
+			return v, true
+		}
+	}
+	return galeraDone.Get(env, env.Host)
+}
 
 func (g *galeraCluster) ID() string                { return "galera cluster" }
 func (g *galeraCluster) Probes() []installer.Probe { return nil }
@@ -421,8 +438,8 @@ exit 0
 }
 
 func (g *galeraCluster) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	if v, ok := env.Shared.Get(galeraDoneKey); ok {
-		return installer.OK(fmt.Sprint(v))
+	if v, ok := g.galeraDoneBy(env); ok {
+		return installer.OK(v)
 	}
 	env.Secrets.Add(g.SSTPassword, steps.MySQLNativeHash(g.SSTPassword))
 	members := make([]galeraMember, len(g.Members))
@@ -469,7 +486,7 @@ func (g *galeraCluster) CheckApply(ctx context.Context, env *installer.Env, appl
 		if len(d.Waiting) > 0 {
 			msg += "; waiting: " + strings.Join(d.Waiting, "; ")
 		}
-		env.Shared.Set(galeraDoneKey, "checked from "+env.Host+" in this run: "+msg)
+		galeraDone.Set(env, "checked from "+env.Host+" in this run: "+msg)
 		return installer.OK(msg)
 	}
 	var todo []string
@@ -513,7 +530,7 @@ func (g *galeraCluster) CheckApply(ctx context.Context, env *installer.Env, appl
 		}
 	}
 	msg := strings.Join(done, "; ")
-	env.Shared.Set(galeraDoneKey, "done from "+env.Host+" in this run: "+msg)
+	galeraDone.Set(env, "done from "+env.Host+" in this run: "+msg)
 	return installer.Changed(msg)
 }
 

@@ -244,7 +244,7 @@ func (b *brickFree) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	if st == "none" || st == "empty" || st == "brick" {
 		// The volume step creates the volume only when every member's
 		// brick folder passed here.
-		env.Shared.Set(brickFreeKey(env.Host, b.Path), true)
+		brickFreeAt(b.Path).Set(env, true)
 	}
 	switch st {
 	case "none":
@@ -260,7 +260,22 @@ func (b *brickFree) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	}
 }
 
-func brickFreeKey(host, path string) string { return "state-pool/brick-free/" + host + ":" + path }
+// brickFreeAt is set on a member whose brick folder at path passed.
+func brickFreeAt(path string) installer.Value[bool] {
+	return installer.NewValue[bool]("state-pool/brick-free " + path)
+}
+
+func (b *brickFree) Produces() []installer.ValueRef {
+	return []installer.ValueRef{brickFreeAt(b.Path).Of("")}
+}
+
+func (g *glusterVolume) Consumes() []installer.ValueRef {
+	var out []installer.ValueRef
+	for _, m := range g.Members {
+		out = append(out, brickFreeAt(g.BrickPath).Of(m))
+	}
+	return out
+}
 
 // The gluster CLI's XML answers (only the fields gridha reads).
 type glusterCLIOut struct {
@@ -504,7 +519,7 @@ func (g *glusterVolume) CheckApply(ctx context.Context, env *installer.Env, appl
 			return installer.Missing(fmt.Sprintf("no volume %s: would create it (%s) on %s", g.Name, g.layout(), strings.Join(g.Bricks, " ")))
 		}
 		for _, m := range g.Members {
-			if _, ok := env.Shared.Get(brickFreeKey(m, g.BrickPath)); !ok {
+			if free, _ := brickFreeAt(g.BrickPath).Get(env, m); !free {
 				return fail(fmt.Errorf("not creating volume %s: the brick folder %s on %s was refused or not checked (see its step \"brick folder %s\")", g.Name, g.BrickPath, m, g.BrickPath))
 			}
 		}

@@ -116,7 +116,7 @@ func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, no
 			// Create-only: once a node moved its state here, the folder
 			// carries that state's own mode and owner, which must not be
 			// reset.
-			out = append(out, &createOnlyDir{d: steps.Dir{Path: cfg.Export + "/" + inventory.ShareDir(g, d), Mode: 0o755, Owner: "root", Group: "root"}})
+			out = append(out, &steps.Dir{Path: cfg.Export + "/" + inventory.ShareDir(g, d), Mode: 0o755, Owner: "root", Group: "root", CreateOnly: true})
 		}
 	}
 	if rb.SharedFS == "snfs" {

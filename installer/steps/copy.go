@@ -181,22 +181,22 @@ func localSHA256(env *installer.Env, path string) (string, int64, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	if env.Shared == nil {
-		return fileSHA256(path)
-	}
 	type sum struct {
 		hex  string
 		size int64
 	}
 	key := fmt.Sprintf("steps/copy-sha256\x00%s\x00%d\x00%d", path, st.Size(), st.ModTime().UnixNano())
-	v, err := env.Shared.GetOrOpen(key, func() (any, error) {
+	v, shared, err := installer.Shared(env, key, func() (sum, error) {
 		h, n, err := fileSHA256(path)
 		return sum{h, n}, err
 	})
 	if err != nil {
 		return "", 0, err
 	}
-	return v.(sum).hex, v.(sum).size, nil
+	if !shared {
+		return fileSHA256(path)
+	}
+	return v.hex, v.size, nil
 }
 
 // fileSHA256 hashes a local file without holding it in memory.

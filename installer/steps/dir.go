@@ -16,6 +16,10 @@ type Dir struct {
 	Mode  fs.FileMode // 0: leave an existing directory's mode (new: 0755)
 	Owner string      // "": leave
 	Group string
+	// CreateOnly creates the folder with Mode, Owner and Group when it is
+	// missing and leaves an existing one as it is (a share folder carries
+	// the mode and owner of the state moved into it).
+	CreateOnly bool
 }
 
 // ID implements installer.Step.
@@ -34,6 +38,9 @@ func (d Dir) CheckApply(ctx context.Context, env *installer.Env, apply bool) ins
 	q := installer.ShellQuote(d.Path)
 	if ff.Exists && ff.Kind != installer.KindDir {
 		return failed(env, d.ID(), fmt.Errorf("%s is %s, not a directory; refusing to replace it", d.Path, kindName(ff)))
+	}
+	if d.CreateOnly && ff.Exists {
+		return installer.OK("exists (mode and owner left as they are)")
 	}
 	if !ff.Exists {
 		if !apply {

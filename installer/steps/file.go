@@ -28,19 +28,41 @@ type File struct {
 	// Backup keeps the replaced content as Path+".gridha-bak" when the
 	// content changes.
 	Backup bool
+	// CreateOnly writes the file only when nothing is at Path; whatever
+	// is there is never compared or touched (a zone file belongs to named
+	// once it runs).
+	CreateOnly bool
 }
 
 // ID implements installer.Step.
-func (f File) ID() string { return "file " + f.Path }
+func (f File) ID() string {
+	if f.CreateOnly {
+		return "file " + f.Path + " (created if missing)"
+	}
+	return "file " + f.Path
+}
 
 // Probes implements installer.Step.
-func (f File) Probes() []installer.Probe { return []installer.Probe{installer.FileProbe(f.Path)} }
+func (f File) Probes() []installer.Probe {
+	if f.CreateOnly {
+		// Whether something is there is all: its content (a zone named
+		// keeps writing) is never read.
+		return []installer.Probe{installer.FileMetaProbe(f.Path)}
+	}
+	return []installer.Probe{installer.FileProbe(f.Path)}
+}
 
 // CheckApply implements installer.Step.
 func (f File) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
 	ff, err := fileFact(env, f.Path)
+	if f.CreateOnly {
+		ff, err = env.Facts.FileMeta(f.Path)
+	}
 	if err != nil {
 		return failed(env, f.ID(), err)
+	}
+	if f.CreateOnly && ff.Exists {
+		return installer.OK("")
 	}
 	if ff.Kind == installer.KindDir || ff.Kind == installer.KindOther {
 		return failed(env, f.ID(), fmt.Errorf("%s is %s, not a regular file; refusing to replace it", f.Path, kindName(ff)))

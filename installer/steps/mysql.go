@@ -33,21 +33,20 @@ type MySQLAdmin struct {
 
 // session returns a connection pool for a step: the run's shared one for
 // this host and server (one MySQL login per run, however many steps), or,
-// without env.Shared, a fresh one. release is what the step defers.
+// outside a run (installer.Shared), a fresh one. release is what the step defers.
 func (a MySQLAdmin) session(ctx context.Context, env *installer.Env) (db *sql.DB, release func(), err error) {
-	if env.Shared == nil {
+	key := fmt.Sprintf("mysql\x00%s\x00%s\x00%s\x00%s", env.Host, a.Socket, a.Addr, a.User)
+	db, shared, err := installer.Shared(env, key, func() (*sql.DB, error) { return a.pool(env.Conn) })
+	if err != nil {
+		return nil, nil, err
+	}
+	if !shared {
 		db, err := a.Open(ctx, env.Conn)
 		if err != nil {
 			return nil, nil, err
 		}
 		return db, func() { db.Close() }, nil
 	}
-	key := fmt.Sprintf("mysql\x00%s\x00%s\x00%s\x00%s", env.Host, a.Socket, a.Addr, a.User)
-	v, err := env.Shared.GetOrOpen(key, func() (any, error) { return a.pool(env.Conn) })
-	if err != nil {
-		return nil, nil, err
-	}
-	db = v.(*sql.DB)
 	// Opening the pool does no I/O; the first use logs in. Ping here so a
 	// server that is down fails with where and as whom.
 	if err := db.PingContext(ctx); err != nil {
@@ -306,7 +305,7 @@ func (s *MySQLUser) CheckApply(ctx context.Context, env *installer.Env, apply bo
 // them; a converging step reads its own account. ok is false when there is
 // no shared snapshot (the caller queries its own row).
 func (a MySQLAdmin) accountRows(ctx context.Context, env *installer.Env, db *sql.DB, user string, apply bool) (map[string]sql.NullString, bool) {
-	if apply || env.Shared == nil {
+	if apply {
 		return nil, false
 	}
 	type snapshot struct {
@@ -314,11 +313,10 @@ func (a MySQLAdmin) accountRows(ctx context.Context, env *installer.Env, db *sql
 		rows map[string]sql.NullString
 	}
 	key := fmt.Sprintf("mysql-accounts\x00%s\x00%s\x00%s\x00%s\x00%s", env.Host, a.Socket, a.Addr, a.User, user)
-	v, err := env.Shared.GetOrOpen(key, func() (any, error) { return &snapshot{}, nil })
-	if err != nil {
+	snap, shared, err := installer.Shared(env, key, func() (*snapshot, error) { return &snapshot{}, nil })
+	if err != nil || !shared {
 		return nil, false
 	}
-	snap := v.(*snapshot)
 	snap.once.Do(func() {
 		rows, err := db.QueryContext(ctx, "SELECT Host, authentication_string FROM mysql.user WHERE User = ?", user)
 		if err != nil {
@@ -361,11 +359,10 @@ func (a MySQLAdmin) grantRows(ctx context.Context, env *installer.Env, db *sql.D
 		grants map[string][]string
 	}
 	key := fmt.Sprintf("mysql-grants\x00%s\x00%s\x00%s\x00%s\x00%s", env.Host, a.Socket, a.Addr, a.User, user)
-	v, err := env.Shared.GetOrOpen(key, func() (any, error) { return &snapshot{}, nil })
-	if err != nil {
+	snap, shared, err := installer.Shared(env, key, func() (*snapshot, error) { return &snapshot{}, nil })
+	if err != nil || !shared {
 		return nil
 	}
-	snap := v.(*snapshot)
 	snap.once.Do(func() {
 		var hosts, stmts []string
 		for h := range snapRows {

@@ -19,7 +19,7 @@ import (
 // every node: the server's cost grew with the number of nodes. Instead the
 // first step that needs a folder on a host reads every folder of the batch
 // on that host in one session (StateDir.ServerPaths on the server,
-// StateDir.Shares on the node), kept for the run in env.Shared. A batch
+// StateDir.Shares on the node), kept for the run (installer.Shared). A batch
 // read is a snapshot taken earlier than the step's own moment: a step whose
 // batched views differ (or whose folder could not be read in the batch)
 // reads both sides again, one at a time, as before, and reports only what
@@ -35,15 +35,14 @@ type viewBatch struct {
 // session, shared by the steps of the run (key names the host and side);
 // ok is false when the batch could not give it (then read it alone).
 func readViews(ctx context.Context, env *installer.Env, c installer.Conn, side, dir string, dirs []string) (Manifest, bool) {
-	if env.Shared == nil || len(dirs) == 0 {
+	if len(dirs) == 0 {
 		return nil, false
 	}
 	key := "statedir-views\x00" + side + "\x00" + c.Host() + "\x00" + strings.Join(dirs, "\x00")
-	v, err := env.Shared.GetOrOpen(key, func() (any, error) { return &viewBatch{}, nil })
-	if err != nil {
+	b, shared, err := installer.Shared(env, key, func() (*viewBatch, error) { return &viewBatch{}, nil })
+	if err != nil || !shared {
 		return nil, false
 	}
-	b := v.(*viewBatch)
 	b.once.Do(func() { b.m = readViewBatch(ctx, c, dirs) })
 	m, ok := b.m[dir]
 	return m, ok
