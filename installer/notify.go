@@ -3,6 +3,8 @@ package installer
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 )
 
@@ -176,7 +178,7 @@ func CheckPlan(p *Plan) error {
 		}
 	}
 	for pi, ph := range p.Phases {
-		for _, h := range sortedKeys(ph.Steps) {
+		for _, h := range slices.Sorted(maps.Keys(ph.Steps)) {
 			for si, s := range ph.Steps[h] {
 				for _, name := range notifiesOf(s) {
 					last, ok := lastHandler[h+"\x00"+name]
@@ -201,13 +203,4 @@ func CheckPlan(p *Plan) error {
 		}
 	}
 	return nil
-}
-
-func sortedKeys(m map[string][]Step) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sortStrings(out)
-	return out
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -152,12 +154,7 @@ func (r *Report) Worst() Status {
 
 // HostNames lists the hosts of the report, sorted.
 func (r *Report) HostNames() []string {
-	out := make([]string, 0, len(r.Hosts))
-	for h := range r.Hosts {
-		out = append(out, h)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(r.Hosts))
 }
 
 // hostRun is the state of one host across the phases of a run.

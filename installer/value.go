@@ -3,7 +3,6 @@ package installer
 import (
 	"fmt"
 	"io"
-	"sort"
 	"sync"
 )
 
@@ -142,5 +141,3 @@ func Shared[T any](env *Env, key string, open func() (T, error)) (x T, ok bool, 
 	}
 	return x, true, nil
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

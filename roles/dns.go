@@ -213,11 +213,7 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 	for _, name := range s.Primaries {
 		ns = append(ns, hostFQDN(inv.Host(name)))
 	}
-	for _, name := range s.Primaries {
-		h := inv.Host(name)
-		if !opts.InLimit(h.Name) {
-			continue
-		}
+	for _, h := range limitedHosts(inv, s.Primaries, opts) {
 		primaryFiles := func(ks []TSIGKey) (keyFile, conf []byte, err error) {
 			var names []string
 			for _, k := range ks {
@@ -307,11 +303,7 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 		return installer.Notify(st, groupUpdater)
 	}
 	if len(s.Updaters) > 0 {
-		for _, name := range s.Updaters {
-			h := inv.Host(name)
-			if !opts.InLimit(h.Name) {
-				continue
-			}
+		for _, h := range limitedHosts(inv, s.Updaters, opts) {
 			var st []installer.Step
 			if keys.Pending != nil {
 				// The new key only once every primary accepts it.
@@ -353,6 +345,18 @@ func (DNS) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, error)
 		phases = append(phases, finish, commit)
 	}
 	return &installer.Plan{Phases: phases}, nil
+}
+
+// limitedHosts are the hosts names (the role's list; the inventory
+// checked each is a host) that pass --limit, in their order.
+func limitedHosts(inv *inventory.Inventory, names []string, opts Options) []*inventory.Host {
+	var out []*inventory.Host
+	for _, name := range names {
+		if h := inv.Host(name); h != nil && opts.InLimit(h.Name) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // UpdaterConfig is the dns-updater configuration the updater hosts get.

@@ -179,10 +179,12 @@ elif command -v dnf >/dev/null 2>&1; then dnf install -y -q iputils
 elif command -v yum >/dev/null 2>&1; then yum install -y -q iputils
 else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1; fi`,
 	})
-	for _, d := range uniqueStrings(confDir, path.Dir(h.Script), path.Dir(HASysconfig)) {
-		if d == path.Dir(rb.SysconfigEDG) {
-			continue // the storage half's prepare phase creates it
+	var dirs []string
+	for _, d := range []string{confDir, path.Dir(h.Script), path.Dir(HASysconfig)} {
+		if d == path.Dir(rb.SysconfigEDG) || slices.Contains(dirs, d) {
+			continue // the storage half's prepare phase creates SysconfigEDG's
 		}
+		dirs = append(dirs, d)
 		out = append(out, steps.Dir{Path: d, Mode: 0o755, Owner: "root", Group: "root"})
 	}
 
@@ -389,18 +391,6 @@ func leaseServer(inv *inventory.Inventory) (*inventory.Host, error) {
 			len(inventory.PoolMembers(inv)))
 	}
 	return rbStateServer(inv), nil
-}
-
-func uniqueStrings(in ...string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // hagdOwnsRunning is the storage half's RB service step (disabled at boot,

@@ -6,7 +6,8 @@ package roles
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/gridha/gridha/installer"
 	"github.com/gridha/gridha/inventory"
@@ -60,12 +61,7 @@ func (reg *Registry) Get(name string) (Role, error) {
 
 // Names lists the registered roles, sorted.
 func (reg *Registry) Names() []string {
-	out := make([]string, 0, len(reg.roles))
-	for n := range reg.roles {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(reg.roles))
 }
 
 // InLimit reports whether host passes opts.Limit.

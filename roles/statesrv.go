@@ -137,13 +137,9 @@ func (r StateServer) hostSteps(inv *inventory.Inventory, srv *inventory.Host, no
 // option file and listening address are the Galera node's business.
 func lbSteps(srv *inventory.Host, mine []*inventory.Host, names []string, cfg inventory.StateServer, pool bool) ([]installer.Step, error) {
 	var out []installer.Step
-	admin := steps.MySQLAdmin{Socket: cfg.MySQL.Socket, User: cfg.MySQL.AdminUser}
-	if cfg.MySQL.AdminPasswordFile.IsSet() {
-		pw, err := cfg.MySQL.AdminPasswordFile.Read()
-		if err != nil {
-			return nil, fmt.Errorf("roles.state-server.mysql.admin_password_file: %w", err)
-		}
-		admin.Password = pw
+	admin, err := stateServerAdmin(cfg)
+	if err != nil {
+		return nil, err
 	}
 	password, err := cfg.MySQL.PasswordFile.Read()
 	if err != nil {

@@ -30,6 +30,19 @@ func sh(ctx context.Context, env *installer.Env, what, script string, stdin io.R
 	return res, nil
 }
 
+// writeOrFix converges a file: writes content with mode, owner and group
+// when write is set, else runs the fixes of its mode and owner (attrDiffs).
+func writeOrFix(ctx context.Context, env *installer.Env, path string, write bool, content []byte, mode fs.FileMode, owner, group string, fix []string) error {
+	if write {
+		return env.Conn.WriteFile(ctx, path, content, mode, owner, group)
+	}
+	if len(fix) > 0 {
+		_, err := sh(ctx, env, "set mode/owner of "+path, strings.Join(fix, " && "), nil)
+		return err
+	}
+	return nil
+}
+
 // failed wraps err with the host and step.
 func failed(env *installer.Env, id string, err error) installer.Result {
 	return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, id, err))

@@ -121,15 +121,14 @@ func (c Copy) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 		r.Expected, r.Found = "sha256 "+short(want)+", "+expectedAttrs(attrWant), "sha256 "+short(got)+", "+foundAttrs(ff)
 		return r
 	}
+	var data []byte
+	mode, owner, group := c.Mode, c.Owner, c.Group
 	if contentDiffers {
 		// Read only now: many hosts at once must not each hold a copy
 		// of a big binary just to compare it.
-		data, err := os.ReadFile(c.Source)
-		if err != nil {
+		if data, err = os.ReadFile(c.Source); err != nil {
 			return failed(env, c.ID(), fmt.Errorf("local source: %w", err))
 		}
-		mode := c.Mode
-		owner, group := c.Owner, c.Group
 		if ff.Kind == installer.KindFile {
 			if mode == 0 {
 				mode = ff.Mode
@@ -139,13 +138,9 @@ func (c Copy) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 		if mode == 0 {
 			mode = 0o755
 		}
-		if err := env.Conn.WriteFile(ctx, c.Path, data, mode, owner, group); err != nil {
-			return failed(env, c.ID(), err)
-		}
-	} else if len(fix) > 0 {
-		if _, err := sh(ctx, env, "set mode/owner of "+c.Path, strings.Join(fix, " && "), nil); err != nil {
-			return failed(env, c.ID(), err)
-		}
+	}
+	if err := writeOrFix(ctx, env, c.Path, contentDiffers, data, mode, owner, group, fix); err != nil {
+		return failed(env, c.ID(), err)
 	}
 	if c.cacheable() {
 		res, err := sh(ctx, env, "check and record the sha256 of "+c.Path, c.recordScript(want), nil)

@@ -149,6 +149,7 @@ func (f File) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 		r.Diff = diffText
 		return r
 	}
+	mode, owner, group := f.Mode, f.Owner, f.Group
 	if contentDiffers {
 		if f.Backup && ff.Kind == installer.KindFile {
 			bak := installer.ShellQuote(f.Path + BackupSuffix)
@@ -156,24 +157,18 @@ func (f File) CheckApply(ctx context.Context, env *installer.Env, apply bool) in
 				return failed(env, f.ID(), err)
 			}
 		}
-		mode := f.Mode
 		if mode == 0 {
 			mode = ff.Mode
 			if ff.Kind == installer.KindSymlink {
 				mode = 0o644
 			}
 		}
-		owner, group := f.Owner, f.Group
 		if ff.Kind == installer.KindFile {
 			owner, group = or(owner, ff.Owner), or(group, ff.Group)
 		}
-		if err := env.Conn.WriteFile(ctx, f.Path, f.Content, mode, owner, group); err != nil {
-			return failed(env, f.ID(), err)
-		}
-	} else if len(fix) > 0 {
-		if _, err := sh(ctx, env, "set mode/owner of "+f.Path, strings.Join(fix, " && "), nil); err != nil {
-			return failed(env, f.ID(), err)
-		}
+	}
+	if err := writeOrFix(ctx, env, f.Path, contentDiffers, f.Content, mode, owner, group, fix); err != nil {
+		return failed(env, f.ID(), err)
 	}
 	r := installer.Changed(msg)
 	r.Diff = diffText

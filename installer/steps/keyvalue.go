@@ -132,20 +132,14 @@ func (kv KeyValue) CheckApply(ctx context.Context, env *installer.Env, apply boo
 	if editErr != nil {
 		return failed(env, kv.ID(), fmt.Errorf("%s: %w", kv.Path, editErr))
 	}
-	if changed {
-		mode, owner, group := kv.Mode, "", ""
-		if ff.Exists {
-			mode, owner, group = or0(mode, ff.Mode), ff.Owner, ff.Group
-		} else if mode == 0 {
-			mode = 0o644
-		}
-		if err := env.Conn.WriteFile(ctx, kv.Path, newContent, mode, owner, group); err != nil {
-			return failed(env, kv.ID(), err)
-		}
-	} else if len(fix) > 0 {
-		if _, err := sh(ctx, env, "chmod "+kv.Path, strings.Join(fix, " && "), nil); err != nil {
-			return failed(env, kv.ID(), err)
-		}
+	mode, owner, group := kv.Mode, "", ""
+	if ff.Exists {
+		mode, owner, group = or0(mode, ff.Mode), ff.Owner, ff.Group
+	} else if mode == 0 {
+		mode = 0o644
+	}
+	if err := writeOrFix(ctx, env, kv.Path, changed, newContent, mode, owner, group, fix); err != nil {
+		return failed(env, kv.ID(), err)
 	}
 	r := installer.Changed(msg)
 	r.Diff = diffText
