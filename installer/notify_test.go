@@ -169,3 +169,21 @@ func TestCheckPlan(t *testing.T) {
 		}
 	}
 }
+
+// TestAssignments: key=value lines in order, the value after the first
+// "=", other lines passed over, and a stop honoured.
+func TestAssignments(t *testing.T) {
+	var got []string
+	for k, v := range Assignments("init=systemd\nnoise\nmsg=a=b\n=empty key\nlast=") {
+		got = append(got, k+"|"+v)
+	}
+	if want := "init|systemd msg|a=b |empty key last|"; strings.Join(got, " ") != want {
+		t.Errorf("got %q, want %q", strings.Join(got, " "), want)
+	}
+	for k := range Assignments("a=1\nb=2") {
+		if k != "a" {
+			t.Errorf("went on after a stop: %s", k)
+		}
+		break
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/gridha/gridha/internal/atomicfile"
 	"github.com/gridha/gridha/inventory"
 )
 
@@ -171,8 +172,10 @@ func LoadTSIGKeys(inv *inventory.Inventory, keyName string, rotate, readOnly boo
 	return keys, nil
 }
 
-// writeSecretFile writes data to path (0600) through a temporary file and a
-// rename, creating dir (0700) when needed.
+// writeSecretFile writes data to path (0600, from its first byte) through a
+// temporary file and a rename, creating path's folder (0700) when needed.
+// dir is the secrets folder path is in: created 0700, and made 0700 when
+// others could read it.
 func writeSecretFile(dir, path string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -182,26 +185,8 @@ func writeSecretFile(dir, path string, data []byte) error {
 			return err
 		}
 	}
-	f, err := os.CreateTemp(dir, ".tsig-*.tmp")
-	if err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, data, 0o600)
 }

@@ -66,11 +66,7 @@ func parseNamedState(out string) (namedState, error) {
 		path string
 	}
 	var mtimes []mt
-	for _, line := range strings.Split(out, "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
+	for k, v := range installer.Assignments(out) {
 		switch k {
 		case "rndc":
 			st.Running = v == "0"

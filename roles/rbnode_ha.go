@@ -99,17 +99,7 @@ func LoadHAGDKey(inv *inventory.Inventory, create bool) ([]byte, error) {
 		return nil, err
 	}
 	key := hex.EncodeToString(raw)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return nil, fmt.Errorf("secrets folder: %w", err)
-	}
-	if err := os.Chmod(inv.SecretsDir, 0o700); err != nil {
-		return nil, fmt.Errorf("secrets folder: %w", err)
-	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, []byte(key+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write hagd key: %w", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := writeSecretFile(inv.SecretsDir, p, []byte(key+"\n")); err != nil {
 		return nil, fmt.Errorf("write hagd key: %w", err)
 	}
 	return []byte(key), nil

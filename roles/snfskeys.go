@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -59,17 +58,7 @@ func LoadNodeKey(inv *inventory.Inventory, node string, create bool) (*NodeKey, 
 		return nil, err
 	}
 	data = pem.EncodeToMemory(block)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("secrets folder: %w", err)
-	}
-	if err := os.Chmod(inv.SecretsDir, 0o700); err != nil {
-		return nil, fmt.Errorf("secrets folder: %w", err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return nil, fmt.Errorf("write snfs key of %s: %w", node, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeSecretFile(inv.SecretsDir, path, data); err != nil {
 		return nil, fmt.Errorf("write snfs key of %s: %w", node, err)
 	}
 	sshPub, err := ssh.NewPublicKey(pub)

@@ -296,11 +296,7 @@ func ParseStateDirFacts(out string) StateDirFacts {
 	var f StateDirFacts
 	var marker bool
 	var lines []string
-	for _, line := range strings.Split(out, "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
+	for k, v := range installer.Assignments(out) {
 		switch k {
 		case "mounted":
 			f.Mounted = true
