@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -84,7 +85,7 @@ var poolHealthSteps = []string{"glusterfs peers connected", "glusterfs bricks on
 // file-half check of the state pool (issue 13).
 func TestStatePoolFilesOnBed(t *testing.T) {
 	bed := testbed.New(t, "fs1", "fs2", "fs3", "rb1")
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	fs1, fs2, rb1 := bed.Host("fs1"), bed.Host("fs2"), bed.Host("rb1")
 	seedRBState(t, ctx, rb1)
@@ -418,13 +419,18 @@ func upgradeInventory(t *testing.T, b *testbed.Bed, dir string, members int) *in
 // mounts the volume where the sshfs share was, and sees exactly what it saw.
 func TestStatePoolUpgradeOnBed(t *testing.T) {
 	bed := testbed.New(t, "fs1", "fs2", "fs3", "rb1")
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	fs1, rb1 := bed.Host("fs1"), bed.Host("rb1")
 	if err := fs1.StartMariaDB(ctx); err != nil {
 		t.Fatal(err)
 	}
 	seedRBState(t, ctx, rb1)
+	// Enough small files that the export's copy into the volume takes a
+	// few seconds (the run is killed in the middle of it).
+	if out, err := rb1.Sh(ctx, `i=0; while [ $i -lt 12 ]; do mkdir -p /var/edgwl/bulk/d$i; j=0; while [ $j -lt 40 ]; do head -c 2048 /dev/urandom > /var/edgwl/bulk/d$i/f$j; j=$((j+1)); done; i=$((i+1)); done`); err != nil {
+		t.Fatal(out, err)
+	}
 	dir := t.TempDir()
 	role := RBNode{withoutHA: true}
 	single := upgradeInventory(t, bed, dir, 1)
@@ -452,10 +458,56 @@ func TestStatePoolUpgradeOnBed(t *testing.T) {
 	if r, _ := resultOf(chk, "fs1", "export /srv/rb-state moved into the volume"); r.Status != installer.StatusDrift {
 		t.Errorf("--check: export move %s %q, want drift", r.Status, r.Message)
 	}
+	// The upgrade run killed (SIGKILL) while it copies the export into
+	// the volume: within a second nothing it started runs on fs1, and the
+	// next run converges.
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Env = append(os.Environ(), "GRIDHA_RBNODE_INVENTORY="+pool.Path)
+	logf, err := os.Create(filepath.Join(dir, "helper.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	tmp := poolMigrateMount + "/.rb-a.gridha-tmp-export-fs1"
+	killed := false
+	for i := 0; i < 2400 && !killed; i++ { // bounded: 120 s
+		out, _ := fs1.Sh(ctx, "find "+tmp+" -type f 2>/dev/null | wc -l")
+		if n, _ := strconv.Atoi(strings.TrimSpace(out)); n >= 100 {
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+			t.Logf("killed the upgrade run with SIGKILL: %d files in the export's copy", n)
+			break
+		}
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(logf.Name())
+			t.Fatalf("the upgrade run ended (%v) before it was seen copying the export:\n%s", err, log)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if !killed {
+		t.Fatal("never saw the export's copy")
+	}
+	<-exited
+	time.Sleep(time.Second)
+	if out, _ := fs1.Sh(ctx, "ps -eo pid=,comm=,args= | awk '$2 ~ /^(cp|tar|find|openssl|sha256sum|xargs|flock)$/'"); strings.TrimSpace(out) != "" {
+		t.Errorf("fs1: 1 s after SIGKILL, processes of the killed run remain:\n%s", out)
+	}
 	rep = bedRun(t, ctx, pool, role, Options{}, installer.ModeApply)
 	requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
-	if r, _ := resultOf(rep, "fs1", "export /srv/rb-state moved into the volume"); r.Status != installer.StatusChanged {
-		t.Errorf("export move: %s %q, want changed", r.Status, r.Message)
+	if r, _ := resultOf(rep, "fs1", "export /srv/rb-state moved into the volume"); r.Status != installer.StatusChanged || !strings.Contains(r.Message, "partial copy") {
+		t.Errorf("export move after the kill: %s %q, want changed, copying the partial copy again", r.Status, r.Message)
+	}
+	if out, _ := fs1.Sh(ctx, "grep -c glusterfs-export-move /proc/mounts"); strings.TrimSpace(out) != "0" {
+		t.Errorf("fs1: the move's mount is still there after the run: %q", out)
 	}
 	if ch := changedSteps(bedRun(t, ctx, pool, role, Options{}, installer.ModeApply)); len(ch) > 0 {
 		t.Errorf("second run after the upgrade changed: %v", firstStrings(ch, 8))
