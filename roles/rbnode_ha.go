@@ -80,29 +80,41 @@ func LoadHAGDKey(inv *inventory.Inventory, create bool) ([]byte, error) {
 		}
 		return []byte(v), nil
 	}
-	p := hagdKeyPath(inv)
+	key, err := generatedSecret(inv, hagdKeyPath(inv), "hagd key", 32, create)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(key), nil
+}
+
+// generatedSecret returns the secret gridha keeps at p in the inventory's
+// secrets folder, generating it once (n random bytes, hex, 0600 from the
+// first byte) when it is missing and create is set; with create false a
+// missing one is fs.ErrNotExist (verify and --check write nothing, not even
+// locally). what names it in errors.
+func generatedSecret(inv *inventory.Inventory, p, what string, n int, create bool) (string, error) {
 	data, err := inventory.ReadPrivateFile(p)
 	switch {
 	case err == nil:
 		v := strings.TrimSpace(string(data))
 		if len(v) < 16 {
-			return nil, fmt.Errorf("hagd key %s is shorter than 16 bytes: remove it to generate a new one", p)
+			return "", fmt.Errorf("%s %s is shorter than 16 characters: remove it to generate a new one", what, p)
 		}
-		return []byte(v), nil
+		return v, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("hagd key: %w", err)
+		return "", fmt.Errorf("%s: %w", what, err)
 	case !create:
-		return nil, fmt.Errorf("hagd key (%s): %w", p, fs.ErrNotExist)
+		return "", fmt.Errorf("%s (%s): %w", what, p, fs.ErrNotExist)
 	}
-	raw := make([]byte, 32)
+	raw := make([]byte, n)
 	if _, err := rand.Read(raw); err != nil {
-		return nil, err
+		return "", err
 	}
-	key := hex.EncodeToString(raw)
-	if err := writeSecretFile(inv.SecretsDir, p, []byte(key+"\n")); err != nil {
-		return nil, fmt.Errorf("write hagd key: %w", err)
+	v := hex.EncodeToString(raw)
+	if err := writeSecretFile(inv.SecretsDir, p, []byte(v+"\n")); err != nil {
+		return "", fmt.Errorf("write %s: %w", what, err)
 	}
-	return []byte(key), nil
+	return v, nil
 }
 
 // lcgHA is the data of templates/lcg-ha.tmpl.

@@ -2,15 +2,12 @@ package roles
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -80,29 +77,7 @@ func LoadSSTPassword(inv *inventory.Inventory, create bool) (string, error) {
 		}
 		return v, nil
 	}
-	p := sstPasswordPath(inv)
-	data, err := inventory.ReadPrivateFile(p)
-	switch {
-	case err == nil:
-		v := strings.TrimSpace(string(data))
-		if len(v) < 16 {
-			return "", fmt.Errorf("galera SST password %s is shorter than 16 characters: remove it to generate a new one", p)
-		}
-		return v, nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("galera SST password: %w", err)
-	case !create:
-		return "", fmt.Errorf("galera SST password (%s): %w", p, fs.ErrNotExist)
-	}
-	raw := make([]byte, 24)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
-	v := hex.EncodeToString(raw)
-	if err := writeSecretFile(filepath.Dir(p), p, []byte(v+"\n")); err != nil {
-		return "", fmt.Errorf("galera SST password: %w", err)
-	}
-	return v, nil
+	return generatedSecret(inv, sstPasswordPath(inv), "galera SST password", 24, create)
 }
 
 // galeraCnf is the data of templates/galera-gridha.cnf.tmpl.
@@ -798,7 +773,7 @@ func (g *galeraCluster) sstAccountOK(ctx context.Context, env *installer.Env, me
 	if auth.String != steps.MySQLNativeHash(g.SSTPassword) {
 		why = append(why, "password differs from the SST password")
 	}
-	grants, err := showGrants(qctx, db, "'"+GaleraSSTUser+"'@'localhost'")
+	grants, err := steps.MySQLGrants(qctx, db, "'"+GaleraSSTUser+"'@'localhost'")
 	if err != nil {
 		return false, "", err
 	}
@@ -809,24 +784,6 @@ func (g *galeraCluster) sstAccountOK(ctx context.Context, env *installer.Env, me
 		return false, "fix the SST account " + GaleraSSTUser + "@localhost: " + strings.Join(why, "; "), nil
 	}
 	return true, "", nil
-}
-
-func showGrants(ctx context.Context, db *sql.DB, account string) ([]string, error) {
-	rows, err := db.QueryContext(ctx, "SHOW GRANTS FOR "+account)
-	if err != nil {
-		return nil, fmt.Errorf("show grants for %s: %w", account, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, steps.NormalizeGrant(s))
-	}
-	sort.Strings(out)
-	return out, rows.Err()
 }
 
 // ensureSSTAccount creates or fixes the SST account on a Primary member

@@ -252,7 +252,7 @@ func (s *MySQLUser) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	}
 	have, ok := s.Admin.grantRows(ctx, env, db, s.User, apply)[s.Host]
 	if !ok {
-		if have, err = mysqlGrants(ctx, db, account); err != nil {
+		if have, err = MySQLGrants(ctx, db, account); err != nil {
 			return installer.Failed(err)
 		}
 	}
@@ -340,7 +340,7 @@ func (a MySQLAdmin) accountRows(ctx context.Context, env *installer.Env, db *sql
 }
 
 // grantRows returns the grants of every account of user (SHOW GRANTS,
-// normalised as mysqlGrants gives them), by host, read once per run for the
+// normalised as MySQLGrants gives them), by host, read once per run for the
 // run's audits of that user's accounts: one SHOW GRANTS per account, all
 // sent in one multi-statement query, one round trip through the SSH
 // connection instead of one per rb node (each round trip cost the state
@@ -408,8 +408,9 @@ func (a MySQLAdmin) grantRows(ctx context.Context, env *installer.Env, db *sql.D
 	return snap.grants
 }
 
-// mysqlGrants lists SHOW GRANTS lines without password hashes, sorted.
-func mysqlGrants(ctx context.Context, db *sql.DB, account string) ([]string, error) {
+// MySQLGrants lists SHOW GRANTS lines of account without password hashes
+// (NormalizeGrant), sorted.
+func MySQLGrants(ctx context.Context, db *sql.DB, account string) ([]string, error) {
 	rows, err := db.QueryContext(ctx, "SHOW GRANTS FOR "+account)
 	if err != nil {
 		return nil, fmt.Errorf("show grants for %s: %w", account, err)
