@@ -209,11 +209,7 @@ func (m Mount) CheckApply(ctx context.Context, env *installer.Env, apply bool) i
 		}
 	}
 	t := installer.ShellQuote(m.Target)
-	mountCmd := fmt.Sprintf("mkdir -p %s && mount -t %s", t, installer.ShellQuote(m.FSType))
-	if opts != "" {
-		mountCmd += " -o " + installer.ShellQuote(opts)
-	}
-	mountCmd += " " + installer.ShellQuote(m.Source) + " " + t
+	mountCmd := mountCommand(m.FSType, opts, m.Source, m.Target)
 	var script string
 	switch action {
 	case "mount":
@@ -236,6 +232,34 @@ cat "$o" >&2; rm -f "$o"; exit $rc`
 		}
 	}
 	return installer.Changed(msg)
+}
+
+// mountCommand is the shell command that mounts source on target.
+func mountCommand(fstype, opts, source, target string) string {
+	t := installer.ShellQuote(target)
+	cmd := fmt.Sprintf("mkdir -p %s && mount -t %s", t, installer.ShellQuote(fstype))
+	if opts != "" {
+		cmd += " -o " + installer.ShellQuote(opts)
+	}
+	cmd += " " + installer.ShellQuote(source) + " " + t
+	if networkFS(fstype) {
+		// A server that many nodes log in to at once refuses some
+		// connections (sshd's MaxStartups: 30 first mounts at once lost a
+		// few); a refused mount leaves nothing behind, so try again, 3
+		// times in all, 1 s then 2 s apart.
+		cmd = "n=1; until " + cmd + "; do [ $n -ge 3 ] && exit 1; echo \"mount attempt $n failed, retrying\"; sleep $n; n=$((n+1)); done"
+	}
+	return cmd
+}
+
+// networkFS says whether a mount of fstype needs a server that may refuse a
+// connection for a moment (worth a bounded retry).
+func networkFS(fstype string) bool {
+	switch fstype {
+	case "fuse.sshfs", "sshfs", "glusterfs", "fuse.glusterfs", "nfs", "nfs4":
+		return true
+	}
+	return false
 }
 
 // sameFSType compares a live filesystem type with the wanted one: FUSE
