@@ -229,8 +229,8 @@ func RankOrder(rb inventory.RBNode, byGroup map[string][]*inventory.Host) [][]*i
 	return out
 }
 
-// rbStateServer is the state server the nodes use (its MySQL also holds
-// hagd's lease). The inventory checked that state_server names a state
+// rbStateServer is the state server the nodes use (a single server's MySQL
+// also holds hagd's lease; a pool's is reached at its service IP). The inventory checked that state_server names a state
 // server and that there is one when it is unset.
 func rbStateServer(inv *inventory.Inventory) *inventory.Host {
 	rb := inv.Roles.RBNode

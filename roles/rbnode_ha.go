@@ -165,9 +165,102 @@ func (RBNode) haSteps(inv *inventory.Inventory, node *inventory.Host, opts Optio
 		serviceIPs[g] = grp.ServiceIP + "@" + grp.Iface
 	}
 
+	pwPath := HAGDMySQLPasswordPath(rb)
+	lease := func(ct *hagd.ConfigTemplate) ([]installer.Step, error) {
+		if ct.Lease != "" && ct.Lease != "mysql" {
+			return nil, nil
+		}
+		// The lease row lives in the L&B database, with the L&B account
+		// every node already has (its password is in /etc/sysconfig/edg
+		// too): no second account to manage. On a pool that database is
+		// the Galera cluster, reached at the pool's service IP (the
+		// account's grants hold on every member).
+		ct.Lease = "mysql"
+		my := inv.Roles.StateServer.MySQL
+		var addr string
+		if inventory.IsPool(inv) {
+			addr = lbServerName(inv, nil)
+		} else {
+			addr = my.BindAddress
+			if addr == "" || addr == "0.0.0.0" || addr == "::" {
+				addr = rbStateServer(inv).Address
+			}
+		}
+		ct.MySQLHost = mysqlHostPort(addr, my.Port)
+		ct.MySQLUser, ct.MySQLDB, ct.MySQLPasswordFile = my.User, my.Database, pwPath
+		pw, err := my.PasswordFile.Read()
+		if err != nil {
+			return nil, fmt.Errorf("roles.state-server.mysql.password_file: %w", err)
+		}
+		return []installer.Step{installer.Notify(steps.File{Path: pwPath, Content: []byte(pw + "\n"), Mode: 0o600, Owner: "root", Group: "root", Secret: true}, notifyHAGD)}, nil
+	}
+
+	// /etc/sysconfig/lcg-ha and the service script hagd calls.
+	sysconf, err := templates.Render("lcg-ha.tmpl", lcgHA{
+		Script: h.Script, Services: rb.Services, StateDirs: rb.StateDirs, Groups: groupLines,
+		MountPoint: rb.MountPoint, RequireMount: "yes", HomeGroup: rb.PrimaryGroup(node.Name),
+		Log: HAServiceLog, HagdConf: h.Config,
+	})
+	if err != nil {
+		return nil, err
+	}
+	script, err := templates.Render("lcg-ha-service.tmpl", lcgHAService{Sysconfig: HASysconfig})
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for _, d := range []string{path.Dir(h.Config), path.Dir(h.Script), path.Dir(HASysconfig)} {
+		if d == path.Dir(rb.SysconfigEDG) || slices.Contains(dirs, d) {
+			continue // the storage half's prepare phase creates SysconfigEDG's
+		}
+		dirs = append(dirs, d)
+	}
+	return hagdHostSteps(inv, hagdHost{
+		Node: node, Groups: groups, ServiceIPs: serviceIPs, Script: h.Script, Dirs: dirs,
+		ScriptSteps: []installer.Step{
+			steps.File{Path: HASysconfig, Content: sysconf, Mode: 0o644, Owner: "root", Group: "root"},
+			steps.File{Path: h.Script, Content: script, Mode: 0o755, Owner: "root", Group: "root"},
+		},
+		Lease: lease, What: "roles.rb-node.hagd",
+	}, opts)
+}
+
+// mysqlHostPort is hagd's mysql_host for addr and port (0 or 3306: none).
+func mysqlHostPort(addr string, port int) string {
+	switch {
+	case port == 0 || port == 3306:
+		return addr
+	case strings.Contains(addr, ":"):
+		return "[" + addr + "]:" + strconv.Itoa(port)
+	}
+	return addr + ":" + strconv.Itoa(port)
+}
+
+// hagdHost is what differs between the hosts gridha runs hagd on: rb
+// nodes (their RB groups) and state pool members (the pool's DB group,
+// statepool_ha.go). Everything else — the gridha binary, the shared key,
+// hagd.conf from the same template and settings (roles.rb-node.hagd), the
+// init script, the restart on change, the supervisor check — is the same.
+type hagdHost struct {
+	Node        *inventory.Host
+	Groups      []hagd.Group
+	ServiceIPs  map[string]string // group -> address/prefix@iface
+	Script      string            // the service script hagd calls
+	Dirs        []string          // folders to create (root 0755)
+	ScriptSteps []installer.Step  // the service script and what it reads (no restart on change)
+	// Lease fills the lease settings of ct and returns the steps of the
+	// files they need (the password file).
+	Lease func(ct *hagd.ConfigTemplate) ([]installer.Step, error)
+	What  string // the inventory setting named in errors
+}
+
+// hagdHostSteps are the steps that make a host run hagd for hh's groups.
+func hagdHostSteps(inv *inventory.Inventory, hh hagdHost, opts Options) ([]installer.Step, error) {
+	rb := inv.Roles.RBNode
+	h := rb.HAGD
+	node := hh.Node
 	var out []installer.Step
-	keyPath, pwPath := HAGDKeyPath(rb), HAGDMySQLPasswordPath(rb)
-	confDir := path.Dir(h.Config)
+	keyPath := HAGDKeyPath(rb)
 
 	// gratuitous ARP (iputils' arping -U) for the service IP.
 	out = append(out, steps.Exec{
@@ -181,12 +274,7 @@ elif command -v dnf >/dev/null 2>&1; then dnf install -y -q iputils
 elif command -v yum >/dev/null 2>&1; then yum install -y -q iputils
 else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1; fi`,
 	})
-	var dirs []string
-	for _, d := range []string{confDir, path.Dir(h.Script), path.Dir(HASysconfig)} {
-		if d == path.Dir(rb.SysconfigEDG) || slices.Contains(dirs, d) {
-			continue // the storage half's prepare phase creates SysconfigEDG's
-		}
-		dirs = append(dirs, d)
+	for _, d := range hh.Dirs {
 		out = append(out, steps.Dir{Path: d, Mode: 0o755, Owner: "root", Group: "root"})
 	}
 
@@ -226,65 +314,29 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 	}
 
 	ct := hagd.ConfigTemplate{
-		ID: node.Name, Port: h.Port, Groups: groups, Script: h.Script, KeyFile: keyPath,
+		ID: node.Name, Port: h.Port, Groups: hh.Groups, Script: hh.Script, KeyFile: keyPath,
 		Ifaces: h.Iface, Log: HAGDLog, Timeout: h.Timeout, StopTimeout: h.StopTimeout,
 		DT1: h.DT1, DT2: h.DT2, Heartbeat: h.Heartbeat, StatusInterval: h.StatusInterval, Backoff: h.Backoff,
 		Lease: h.Lease, LeaseTTL: h.LeaseTTL, LeaseRenew: h.LeaseRenew, LeaseTimeout: h.LeaseTimeout,
 		// hagd, not the service script, owns the service IP: it adds it
 		// with a kernel lifetime bound to the lease.
-		ServiceIPs: serviceIPs, Preempt: h.Preempt,
+		ServiceIPs: hh.ServiceIPs, Preempt: h.Preempt,
 	}
 	ct.Debug = h.Debug
-	if ct.Lease == "" || ct.Lease == "mysql" {
-		// The lease row lives in the state server's L&B database, with the
-		// L&B account every node already has (its password is in
-		// /etc/sysconfig/edg too): no second account to manage.
-		ct.Lease = "mysql"
-		srv, err := leaseServer(inv)
-		if err != nil {
-			return nil, err
-		}
-		my := inv.Roles.StateServer.MySQL
-		addr := my.BindAddress
-		if addr == "" || addr == "0.0.0.0" || addr == "::" {
-			addr = srv.Address
-		}
-		ct.MySQLHost = addr
-		if my.Port != 0 && my.Port != 3306 {
-			ct.MySQLHost = addr + ":" + strconv.Itoa(my.Port)
-		}
-		if strings.Contains(addr, ":") && my.Port != 0 {
-			ct.MySQLHost = "[" + addr + "]:" + strconv.Itoa(my.Port)
-		}
-		ct.MySQLUser, ct.MySQLDB, ct.MySQLPasswordFile = my.User, my.Database, pwPath
-		pw, err := my.PasswordFile.Read()
-		if err != nil {
-			return nil, fmt.Errorf("roles.state-server.mysql.password_file: %w", err)
-		}
-		out = append(out, installer.Notify(steps.File{Path: pwPath, Content: []byte(pw + "\n"), Mode: 0o600, Owner: "root", Group: "root", Secret: true}, notifyHAGD))
+	ls, err := hh.Lease(&ct)
+	if err != nil {
+		return nil, err
 	}
+	out = append(out, ls...)
 	conf, err := ct.Render()
 	if err != nil {
-		return nil, fmt.Errorf("roles.rb-node.hagd (hagd.conf of %s): %w", node.Name, err)
+		return nil, fmt.Errorf("%s (hagd.conf of %s): %w", hh.What, node.Name, err)
 	}
 	out = append(out, installer.Notify(steps.File{Path: h.Config, Content: conf, Mode: 0o644, Owner: "root", Group: "root"}, notifyHAGD))
 
-	// /etc/sysconfig/lcg-ha and the service script hagd calls.
-	sysconf, err := templates.Render("lcg-ha.tmpl", lcgHA{
-		Script: h.Script, Services: rb.Services, StateDirs: rb.StateDirs, Groups: groupLines,
-		MountPoint: rb.MountPoint, RequireMount: "yes", HomeGroup: rb.PrimaryGroup(node.Name),
-		Log: HAServiceLog, HagdConf: h.Config,
-	})
-	if err != nil {
-		return nil, err
-	}
-	script, err := templates.Render("lcg-ha-service.tmpl", lcgHAService{Sysconfig: HASysconfig})
-	if err != nil {
-		return nil, err
-	}
 	// hagd stops its groups before it exits: the init script waits for
 	// every stop (h.StopTimeout is filled by the inventory from hagd's rule).
-	wait := hagd.ExitWait(h.StopTimeout, len(groups))
+	wait := hagd.ExitWait(h.StopTimeout, len(hh.Groups))
 	initScript, err := templates.Render("hagd.init.tmpl", hagdInitData(GridhaBinary, h.Config, int(wait/(100*time.Millisecond))))
 	if err != nil {
 		return nil, err
@@ -295,14 +347,14 @@ else echo "no apt-get, dnf or yum: install iputils' arping by hand" >&2; exit 1;
 	}
 	out = append(out,
 		steps.Dir{Path: path.Dir(HAGDLogrotate), Mode: 0o755, Owner: "root", Group: "root"},
-		steps.File{Path: HAGDLogrotate, Content: rotate, Mode: 0o644, Owner: "root", Group: "root"},
-		steps.File{Path: HASysconfig, Content: sysconf, Mode: 0o644, Owner: "root", Group: "root"},
-		steps.File{Path: h.Script, Content: script, Mode: 0o755, Owner: "root", Group: "root"},
+		steps.File{Path: HAGDLogrotate, Content: rotate, Mode: 0o644, Owner: "root", Group: "root"})
+	out = append(out, hh.ScriptSteps...)
+	out = append(out,
 		installer.Notify(steps.File{Path: HAGDInitScript, Content: initScript, Mode: 0o755, Owner: "root", Group: "root"}, notifyHAGD),
 		// hagd reads its binary, key, password and configuration only at
-		// start (the service script and /etc/sysconfig/lcg-ha at every
-		// call: no restart for them). Restarting a master stops its
-		// services; another node may take its groups over.
+		// start (the service script and what it reads at every call: no
+		// restart for them). Restarting a master stops its services;
+		// another node may take its groups over.
 		steps.Restart{Service: "hagd", On: notifyHAGD},
 		steps.Service{Name: "hagd", Boot: steps.BootEnabled, State: steps.StateRunning},
 		hagdSupervised(h),
@@ -380,19 +432,6 @@ func checkHAGDStatus(out, file string, maxAge time.Duration) (bool, string) {
 		return false, "hagd is not under its supervisor (if it dies nothing restarts it)" + restart
 	}
 	return true, ""
-}
-
-// leaseServer is the state server whose MySQL holds hagd's lease. A state
-// pool has no one such server: until the lease follows the pool (the state
-// pool's work), it must be named, or the lease turned off. This stays a
-// planning error, not an inventory one, because pool inventories without
-// state_server are valid for everything else.
-func leaseServer(inv *inventory.Inventory) (*inventory.Host, error) {
-	if inv.Roles.RBNode.StateServer == "" && inventory.IsPool(inv) {
-		return nil, fmt.Errorf("roles.rb-node.state_server: hagd's lease needs the state server's MySQL: name it (hosts with role state-server: %d), or set roles.rb-node.hagd.lease: none",
-			len(inventory.PoolMembers(inv)))
-	}
-	return rbStateServer(inv), nil
 }
 
 // hagdOwnsRunning is the storage half's RB service step (disabled at boot,

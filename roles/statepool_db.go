@@ -121,6 +121,11 @@ func poolDBPhases(inv *inventory.Inventory, opts Options) ([]installer.Phase, er
 		if err != nil {
 			return nil, err
 		}
+		pl, err := poolLeaseSteps(inv, admin, opts)
+		if err != nil {
+			return nil, err
+		}
+		l = append(l, pl...)
 		for i := range l {
 			l[i] = notRunningYet{Step: l[i], Admin: admin}
 		}
@@ -130,7 +135,12 @@ func poolDBPhases(inv *inventory.Inventory, opts Options) ([]installer.Phase, er
 	if err != nil {
 		return nil, err
 	}
-	return append([]installer.Phase{files}, more...), nil
+	// Last, hagd: its service script and lease need the cluster up.
+	ha, err := poolHAPhase(inv, opts)
+	if err != nil {
+		return nil, err
+	}
+	return append(append([]installer.Phase{files}, more...), ha), nil
 }
 
 // notRunningYet reports a database step of a member whose MariaDB does not

@@ -33,7 +33,9 @@ func galeraPoolInventory(t *testing.T, bed *testbed.Bed, dir string) *inventory.
       service_ip: %s.101/24
       iface: eth0
   rb-node:
-    groups:
+    hagd:
+      iface: [eth0]
+`+lenientHAGD+`    groups:
       rb-a: {service_ip: %s.100/24, iface: eth0}
     nodes:
       rb1: {rb-a: 100}
@@ -211,7 +213,123 @@ func TestStatePoolDBOnBed(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	poolServiceIP(t, ctx, inv, fs, rb1)
+	if t.Failed() {
+		return
+	}
 	poolFaults(t, ctx, inv, fs)
+}
+
+// ipHolders samples which members hold the pool's service IP (each member
+// read once, one after the other).
+func ipHolders(ctx context.Context, fs []*testbed.Host, ip string) ([]string, error) {
+	var out []string
+	for _, h := range fs {
+		o, err := h.Sh(ctx, "ip -4 -o addr show dev eth0")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s %w", h.Name, o, err)
+		}
+		if strings.Contains(o, " "+ip+"/") {
+			out = append(out, h.Name)
+		}
+	}
+	return out, nil
+}
+
+// poolServiceIP: hagd on the pool (statepool_ha.go) brings the service IP
+// up on one member; the rb node's L&B account reaches lbserver20 there; a
+// kill -9 of the holder's mariadbd moves it, never to two members at once.
+func poolServiceIP(t *testing.T, ctx context.Context, inv *inventory.Inventory, fs []*testbed.Host, rb1 *testbed.Host) {
+	ip := strings.SplitN(inv.Roles.StateServer.Pool.ServiceIP, "/", 2)[0]
+	h := inv.Roles.RBNode.HAGD
+	// Election (ΔT1 + ΔT2), or a dead holder's lease running out, plus
+	// the status poll and slack for the loaded machine.
+	bound := h.DT1 + h.DT2 + h.LeaseTTL + h.StatusInterval + 15*time.Second
+	// waitOne samples every member every ~100 ms until exactly one holds
+	// the IP (and not want's complement, when want is set); two holders at
+	// any sample fail the test.
+	waitOne := func(t *testing.T, not string, limit time.Duration) (string, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		for i := 0; ; i++ {
+			hs, err := ipHolders(ctx, fs, ip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hs) > 1 {
+				t.Fatalf("sample %d: the service IP %s is on %v at once", i, ip, hs)
+			}
+			if len(hs) == 1 && hs[0] != not {
+				return hs[0], time.Since(start)
+			}
+			if time.Since(start) > limit {
+				t.Fatalf("no member but %q holds %s after %s (holders %v)", not, ip, limit, hs)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	var holder string
+	t.Run("one member holds the service IP; the rb node's L&B account reaches it", func(t *testing.T) {
+		holder, _ = waitOne(t, "", bound)
+		// And it stays on that one for a while (no flapping, no second).
+		end := time.Now().Add(3 * time.Second)
+		for time.Now().Before(end) {
+			if hs, err := ipHolders(ctx, fs, ip); err != nil || len(hs) != 1 || hs[0] != holder {
+				t.Fatalf("holders %v %v, want only %s", hs, err, holder)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		out, err := rb1.Sh(ctx, "MYSQL_PWD=pool-LB-secret mariadb -h "+ip+" -u lbserver -N -B -e 'SELECT COUNT(*) FROM lbserver20.jobs' 2>&1")
+		if err != nil || strings.TrimSpace(out) != "3" {
+			t.Fatalf("L&B account from rb1 through the service IP: %q %v", out, err)
+		}
+		// The lease account's password never reaches the members' argv:
+		// it is in a 0600 file.
+		for _, m := range fs {
+			if out, err := m.Sh(ctx, "stat -c '%U %a' /opt/lcg/etc/hagd-mysql.pw"); err != nil || out != "root 600\n" {
+				t.Errorf("%s: lease password file %q %v", m.Name, out, err)
+			}
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	t.Run("kill -9 of the holder's mariadbd: the IP moves, never on two members", func(t *testing.T) {
+		var hh *testbed.Host
+		for _, m := range fs {
+			if m.Name == holder {
+				hh = m
+			}
+		}
+		if out, err := hh.Sh(ctx, "kill -9 $(cat "+GaleraPIDFile+")"); err != nil {
+			t.Fatalf("%s: kill -9 mariadbd: %s %v", hh.Name, out, err)
+		}
+		next, took := waitOne(t, holder, bound)
+		t.Logf("service IP moved from %s to %s %.1f s after kill -9 of its mariadbd (bound %s)", holder, next, took.Seconds(), bound)
+		// The next install brings the killed member back (IST); all
+		// three Synced again for the faults that follow.
+		rep := bedRun(t, ctx, inv, poolDBRole{}, Options{}, installer.ModeApply)
+		requireNo(t, rep, installer.StatusFailed, installer.StatusDrift, installer.StatusMissing)
+		for _, m := range fs {
+			waitWsrep(t, ctx, m, "wsrep_local_state_comment", "Synced", 60*time.Second)
+		}
+		// The highest rank gets it back (preemption), still one at a time.
+		end := time.Now().Add(bound)
+		for time.Now().Before(end) {
+			hs, err := ipHolders(ctx, fs, ip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hs) > 1 {
+				t.Fatalf("the service IP %s is on %v at once", ip, hs)
+			}
+			if len(hs) == 1 && hs[0] == fs[0].Name {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("%s (highest rank) did not get the service IP back within %s", fs[0].Name, bound)
+	})
 }
 
 // poolFaults are the fault subtests of TestStatePoolDBOnBed, on its pool.
