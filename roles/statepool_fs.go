@@ -741,10 +741,24 @@ func (g *glusterHeal) CheckApply(ctx context.Context, env *installer.Env, apply 
 	if !apply || pending == 0 {
 		return installer.Drift(msg+" (the self-heal daemon copies them to the brick that missed them)", "0", strconv.Itoa(pending))
 	}
-	if _, err := glusterRun(ctx, env, "heal "+g.Volume, "volume heal "+installer.ShellQuote(g.Volume)); err != nil {
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, g.ID(), err))
+	// Launching an index heal only hurries the self-heal daemon, which
+	// heals on its own once every brick is back: right after a brick was
+	// started the launch can be refused for a moment. A few tries, then
+	// the pending entries are reported, never a failure that would stop
+	// the rest of the host's run.
+	for try := 0; try < 3; try++ {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, g.ID(), ctx.Err()))
+			case <-time.After(2 * time.Second):
+			}
+		}
+		if _, err = glusterRun(ctx, env, "heal "+g.Volume, "volume heal "+installer.ShellQuote(g.Volume)); err == nil {
+			return installer.Changed(msg + ": heal launched")
+		}
 	}
-	return installer.Changed(msg + ": heal launched")
+	return installer.Drift(fmt.Sprintf("%s; launching a heal failed (%v): the self-heal daemon copies them on its own", msg, err), "0", strconv.Itoa(pending))
 }
 
 // glusterSplitBrain is the "split-brain entries" field: entries whose
