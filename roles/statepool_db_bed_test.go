@@ -404,6 +404,22 @@ func poolFaults(t *testing.T, ctx context.Context, inv *inventory.Inventory, fs 
 			}
 		}()
 		waitWsrep(t, ctx, fs[0], "wsrep_cluster_status", "non-Primary", 90*time.Second)
+		// No member is Primary, so none can renew the pool group's lease:
+		// the service IP is on no member within the lease's bound.
+		ip := strings.SplitN(inv.Roles.StateServer.Pool.ServiceIP, "/", 2)[0]
+		hg := inv.Roles.RBNode.HAGD
+		for end := time.Now().Add(hg.LeaseTTL + hg.StatusInterval + 10*time.Second); ; time.Sleep(200 * time.Millisecond) {
+			hs, err := ipHolders(ctx, fs, ip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hs) == 0 {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("no member is Primary, yet %v still hold the service IP %s", hs, ip)
+			}
+		}
 		if out, err := fs[0].MySQL(ctx, "INSERT INTO lbserver20.jobs VALUES (5,'eve')"); err == nil {
 			t.Fatalf("fs1 alone accepted a write: %q", out)
 		}
