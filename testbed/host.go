@@ -46,6 +46,12 @@ type Host struct {
 // RootDir is the host folder mounted on the host's /root.
 func (h *Host) RootDir() string { return filepath.Join(h.Dir, "root") }
 
+// ExportDir is the host's private /export (bound like /root): the state
+// server's default export is /export/rb-state, and gridha makes the
+// export's parent root-only; with the machine's /export shared, two beds
+// (or a bed and the machine) would share one export and its mode.
+func (h *Host) ExportDir() string { return filepath.Join(h.Dir, "export") }
+
 // up brings the host up; plug says whether to make its network namespace
 // and veth too (Bed.up does that for all hosts in one go).
 func (h *Host) up(ctx context.Context, plug bool) error {
@@ -98,6 +104,7 @@ func (h *Host) fstab() string {
 			l, l, l, filepath.Join(h.Upper, l), filepath.Join(h.Dir, "work", l))
 	}
 	fmt.Fprintf(&sb, "%s /root none bind 0 0\n", h.RootDir())
+	fmt.Fprintf(&sb, "%s /export none bind 0 0\n", h.ExportDir())
 	sb.WriteString("testbed-run /run tmpfs mode=0755,size=256m 0 0\n")
 	sb.WriteString("testbed-tmp /tmp tmpfs mode=1777,size=1g 0 0\n")
 	return sb.String()
@@ -276,6 +283,13 @@ func (b *Bed) hostsFile() string {
 // prepareRoot makes the host's /root: /etc/skel plus the bed's client key in
 // .ssh/authorized_keys. Nothing of this machine's /root.
 func (h *Host) prepareRoot() error {
+	// /export: empty, private; the machine only lends the mount point.
+	if err := os.MkdirAll("/export", 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(h.ExportDir(), 0o755); err != nil {
+		return err
+	}
 	root := h.RootDir()
 	if err := os.MkdirAll(filepath.Join(root, ".ssh"), 0o700); err != nil {
 		return err

@@ -39,7 +39,7 @@ func VolatilePaths() []string {
 func (h *Host) Snapshot(exclude ...string) (map[string]string, error) {
 	exclude = append(exclude, VolatilePaths()...)
 	out := map[string]string{}
-	roots := map[string]string{"/root": h.RootDir()}
+	roots := map[string]string{"/root": h.RootDir(), "/export": h.ExportDir()}
 	for _, l := range Layers() {
 		roots["/"+l] = filepath.Join(h.Upper, l)
 	}

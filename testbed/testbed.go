@@ -2,7 +2,8 @@
 // tests and demo: each host is a set of namespaces (network, mount, UTS, IPC,
 // PID) with its own address on a bridge, its own hostname, private
 // copy-on-write /etc, /var, /opt, /srv, /mnt, /home and /usr (overlays over
-// this machine's own), a fresh /root from /etc/skel, tmpfs /run and /tmp, its
+// this machine's own), a fresh /root from /etc/skel, an empty private /export,
+// tmpfs /run and /tmp, its
 // own SSH host key and a real OpenSSH sshd on port 22.
 //
 // Several beds run at once on one machine: bed N (1..250) is claimed with an
