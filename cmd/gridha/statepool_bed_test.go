@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,7 +159,7 @@ func (s *poolSite) gridha(t testing.TB, timeout time.Duration, args ...string) c
 
 // single installs the single-server layout (fs1, sshfs) on a fresh bed and
 // waits for rb1 to serve group rb.
-func (s *poolSite) single(t *testing.T) {
+func (s *poolSite) single(t testing.TB) {
 	t.Helper()
 	switch s.members {
 	case 1:
@@ -359,7 +360,7 @@ func (s *poolSite) requireJobs(t testing.TB, prefix string, as []standins.Attemp
 // heal brings a crashed box back (boot: fstab mounts, the init scripts
 // gridha enabled) and then requires the site to be whole: `gridha verify`
 // exit 0, at once or after one `gridha install` run. It returns which.
-func (s *poolSite) heal(t *testing.T, h *testbed.Host, crashed bool) string {
+func (s *poolSite) heal(t testing.TB, h *testbed.Host, crashed bool) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -456,4 +457,248 @@ func TestJobHarnessSingleServerOnBed(t *testing.T) {
 			t.Logf("%s:\n%s", h.Name, out)
 		}
 	}
+}
+
+// stateManifest is what the user's state is on the site: through rb1's
+// shared mount, every path's type, mode, owner and (files) size, mtime and
+// SHA-256, symlinks' targets; and per L&B table of every database host its
+// row count (hagd's lease table left out).
+func (s *poolSite) stateManifest(t testing.TB) (files string, rows map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := s.bed.Host("rb1").Sh(ctx, `cd /mnt/rb-state && find . -mindepth 1 \( -type f -printf '%y %m %U:%G %s %T@ %p ' -exec sh -c 'sha256sum < "$1" | cut -c1-64' sh {} \; \) -o \( -type l -printf '%y %U:%G %p -> %l\n' \) -o -printf '%y %m %U:%G %p\n' | sort`)
+	if err != nil {
+		t.Fatalf("manifest through rb1's mount: %v\n%s", err, out)
+	}
+	rows = map[string]string{}
+	for _, h := range s.dbHosts() {
+		// hagd's lease rows are hagd's, not the L&B's (the pool adds its
+		// own group's).
+		tables, err := h.MySQL(ctx, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'lbserver20' AND table_name NOT LIKE 'hagd%' ORDER BY table_name")
+		if err != nil {
+			t.Fatalf("%s: tables of lbserver20: %v", h.Name, err)
+		}
+		var counts []string
+		for _, tb := range strings.Fields(tables) {
+			n, err := h.MySQL(ctx, "SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM lbserver20.`"+tb+"`")
+			if err != nil {
+				t.Fatalf("%s: count lbserver20.%s: %v", h.Name, tb, err)
+			}
+			counts = append(counts, tb+"="+strings.TrimSpace(n))
+		}
+		rows[h.Name] = strings.Join(counts, " ")
+	}
+	return out, rows
+}
+
+// sbPoolVolume is the pool's GlusterFS volume (the inventory's default).
+const sbPoolVolume = "rbstate"
+
+// pool converts the site to the 3-host pool (from the single-server layout,
+// installed first if the bed is fresh) with one `gridha install rb-node`
+// run, the user's state and L&B rows in place: the state as rb1 sees it
+// through its mount and every L&B table's row count are the same before
+// and after (the rows on every pool member), and rb1 serves again.
+func (s *poolSite) pool(t testing.TB) {
+	t.Helper()
+	if s.members == 3 {
+		return
+	}
+	s.single(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	// State the harness did not write: owners, a private 0600 file, a
+	// symlink and a hard link, as a proxy store has them.
+	if out, err := s.bed.Host("rb1").Sh(ctx, `cd /var/myproxy && printf 'proxy-of-501\n' > p501 && chown 501:501 p501 && chmod 0600 p501 &&
+ln -sf p501 current && ln -f p501 p501.hard && touch -d '2005-06-01 12:00:00' p501`); err != nil {
+		t.Fatalf("rb1: state of its own: %v %s", err, out)
+	}
+	before, rowsBefore := s.stateManifest(t)
+	s.inventory(t, 3)
+	start := time.Now()
+	r := s.gridha(t, 10*time.Minute, "install", "rb-node")
+	if r.code != 0 {
+		t.Fatalf("install rb-node converting fs1 into a pool of fs1-fs3: exit %d", r.code)
+	}
+	t.Logf("single server → pool: one install run, %.1fs", time.Since(start).Seconds())
+	s.members = 3
+	after, rowsAfter := s.stateManifest(t)
+	if before != after {
+		t.Errorf("state through rb1's mount changed by the conversion:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	for _, m := range s.bed.Members {
+		if rowsAfter[m.Name] != rowsBefore["fs1"] {
+			t.Errorf("L&B row counts on %s after the conversion: %s, on fs1 before: %s", m.Name, rowsAfter[m.Name], rowsBefore["fs1"])
+		}
+	}
+	if out, _ := s.bed.Host("rb1").Sh(ctx, "awk '$2 == \"/mnt/rb-state\" {print $3}' /proc/mounts"); strings.TrimSpace(out) != "fuse.glusterfs" {
+		t.Errorf("rb1's /mnt/rb-state after the conversion is %q, want fuse.glusterfs", strings.TrimSpace(out))
+	}
+	s.waitServed(t, "rb1", 120*time.Second)
+	if r := s.gridha(t, 3*time.Minute, "verify"); r.code != 0 {
+		t.Errorf("verify of the pool after the conversion: exit %d", r.code)
+	}
+}
+
+// poolWhole waits (bounded) until the pool is whole as seen on its hosts:
+// every member's Galera in the Primary component with 3 members, Synced;
+// the volume with no pending heal and no split-brain entry.
+func (s *poolSite) poolWhole(t testing.TB, max time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	var why string
+	for end := time.Now().Add(max); time.Now().Before(end); time.Sleep(time.Second) {
+		why = ""
+		for _, m := range s.bed.Members {
+			out, err := m.MySQL(ctx, "SHOW STATUS WHERE Variable_name IN ('wsrep_cluster_size', 'wsrep_cluster_status', 'wsrep_local_state_comment')")
+			if got := strings.Join(strings.Fields(out), " "); err != nil || got != "wsrep_cluster_size 3 wsrep_cluster_status Primary wsrep_local_state_comment Synced" {
+				why += fmt.Sprintf("%s: Galera %q %v; ", m.Name, got, err)
+			}
+		}
+		out, err := s.bed.Members[0].Sh(ctx, "gluster volume heal "+sbPoolVolume+" info summary")
+		if err != nil {
+			why += fmt.Sprintf("heal info: %v; ", err)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			k, v, ok := strings.Cut(l, ":")
+			if ok && (strings.Contains(k, "Total Number of entries") || strings.Contains(k, "split-brain") || strings.Contains(k, "Brick Status")) {
+				if v = strings.TrimSpace(v); v != "0" && v != "Connected" {
+					why += fmt.Sprintf("heal info %s: %s; ", strings.TrimSpace(k), v)
+				}
+			}
+		}
+		if why == "" {
+			return
+		}
+	}
+	t.Fatalf("pool not whole within %v: %s", max, why)
+}
+
+// splitBrain is the number of split-brain entries on the volume.
+func (s *poolSite) splitBrain(t testing.TB) string {
+	t.Helper()
+	out, err := s.bed.Members[0].Sh(context.Background(), "gluster volume heal "+sbPoolVolume+" info split-brain | awk -F: '/Number of entries in split-brain/ {n += $2} END {print n+0}'")
+	if err != nil {
+		t.Fatalf("split-brain info: %v %s", err, out)
+	}
+	return strings.TrimSpace(out)
+}
+
+// TestStatePoolOnBed is issue 13's acceptance on the shared bed: the
+// single-server site (after TestJobHarnessSingleServerOnBed, or installed
+// here) converted to the pool by one install run (Upgrade: state and row
+// counts unchanged); then, with the user submitting jobs the whole time,
+// each box in turn (fs1, fs2, fs3, the rb master) crashed, then each one's
+// cable cut: every time the user's submissions are acknowledged again within
+// sbAnswerBound, the box comes back and the site is whole (verify exit 0,
+// by itself or after one install; Galera 3 members Synced and no pending
+// heal on the hosts); two of the three pool members cut off: the remaining
+// one refuses writes (no submission acknowledged, a write through the
+// mount fails; the INSERT on fs1 alone is TestStatePoolDBOnBed's),
+// and after the cables are back no split-brain entry;
+// at the end every acknowledged job is found, sandbox through both rb
+// nodes' mounts and L&B row on each of fs1-fs3.
+func TestStatePoolOnBed(t *testing.T) {
+	s := sharedPool.get(t)
+	ctx := context.Background()
+	if !t.Run("Upgrade", func(t *testing.T) { s.pool(t) }) {
+		t.FailNow()
+	}
+	s.poolWhole(t, 3*time.Minute)
+	load := s.submit(t, "pool", 20*time.Minute)
+	load.waitAcks(t, 10, 60*time.Second)
+	defer func() {
+		if t.Failed() {
+			for _, h := range append(append([]*testbed.Host{}, s.bed.Members...), s.bed.Nodes...) {
+				out, _ := h.Sh(ctx, "tail -n 25 /var/log/hagd.log 2>/dev/null; tail -n 15 /var/log/lcg-ha-service.log 2>/dev/null; tail -n 15 /var/log/mysql/*.err 2>/dev/null; tail -n 5 /var/log/rb-jobd.log 2>/dev/null")
+				t.Logf("%s:\n%s", h.Name, out)
+			}
+		}
+	}()
+	box := func(name string) *testbed.Host {
+		if name == "rb master" {
+			m := s.master(ctx)
+			if m == "" {
+				t.Fatal("no rb master answering")
+			}
+			return s.bed.Host(m)
+		}
+		return s.bed.Host(name)
+	}
+	for _, fault := range []string{"Crash", "CableCut"} {
+		for _, name := range []string{"fs1", "fs2", "fs3", "rb master"} {
+			t.Run(fault+"/"+strings.ReplaceAll(name, " ", "-"), func(t *testing.T) {
+				load.waitAcks(t, 5, 90*time.Second)
+				h := box(name)
+				var at time.Time
+				if fault == "Crash" {
+					killed, err := h.Crash(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					at = time.Now()
+					t.Logf("%s crashed; killed: %s", h.Name, strings.Join(strings.Fields(killed), " "))
+				} else {
+					if err := h.LinkDown(); err != nil {
+						t.Fatal(err)
+					}
+					at = time.Now()
+				}
+				load.answeredAgain(t, at, fault+" of "+h.Name)
+				load.waitAcks(t, 5, 90*time.Second)
+				if fault == "CableCut" {
+					if err := h.LinkUp(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				t.Logf("%s healed %s", h.Name, s.heal(t, h, fault == "Crash"))
+				s.poolWhole(t, 3*time.Minute)
+			})
+		}
+	}
+
+	t.Run("TwoOfThreeCut", func(t *testing.T) {
+		fs2, fs3 := s.bed.Members[1], s.bed.Members[2]
+		load.waitAcks(t, 5, 90*time.Second)
+		for _, h := range []*testbed.Host{fs2, fs3} {
+			if err := h.LinkDown(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cut := time.Now()
+		// Quorum lost: give the pool and the clients time to notice
+		// (Galera's suspect timeout, GlusterFS's ping-timeout).
+		time.Sleep(20 * time.Second)
+		probeAt := time.Now()
+		// (Without a Primary database the rb master also loses its hagd
+		// lease and stops: the mount is probed on rb1, master or not.)
+		if out, err := s.bed.Host("rb1").Sh(ctx, "timeout 30 sh -c 'echo divergent > "+sbJobsDir+"/../minority-write'"); err == nil {
+			t.Errorf("rb1 wrote through its mount with 2 of 3 pool members cut off: %s", out)
+		}
+		time.Sleep(10 * time.Second)
+		for _, a := range load.attempts(t) {
+			if a.OK && a.Start.After(probeAt) {
+				t.Errorf("job %s acknowledged by %s at %s with 2 of 3 pool members cut off", a.ID, a.Node, a.End.Format("15:04:05.000"))
+			}
+		}
+		for _, h := range []*testbed.Host{fs2, fs3} {
+			if err := h.LinkUp(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("fs2 and fs3 cut off for %.0fs", time.Since(cut).Seconds())
+		load.answeredAgain(t, time.Now(), "fs2 and fs3 back")
+		t.Logf("pool healed %s", s.heal(t, fs2, false))
+		s.poolWhole(t, 3*time.Minute)
+		if n := s.splitBrain(t); n != "0" {
+			t.Errorf("%s split-brain entries after the partition healed", n)
+		}
+		if out, _ := s.bed.Host("rb1").Sh(ctx, "cat "+sbJobsDir+"/../minority-write 2>&1"); strings.Contains(out, "divergent") {
+			t.Errorf("the write tried through the minority's mount is there after healing")
+		}
+	})
+
+	load.waitAcks(t, 5, 90*time.Second)
+	s.requireJobs(t, "pool", load.stop(t), 50)
 }
