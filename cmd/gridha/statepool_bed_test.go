@@ -459,17 +459,18 @@ func TestJobHarnessSingleServerOnBed(t *testing.T) {
 	}
 }
 
-// stateManifest is what the user's state is on the site: through rb1's
-// shared mount, every path's type, mode, owner and (files) size, mtime and
-// SHA-256, symlinks' targets; and per L&B table of every database host its
-// row count (hagd's lease table left out).
-func (s *poolSite) stateManifest(t testing.TB) (files string, rows map[string]string) {
+// stateManifest is what the user's state is on the site: below root on h
+// (the export on the single server, the shared mount on an rb node), every
+// path's type, mode, owner and (files) size, mtime and SHA-256, symlinks'
+// targets (gridha's own .gridha-* bookkeeping left out); and per L&B table
+// of every database host its row count (hagd's lease table left out).
+func (s *poolSite) stateManifest(t testing.TB, h *testbed.Host, root string) (files string, rows map[string]string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := s.bed.Host("rb1").Sh(ctx, `cd /mnt/rb-state && find . -mindepth 1 \( -type f -printf '%y %m %U:%G %s %T@ %p ' -exec sh -c 'sha256sum < "$1" | cut -c1-64' sh {} \; \) -o \( -type l -printf '%y %U:%G %p -> %l\n' \) -o -printf '%y %m %U:%G %p\n' | sort`)
+	out, err := h.Sh(ctx, `cd '`+root+`' && find . -mindepth 1 -name '.gridha-*' -prune -o \( -type f -printf '%y %m %U:%G %s %T@ %p ' -exec sh -c 'sha256sum < "$1" | cut -c1-64' sh {} \; \) -o \( -type l -printf '%y %U:%G %p -> %l\n' \) -o -printf '%y %m %U:%G %p\n' | sort`)
 	if err != nil {
-		t.Fatalf("manifest through rb1's mount: %v\n%s", err, out)
+		t.Fatalf("manifest of %s on %s: %v\n%s", root, h.Name, err, out)
 	}
 	rows = map[string]string{}
 	for _, h := range s.dbHosts() {
@@ -511,10 +512,12 @@ func (s *poolSite) pool(t testing.TB) {
 	// State the harness did not write: owners, a private 0600 file, a
 	// symlink and a hard link, as a proxy store has them.
 	if out, err := s.bed.Host("rb1").Sh(ctx, `cd /var/myproxy && printf 'proxy-of-501\n' > p501 && chown 501:501 p501 && chmod 0600 p501 &&
-ln -sf p501 current && ln -f p501 p501.hard && touch -d '2005-06-01 12:00:00' p501`); err != nil {
+touch -d '2005-06-01 12:00:00' p501 && ln -f p501 p501.hard && ln -sf p501 current`); err != nil {
 		t.Fatalf("rb1: state of its own: %v %s", err, out)
 	}
-	before, rowsBefore := s.stateManifest(t)
+	// Before: the export on fs1 as it is (sshfs caches attributes on the
+	// nodes); after: what rb1 sees through its GlusterFS mount.
+	before, rowsBefore := s.stateManifest(t, s.bed.Members[0], "/srv/rb-state")
 	s.inventory(t, 3)
 	start := time.Now()
 	r := s.gridha(t, 10*time.Minute, "install", "rb-node")
@@ -523,7 +526,7 @@ ln -sf p501 current && ln -f p501 p501.hard && touch -d '2005-06-01 12:00:00' p5
 	}
 	t.Logf("single server → pool: one install run, %.1fs", time.Since(start).Seconds())
 	s.members = 3
-	after, rowsAfter := s.stateManifest(t)
+	after, rowsAfter := s.stateManifest(t, s.bed.Host("rb1"), "/mnt/rb-state")
 	if before != after {
 		t.Errorf("state through rb1's mount changed by the conversion:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
