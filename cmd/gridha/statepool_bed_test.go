@@ -497,10 +497,11 @@ func (s *poolSite) stateManifest(t testing.TB, h *testbed.Host, root string) (fi
 const sbPoolVolume = "rbstate"
 
 // pool converts the site to the 3-host pool (from the single-server layout,
-// installed first if the bed is fresh) with one `gridha install rb-node`
-// run, the user's state and L&B rows in place: the state as rb1 sees it
-// through its mount and every L&B table's row count are the same before
-// and after (the rows on every pool member), and rb1 serves again.
+// installed first if the bed is fresh) with one install run (`gridha
+// install state-server rb-node`), the user's state and L&B rows in place:
+// the state (the export on fs1 before, rb1's mount after) and every L&B
+// table's row count (on every pool member after) are the same before and
+// after, rb1 mounts GlusterFS and serves again, verify is clean.
 func (s *poolSite) pool(t testing.TB) {
 	t.Helper()
 	if s.members == 3 {
@@ -520,9 +521,9 @@ touch -d '2005-06-01 12:00:00' p501 && ln -f p501 p501.hard && ln -sf p501 curre
 	before, rowsBefore := s.stateManifest(t, s.bed.Members[0], "/srv/rb-state")
 	s.inventory(t, 3)
 	start := time.Now()
-	r := s.gridha(t, 10*time.Minute, "install", "rb-node")
+	r := s.gridha(t, 10*time.Minute, "install", "state-server", "rb-node")
 	if r.code != 0 {
-		t.Fatalf("install rb-node converting fs1 into a pool of fs1-fs3: exit %d", r.code)
+		t.Fatalf("install state-server rb-node converting fs1 into a pool of fs1-fs3: exit %d", r.code)
 	}
 	t.Logf("single server → pool: one install run, %.1fs", time.Since(start).Seconds())
 	s.members = 3
