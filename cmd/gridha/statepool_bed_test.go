@@ -566,9 +566,11 @@ func (s *poolSite) poolWhole(t testing.TB, max time.Duration) {
 		}
 		for _, l := range strings.Split(out, "\n") {
 			k, v, ok := strings.Cut(l, ":")
-			if ok && (strings.Contains(k, "Total Number of entries") || strings.Contains(k, "split-brain") || strings.Contains(k, "Brick Status")) {
+			// Per brick: "Status: Connected", "Total Number of entries: 0",
+			// "Number of entries in split-brain: 0" (a brick down: "-").
+			if k = strings.TrimSpace(k); ok && (k == "Status" || k == "Total Number of entries" || k == "Number of entries in split-brain") {
 				if v = strings.TrimSpace(v); v != "0" && v != "Connected" {
-					why += fmt.Sprintf("heal info %s: %s; ", strings.TrimSpace(k), v)
+					why += fmt.Sprintf("heal info %s: %s; ", k, v)
 				}
 			}
 		}
