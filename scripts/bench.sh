@@ -31,6 +31,8 @@ section "hagd: failover time over 10 induced failures, default and tuned ΔT1/Δ
 bench ./hagd 'BenchmarkFailover$'
 section "hagd vs keepalived: kill -9 of the master -> prober answered by the new master (10 each: hagd default, tuned; keepalived VRRP unicast advert_int 1), service IP on two nodes; rank after 10 fresh starts"
 bench ./hagd 'BenchmarkFencedFailover$'
+section "state pool: job submissions through the rb service IP via sshfs vs GlusterFS (throughput, latency); crash of the rb master / a pool member -> the user's next acknowledged submission (median and max of 5)"
+bench ./cmd/gridha 'BenchmarkStatePool$'
 section "dns-updater: time from a BDII's death to its removal from DNS (5 s interval), median and max of 10 kills, quiet and with every CPU loaded (stress-ng)"
 bench ./dnsupdater 'BenchmarkDNSRemoval$'
 exit $status
