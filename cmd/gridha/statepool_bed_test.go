@@ -371,9 +371,10 @@ func (s *poolSite) heal(t testing.TB, h *testbed.Host, crashed bool) string {
 		}
 		t.Logf("%s booted:\n%s", h.Name, out)
 	}
-	// The box's own daemons settle first (hagd's election: ΔT1).
+	// The box's own daemons settle first (hagd's election: ΔT1; GlusterFS
+	// and Galera reconnecting): a few verifies over about 15 s.
 	var r cliResult
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(3 * time.Second) {
 		if r = s.gridha(t, 2*time.Minute, "verify"); r.code == 0 {
 			return "by itself"
 		}
