@@ -379,7 +379,7 @@ func (s *poolSite) heal(t testing.TB, h *testbed.Host, crashed bool) string {
 			return "by itself"
 		}
 	}
-	if r = s.gridha(t, 5*time.Minute, "install", "rb-node"); r.code != 0 {
+	if r = s.gridha(t, 5*time.Minute, "install", "state-server", "rb-node"); r.code != 0 {
 		t.Fatalf("install after %s came back: exit %d", h.Name, r.code)
 	}
 	if r = s.gridha(t, 2*time.Minute, "verify"); r.code != 0 {
