@@ -556,8 +556,9 @@ func (s *poolSite) poolWhole(t testing.TB, max time.Duration) {
 	for end := time.Now().Add(max); time.Now().Before(end); time.Sleep(time.Second) {
 		why = ""
 		for _, m := range s.bed.Members {
-			out, err := m.MySQL(ctx, "SHOW STATUS WHERE Variable_name IN ('wsrep_cluster_size', 'wsrep_cluster_status', 'wsrep_local_state_comment')")
-			if got := strings.Join(strings.Fields(out), " "); err != nil || got != "wsrep_cluster_size 3 wsrep_cluster_status Primary wsrep_local_state_comment Synced" {
+			out, err := m.MySQL(ctx, "SELECT GROUP_CONCAT(CONCAT(variable_name, '=', variable_value) ORDER BY variable_name SEPARATOR ' ') FROM information_schema.global_status WHERE variable_name IN ('wsrep_cluster_size', 'wsrep_cluster_status', 'wsrep_local_state_comment')")
+			// (information_schema spells the names in capitals)
+			if got := strings.TrimSpace(out); err != nil || !strings.EqualFold(got, "wsrep_cluster_size=3 wsrep_cluster_status=Primary wsrep_local_state_comment=Synced") {
 				why += fmt.Sprintf("%s: Galera %q %v; ", m.Name, got, err)
 			}
 		}
