@@ -521,6 +521,14 @@ touch -d '2005-06-01 12:00:00' p501 && ln -f p501 p501.hard && ln -sf p501 curre
 	// nodes); after: what rb1 sees through its GlusterFS mount.
 	before, rowsBefore := s.stateManifest(t, s.bed.Members[0], "/srv/rb-state")
 	s.inventory(t, 3)
+	// As README-statepool says: hagd stopped on the nodes for the
+	// conversion (the services hold the old mount); its HA phase starts
+	// it again.
+	for _, n := range s.bed.Nodes {
+		if out, err := n.Sh(ctx, "/etc/init.d/hagd stop"); err != nil {
+			t.Fatalf("%s: hagd stop: %v %s", n.Name, err, out)
+		}
+	}
 	start := time.Now()
 	r := s.gridha(t, 10*time.Minute, "install", "state-server", "rb-node")
 	if r.code != 0 {
