@@ -164,10 +164,8 @@ func poolPart(b *testing.B, s *poolSite, trials int) {
 	poolRB := benchCrashes(b, s, "crash-rb-pool", trials, func(int) *testbed.Host { return rb1 })
 	member := benchCrashes(b, s, "crash-fs-pool", trials, func(i int) *testbed.Host {
 		s.poolWhole(b, 3*time.Minute) // the previous crash healed
-		// fs2 and fs3 in turn: fs1 holds the database service IP by
-		// hand (see poolFaultBoxes).
-		return s.bed.Members[1+i%2]
+		return s.bed.Members[i%3]
 	})
 	printCrashes("pool layout, rb master crashed:", poolRB)
-	printCrashes("pool layout, pool member crashed (fs2, fs3, ...):", member)
+	printCrashes("pool layout, pool member crashed (fs1, fs2, fs3, ...):", member)
 }
