@@ -106,6 +106,9 @@ func valueDiff(path string, a, b reflect.Value, depth int) string {
 		return valueDiff(path, a.Elem(), b.Elem(), depth+1)
 	case reflect.Struct:
 		for i := 0; i < a.NumField(); i++ {
+			if a.Type().Field(i).Tag.Get("merge") == "ignore" {
+				continue // provenance, not a want (e.g. NodeKey.Generated)
+			}
 			if d := valueDiff(path+"."+a.Type().Field(i).Name, a.Field(i), b.Field(i), depth+1); d != "" {
 				return d
 			}

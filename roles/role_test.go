@@ -8,6 +8,7 @@ import (
 
 	"github.com/gridha/gridha/installer"
 	"github.com/gridha/gridha/installer/steps"
+	"github.com/gridha/gridha/inventory"
 )
 
 type namedStep string
@@ -113,5 +114,27 @@ func TestMergePlansSameIDDifferentWants(t *testing.T) {
 	if _, err := MergePlans([]string{"a", "b"}, []*installer.Plan{plan(exec(check)), plan(exec(other))}); err == nil ||
 		!strings.Contains(err.Error(), "Check (another function)") {
 		t.Errorf("another check function: %v", err)
+	}
+}
+
+// TestMergePlansKeyGeneratedByTheOtherRole: on a fresh site `install
+// state-server rb-node` plans the state server's keys file twice, once with
+// the node key just generated and once with it loaded; that is one want.
+func TestMergePlansKeyGeneratedByTheOtherRole(t *testing.T) {
+	key := func(generated bool) *NodeKey {
+		return &NodeKey{Node: "rb1", PrivatePEM: []byte("k"), AuthorizedKey: "ssh-ed25519 AAAA gridha-snfs@rb1", Generated: generated}
+	}
+	nodes := []*inventory.Host{{Name: "rb1", Address: "198.18.0.11"}}
+	plan := func(k *NodeKey) *installer.Plan {
+		s := &nodeKeysFile{Server: "state1", Path: "/etc/ssh/authorized_keys/snfs", Driver: "sshfs", Nodes: nodes, Keys: []*NodeKey{k}}
+		return &installer.Plan{Phases: []installer.Phase{{Name: "p", Steps: map[string][]installer.Step{"state1": {s}}}}}
+	}
+	if _, err := MergePlans([]string{"state-server", "rb-node"}, []*installer.Plan{plan(key(true)), plan(key(false))}); err != nil {
+		t.Fatalf("generated vs loaded key: %v", err)
+	}
+	other := key(false)
+	other.AuthorizedKey = "ssh-ed25519 BBBB gridha-snfs@rb1"
+	if _, err := MergePlans([]string{"state-server", "rb-node"}, []*installer.Plan{plan(key(true)), plan(other)}); err == nil {
+		t.Fatal("two different keys merged")
 	}
 }

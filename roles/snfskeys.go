@@ -24,7 +24,10 @@ type NodeKey struct {
 	Node          string
 	PrivatePEM    []byte // OpenSSH private key (secret)
 	AuthorizedKey string // "ssh-ed25519 AAAA... gridha-snfs@rb1"
-	Generated     bool   // this call created it
+	// Generated says this call created it. Not a want: on a fresh site the
+	// state-server role generates the key and rb-node, planned next in the
+	// same run, loads it; their keys-file steps must still merge.
+	Generated bool `merge:"ignore"`
 }
 
 // snfsKeyPath is where node's private key is kept.
