@@ -286,8 +286,16 @@ func poolServiceIP(t *testing.T, ctx context.Context, inv *inventory.Inventory, 
 		// The lease account's password never reaches the members' argv:
 		// it is in a 0600 file.
 		for _, m := range fs {
-			if out, err := m.Sh(ctx, "stat -c '%U %a' /opt/lcg/etc/hagd-mysql.pw"); err != nil || out != "root 600\n" {
-				t.Errorf("%s: lease password file %q %v", m.Name, out, err)
+			if out, err := m.Sh(ctx, "stat -c '%U %a' /opt/lcg/etc/hagd-mysql.pw "+PoolHAClientConf); err != nil || out != "root 600\nroot 600\n" {
+				t.Errorf("%s: lease password file, service script's option file %q %v", m.Name, out, err)
+			}
+			// The service script logs in as the lease account (not the
+			// admin: it works with mysql.admin_password_file set too).
+			if out, err := m.Sh(ctx, "mariadb --defaults-extra-file="+PoolHAClientConf+" -N -B -e 'SELECT CURRENT_USER()'"); err != nil || out != PoolLeaseUser+"@localhost\n" {
+				t.Errorf("%s: the service script's account: %q %v", m.Name, out, err)
+			}
+			if _, err := m.Sh(ctx, PoolHAScript+" status statedb"); err != nil {
+				t.Errorf("%s: service script status on a Primary, Synced member: %v", m.Name, err)
 			}
 		}
 	})

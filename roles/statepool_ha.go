@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/gridha/gridha/hagd"
 	"github.com/gridha/gridha/installer"
@@ -31,6 +32,10 @@ const (
 	PoolLeaseUser = "gridha_hagd"
 	// PoolLeaseDB holds the pool group's hagd_lease table.
 	PoolLeaseDB = "gridha_hagd"
+	// PoolHAClientConf is the service script's MariaDB client option file
+	// (the lease account: it needs no unix_socket admin, so the script
+	// works whether or not mysql.admin_password_file is set).
+	PoolHAClientConf = "/opt/lcg/etc/gridha-pool-ha.cnf"
 )
 
 // poolLeasePasswordPath is where the pool lease account's generated
@@ -54,8 +59,10 @@ func poolRank(i, n int) int { return (n - i) * 10 }
 // succeed only while the member's own MariaDB is in the Primary component
 // and Synced, so only such a member holds the service IP (hagd adds and
 // removes the address itself). stop does nothing: the database keeps
-// running for Galera and for the other members' service.
-func poolHAScript(socket, admin string) []byte {
+// running for Galera and for the other members' service. It logs in as the
+// lease account through PoolHAClientConf (any account may read
+// GLOBAL_STATUS), so the password never reaches argv or the environment.
+func poolHAScript() []byte {
 	q := "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('WSREP_CLUSTER_STATUS', 'WSREP_LOCAL_STATE_COMMENT') ORDER BY VARIABLE_NAME"
 	return []byte(`#!/bin/sh
 # gridha: hagd's service script for the state pool's database service IP.
@@ -65,7 +72,7 @@ func poolHAScript(socket, admin string) []byte {
 case "$1" in
 start|status)
 	m=$(command -v mariadb || command -v mysql) || { echo "no mariadb client" >&2; exit 1; }
-	out=$("$m" --protocol=socket --socket=` + installer.ShellQuote(socket) + ` -u ` + installer.ShellQuote(admin) + ` -N -B -e "` + q + `" 2>&1) || { echo "MariaDB does not answer: $out" >&2; exit 1; }
+	out=$("$m" --defaults-extra-file=` + installer.ShellQuote(PoolHAClientConf) + ` -N -B -e "` + q + `" 2>&1) || { echo "MariaDB does not answer: $out" >&2; exit 1; }
 	# ordered by name: wsrep_cluster_status, then wsrep_local_state_comment
 	set -- $out
 	if [ "$1" = Primary ] && [ "$2" = Synced ]; then exit 0; fi
@@ -81,6 +88,17 @@ stop)
 	;;
 esac
 `)
+}
+
+// poolHAClientConf is the service script's option file: the lease account
+// over the member's unix socket. Values are double-quoted with \\ and \"
+// escaped (MariaDB option-file syntax), so any password reads back as is.
+func poolHAClientConf(socket, password string) []byte {
+	q := func(v string) string {
+		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
+	}
+	return []byte("# gridha: the state pool's service script logs in with this (0600 root).\n[client]\nuser=" + PoolLeaseUser +
+		"\npassword=" + q(password) + "\nsocket=" + q(socket) + "\nprotocol=socket\n")
 }
 
 // poolLeaseSteps are the pool lease's database and account, run on one
@@ -129,9 +147,16 @@ func poolHAPhase(inv *inventory.Inventory, opts Options) (installer.Phase, error
 			pw, err := LoadPoolLeasePassword(inv, !opts.ReadOnly)
 			switch {
 			case err == nil:
-				return []installer.Step{installer.Notify(steps.File{Path: pwPath, Content: []byte(pw + "\n"), Mode: 0o600, Owner: "root", Group: "root", Secret: true}, notifyHAGD)}, nil
+				return []installer.Step{
+					installer.Notify(steps.File{Path: pwPath, Content: []byte(pw + "\n"), Mode: 0o600, Owner: "root", Group: "root", Secret: true}, notifyHAGD),
+					steps.File{Path: PoolHAClientConf, Content: poolHAClientConf(cfg.MySQL.Socket, pw), Mode: 0o600, Owner: "root", Group: "root", Secret: true},
+				}, nil
 			case opts.ReadOnly && errors.Is(err, fs.ErrNotExist):
-				return []installer.Step{installer.Notify(steps.Pending{Name: "file " + pwPath, Why: "no pool hagd lease password generated yet (gridha install state-server generates " + poolLeasePasswordPath(inv) + ")"}, notifyHAGD)}, nil
+				why := "no pool hagd lease password generated yet (gridha install state-server generates " + poolLeasePasswordPath(inv) + ")"
+				return []installer.Step{
+					installer.Notify(steps.Pending{Name: "file " + pwPath, Why: why}, notifyHAGD),
+					steps.Pending{Name: "file " + PoolHAClientConf, Why: why},
+				}, nil
 			}
 			return nil, err
 		}
@@ -142,7 +167,7 @@ func poolHAPhase(inv *inventory.Inventory, opts Options) (installer.Phase, error
 			Script:     PoolHAScript,
 			Dirs:       slices.Compact([]string{path.Dir(rb.HAGD.Config), path.Dir(PoolHAScript)}),
 			ScriptSteps: []installer.Step{
-				steps.File{Path: PoolHAScript, Content: poolHAScript(cfg.MySQL.Socket, cfg.MySQL.AdminUser), Mode: 0o755, Owner: "root", Group: "root"},
+				steps.File{Path: PoolHAScript, Content: poolHAScript(), Mode: 0o755, Owner: "root", Group: "root"},
 			},
 			Lease: lease, What: "roles.state-server.pool (hagd)",
 		}, opts)

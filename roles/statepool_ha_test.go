@@ -54,7 +54,14 @@ func TestPoolHAPhase(t *testing.T) {
 		if string(pf.Content) != pw+"\n" || pf.Mode != 0o600 || !pf.Secret {
 			t.Errorf("%s: password file mode %v secret %v", name, pf.Mode, pf.Secret)
 		}
+		cc := fileStep(t, s, PoolHAClientConf)
+		if want := "[client]\nuser=" + PoolLeaseUser + "\npassword=\"" + pw + "\"\n"; cc.Mode != 0o600 || !cc.Secret || !strings.Contains(string(cc.Content), want) {
+			t.Errorf("%s: service script's option file mode %v secret %v:\n%s", name, cc.Mode, cc.Secret, cc.Content)
+		}
 		sc := fileStep(t, s, PoolHAScript)
+		if strings.Contains(string(sc.Content), pw) || !strings.Contains(string(sc.Content), "--defaults-extra-file="+PoolHAClientConf) {
+			t.Errorf("%s: service script does not log in through %s:\n%s", name, PoolHAClientConf, sc.Content)
+		}
 		if sc.Mode != 0o755 || !strings.Contains(string(sc.Content), "Primary") || !strings.Contains(string(sc.Content), "Synced") ||
 			!strings.Contains(string(sc.Content), "stop)\n\texit 0") {
 			t.Errorf("%s: service script mode %v:\n%s", name, sc.Mode, sc.Content)
@@ -101,5 +108,16 @@ func TestPoolHAPhase(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(inv2.SecretsDir, "galera", "hagd-password")); err == nil {
 		t.Fatal("read-only planning generated the lease password")
+	}
+}
+
+// TestPoolHAClientConfQuotes: a hand-made password with the option file's
+// special characters is written so that MariaDB reads it back unchanged.
+func TestPoolHAClientConfQuotes(t *testing.T) {
+	got := string(poolHAClientConf("/run/my sql.sock", `a"b\c#d`))
+	for _, want := range []string{"password=\"a\\\"b\\\\c#d\"\n", "socket=\"/run/my sql.sock\"\n", "user=" + PoolLeaseUser + "\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("option file lacks %q:\n%s", want, got)
+		}
 	}
 }
