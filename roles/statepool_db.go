@@ -37,6 +37,15 @@ const (
 	GaleraPIDFile = "/run/mysqld/mysqld.pid"
 	// GaleraSSTUser is the account mariabackup uses on a donor.
 	GaleraSSTUser = "gridha_sst"
+	// GarbdConfig is Debian's settings file of the garb service (the
+	// Galera arbitrator), read by its init script and systemd unit.
+	GarbdConfig = "/etc/default/garb"
+	// GarbdLogDir holds garbd's log (garbd runs as nobody).
+	GarbdLogDir = "/var/log/garbd"
+	// GarbdLog is garbd's log file.
+	GarbdLog = GarbdLogDir + "/garbd.log"
+	// GarbdWorkDir is where garbd keeps its view state (gvwstate.dat).
+	GarbdWorkDir = "/var/lib/garbd"
 	// galeraStartLog receives what mariadbd prints before its error log is
 	// open (gridha starts it itself where there is no systemd).
 	galeraStartLog = GaleraLogDir + "/gridha-start.log"
@@ -101,6 +110,11 @@ func poolDBPhases(inv *inventory.Inventory, opts Options) ([]installer.Phase, er
 		if !opts.InLimit(m.Name) {
 			continue
 		}
+		if m.Name == cfg.Pool.Arbiter {
+			// The arbiter runs garbd: no MariaDB, no L&B rows.
+			files.Steps[m.Name] = garbdSteps(inv, m)
+			continue
+		}
 		mine, names := servedNodes(inv, m, nodes)
 		var s []installer.Step
 		if len(names) > 0 {
@@ -162,12 +176,70 @@ func (n notRunningYet) CheckApply(ctx context.Context, env *installer.Env, apply
 	return res
 }
 
+// garbdSteps are the arbiter's steps of the per-member phase: garbd
+// installed (package galera-arbitrator-4), its settings (the data members'
+// addresses, the cluster's name, its own listening address), its log and
+// work folders (it runs as nobody) and the garb service enabled at boot.
+// The galera step starts it once a Primary component runs: garbd alone
+// cannot form one and exits.
+func garbdSteps(inv *inventory.Inventory, arb *inventory.Host) []installer.Step {
+	cfg := inv.Roles.StateServer
+	var nodes []string
+	for _, m := range inventory.PoolMembers(inv) {
+		if m.Name != arb.Name {
+			nodes = append(nodes, m.Address+":4567")
+		}
+	}
+	conf := "# gridha install state-server, state pool: the Galera arbitrator (garbd)\n" +
+		"# votes in the cluster's quorum and holds no data. Read by the garb service.\n" +
+		"GALERA_NODES=\"" + strings.Join(nodes, ",") + "\"\n" +
+		"GALERA_GROUP=\"" + cfg.Pool.ClusterName + "\"\n" +
+		"GALERA_OPTIONS=\"gmcast.listen_addr=tcp://" + arb.Address + ":4567\"\n" +
+		"LOG_FILE=\"" + GarbdLog + "\"\n" +
+		"WORK_DIR=\"" + GarbdWorkDir + "\"\n"
+	return []installer.Step{
+		&steps.Exec{
+			Name:  "galera-arbitrator-4 installed",
+			Probe: "command -v garbd >/dev/null 2>&1 && [ -x /etc/init.d/garb ]",
+			Check: func(r installer.ProbeResult) (bool, string) {
+				return r.ExitCode == 0, "garbd or /etc/init.d/garb missing: install the package galera-arbitrator-4"
+			},
+		},
+		&steps.Dir{Path: GarbdLogDir, Mode: 0o750, Owner: "nobody", Group: "adm"},
+		&steps.Dir{Path: GarbdWorkDir, Mode: 0o750, Owner: "nobody", Group: "nogroup"},
+		steps.File{Path: GarbdConfig, Content: []byte(conf), Mode: 0o644, Owner: "root", Group: "root"},
+		&optionalService{svc: steps.Service{Name: "garb", Boot: steps.BootEnabled}, required: true},
+	}
+}
+
+// garbdRunning is the arbiter's health in verify: garbd runs (the data
+// members' wsrep_cluster_size says whether it is in their component).
+type garbdRunning struct{}
+
+func (garbdRunning) ID() string                { return "galera arbitrator (garbd) running" }
+func (garbdRunning) Probes() []installer.Probe { return nil }
+func (garbdRunning) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	res, err := env.Conn.Run(ctx, "pgrep -x garbd >/dev/null", nil)
+	if err != nil {
+		return installer.Failed(fmt.Errorf("%s: garbd: %w", env.Host, err))
+	}
+	if res.ExitCode == 0 {
+		return installer.OK("garbd runs")
+	}
+	msg := "garbd does not run: the pool has no arbiter vote (install starts it once a Primary component runs)"
+	if apply {
+		return installer.Failed(fmt.Errorf("%s: %s", env.Host, msg))
+	}
+	return installer.Drift(msg, "running", "not running")
+}
+
 // poolMemberFiles are a pool member's steps of the per-member phase: its
 // error log folder and the option files making it a Galera node.
 func poolMemberFiles(inv *inventory.Inventory, srv *inventory.Host, opts Options) ([]installer.Step, error) {
 	cfg := inv.Roles.StateServer
 	var addrs []string
 	for _, m := range inventory.PoolMembers(inv) {
+		// The arbiter's garbd listens on Galera's port too.
 		addrs = append(addrs, m.Address)
 	}
 	cnf, err := templates.Render("galera-gridha.cnf.tmpl", galeraCnf{
@@ -223,12 +295,16 @@ func poolPhases(inv *inventory.Inventory, opts Options, lb map[string][]installe
 		out = append(out, installer.Phase{
 			Name: fmt.Sprintf("%s (%s)", PhasePoolGalera, m.Name),
 			Steps: map[string][]installer.Step{m.Name: {&galeraCluster{
-				Self: m.Name, Members: members, Admin: admin, SSTPassword: sst, Socket: cfg.MySQL.Socket,
+				Self: m.Name, Members: members, Arbiter: cfg.Pool.Arbiter, Admin: admin, SSTPassword: sst, Socket: cfg.MySQL.Socket,
 			}}},
 		})
 	}
 	health := installer.Phase{Name: PhasePoolHealth, Steps: map[string][]installer.Step{}}
 	for _, name := range inRun {
+		if name == cfg.Pool.Arbiter {
+			health.Steps[name] = []installer.Step{garbdRunning{}}
+			continue
+		}
 		health.Steps[name] = []installer.Step{
 			&galeraStatus{Admin: admin, Var: "wsrep_cluster_status", Want: "Primary",
 				Why: "a member outside the Primary component refuses writes (it lost quorum, or is cut off)"},
@@ -244,6 +320,9 @@ func poolPhases(inv *inventory.Inventory, opts Options, lb map[string][]installe
 	// finds them there (concurrent CREATE USER on two members would
 	// conflict).
 	for _, name := range inRun {
+		if name == cfg.Pool.Arbiter {
+			continue
+		}
 		out = append(out, installer.Phase{
 			Name:  fmt.Sprintf("%s (%s)", PhasePoolDB, name),
 			Steps: map[string][]installer.Step{name: lb[name]},
@@ -259,8 +338,10 @@ func poolPhases(inv *inventory.Inventory, opts Options, lb map[string][]installe
 // joining the Primary component. Every member gets this step in a phase of
 // its own; the first that runs does the work for the run.
 type galeraCluster struct {
-	Self        string
-	Members     []*inventory.Host
+	Self    string
+	Members []*inventory.Host
+	// Arbiter is the member running garbd instead of mariadbd ("": none).
+	Arbiter     string
 	Admin       steps.MySQLAdmin
 	SSTPassword string // secret; "" when not generated yet (verify)
 	Socket      string
@@ -291,6 +372,7 @@ func (g *galeraCluster) Probes() []installer.Probe { return nil }
 // memberScript reads a member's process, datadir and saved state. Read-only.
 const memberScript = `d=` + GaleraDataDir + `
 if pgrep -x 'mariadbd|mysqld' >/dev/null 2>&1; then echo '@running yes'; else echo '@running no'; fi
+if pgrep -x garbd >/dev/null 2>&1; then echo '@garbd yes'; fi
 if [ -d "$d/mysql" ]; then echo '@initialized yes'; fi
 echo '@dbs'
 find "$d" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null
@@ -313,7 +395,7 @@ func (g *galeraCluster) conn(ctx context.Context, env *installer.Env, host strin
 // stopped member whose grastate.dat lost its seqno (apply mode only: it
 // replays InnoDB's redo log).
 func (g *galeraCluster) inspect(ctx context.Context, env *installer.Env, h *inventory.Host, recover bool) galeraMember {
-	m := galeraMember{Name: h.Name}
+	m := galeraMember{Name: h.Name, Arbiter: h.Name == g.Arbiter, LastCommitted: -1}
 	c, err := g.conn(ctx, env, h.Name)
 	if err != nil {
 		m.Why = err.Error()
@@ -331,12 +413,15 @@ func (g *galeraCluster) inspect(ctx context.Context, env *installer.Env, h *inve
 	sec := ""
 	var dbs []string
 	var gra strings.Builder
+	garbd := false
 	for _, l := range strings.Split(string(res.Stdout), "\n") {
 		switch {
 		case l == "@running yes":
 			m.Running = true
 		case l == "@initialized yes":
 			m.Initialized = true
+		case l == "@garbd yes":
+			garbd = true
 		case strings.HasPrefix(l, "@running"):
 		case l == "@dbs" || l == "@grastate":
 			sec = l
@@ -345,6 +430,11 @@ func (g *galeraCluster) inspect(ctx context.Context, env *installer.Env, h *inve
 		case sec == "@grastate":
 			gra.WriteString(l + "\n")
 		}
+	}
+	if m.Arbiter {
+		// garbd keeps no datadir state: what counts is whether it runs.
+		m.MariaDBRunning, m.Running = m.Running, garbd
+		return m
 	}
 	m.UserDBs = userDBs(dbs)
 	parseGrastate(&m, gra.String())
@@ -373,6 +463,10 @@ func (g *galeraCluster) readStatus(ctx context.Context, c installer.Conn, m *gal
 	m.Answers, m.WsrepOn = true, on
 	m.Status, m.State, m.ClusterUUID = st["wsrep_cluster_status"], st["wsrep_local_state_comment"], st["wsrep_cluster_state_uuid"]
 	m.Size, _ = strconv.Atoi(st["wsrep_cluster_size"])
+	m.LocalUUID = st["wsrep_local_state_uuid"]
+	if n, err := strconv.ParseInt(st["wsrep_last_committed"], 10, 64); err == nil {
+		m.LastCommitted = n
+	}
 }
 
 // wsrepStatus reads @@wsrep_on and the wsrep status variables of the server
@@ -494,7 +588,7 @@ func (g *galeraCluster) CheckApply(ctx context.Context, env *installer.Env, appl
 		if err != nil {
 			return g.failed(env, done, fmt.Errorf("%s: %w", a.Host, err))
 		}
-		if a.Kind == actJoin && !sstReady {
+		if (a.Kind == actJoin || a.Kind == actArbiter) && !sstReady {
 			// The donor needs the SST account before anyone joins.
 			if err := g.ensureSSTAccount(ctx, env, members, d.Actions); err != nil {
 				return g.failed(env, done, err)
@@ -505,6 +599,24 @@ func (g *galeraCluster) CheckApply(ctx context.Context, env *installer.Env, appl
 			return g.failed(env, done, fmt.Errorf("%s: %s: %w", a.Host, a.Kind, err))
 		}
 		done = append(done, describeAction(a))
+	}
+	if len(d.Actions) > 0 && d.Actions[0].Kind == actPCBootstrap {
+		// The other running members rejoin the new Primary component by
+		// themselves (IST): wait for them, so the run reports the repair
+		// whole or fails naming who did not come back.
+		for _, m := range members {
+			if m.Arbiter || !m.Running || m.Name == d.Actions[0].Host {
+				continue
+			}
+			c, err := g.conn(ctx, env, m.Name)
+			if err == nil {
+				err = g.waitSynced(ctx, c, 3*time.Minute)
+			}
+			if err != nil {
+				return g.failed(env, done, fmt.Errorf("%s: rejoin after pc.bootstrap of %s: %w", m.Name, d.Actions[0].Host, err))
+			}
+			done = append(done, m.Name+" rejoined the Primary component")
+		}
 	}
 	if !sstReady {
 		if err := g.ensureSSTAccount(ctx, env, members, d.Actions); err != nil {
@@ -565,6 +677,10 @@ func describeMembers(ms []galeraMember) string {
 		switch {
 		case !m.Seen:
 			s = "not reachable"
+		case m.Arbiter && m.Running:
+			s = "arbiter, garbd runs"
+		case m.Arbiter:
+			s = "arbiter, garbd stopped"
 		case m.Running && !m.WsrepOn:
 			s = "standalone server (no Galera)"
 		case m.Running:
@@ -591,6 +707,17 @@ func describeMembers(ms []galeraMember) string {
 // in a Primary component. It returns the action as carried out (with the
 // position recovered for a joiner).
 func (g *galeraCluster) start(ctx context.Context, env *installer.Env, c installer.Conn, a galeraAction, members []galeraMember) (galeraAction, error) {
+	switch a.Kind {
+	case actPCBootstrap:
+		env.Log("%s: %s", a.Host, describeAction(a))
+		if err := g.pcBootstrap(ctx, c); err != nil {
+			return a, err
+		}
+		return a, g.waitSynced(ctx, c, 3*time.Minute)
+	case actArbiter:
+		env.Log("%s: %s", a.Host, describeAction(a))
+		return a, startGarbd(ctx, c)
+	}
 	if a.Stop {
 		if err := g.shutdown(ctx, c); err != nil {
 			return a, err
@@ -646,6 +773,47 @@ func (g *galeraCluster) start(ctx context.Context, env *installer.Env, c install
 	if a.Kind == actBootstrap {
 		wait = 3 * time.Minute
 	}
+	return a, g.waitSynced(ctx, c, wait)
+}
+
+// pcBootstrap makes the non-Primary component of the member behind c
+// Primary: Galera's documented repair of a cluster that lost quorum with
+// its members running (planQuorumRepair chose this member).
+func (g *galeraCluster) pcBootstrap(ctx context.Context, c installer.Conn) error {
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	db, err := g.Admin.Open(qctx, c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(qctx, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"); err != nil {
+		return fmt.Errorf("pc.bootstrap: %w", err)
+	}
+	return nil
+}
+
+// startGarbd starts the arbiter's garbd (Debian's garb service: its
+// systemd unit, or its init script where there is no systemd) and checks
+// that it stays up: garbd exits when it reaches no Primary component.
+func startGarbd(ctx context.Context, c installer.Conn) error {
+	res, err := c.Run(ctx, `if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+	systemctl start garb || exit 1
+else
+	/etc/init.d/garb start </dev/null >/dev/null 2>&1
+fi
+i=0
+while [ $i -lt 10 ]; do sleep 0.5; i=$((i+1)); pgrep -x garbd >/dev/null || { echo 'garbd exited:' >&2; tail -n 15 `+GarbdLog+` >&2 2>/dev/null; exit 1; }; done
+`, nil)
+	if err == nil {
+		err = res.Err("start garbd")
+	}
+	return err
+}
+
+// waitSynced waits (bounded by wait) until the member behind c is Synced
+// in a Primary component.
+func (g *galeraCluster) waitSynced(ctx context.Context, c installer.Conn, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	var last string
 	for {
@@ -654,22 +822,22 @@ func (g *galeraCluster) start(ctx context.Context, env *installer.Env, c install
 		case err != nil:
 			last = err.Error()
 		case !on:
-			return a, fmt.Errorf("mariadbd runs without Galera (wsrep_on OFF): check %s", GaleraErrorLog)
+			return fmt.Errorf("mariadbd runs without Galera (wsrep_on OFF): check %s", GaleraErrorLog)
 		case st["wsrep_cluster_status"] == "Primary" && st["wsrep_local_state_comment"] == "Synced":
-			return a, nil
+			return nil
 		default:
 			last = st["wsrep_cluster_status"] + "/" + st["wsrep_local_state_comment"]
 		}
 		if r, _ := c.Run(ctx, "pgrep -x 'mariadbd|mysqld' >/dev/null", nil); r.ExitCode != 0 {
 			tail, _ := c.Run(ctx, "tail -n 15 "+GaleraErrorLog+" "+galeraStartLog+" 2>/dev/null", nil)
-			return a, fmt.Errorf("mariadbd exited:\n%s", strings.TrimSpace(string(tail.Stdout)))
+			return fmt.Errorf("mariadbd exited:\n%s", strings.TrimSpace(string(tail.Stdout)))
 		}
 		if time.Now().After(deadline) {
-			return a, fmt.Errorf("not Synced in a Primary component after %s (last: %s); see %s", wait, last, GaleraErrorLog)
+			return fmt.Errorf("not Synced in a Primary component after %s (last: %s); see %s", wait, last, GaleraErrorLog)
 		}
 		select {
 		case <-ctx.Done():
-			return a, ctx.Err()
+			return ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}
@@ -738,7 +906,7 @@ func sstGrant() string {
 // component (account changes there replicate to every member).
 func (g *galeraCluster) primaryConn(ctx context.Context, env *installer.Env, members []galeraMember, actions []galeraAction) (installer.Conn, error) {
 	for _, a := range actions {
-		if a.Kind == actBootstrap {
+		if a.Kind == actBootstrap || a.Kind == actPCBootstrap {
 			return g.conn(ctx, env, a.Host)
 		}
 	}

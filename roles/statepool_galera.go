@@ -59,6 +59,17 @@ type galeraMember struct {
 	// host may have an empty one; a joiner gets everything by SST, a
 	// bootstrap needs them).
 	Initialized bool
+	// LastCommitted is wsrep_last_committed of a running member (-1:
+	// unknown), LocalUUID its wsrep_local_state_uuid: what a quorum repair
+	// (pc.bootstrap) compares.
+	LastCommitted int64
+	LocalUUID     string
+	// Arbiter: the member is the pool's arbiter, where gridha runs garbd
+	// (a Galera arbitrator: it votes, holds no data, has no grastate.dat).
+	// Running then says garbd runs; MariaDBRunning that a mariadbd runs
+	// there too (a full node, which gridha does not turn into garbd).
+	Arbiter        bool
+	MariaDBRunning bool
 }
 
 // nilUUID is a grastate.dat uuid of a node that never joined a cluster.
@@ -89,6 +100,11 @@ type galeraActionKind string
 const (
 	actBootstrap galeraActionKind = "bootstrap" // start a new Primary component here
 	actJoin      galeraActionKind = "join"      // start and join the Primary component
+	// actPCBootstrap makes the non-Primary component of a running member
+	// Primary (wsrep_provider_options pc.bootstrap=YES): the repair of a
+	// cluster that lost quorum while every member kept running.
+	actPCBootstrap galeraActionKind = "pc.bootstrap"
+	actArbiter     galeraActionKind = "start garbd" // the arbiter joins the Primary component
 )
 
 type galeraAction struct {
@@ -113,8 +129,42 @@ type galeraDecision struct {
 	Waiting []string
 }
 
-// planGalera decides what to do with members (in inventory order).
-func planGalera(members []galeraMember) (galeraDecision, error) {
+// planGalera decides what to do with members (in inventory order). The
+// arbiter (garbd) holds no data: it never is a seed and its position does
+// not count; it is started last, once a Primary component runs.
+func planGalera(all []galeraMember) (galeraDecision, error) {
+	var members, arbiters []galeraMember
+	for _, m := range all {
+		if m.Arbiter {
+			arbiters = append(arbiters, m)
+		} else {
+			members = append(members, m)
+		}
+	}
+	for _, a := range arbiters {
+		if a.Seen && a.MariaDBRunning {
+			return galeraDecision{}, fmt.Errorf("%s is the pool's arbiter but runs mariadbd: gridha runs the Galera arbitrator (garbd) there, which holds no data; stop its mariadbd (mariadb-admin shutdown, and disable it at boot) and run install again", a.Name)
+		}
+	}
+	d, err := planGaleraData(members)
+	if err != nil {
+		return d, err
+	}
+	for _, a := range arbiters {
+		switch {
+		case !a.Seen:
+			d.Waiting = append(d.Waiting, a.Name+" (arbiter): not reachable ("+a.Why+"); garbd is started when it is back and install runs again")
+		case a.Running:
+			// garbd reconnects by itself to whichever member it reaches.
+		default:
+			d.Actions = append(d.Actions, galeraAction{Kind: actArbiter, Host: a.Name, Why: "the arbiter votes in the Primary component (holds no data)"})
+		}
+	}
+	return d, nil
+}
+
+// planGaleraData decides for the data members (the arbiter left out).
+func planGaleraData(members []galeraMember) (galeraDecision, error) {
 	var d galeraDecision
 	var primaries []galeraMember
 	for _, m := range members {
@@ -166,8 +216,7 @@ func planGalera(members []galeraMember) (galeraDecision, error) {
 			strings.Join(unseen, ", "))
 	}
 	if len(stuck) > 0 {
-		return d, fmt.Errorf("members run Galera without a Primary component: %s (the cluster lost quorum); gridha restarts nothing that holds data: stop every member's mariadbd (mariadb-admin shutdown) and run install again, it then bootstraps the most advanced one",
-			strings.Join(stuck, ", "))
+		return planQuorumRepair(members, stuck)
 	}
 	seed, markSafe, why, err := pickSeed(members)
 	if err != nil {
@@ -187,6 +236,94 @@ func planGalera(members []galeraMember) (galeraDecision, error) {
 			return d, err
 		}
 		d.Actions = append(d.Actions, a)
+	}
+	return d, nil
+}
+
+// planQuorumRepair handles a cluster that lost quorum with members still
+// running (a full partition, two of three crashed): every member was seen,
+// none is Primary. The documented repair is pc.bootstrap=YES on the single
+// most advanced running member (highest wsrep_last_committed; equal: the
+// first in inventory order): its component becomes Primary, the other
+// running members rejoin it by themselves (IST), the stopped ones are
+// started and join. Refused when a position is unknown, when a stopped
+// member is ahead of every running one (its transactions would be lost),
+// or when the members hold states of different clusters.
+func planQuorumRepair(members []galeraMember, stuck []string) (galeraDecision, error) {
+	var d galeraDecision
+	refuse := func(why string) (galeraDecision, error) {
+		return d, fmt.Errorf("members run Galera without a Primary component: %s (the cluster lost quorum); %s; gridha restarts nothing that holds data: stop every member's mariadbd (mariadb-admin shutdown) and run install again, it then bootstraps the most advanced one",
+			strings.Join(stuck, ", "), why)
+	}
+	var best *galeraMember
+	uuid := ""
+	running, size := 0, -1
+	for _, m := range members {
+		if m.Running {
+			running++
+		}
+	}
+	sameUUID := func(m galeraMember, u string) bool {
+		if uuid == "" {
+			uuid = u
+		}
+		return u == uuid
+	}
+	for i := range members {
+		m := &members[i]
+		if !m.Running {
+			continue
+		}
+		switch {
+		case !m.WsrepOn:
+			return refuse(m.Name + " runs a standalone server (no Galera) beside them")
+		case !m.Answers:
+			return refuse(m.Name + " does not answer: its position cannot be read")
+		case m.LastCommitted < 0 || m.LocalUUID == "" || m.LocalUUID == nilUUID:
+			return refuse(fmt.Sprintf("%s has no committed position (wsrep_last_committed %d): it holds no state of its own yet", m.Name, m.LastCommitted))
+		case !sameUUID(*m, m.LocalUUID):
+			return refuse(fmt.Sprintf("members hold states of different clusters (%s and %s)", uuid, m.LocalUUID))
+		case m.Size < running || (size >= 0 && m.Size != size):
+			// Each running member must see the others in its (non-Primary)
+			// component: while they are still partitioned from each other,
+			// making one Primary would let the others form a second Primary
+			// component once they reach each other again.
+			return refuse(fmt.Sprintf("the running members do not reach each other yet (%s's component has %d members, %d run): a partition still runs; heal it first", m.Name, m.Size, running))
+		}
+		size = m.Size
+		if best == nil || m.LastCommitted > best.LastCommitted {
+			best = m
+		}
+	}
+	for _, m := range members {
+		if m.Running || !m.galeraHistory() {
+			continue
+		}
+		if !sameUUID(m, m.UUID) {
+			return refuse(fmt.Sprintf("%s saved the state of another cluster (%s, not %s)", m.Name, m.UUID, uuid))
+		}
+		pos, ok := m.position()
+		if !ok {
+			return refuse(m.Name + " is stopped after a crash and its position is unknown (install recovers it with mariadbd --wsrep-recover)")
+		}
+		if pos > best.LastCommitted {
+			return refuse(fmt.Sprintf("%s, stopped, is at seqno %d, ahead of every running member (%s at %d): making a running one Primary would lose its transactions", m.Name, pos, best.Name, best.LastCommitted))
+		}
+	}
+	d.Actions = append(d.Actions, galeraAction{Kind: actPCBootstrap, Host: best.Name,
+		Why: fmt.Sprintf("quorum lost with the members running: the most advanced one (wsrep_last_committed %d) becomes the Primary component", best.LastCommitted)})
+	for _, m := range members {
+		switch {
+		case m.Name == best.Name:
+		case m.Running:
+			d.Waiting = append(d.Waiting, m.Name+": runs non-Primary; it rejoins "+best.Name+"'s Primary component by itself")
+		default:
+			a, err := joinAction(m, uuid, best.Name)
+			if err != nil {
+				return d, err
+			}
+			d.Actions = append(d.Actions, a)
+		}
 	}
 	return d, nil
 }

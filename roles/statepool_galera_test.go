@@ -3,6 +3,8 @@ package roles
 import (
 	"strings"
 	"testing"
+
+	"github.com/gridha/gridha/installer/steps"
 )
 
 const (
@@ -43,6 +45,14 @@ func TestPlanGalera(t *testing.T) {
 		return galeraMember{Name: name, Seen: true, Running: true, Answers: true, UserDBs: dbs}
 	}
 	unseen := galeraMember{Name: "fs3", Why: "dial: no route to host"}
+	// nonPrim is a member running Galera, cut off from quorum, at seqno n.
+	nonPrim := func(name string, n int64) galeraMember {
+		return galeraMember{Name: name, Seen: true, Running: true, Answers: true, WsrepOn: true, Status: "non-Primary", State: "Initialized",
+			ClusterUUID: uuidA, LocalUUID: uuidA, LastCommitted: n, Size: 3, HasGrastate: true, UUID: uuidA, Seqno: -1, UserDBs: []string{"lbserver20"}}
+	}
+	arbiter := func(running bool) galeraMember {
+		return galeraMember{Name: "fs3", Seen: true, Arbiter: true, Running: running}
+	}
 	tests := []struct {
 		name    string
 		members []galeraMember
@@ -97,6 +107,57 @@ func TestPlanGalera(t *testing.T) {
 		{"Galera history and a standalone server with data: refused",
 			[]galeraMember{stopped("fs1", uuidA, 12, false), stopped("fs2", uuidA, 12, false), standalone("fs3", "precious")},
 			"", "cannot tell which data to keep"},
+		{"quorum lost, every member running: pc.bootstrap on the most advanced only",
+			[]galeraMember{nonPrim("fs1", 40), nonPrim("fs2", 42), nonPrim("fs3", 41)},
+			"pc.bootstrap fs2", ""},
+		{"quorum lost, equal positions: pc.bootstrap on the first in inventory order",
+			[]galeraMember{nonPrim("fs1", 40), nonPrim("fs2", 42), nonPrim("fs3", 42)},
+			"pc.bootstrap fs2", ""},
+		{"quorum lost, two crashed: the survivor is made Primary, the crashed ones join from their positions",
+			[]galeraMember{func() galeraMember { m := nonPrim("fs1", 50); m.Size = 1; return m }(), recovered(stopped("fs2", uuidA, -1, false), 49), stopped("fs3", uuidA, 50, false)},
+			"pc.bootstrap fs1; join fs2 at " + uuidA + ":49; join fs3", ""},
+		{"quorum lost and a stopped member is ahead of the running ones: refused",
+			[]galeraMember{nonPrim("fs1", 50), stopped("fs2", uuidA, 51, false), nonPrim("fs3", 48)},
+			"", "fs2, stopped, is at seqno 51, ahead of every running member"},
+		{"quorum lost and the members still partitioned from each other: refused",
+			[]galeraMember{func() galeraMember { m := nonPrim("fs1", 50); m.Size = 1; return m }(), nonPrim("fs2", 50), nonPrim("fs3", 50)},
+			"", "do not reach each other yet (fs1's component has 1 members, 3 run)"},
+		{"quorum lost and a member cannot be asked: refused (it may be Primary)",
+			[]galeraMember{nonPrim("fs1", 50), nonPrim("fs2", 50), unseen},
+			"", "fs3 (dial: no route to host) cannot be asked"},
+		{"quorum lost and a running member does not answer: refused",
+			[]galeraMember{nonPrim("fs1", 50), {Name: "fs2", Seen: true, Running: true, WsrepOn: true, Status: "not answering: timeout"}, nonPrim("fs3", 50)},
+			"", "fs2 does not answer"},
+		{"quorum lost and a position unknown: refused",
+			[]galeraMember{nonPrim("fs1", 50), nonPrim("fs2", -1), nonPrim("fs3", 50)},
+			"", "fs2 has no committed position"},
+		{"quorum lost and states of two clusters: refused",
+			[]galeraMember{nonPrim("fs1", 50), func() galeraMember { m := nonPrim("fs2", 60); m.LocalUUID = uuidB; return m }(), nonPrim("fs3", 50)},
+			"", "different clusters"},
+		{"quorum lost with a stopped crashed member of unknown position: refused",
+			[]galeraMember{nonPrim("fs1", 50), stopped("fs2", uuidA, -1, false), nonPrim("fs3", 50)},
+			"", "fs2 is stopped after a crash and its position is unknown"},
+		{"arbiter: a Primary component without garbd starts it last",
+			[]galeraMember{primary("fs1"), recovered(stopped("fs2", uuidA, -1, false), 7), arbiter(false)},
+			"join fs2 at " + uuidA + ":7; start garbd fs3", ""},
+		{"arbiter: garbd running, Primary component whole: nothing to do",
+			[]galeraMember{primary("fs1"), primary("fs2"), arbiter(true)},
+			"", ""},
+		{"arbiter: all data members stopped: the most advanced data member bootstraps, never the arbiter",
+			[]galeraMember{stopped("fs1", uuidA, 10, false), stopped("fs2", uuidA, 12, false), arbiter(false)},
+			"bootstrap fs2 marksafe; join fs1; start garbd fs3", ""},
+		{"arbiter: a fresh site bootstraps the first data member",
+			[]galeraMember{arbiter(false), stopped("fs2", "", -1, false), stopped("fs3b", "", -1, false)},
+			"bootstrap fs2; join fs3b; start garbd fs3", ""},
+		{"arbiter unreachable: the data members still bootstrap (it holds no data, and no Primary component forms without a data member)",
+			[]galeraMember{stopped("fs1", uuidA, 10, true), stopped("fs2", uuidA, 9, false), {Name: "fs3", Arbiter: true, Why: "dial: no route to host"}},
+			"bootstrap fs1; join fs2", ""},
+		{"arbiter: quorum lost, both data members running: pc.bootstrap on the most advanced, garbd left to reconnect",
+			[]galeraMember{nonPrim("fs1", 30), nonPrim("fs2", 31), arbiter(true)},
+			"pc.bootstrap fs2", ""},
+		{"arbiter running a full mariadbd: refused",
+			[]galeraMember{primary("fs1"), primary("fs2"), {Name: "fs3", Seen: true, Arbiter: true, MariaDBRunning: true}},
+			"", "fs3 is the pool's arbiter but runs mariadbd"},
 		{"two Primary components: refused",
 			[]galeraMember{primary("fs1"), func() galeraMember { m := primary("fs2"); m.ClusterUUID = uuidB; return m }(), stopped("fs3", "", -1, false)},
 			"", "two Primary components"},
@@ -118,7 +179,7 @@ func TestPlanGalera(t *testing.T) {
 			}
 			n := 0
 			for _, a := range d.Actions {
-				if a.Kind == actBootstrap {
+				if a.Kind == actBootstrap || a.Kind == actPCBootstrap {
 					n++
 				}
 			}
@@ -149,5 +210,62 @@ func TestParseGrastateAndRecovered(t *testing.T) {
 	}
 	if got := userDBs([]string{"mysql", "performance_schema", "sys", "#innodb_temp", "lbserver20", "lost+found", ""}); strings.Join(got, ",") != "lbserver20" {
 		t.Fatalf("userDBs %v", got)
+	}
+}
+
+// TestPoolArbiterPlan: with pool.arbiter the arbiter gets garbd's settings
+// and no MariaDB, L&B or hagd steps; the data members' gcomm list still
+// names it (garbd listens on Galera's port).
+func TestPoolArbiterPlan(t *testing.T) {
+	inv := poolTestInventory(t, "fs3")
+	phases, err := poolDBPhases(inv, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lbPhases []string
+	for _, ph := range phases {
+		for host, st := range ph.Steps {
+			for _, s := range st {
+				id := s.ID()
+				if host == "fs3" && (strings.Contains(id, "/etc/mysql") || strings.Contains(id, "mysql ") || strings.Contains(id, "hagd")) {
+					t.Errorf("phase %q: the arbiter gets %q", ph.Name, id)
+				}
+			}
+		}
+		if strings.HasPrefix(ph.Name, PhasePoolDB+" (") {
+			lbPhases = append(lbPhases, ph.Name)
+		}
+		if ph.Name == PhasePoolHealth {
+			if ids := strings.Join(stepIDs(ph.Steps["fs3"]), ", "); ids != "galera arbitrator (garbd) running" {
+				t.Errorf("arbiter's health: %q", ids)
+			}
+			if ids := strings.Join(stepIDs(ph.Steps["fs1"]), ", "); !strings.Contains(ids, "galera wsrep_cluster_size") {
+				t.Errorf("fs1's health: %q", ids)
+			}
+		}
+		if ph.Name == PhasePoolHAGD {
+			if _, ok := ph.Steps["fs3"]; ok || len(ph.Steps) != 2 {
+				t.Errorf("hagd phase on %d hosts, the arbiter among them: %v", len(ph.Steps), ok)
+			}
+		}
+	}
+	if strings.Join(lbPhases, ", ") != PhasePoolDB+" (fs1), "+PhasePoolDB+" (fs2)" {
+		t.Errorf("L&B phases: %v", lbPhases)
+	}
+	conf := fileStep(t, phases[0].Steps["fs3"], GarbdConfig)
+	for _, want := range []string{`GALERA_NODES="198.18.0.11:4567,198.18.0.12:4567"`, `GALERA_GROUP="` + inv.Roles.StateServer.Pool.ClusterName + `"`,
+		`GALERA_OPTIONS="gmcast.listen_addr=tcp://198.18.0.13:4567"`, `LOG_FILE="/var/log/garbd/garbd.log"`} {
+		if !strings.Contains(string(conf.Content), want+"\n") {
+			t.Errorf("%s lacks %s:\n%s", GarbdConfig, want, conf.Content)
+		}
+	}
+	var cnf []byte
+	for _, s := range phases[0].Steps["fs1"] {
+		if f, ok := s.(*steps.File); ok && f.Path == inv.Roles.StateServer.MySQL.Config {
+			cnf = f.Content
+		}
+	}
+	if !strings.Contains(string(cnf), "gcomm://198.18.0.11,198.18.0.12,198.18.0.13\n") {
+		t.Errorf("fs1's gcomm list:\n%s", cnf)
 	}
 }

@@ -132,7 +132,9 @@ func poolHAPhase(inv *inventory.Inventory, opts Options) (installer.Phase, error
 			// One hagd.conf per host: it would be written twice, differently.
 			return ph, fmt.Errorf("%s: host has roles state-server (a pool member) and rb-node: gridha runs one hagd per host; give the rb-node role to another host", m.Name)
 		}
-		if !opts.InLimit(m.Name) {
+		if !opts.InLimit(m.Name) || m.Name == cfg.Pool.Arbiter {
+			// The arbiter has no MariaDB: it can never serve the
+			// database service IP, nor hold its lease.
 			continue
 		}
 		g := cfg.Pool.HAGroup

@@ -11,7 +11,7 @@ pkgs=(openssh-server openssh-client mariadb-server mariadb-client bind9 bind9-ut
       openssl  # state-dir manifests hash with openssl dgst (the CPU's SHA instructions; sha256sum is the fallback)
       stress-ng keepalived  # the hagd fencing test loads the nodes' CPUs; the bench compares keepalived; the DNS removal bench loads the CPUs
       man-db rpm zsh  # packaging and completion tests: man, rpm -qlp, the zsh completion
-      galera-4 mariadb-backup socat glusterfs-server glusterfs-client  # the state pool (slide 5): Galera, GlusterFS
+      galera-4 galera-arbitrator-4 mariadb-backup socat glusterfs-server glusterfs-client  # the state pool (slide 5): Galera (garbd: the arbiter), GlusterFS
       ansible-core)  # make bench compares gridha with Ansible (BenchmarkAnsible)
 missing=()
 for p in "${pkgs[@]}"; do
