@@ -506,6 +506,7 @@ func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, rem
 			ServerPath:  path.Join(cfg.Export, inventory.ShareDir(g, d)),
 			ServerPaths: serverPaths,
 			Shares:      shares,
+			Locals:      rb.StateDirs,
 			StateFrom:   opts.StateFrom,
 			KeepOwners:  true,
 			NoSpecial:   rb.SharedFS == "sshfs",

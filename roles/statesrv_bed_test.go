@@ -174,6 +174,31 @@ func TestStateServerOnBed(t *testing.T) {
 		t.Fatalf("second run changed:\n%s", strings.Join(c, "\n"))
 	}
 
+	// A Match Address block before gridha's that gives rb2's address TCP
+	// forwarding: sshd -T is then run per node address (not once for
+	// all), and the drift is reported from rb2's address only.
+	weak := "Match Address " + rb2.Addr + "\n\tAllowTcpForwarding yes\n"
+	if _, err := srv.Sh(ctx, "sed -i '/^# BEGIN gridha state-server/i "+strings.ReplaceAll(strings.TrimSuffix(weak, "\n"), "\n", "\\n")+"' /etc/ssh/sshd_config"); err != nil {
+		t.Fatal(err)
+	}
+	weakAudit := bedRun(t, ctx, inv, role, Options{ReadOnly: true}, installer.ModeAudit)
+	var confine *installer.Result
+	for i, r := range weakAudit.Results {
+		if r.Step == "sshd confinement of snfs" {
+			confine = &weakAudit.Results[i]
+		}
+	}
+	if confine == nil || confine.Status != installer.StatusDrift ||
+		!strings.Contains(confine.Message, "from "+rb2.Addr+`: allowtcpforwarding is "yes", want "no"`) || strings.Contains(confine.Message, "from "+rb1.Addr) {
+		t.Fatalf("Match Address %s weakening rb2's login: verify says %+v, want drift from rb2's address only", rb2.Addr, confine)
+	}
+	if _, err := srv.Sh(ctx, "sed -i '/^Match Address "+rb2.Addr+"$/,+1d' /etc/ssh/sshd_config"); err != nil {
+		t.Fatal(err)
+	}
+	if c := changedSteps(bedRun(t, ctx, inv, role, Options{ReadOnly: true}, installer.ModeAudit)); len(c) > 0 {
+		t.Fatalf("after removing the Match Address block:\n%s", strings.Join(c, "\n"))
+	}
+
 	// A wider grant added by hand is drift, revoked on install.
 	if _, err := srv.MySQL(ctx, fmt.Sprintf("GRANT SELECT ON mysql.* TO 'lbserver'@'%s'", rb1.Addr)); err != nil {
 		t.Fatal(err)

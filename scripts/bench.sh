@@ -21,8 +21,10 @@ section "engine: no-change run of the primitive-step suite on 1, 5 and 20 hosts 
 bench ./installer/steps 'BenchmarkPrimitiveSuite$'
 section "verify: wall time and SSH sessions per host on 1, 10 and 30 hosts"
 bench ./cmd/gridha 'BenchmarkVerify$'
-section "verify of the real roles: state server + 1 and 10 rb nodes (sshfs, hagd), wall time and the hosts' CPU"
-bench ./cmd/gridha 'BenchmarkVerifyRBNodes$'
+section "verify and no-change install, 1 / 10 / 30 hosts x 10 / 50 / 200 steps: wall, hosts' CPU, install/verify (alternating pairs), verify --limit s01 / one-host inventory; charts in bench/"
+bench ./cmd/gridha 'BenchmarkScaling$'
+section "verify of the real roles: state server + 1, 10 and 30 rb nodes (sshfs, hagd), wall time and the hosts' CPU; no-op install / verify; verify --limit r01 / one-node inventory"
+bench ./cmd/gridha 'BenchmarkVerifyRBNodes$' GRIDHA_RBNODE_BENCH_NODES=1,10,30
 section "gridha vs Ansible (ansible-core, pipelining, forks 20) on the same bed hosts: audit and no-change converge, 5 and 20 hosts"
 bench ./cmd/gridha 'BenchmarkAnsible$'
 section "rb-node: move of ~350 MB of RB state through the confined sshfs+bindfs mount (with verification) vs rsync -a of the same folders, same bed, same run"

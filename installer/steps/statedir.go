@@ -65,6 +65,10 @@ type StateDir struct {
 	// first step that needs one reads them all in one session per host
 	// (statedirview.go). Empty: each step reads its own folders.
 	ServerPaths, Shares []string
+	// Locals are the node's local state folders, Locals[i] Shares[i]'s (nil:
+	// unknown): the shares probe skips what Decide does not need for a
+	// folder that is already a symlink.
+	Locals []string
 	// StateFrom is the node whose state wins a conflict ("" = refuse).
 	StateFrom string
 	// KeepOwners: the shared file system keeps owners (NFS as root with the
@@ -169,18 +173,28 @@ if [ -d "$T" ]; then echo tmp=dir; if [ -f "$T/%s" ]; then echo tmpmarker=1; fi;
 // shareCheckScript is shareCheckBody for one share: sh -c SCRIPT sh S T.
 var shareCheckScript = "S=$1 T=$2\n" + shareCheckBody + "exit 0"
 
-// sharesCheckScript is shareCheckBody for every pair of arguments S T,
-// each answer between "@@share I" and "@@shared I" (I from 0); then
+// sharesCheckScript is shareCheckBody for every share S (with T next to
+// it) of its arguments, each answer between "@@share I" and "@@shared I" (I from 0); then
 // "@@views" and the listing through the mount of every share that holds a
-// state marker, one find for all (multiListCmd), NUL-separated. The
+// state marker (or is behind a symlink, below), one find for all
+// (multiListCmd), NUL-separated. The
 // listing is what checkNodeView compares with the share on the state
 // server; read here it costs no session of its own on the node (a verify's
 // second session there: a login shell, the session prelude, a watcher, a
 // find per share). The text answers come first and hold no NUL: the first
 // "\n@@views" ends them.
-var sharesCheckScript = "i=0 np=$(($#/2))\nwhile [ $i -lt $np ]; do eval \"S=\\${$((2*i+1))} T=\\${$((2*i+2))}\"\necho \"@@share $i\"\n" + shareCheckBody +
+//
+// The arguments are triples L S T (L: the node's local state folder, ""
+// when unknown). A share whose local folder is already a symlink gets no
+// share=/entries=/marker/tmp answer but "linked=1": Decide settles a link
+// before it looks at any of those, and each of them is a walk through the
+// mount, that is SFTP requests the state server serves (about forty per node
+// and verify, four times the listing's own); its listing is made whatever
+// its marker says (checkNodeView compares it with the server's).
+var sharesCheckScript = "i=0 np=$(($#/3))\nwhile [ $i -lt $np ]; do eval \"L=\\${$((3*i+1))} S=\\${$((3*i+2))} T=\\${$((3*i+3))}\"\necho \"@@share $i\"\n" +
+	"if [ -n \"$L\" ] && [ -L \"$L\" ]; then echo linked=1; else\n" + shareCheckBody + "fi\n" +
 	"echo \"@@shared $i\"\ni=$((i+1))\ndone\n" +
-	"i=0\nwhile [ $i -lt $np ]; do S=$1; shift 2; if [ -f \"$S/" + StateMarker + "\" ]; then set -- \"$@\" \"$S/\"; fi; i=$((i+1)); done\n" +
+	"i=0\nwhile [ $i -lt $np ]; do L=$1 S=$2; shift 3; if { [ -n \"$L\" ] && [ -L \"$L\" ]; } || [ -f \"$S/" + StateMarker + "\" ]; then set -- \"$@\" \"$S/\"; fi; i=$((i+1)); done\n" +
 	"if [ $# -gt 0 ]; then printf '@@views\\000'; " + multiListCmd(`"$@"`) + "; fi\nexit 0"
 
 // shareIndex is where Share is in Shares (-1: not there).
@@ -202,9 +216,13 @@ func (s StateDir) sharesProbe() (installer.Probe, bool) {
 	}
 	q := installer.ShellQuote
 	var args strings.Builder
-	for _, sh := range s.Shares {
+	for i, sh := range s.Shares {
 		t := path.Join(path.Dir(sh), "."+path.Base(sh)+".gridha-tmp-"+s.Node)
-		args.WriteString(" " + q(sh) + " " + q(t))
+		local := ""
+		if len(s.Locals) == len(s.Shares) {
+			local = s.Locals[i]
+		}
+		args.WriteString(" " + q(local) + " " + q(sh) + " " + q(t))
 	}
 	script := fmt.Sprintf(`MP=%s; m=
 while read -r _d _mp _r; do if [ "$_mp" = "$MP" ]; then m=1; fi; done < /proc/mounts
@@ -289,6 +307,10 @@ type StateDirFacts struct {
 	Tmp          bool
 	TmpMarker    bool
 	Unanswered   bool // the share did not answer the probe in time
+	// LinkedShare: the shares probe found the local folder a symlink and
+	// did not look at the share (Share, ShareEntries, Marker, Tmp,
+	// TmpMarker unknown).
+	LinkedShare bool
 }
 
 // ParseStateDirFacts reads the probe output.
@@ -327,6 +349,8 @@ func ParseStateDirFacts(out string) StateDirFacts {
 			f.TmpMarker = true
 		case "unanswered":
 			f.Unanswered = true
+		case "linked":
+			f.LinkedShare = true
 		}
 	}
 	if marker {
@@ -391,6 +415,11 @@ func (s StateDir) Decide(f StateDirFacts) StateDirPlan {
 		return StateDirPlan{Refuse: fmt.Sprintf("%s is a symlink to %s, not to the share %s; refusing to change it", s.Path, f.LinkTarget, s.Share)}
 	case "other":
 		return StateDirPlan{Refuse: fmt.Sprintf("%s is neither a folder nor a symlink; refusing to touch it", s.Path)}
+	}
+	if f.LinkedShare {
+		// The shares probe saw a symlink where the step's own probe,
+		// a moment apart, did not: nothing is known of the share.
+		return StateDirPlan{Refuse: fmt.Sprintf("%s changed while gridha looked at it (a symlink, then %s); re-run", s.Path, f.Local)}
 	}
 	if !f.Mounted {
 		return StateDirPlan{Refuse: fmt.Sprintf("%s is not mounted: refusing to move %s onto the local disk", s.Mount, s.Path)}

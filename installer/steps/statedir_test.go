@@ -367,6 +367,62 @@ func TestStateDirSharesProbe(t *testing.T) {
 	} else if _, ok := probedViewOf([]byte(out[:i-30]), a); ok {
 		t.Errorf("cut answer: listing used")
 	}
+	// With Locals: a share behind a local symlink is not walked (no
+	// share=, entries=, marker answer; Decide needs none of them for a
+	// link) but listed, marker or not (c has none); a share whose local
+	// folder is a real folder gets the full answer, as alone.
+	d := filepath.Join(dir, "share", "d")
+	localD := filepath.Join(dir, "local-d")
+	for _, p := range []string{d, localD} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withD := []string{a, c, d}
+	locals := []string{filepath.Join(dir, "local-a"), filepath.Join(dir, "local-c"), localD}
+	for i, sh := range withD {
+		s := StateDir{Path: locals[i], Share: sh, Mount: "/", Node: "rb1", Shares: withD, Locals: locals}
+		alone := StateDir{Path: locals[i], Share: sh, Mount: "/", Node: "rb1"}
+		ps := s.Probes()
+		got := ParseStateDirFacts(run(ps[0]) + "\n" + s.shareFacts(run(ps[1])))
+		want := ParseStateDirFacts(run(alone.Probes()[0]))
+		if sh == d {
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+				t.Errorf("%s behind a real folder: %+v, alone %+v", sh, got, want)
+			}
+			continue
+		}
+		if !got.LinkedShare || got.Share != "" || got.Marker != "" {
+			t.Errorf("%s behind a symlink: %+v, want the share not looked at", sh, got)
+		}
+		if fmt.Sprintf("%+v", s.Decide(got)) != fmt.Sprintf("%+v", alone.Decide(want)) {
+			t.Errorf("%s behind a symlink: plan %+v, alone %+v", sh, s.Decide(got), alone.Decide(want))
+		}
+		// The probe saw a link, the step's own probe a folder: refused.
+		f := got
+		f.Local = "dir"
+		if p := s.Decide(f); p.Refuse == "" || len(p.Ops) > 0 {
+			t.Errorf("%s: linked share facts with a local folder: %+v, want refused", sh, p)
+		}
+	}
+	s0 := StateDir{Path: locals[0], Share: a, Mount: "/", Node: "rb1", Shares: withD, Locals: locals}
+	sp0, _ := s0.sharesProbe()
+	out0 := run(sp0)
+	for _, sh := range []string{a, c} {
+		if _, ok := probedViewOf([]byte(out0), sh); !ok {
+			t.Errorf("share %s behind a symlink not listed:\n%q", sh, out0)
+		}
+	}
+	if _, ok := probedViewOf([]byte(out0), d); ok {
+		t.Errorf("share d (real local folder, no marker) listed")
+	}
+	// A share missing behind its symlink (b): the one find fails, no
+	// listing is used (each step reads its own, and reports b's).
+	s0.Shares, s0.Locals = []string{a, b}, []string{locals[0], filepath.Join(dir, "local-b")}
+	sp0, _ = s0.sharesProbe()
+	if _, ok := probedViewOf([]byte(run(sp0)), a); ok {
+		t.Errorf("listing used though the share behind local-b is missing")
+	}
 	// A hung share: every state dir whose answer did not finish is
 	// unanswered.
 	s := StateDir{Share: b, Shares: shares}
