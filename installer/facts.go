@@ -100,7 +100,12 @@ type Facts struct {
 	mounts   []MountEntry
 	mountsOK bool
 	errs     map[string]error // typed answers that did not parse, by probe id
+	agent    bool             // the host's gridha answered the typed probes
 }
+
+// Agent says whether the host's own gridha (`gridha facts`) answered the
+// typed probes, rather than the shell script.
+func (f *Facts) Agent() bool { return f != nil && f.agent }
 
 // NewFacts builds Facts from the results of generic shell probes (tests
 // add typed facts with SetFile, SetService, ...).
@@ -302,15 +307,31 @@ func newNonce() string {
 func BatchScript(probes []Probe) string { return batchScript(probes, newNonce()) }
 
 func batchScript(probes []Probe, m string) string {
-	var b strings.Builder
-	b.WriteString("LC_ALL=C; export LC_ALL\n")
+	first := firstProbes(probes)
+	return "LC_ALL=C; export LC_ALL\n" + batchScriptOf(probes, m, func(i int) bool { return first[i] })
+}
+
+// firstProbes marks the first probe of each fact in probes (the one that
+// is asked; later ones with the same id are the same fact).
+func firstProbes(probes []Probe) []bool {
 	seen := map[string]bool{}
+	first := make([]bool, len(probes))
+	for i, p := range probes {
+		first[i] = !seen[p.id()]
+		seen[p.id()] = true
+	}
+	return first
+}
+
+// batchScriptOf renders the probes sel selects, framed by their index in
+// probes (the gatherer splits one batch between the agent and the shell).
+func batchScriptOf(probes []Probe, m string, sel func(i int) bool) string {
+	var b strings.Builder
 	var services []string // frame index and name, in pairs
 	for i, p := range probes {
-		if seen[p.id()] {
+		if !sel(i) {
 			continue
 		}
-		seen[p.id()] = true
 		if p.kind == factService {
 			services = append(services, strconv.Itoa(i), ShellQuote(p.arg))
 			continue

@@ -199,16 +199,65 @@ func parseFiles(paths []string, meta map[string]bool, out []byte, m string) (map
 	return res, true
 }
 
-// gatherScript is the script gatherBatch runs: prelude (the lock wait), the
-// combined file probes, then the other probes as BatchScript renders them.
-func gatherScript(prelude string, paths []string, meta map[string]bool, others []Probe, m string) string {
-	return "LC_ALL=C; export LC_ALL\n" + prelude + filesScript(paths, meta, m) + batchScript(others, m)
+// gatherScript is the script gatherBatch runs: prelude (the lock wait),
+// then the typed probes — answered by the host's own gridha (`gridha facts`,
+// see agent.go) when one of agentPaths is there and speaks AgentProtocol,
+// else by the combined file script and the typed probes' scripts — then
+// the generic shell probes, by the same shell. One session either way:
+// the fallback costs no round trip. Its first line is the "R" frame
+// line: output an agent left before it failed is cut off there
+// (cutAtRestart). agents lists where to look for the agent ("" for none).
+func gatherScript(prelude string, paths []string, meta map[string]bool, others []Probe, m, agents string) string {
+	var b strings.Builder
+	b.WriteString("LC_ALL=C; export LC_ALL\n")
+	b.WriteString(prelude)
+	first := firstProbes(others)
+	agentSel := func(i int) bool { return first[i] && agentKind(others[i].kind) }
+	shellSel := func(i int) bool { return first[i] && !agentKind(others[i].kind) }
+	req := agentRequest{marker: m, paths: paths, meta: meta}
+	for i, p := range others {
+		if agentSel(i) {
+			req.probes = append(req.probes, agentProbe{index: i, kind: p.kind, arg: p.arg})
+		}
+	}
+	typed := filesScript(paths, meta, m) + batchScriptOf(others, m, agentSel)
+	if typed != "" && agents != "" {
+		// The delimiter holds the nonce: no request line (all start
+		// with a letter and a blank) can end the here-document early.
+		eof := "GRIDHA_REQ_" + strings.TrimPrefix(m, probeMarker)
+		fmt.Fprintf(&b, `g=
+for g in %s; do if [ -x "$g" ]; then break; fi; g=; done
+if [ -n "$g" ] && "$g" facts --protocol %d 2>/dev/null 9>&- <<'%s'
+%s%s
+then :; else
+printf '\n%s R\n'
+%sfi
+`, agents, AgentProtocol, eof, renderAgentRequest(req), eof, m, typed)
+	} else {
+		b.WriteString(typed)
+	}
+	b.WriteString(batchScriptOf(others, m, shellSel))
+	return b.String()
+}
+
+// cutAtRestart drops what lies before the script's last "R" frame line:
+// an agent that failed after it wrote part of a reply (it writes all at
+// once, so hardly ever) must not leave frames the fallback's repeat.
+func cutAtRestart(out []byte, m string) []byte {
+	if i := bytes.LastIndex(out, []byte("\n"+m+" R\n")); i >= 0 {
+		return out[i:]
+	}
+	return out
 }
 
 // gatherBatch is Gather for the runner: every probe in one session, file
-// probes answered together. prelude runs first (a non-zero exit from it
-// aborts the batch).
+// probes answered together, typed probes by the host's gridha when it has
+// one. prelude runs first (a non-zero exit from it aborts the batch).
 func gatherBatch(ctx context.Context, conn Conn, probes []Probe, prelude string) (*Facts, CmdResult, error) {
+	return gatherBatchWith(ctx, conn, probes, prelude, agentPaths)
+}
+
+func gatherBatchWith(ctx context.Context, conn Conn, probes []Probe, prelude, agents string) (*Facts, CmdResult, error) {
 	paths, meta, others := splitProbes(probes)
 	if len(paths) == 0 && len(others) == 0 && prelude == "" {
 		return NewFacts(nil), CmdResult{}, nil
@@ -216,19 +265,21 @@ func gatherBatch(ctx context.Context, conn Conn, probes []Probe, prelude string)
 	m := newNonce()
 	// The script as the command itself, not "sh -s" on stdin: one shell
 	// process fewer per session (the transport passes a long one on stdin).
-	res, err := conn.Run(ctx, gatherScript(prelude, paths, meta, others, m), nil)
+	res, err := conn.Run(ctx, gatherScript(prelude, paths, meta, others, m, agents), nil)
 	if err != nil {
 		return nil, res, fmt.Errorf("gather facts: %w", err)
 	}
 	if res.ExitCode != 0 {
 		return nil, res, res.Err("gather facts")
 	}
-	facts, err := parseBatch(others, res.Stdout, m)
+	out := cutAtRestart(res.Stdout, m)
+	facts, err := parseBatch(others, out, m)
 	if err != nil {
 		return nil, res, err
 	}
+	facts.agent = bytes.HasPrefix(out, []byte(m+" A ")) || bytes.Contains(out, []byte("\n"+m+" A "))
 	if len(paths) > 0 {
-		files, ok := parseFiles(paths, meta, res.Stdout, m)
+		files, ok := parseFiles(paths, meta, out, m)
 		if !ok {
 			// Something changed under us: ask each path on its own.
 			var fps []Probe

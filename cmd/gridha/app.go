@@ -201,6 +201,7 @@ was unreachable, 3 bad input (nothing touched), 130 interrupted. With
 			versionCommand(d),
 			completionCommand(),
 			packageFilesCommand(d),
+			factsCommand(),
 		}, d.Commands...),
 	}
 	// An unknown command reaches the app's own action: exit 3 with the
