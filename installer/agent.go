@@ -57,6 +57,38 @@ func agentKind(k factKind) bool {
 
 var agentKindNames = map[factKind]string{factFileHash: "hash", factService: "service", factMounts: "mounts", factUser: "user"}
 
+// agentWorth says whether the agent costs the host less than the shell
+// script would for req. Starting gridha (a 20 MB Go binary: runtime and
+// package initialisation) costs about what five or six short programs do;
+// the script's cost is counted here in processes: stat and cat for all
+// files, a subshell and stat for each hash, a subshell and a cd+exec
+// subshell for each service (the init script runs either way), a
+// subshell, getent, id, stat and base64 for each user, a subshell for the
+// mount table.
+func agentWorth(req agentRequest) bool {
+	cost := 0
+	if len(req.paths) > 0 {
+		cost += 2
+	}
+	for _, p := range req.probes {
+		switch p.kind {
+		case factFileHash:
+			cost += 3
+		case factService:
+			cost += 2
+		case factUser:
+			cost += 6
+		case factMounts:
+			cost++
+		}
+	}
+	return cost >= agentMinCost
+}
+
+// agentMinCost is the processes the shell script must cost before the
+// agent is asked (see agentWorth).
+const agentMinCost = 8
+
 // agentRequest is one batch's typed probes: the file paths (meta: without
 // content) in filesScript's order, and the other typed probes by their
 // index in the batch's probes (the frame number).

@@ -112,7 +112,7 @@ func gatherBoth(t *testing.T, probes []Probe) (shell, agent *Facts) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn := &localConn{host: "local"}
-	shell, _, err := gatherBatchWith(ctx, conn, probes, "", "")
+	shell, _, err := gatherBatch(ctx, conn, probes, "", "")
 	if err != nil {
 		t.Fatalf("shell: %v", err)
 	}
@@ -122,7 +122,7 @@ func gatherBoth(t *testing.T, probes []Probe) (shell, agent *Facts) {
 	}
 	t.Setenv(agentTestEnv, "1")
 	// The first candidate is missing: the script takes the next one.
-	agent, _, err = gatherBatchWith(ctx, conn, probes, "", "/nonexistent/gridha "+exe)
+	agent, _, err = gatherBatch(ctx, conn, probes, "", "/nonexistent/gridha "+exe)
 	if err != nil {
 		t.Fatalf("agent: %v", err)
 	}
@@ -202,7 +202,7 @@ func TestAgentUnknownOwnerFallsBack(t *testing.T) {
 	if err := os.Lchown(p, 54321, 54321); err != nil {
 		t.Fatal(err)
 	}
-	shell, agent := gatherBoth(t, []Probe{FileProbe(p)})
+	shell, agent := gatherBoth(t, []Probe{FileProbe(p), UserProbe("root"), UserProbe("nobody")})
 	sameFacts(t, "orphan", shell, agent)
 	ff, _ := agent.File(p)
 	if ff.Owner != "UNKNOWN" {
@@ -245,7 +245,7 @@ func TestAgentMismatchFallsBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn := &localConn{host: "local"}
-	want, _, err := gatherBatchWith(ctx, conn, probes, "", "")
+	want, _, err := gatherBatch(ctx, conn, probes, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestAgentMismatchFallsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, agent := range []string{old, half, noexec} {
-		got, _, err := gatherBatchWith(ctx, conn, probes, "", agent)
+		got, _, err := gatherBatch(ctx, conn, probes, "", agent)
 		if err != nil {
 			t.Fatalf("%s: %v", filepath.Base(agent), err)
 		}
@@ -385,4 +385,23 @@ func FuzzAgentRequest(f *testing.F) {
 			t.Fatalf("round trip:\n%+v\n%+v", r, again)
 		}
 	})
+}
+
+// TestAgentOnlyWhenWorth: a batch the shell answers with a process or two
+// does not start gridha; an rb node's batch does, in the same script as
+// the fallback (one session), and without the agent nowhere.
+func TestAgentOnlyWhenWorth(t *testing.T) {
+	small := []Probe{FileProbe("/etc/hostname"), ServiceProbe("cron")}
+	big := append(small, FileHashProbe("/usr/local/sbin/gridha"), UserProbe("snfs"), MountsProbe())
+	for _, c := range []struct {
+		probes []Probe
+		agents string
+		want   bool
+	}{{small, agentPaths, false}, {big, agentPaths, true}, {big, "", false}} {
+		paths, meta, others := splitProbes(c.probes)
+		s := gatherScript("", paths, meta, others, fuzzNonce, c.agents)
+		if got := strings.Contains(s, " facts --protocol "); got != c.want {
+			t.Errorf("%d probes, agents %q: agent asked %v, want %v", len(c.probes), c.agents, got, c.want)
+		}
+	}
 }

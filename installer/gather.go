@@ -221,7 +221,7 @@ func gatherScript(prelude string, paths []string, meta map[string]bool, others [
 		}
 	}
 	typed := filesScript(paths, meta, m) + batchScriptOf(others, m, agentSel)
-	if typed != "" && agents != "" {
+	if typed != "" && agents != "" && agentWorth(req) {
 		// The delimiter holds the nonce: no request line (all start
 		// with a letter and a blank) can end the here-document early.
 		eof := "GRIDHA_REQ_" + strings.TrimPrefix(m, probeMarker)
@@ -251,13 +251,10 @@ func cutAtRestart(out []byte, m string) []byte {
 }
 
 // gatherBatch is Gather for the runner: every probe in one session, file
-// probes answered together, typed probes by the host's gridha when it has
-// one. prelude runs first (a non-zero exit from it aborts the batch).
-func gatherBatch(ctx context.Context, conn Conn, probes []Probe, prelude string) (*Facts, CmdResult, error) {
-	return gatherBatchWith(ctx, conn, probes, prelude, agentPaths)
-}
-
-func gatherBatchWith(ctx context.Context, conn Conn, probes []Probe, prelude, agents string) (*Facts, CmdResult, error) {
+// probes answered together, typed probes by the host's gridha when one of
+// agents (space-separated paths; "" for none) is there. prelude runs
+// first (a non-zero exit from it aborts the batch).
+func gatherBatch(ctx context.Context, conn Conn, probes []Probe, prelude, agents string) (*Facts, CmdResult, error) {
 	paths, meta, others := splitProbes(probes)
 	if len(paths) == 0 && len(others) == 0 && prelude == "" {
 		return NewFacts(nil), CmdResult{}, nil

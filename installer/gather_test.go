@@ -50,7 +50,7 @@ func TestGatherBatchSameAsFileProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, res, err := gatherBatch(ctx, conn, probes, "")
+	got, res, err := gatherBatch(ctx, conn, probes, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestGatherBatchSameAsFileProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, res, err = gatherBatch(ctx, conn, metas, "")
+	got, res, err = gatherBatch(ctx, conn, metas, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestProbesByType(t *testing.T) {
 	if len(paths) != 2 || paths[0] != p || paths[1] != m || len(meta) != 1 || !meta[m] || len(others) != 6 {
 		t.Fatalf("split: paths %q, meta %v, %d others", paths, meta, len(others))
 	}
-	facts, _, err := gatherBatch(context.Background(), &localConn{host: "local"}, probes, "")
+	facts, _, err := gatherBatch(context.Background(), &localConn{host: "local"}, probes, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ if [ "$w" != %s ]; then echo "per-host lock not acquired" >&2; exit %d; fi
 
 // acquireLockAndGather takes the per-host lock (one long session) and gathers
 // probes in a second session that first waits for the lock.
-func acquireLockAndGather(ctx context.Context, conn Conn, path string, probes []Probe) (*hostLock, *Facts, error) {
+func acquireLockAndGather(ctx context.Context, conn Conn, path string, probes []Probe, agents string) (*hostLock, *Facts, error) {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, nil, err
@@ -105,7 +105,7 @@ func acquireLockAndGather(ctx context.Context, conn Conn, path string, probes []
 		gcancel() // the lock session ended: nothing to wait for
 	}()
 
-	facts, _, gerr := gatherBatch(gctx, conn, probes, lockPrelude(path, nonce))
+	facts, _, gerr := gatherBatch(gctx, conn, probes, lockPrelude(path, nonce), agents)
 	if gerr == nil {
 		return l, facts, nil
 	}
@@ -189,12 +189,12 @@ func pathDir(p string) string {
 
 // gatherShared gathers probes in one session; with lockPath set, under the
 // per-host lock held shared (see sharedLockPrelude).
-func gatherShared(ctx context.Context, conn Conn, probes []Probe, lockPath string) (*Facts, error) {
+func gatherShared(ctx context.Context, conn Conn, probes []Probe, lockPath, agents string) (*Facts, error) {
 	if lockPath == "" {
-		f, _, err := gatherBatch(ctx, conn, probes, "")
+		f, _, err := gatherBatch(ctx, conn, probes, "", agents)
 		return f, err
 	}
-	f, res, err := gatherBatch(ctx, conn, probes, sharedLockPrelude(lockPath))
+	f, res, err := gatherBatch(ctx, conn, probes, sharedLockPrelude(lockPath), agents)
 	if err != nil && res.ExitCode == lockExitBusy {
 		res.Stdout = res.Stderr
 		return nil, lockError(conn.Host(), lockPath, lockResult{res: res})

@@ -52,6 +52,19 @@ type RunOptions struct {
 	// LockPath is the per-host lock file (ModeApply); "" means
 	// DefaultLockPath.
 	LockPath string
+	// NoFactAgent makes the shell script answer every probe even where
+	// the host's gridha could (`gridha facts`): for a suspected agent
+	// bug, and for benchmarks that compare the two.
+	NoFactAgent bool
+}
+
+// agents is where the gatherer looks for the host's gridha ("" for
+// nowhere).
+func (o RunOptions) agents() string {
+	if o.NoFactAgent {
+		return ""
+	}
+	return agentPaths
 }
 
 // EventKind says what an Event reports.
@@ -387,7 +400,7 @@ func (r *runner) lockHost(ctx context.Context, h *hostRun, probes []Probe) (*Fac
 		return nil, nil
 	}
 	start := time.Now()
-	l, facts, err := acquireLockAndGather(ctx, h.conn, r.opts.LockPath, probes)
+	l, facts, err := acquireLockAndGather(ctx, h.conn, r.opts.LockPath, probes, r.opts.agents())
 	if probes != nil {
 		// Only the host's own goroutine passes probes: a peer's lock is
 		// not this host's time.
@@ -437,7 +450,7 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 				lockPath = r.opts.LockPath
 			}
 			start := time.Now()
-			facts, err := gatherShared(ctx, h.conn, h.allProbes, lockPath)
+			facts, err := gatherShared(ctx, h.conn, h.allProbes, lockPath, r.opts.agents())
 			h.rep.Facts += time.Since(start)
 			if err != nil {
 				return r.gatherFailed(ctx, h, phase, steps, err)
@@ -489,7 +502,7 @@ func (r *runner) runPhase(ctx context.Context, h *hostRun, phase string, steps [
 func (r *runner) gatherPhase(ctx context.Context, h *hostRun, probes []Probe) (*Facts, error) {
 	start := time.Now()
 	defer func() { h.rep.Facts += time.Since(start) }()
-	facts, _, err := gatherBatch(ctx, h.conn, probes, "")
+	facts, _, err := gatherBatch(ctx, h.conn, probes, "", r.opts.agents())
 	return facts, err
 }
 

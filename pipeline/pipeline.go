@@ -161,6 +161,10 @@ func Execute(ctx context.Context, env Env, req Request) (code int, unsaid error)
 		Concurrency: req.Concurrency,
 		Secrets:     secrets,
 		Events:      rep.Event,
+		// The shell script answers every probe, even where the host's
+		// gridha could (benchmarks compare the two; a suspected agent
+		// bug).
+		NoFactAgent: env.Getenv("GRIDHA_NO_FACT_AGENT") != "",
 	})
 	if r == nil {
 		code := report.ExitFailed
