@@ -431,12 +431,13 @@ func (g *galeraCluster) inspect(ctx context.Context, env *installer.Env, h *inve
 			gra.WriteString(l + "\n")
 		}
 	}
+	m.UserDBs = userDBs(dbs)
 	if m.Arbiter {
-		// garbd keeps no datadir state: what counts is whether it runs.
+		// garbd keeps no datadir state: what counts is whether it runs
+		// (and whether a datadir there holds databases nobody would move).
 		m.MariaDBRunning, m.Running = m.Running, garbd
 		return m
 	}
-	m.UserDBs = userDBs(dbs)
 	parseGrastate(&m, gra.String())
 	if m.Running {
 		g.readStatus(ctx, c, &m)
@@ -866,6 +867,15 @@ fi
 install -d -o mysql -g mysql -m 0755 /run/mysqld
 install -d -o mysql -g adm -m 0750 ` + GaleraLogDir + `
 setsid -f mariadbd --user=mysql` + args + ` </dev/null >>` + galeraStartLog + ` 2>&1
+# setsid returns before its child has become mariadbd: wait (bounded: 20 s)
+# until it has, or a loaded host's check right after this script would take
+# the child, still named setsid, for a mariadbd that exited.
+i=0
+until pgrep -x 'mariadbd|mysqld' >/dev/null; do
+	i=$((i+1))
+	[ $i -gt 100 ] && { echo 'mariadbd did not start' >&2; tail -n 15 ` + galeraStartLog + ` >&2; exit 1; }
+	sleep 0.2
+done
 `
 }
 

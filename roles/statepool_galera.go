@@ -142,6 +142,21 @@ func planGalera(all []galeraMember) (galeraDecision, error) {
 		}
 	}
 	for _, a := range arbiters {
+		if !a.Seen || len(a.UserDBs) == 0 {
+			continue
+		}
+		held := false
+		for _, m := range members {
+			held = held || m.galeraHistory() || len(m.UserDBs) > 0 || m.primary()
+		}
+		if !held {
+			// The single state server named as the arbiter: a new cluster
+			// would start empty on a data member, its databases left behind.
+			return galeraDecision{}, fmt.Errorf("%s is the pool's arbiter, which keeps no data, but its datadir holds databases %s and no data member holds any: the cluster would start without them; name another host as pool.arbiter (the one holding the data must be a data member) and run install again",
+				a.Name, strings.Join(a.UserDBs, ", "))
+		}
+	}
+	for _, a := range arbiters {
 		if a.Seen && a.MariaDBRunning {
 			return galeraDecision{}, fmt.Errorf("%s is the pool's arbiter but runs mariadbd: gridha runs the Galera arbitrator (garbd) there, which holds no data; stop its mariadbd (mariadb-admin shutdown, and disable it at boot) and run install again", a.Name)
 		}
