@@ -65,5 +65,8 @@ func GlusterMount(inv *inventory.Inventory) *steps.Mount {
 		Options: []string{"_netdev", "nosuid", "nodev", "backup-volfile-servers=" + strings.Join(backups, ":")},
 		Fstab:   true,
 		Mounted: true,
+		// Mounted from another member (the first one was replaced in the
+		// inventory): the same volume, left mounted.
+		SourceSuffix: ":/" + p.Volume,
 	}
 }

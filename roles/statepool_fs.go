@@ -152,6 +152,7 @@ func poolFSPhases(inv *inventory.Inventory, opts Options) ([]installer.Phase, er
 		out = append(out, installer.Phase{Name: PhasePoolVolume, Steps: map[string][]installer.Step{first.Name: {
 			&glusterPeers{Peers: others},
 			vol,
+			&glusterDetach{Members: append([]string{GlusterServer(first)}, others...)},
 			&glusterBricksOnline{Volume: p.Volume, Bricks: vol.Bricks},
 			&glusterHeal{Volume: p.Volume},
 			&glusterSplitBrain{Volume: p.Volume},
@@ -310,6 +311,12 @@ type glusterCLIOut struct {
 		Status     string `xml:"status"`
 		Total      string `xml:"totalNumberOfEntries"`
 		SplitBrain string `xml:"numberOfEntriesInSplitBrain"`
+		// heal info (not summary): the entries themselves.
+		Entries string `xml:"numberOfEntries"`
+		Files   []struct {
+			GFID string `xml:"gfid,attr"`
+			Path string `xml:",chardata"`
+		} `xml:"file"`
 	} `xml:"healInfo>bricks>brick"`
 }
 
@@ -559,9 +566,25 @@ func (g *glusterVolume) CheckApply(ctx context.Context, env *installer.Env, appl
 		}
 		did = append(did, "marked as gridha's (an interrupted run had created it)")
 	}
-	if strings.Join(st.Bricks, " ") != strings.Join(g.Bricks, " ") {
-		return fail(fmt.Errorf("volume %s has the bricks %s, the inventory wants %s: gridha does not move or replace bricks (gluster volume replace-brick, then run again)",
-			g.Name, strings.Join(st.Bricks, " "), strings.Join(g.Bricks, " ")))
+	// A member lost for good and replaced in the inventory: its brick is
+	// replaced by the new member's (statepool_replace.go), after the
+	// options below (auth.ssl-allow lets the new member in).
+	repl, err := planBrickReplacement(g.Name, st.Bricks, g.Bricks, g.Arbiter)
+	if err != nil {
+		return fail(err)
+	}
+	if repl != nil && !apply {
+		return installer.Drift(fmt.Sprintf("volume %s: brick %s is no longer in the inventory: would replace it by %s (a member replaced)", g.Name, repl.Old, repl.New),
+			strings.Join(g.Bricks, " "), strings.Join(st.Bricks, " "))
+	}
+	if repl != nil {
+		f, err := gatherReplaceFacts(ctx, env, g.Name, repl)
+		if err != nil {
+			return fail(fmt.Errorf("before replacing %s by %s: %w", repl.Old, repl.New, err))
+		}
+		if err := replaceRefusal(g.Name, repl, st.Bricks, g.Arbiter, f); err != nil {
+			return fail(err)
+		}
 	}
 	var drift []string
 	for _, op := range g.Options {
@@ -576,6 +599,12 @@ func (g *glusterVolume) CheckApply(ctx context.Context, env *installer.Env, appl
 	}
 	if len(drift) > 0 {
 		did = append(did, "set "+strings.Join(drift, ", "))
+	}
+	if repl != nil {
+		if err := replaceBrick(ctx, env, g.Name, repl); err != nil {
+			return fail(err)
+		}
+		did = append(did, "replaced brick "+repl.Old+" by "+repl.New+" (the self-heal daemon copies every entry to it)")
 	}
 	if st.Status != "Started" {
 		drift = append(drift, "status "+st.Status)

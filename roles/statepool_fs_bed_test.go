@@ -101,8 +101,9 @@ var poolHealthSteps = []string{"glusterfs peers connected", "glusterfs bricks on
 // TestStatePoolFilesOnBed: 3 pool hosts and an rb node, one bed for every
 // file-half check of the state pool (issue 13).
 func TestStatePoolFilesOnBed(t *testing.T) {
-	bed := testbed.New(t, "fs1", "fs2", "fs3", "rb1")
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	// fs4: the fresh host that replaces fs3 in the last subtest.
+	bed := testbed.New(t, "fs1", "fs2", "fs3", "rb1", "fs4")
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	fs1, fs2, rb1 := bed.Host("fs1"), bed.Host("fs2"), bed.Host("rb1")
 	seedRBState(t, ctx, rb1)
@@ -378,6 +379,11 @@ func TestStatePoolFilesOnBed(t *testing.T) {
 		if out, _ := fs1.Sh(ctx, "gluster volume list"); strings.Contains(out, "other") {
 			t.Errorf("a volume was created over the refused folder: %q", out)
 		}
+	})
+
+	// Last: fs3 is lost for good and replaced by fs4 (statepool_replace_bed_test.go).
+	t.Run("member lost for good replaced by editing the inventory", func(t *testing.T) {
+		replaceLostMember(t, ctx, bed, inv)
 	})
 }
 

@@ -170,7 +170,7 @@ func TestPoolFSPlan(t *testing.T) {
 	for _, s := range plan.Phases[1].Steps["fs1"] {
 		ids = append(ids, s.ID())
 	}
-	if got := strings.Join(ids, "|"); got != "glusterfs peers connected|glusterfs volume rbstate|glusterfs bricks online|glusterfs pending heals|glusterfs split-brain entries" {
+	if got := strings.Join(ids, "|"); got != "glusterfs peers connected|glusterfs volume rbstate|glusterfs former members detached|glusterfs bricks online|glusterfs pending heals|glusterfs split-brain entries" {
 		t.Errorf("volume phase: %s", got)
 	}
 	// The nodes mount with the other members as volume-file servers.

@@ -23,6 +23,13 @@ type Mount struct {
 	Options []string // nil: "defaults"
 	Fstab   bool
 	Mounted bool
+	// SourceSuffix: a live mount of FSType whose source ends with it is
+	// the same filesystem as Source, not remounted for another source
+	// (only the fstab line changes). A GlusterFS volume ("srv:/vol")
+	// fetched from another server of its pool is the same volume, and a
+	// node's services keep the mount busy: when the pool member it was
+	// mounted from is replaced, the mount stays until its next mount.
+	SourceSuffix string
 }
 
 // ID implements installer.Step.
@@ -166,7 +173,7 @@ func (m Mount) CheckApply(ctx context.Context, env *installer.Env, apply bool) i
 		diffs = append(diffs, "not mounted")
 		props = append(props, installer.Prop("mounted", "yes", "no"))
 		action = "mount"
-	case m.Mounted && (live.Source != m.Source || !sameFSType(live.FSType, m.FSType)):
+	case m.Mounted && (live.Source != m.Source && (m.SourceSuffix == "" || !strings.HasSuffix(live.Source, m.SourceSuffix)) || !sameFSType(live.FSType, m.FSType)):
 		diffs = append(diffs, fmt.Sprintf("mounted from %s (%s), want %s (%s)", live.Source, live.FSType, m.Source, m.FSType))
 		props = append(props, installer.Prop("source", m.Source+" ("+m.FSType+")", live.Source+" ("+live.FSType+")"))
 		action = "umount+mount"
