@@ -274,6 +274,15 @@ mkdir -p /mnt/arb/sandbox; head -c 65536 /dev/urandom >/mnt/arb/sandbox/job-1; e
 				t.Fatal("fs1, alone, accepted a write")
 			}
 		}
+		// verify says what install would do (fs2's position after its
+		// crash is known only once install recovers it), and does nothing.
+		chk := bedRun(t, ctx, inv, poolDBRole{}, Options{ReadOnly: true}, installer.ModeAudit)
+		if r, _ := resultOf(chk, "fs1", "galera cluster"); r.Status != installer.StatusDrift || !strings.Contains(r.Message, "pc.bootstrap") {
+			t.Errorf("verify of the cluster without quorum: %s %q", r.Status, r.Message)
+		}
+		if got := wsrep(ctx, fs1, "wsrep_cluster_status"); got != "non-Primary" {
+			t.Fatalf("verify changed fs1: %s", got)
+		}
 		rep = bedRun(t, ctx, inv, StateServer{}, Options{}, installer.ModeApply)
 		requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
 		r, _ := resultOf(rep, "fs1", "galera cluster")

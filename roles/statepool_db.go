@@ -545,7 +545,14 @@ func (g *galeraCluster) CheckApply(ctx context.Context, env *installer.Env, appl
 	d, err := planGalera(members)
 	if err != nil {
 		if !apply && needsRecovery(members) {
-			return installer.Drift("no member runs a Primary component and some crashed (grastate.dat seqno -1): install recovers their positions (mariadbd --wsrep-recover) and bootstraps the most advanced one",
+			then := "bootstraps the most advanced one"
+			for _, m := range members {
+				if m.Running && m.WsrepOn && !m.Arbiter {
+					// Quorum lost with members running: planQuorumRepair.
+					then = "makes the most advanced running member Primary (pc.bootstrap) unless a crashed one is ahead of it"
+				}
+			}
+			return installer.Drift("no member runs a Primary component and some crashed (grastate.dat seqno -1): install recovers their positions (mariadbd --wsrep-recover) and "+then,
 				"a Primary component with every member", describeMembers(members))
 		}
 		if !apply {
