@@ -260,6 +260,7 @@ roles:
 		}
 	}
 	clean(t, "converged")
+	checkFactAgent(t, k)
 
 	snfsKeys := sh(t, h, "cat /etc/ssh/authorized_keys/snfs")
 	if !strings.Contains(snfsKeys, `from="`+rb1Addr+`"`) {
