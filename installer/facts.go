@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -247,27 +248,13 @@ func (f *Facts) Merge(other *Facts) {
 	if other == nil {
 		return
 	}
-	for k, v := range other.results {
-		f.results[k] = v
-	}
-	for k, v := range other.files {
-		f.files[k] = v
-	}
-	for k, v := range other.hashes {
-		f.hashes[k] = v
-	}
-	for k, v := range other.metas {
-		f.metas[k] = v
-	}
-	for k, v := range other.services {
-		f.services[k] = v
-	}
-	for k, v := range other.users {
-		f.users[k] = v
-	}
-	for k, v := range other.errs {
-		f.errs[k] = v
-	}
+	maps.Copy(f.results, other.results)
+	maps.Copy(f.files, other.files)
+	maps.Copy(f.hashes, other.hashes)
+	maps.Copy(f.metas, other.metas)
+	maps.Copy(f.services, other.services)
+	maps.Copy(f.users, other.users)
+	maps.Copy(f.errs, other.errs)
 	if other.mountsOK {
 		f.SetMounts(other.mounts)
 	}
@@ -600,7 +587,7 @@ func (ff *FileFact) setStat(line string) error {
 	if err != nil {
 		return fmt.Errorf("%s: bad mode %q", ff.Path, f[1])
 	}
-	ff.Mode = unixModeToFileMode(uint32(m))
+	ff.Mode = UnixFileMode(uint32(m))
 	ff.UID, _ = strconv.Atoi(f[2])
 	ff.GID, _ = strconv.Atoi(f[3])
 	ff.Owner, ff.Group = f[4], f[5]
@@ -608,9 +595,10 @@ func (ff *FileFact) setStat(line string) error {
 	return nil
 }
 
-// unixModeToFileMode maps octal permission bits (with setuid, setgid,
-// sticky) to fs.FileMode.
-func unixModeToFileMode(m uint32) fs.FileMode {
+// UnixFileMode maps octal permission bits (with setuid, setgid,
+// sticky) to fs.FileMode: how stat -c %a reads back, and how the SSH
+// transport takes a raw octal mode (0o4755) a caller may pass.
+func UnixFileMode(m uint32) fs.FileMode {
 	mode := fs.FileMode(m & 0o777)
 	if m&0o4000 != 0 {
 		mode |= fs.ModeSetuid

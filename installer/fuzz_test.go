@@ -205,7 +205,7 @@ func FuzzParseFiles(f *testing.F) {
 			if !ff.Exists {
 				continue
 			}
-			if want := unixModeToFileMode(f.mode); ff.Mode != want {
+			if want := UnixFileMode(f.mode); ff.Mode != want {
 				t.Fatalf("%s: mode %v, want %v", f.path, ff.Mode, want)
 			}
 			switch f.kind {

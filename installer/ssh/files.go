@@ -143,18 +143,7 @@ func (c *Conn) WriteFile(ctx context.Context, p string, data []byte, mode fs.Fil
 // normalizeMode accepts set-id and sticky bits both as Go's fs.ModeSetuid
 // etc. and as raw octal (0o4755), and returns them as Go's.
 func normalizeMode(m fs.FileMode) fs.FileMode {
-	raw := uint32(m) & 0o7000
-	out := m&^0o7000&fs.ModePerm | m&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
-	if raw&0o4000 != 0 {
-		out |= fs.ModeSetuid
-	}
-	if raw&0o2000 != 0 {
-		out |= fs.ModeSetgid
-	}
-	if raw&0o1000 != 0 {
-		out |= fs.ModeSticky
-	}
-	return out
+	return m&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | installer.UnixFileMode(uint32(m)&0o7000)
 }
 
 func (c *Conn) writeShell(ctx context.Context, p string, data []byte, mode fs.FileMode, owner, group string) error {
