@@ -18,15 +18,7 @@ var assets embed.FS
 // Missing keys are errors, never "<no value>". Every template may use
 // {{template "header"}}, the managed-by comment of header.tmpl.
 func Render(name string, data any) ([]byte, error) {
-	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).ParseFS(assets, name, "header.tmpl")
-	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", name, err)
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return nil, fmt.Errorf("template %s: %w", name, err)
-	}
-	return b.Bytes(), nil
+	return render(name, data, "")
 }
 
 // packagedHeader replaces header.tmpl in the files the gridha packages
@@ -38,9 +30,14 @@ const packagedHeader = `# Installed by the gridha package (a configuration file:
 // managed-by-gridha one: the same template, so a packaged init script or
 // logrotate file is the one install would write, but for its comment.
 func RenderPackaged(name string, data any) ([]byte, error) {
+	return render(name, data, packagedHeader)
+}
+
+// render is Render, with header (when set) replacing header.tmpl's.
+func render(name string, data any, header string) ([]byte, error) {
 	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).ParseFS(assets, name, "header.tmpl")
-	if err == nil {
-		_, err = t.New("header").Parse(packagedHeader)
+	if err == nil && header != "" {
+		_, err = t.New("header").Parse(header)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("template %s: %w", name, err)
