@@ -741,6 +741,24 @@ func healCounts(o *glusterCLIOut) (pending, split int, unreadable []string) {
 	return pending, split, unreadable
 }
 
+// healSummary reads volume's heal summary for step id (probed again when
+// fresh). ok is false when there is none to judge, with the result to
+// report: a fact that could not be read is missing in a check and a
+// failure in a run; a summary without bricks is missing.
+func healSummary(ctx context.Context, env *installer.Env, id, volume string, apply, fresh bool) (o *glusterCLIOut, res installer.Result, ok bool) {
+	o, err := glusterGet(ctx, env, healProbe(volume), fresh)
+	if err != nil {
+		if !apply {
+			return nil, installer.Missing(err.Error()), false
+		}
+		return nil, installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, id, err)), false
+	}
+	if len(o.HealBricks) == 0 {
+		return nil, installer.Missing("no heal information for volume " + volume), false
+	}
+	return o, installer.Result{}, true
+}
+
 // glusterHeal is the "pending heals" field: entries a brick missed
 // (written while it was down) that the self-heal daemon has not copied yet.
 // A run asks for an index heal at once.
@@ -749,17 +767,11 @@ type glusterHeal struct{ Volume string }
 func (g *glusterHeal) ID() string                { return "glusterfs pending heals" }
 func (g *glusterHeal) Probes() []installer.Probe { return []installer.Probe{healProbe(g.Volume)} }
 func (g *glusterHeal) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	o, err := glusterGet(ctx, env, healProbe(g.Volume), apply)
-	if err != nil {
-		if !apply {
-			return installer.Missing(err.Error())
-		}
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, g.ID(), err))
+	o, res, ok := healSummary(ctx, env, g.ID(), g.Volume, apply, apply)
+	if !ok {
+		return res
 	}
 	pending, _, unreadable := healCounts(o)
-	if len(o.HealBricks) == 0 {
-		return installer.Missing("no heal information for volume " + g.Volume)
-	}
 	if pending == 0 && len(unreadable) == 0 {
 		return installer.OK("0 entries pending heal")
 	}
@@ -775,6 +787,7 @@ func (g *glusterHeal) CheckApply(ctx context.Context, env *installer.Env, apply 
 	// started the launch can be refused for a moment. A few tries, then
 	// the pending entries are reported, never a failure that would stop
 	// the rest of the host's run.
+	var err error
 	for try := 0; try < 3; try++ {
 		if try > 0 {
 			select {
@@ -798,17 +811,11 @@ type glusterSplitBrain struct{ Volume string }
 func (g *glusterSplitBrain) ID() string                { return "glusterfs split-brain entries" }
 func (g *glusterSplitBrain) Probes() []installer.Probe { return []installer.Probe{healProbe(g.Volume)} }
 func (g *glusterSplitBrain) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	o, err := glusterGet(ctx, env, healProbe(g.Volume), false)
-	if err != nil {
-		if !apply {
-			return installer.Missing(err.Error())
-		}
-		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, g.ID(), err))
+	o, res, ok := healSummary(ctx, env, g.ID(), g.Volume, apply, false)
+	if !ok {
+		return res
 	}
 	_, split, _ := healCounts(o)
-	if len(o.HealBricks) == 0 {
-		return installer.Missing("no heal information for volume " + g.Volume)
-	}
 	if split > 0 {
 		return installer.Failed(fmt.Errorf("%s: %d entries in split-brain on volume %s: list them with gluster volume heal %s info split-brain and choose a copy (gluster volume heal %s split-brain ...)", env.Host, split, g.Volume, g.Volume, g.Volume))
 	}
