@@ -434,9 +434,9 @@ func snfsSteps(rb inventory.RBNode, cfg inventory.StateServer, n, srv *inventory
 const snfsProxyService = "gridha-rpc-psrv"
 
 func snfsProxyInit(conf string) []byte {
-	return []byte(`#!/bin/sh
+	return pidfileInit(`#!/bin/sh
 ### BEGIN INIT INFO
-# Provides:          ` + snfsProxyService + `
+# Provides:          `+snfsProxyService+`
 # Required-Start:    $network $remote_fs
 # Required-Stop:     $network $remote_fs
 # Default-Start:     2 3 4 5
@@ -445,25 +445,40 @@ func snfsProxyInit(conf string) []byte {
 ### END INIT INFO
 # chkconfig: 345 20 80
 # Written by gridha (install rb-node, shared_fs: snfs): rpc_psrv -b CONF, slide 7.
-CONF=` + installer.ShellQuote(conf) + `
-PIDFILE=/var/run/` + snfsProxyService + `.pid
+CONF=`+installer.ShellQuote(conf)+`
+`, "/var/run/"+snfsProxyService+".pid", `rpc_psrv -b "$CONF" </dev/null >/dev/null 2>&1 &
+	echo $! > "$PIDFILE"
+	sleep 1`, false, "restart")
+}
+
+// pidfileInit is a SysV init script for a daemon tracked by its pid file
+// (rpc_psrv, glusterd), one body for all so that they answer alike: head
+// (the #! line, the LSB block, comments, variables), then start, stop,
+// status (LSB codes: 0 running, 1 dead with a pid file left, 3 stopped) and
+// restart, named by restart ("restart|force-reload"). start runs when the
+// daemon is not running; the script's answer is whether it runs after it.
+// With stopWait, stop waits up to 10 s for the daemon to exit.
+func pidfileInit(head, pidFile, start string, stopWait bool, restart string) []byte {
+	wait := ""
+	if stopWait {
+		wait = "\ti=0\n\twhile running && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n"
+	}
+	return []byte(head + `PIDFILE=` + pidFile + `
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 case "$1" in
 start)
 	running && exit 0
-	rpc_psrv -b "$CONF" </dev/null >/dev/null 2>&1 &
-	echo $! > "$PIDFILE"
-	sleep 1
+	` + start + `
 	running ;;
 stop)
 	running && kill "$(cat "$PIDFILE")"
-	rm -f "$PIDFILE"
+` + wait + `	rm -f "$PIDFILE"
 	exit 0 ;;
 status)
 	running && exit 0
 	[ -f "$PIDFILE" ] && exit 1
 	exit 3 ;;
-restart)
+` + restart + `)
 	"$0" stop; "$0" start ;;
 *)
 	echo "usage: $0 start|stop|status|restart" >&2; exit 2 ;;

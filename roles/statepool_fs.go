@@ -169,7 +169,7 @@ func poolFSPhases(inv *inventory.Inventory, opts Options) ([]installer.Phase, er
 const glusterdInitScript = "/etc/init.d/glusterd"
 
 func glusterdInit() []byte {
-	return []byte(`#!/bin/sh
+	return pidfileInit(`#!/bin/sh
 ### BEGIN INIT INFO
 # Provides:          glusterd
 # Required-Start:     $network $local_fs
@@ -180,31 +180,9 @@ func glusterdInit() []byte {
 ### END INIT INFO
 # Written by gridha (install state-server, state pool). glusterd forks into
 # the background itself and writes its pid file.
-PIDFILE=/run/glusterd.pid
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
-case "$1" in
-start)
-	running && exit 0
-	glusterd -p "$PIDFILE" </dev/null >/dev/null 2>&1 || exit 1
+`, "/run/glusterd.pid", `glusterd -p "$PIDFILE" </dev/null >/dev/null 2>&1 || exit 1
 	i=0
-	while ! running && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-	running ;;
-stop)
-	running && kill "$(cat "$PIDFILE")"
-	i=0
-	while running && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-	rm -f "$PIDFILE"
-	exit 0 ;;
-status)
-	running && exit 0
-	[ -f "$PIDFILE" ] && exit 1
-	exit 3 ;;
-restart|force-reload)
-	"$0" stop; "$0" start ;;
-*)
-	echo "usage: $0 start|stop|status|restart" >&2; exit 2 ;;
-esac
-`)
+	while ! running && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done`, true, "restart|force-reload")
 }
 
 // sysvOnlyFile writes f on hosts without systemd; with systemd it does
