@@ -918,37 +918,64 @@ func (s StateDir) shareDirs() []string {
 // targets, sizes of regular files. An entry only one side lists counts when
 // its time is before settled (Unix seconds): newer ones may be being written.
 func CompareNodeView(srv, view Manifest, settled int64) []string {
-	var diffs []string
-	paths := srv.Paths()
-	for _, p := range paths {
-		o := srv[p]
-		if o.Kind == "s" {
+	return diffManifests(srv, view, func(p string, o *ManifestEntry) string {
+		if o.MTime < settled {
+			return "not seen through the mount: " + p
+		}
+		return ""
+	}, func(p string, o, v *ManifestEntry) string {
+		switch {
+		case o.Kind != v.Kind:
+			return fmt.Sprintf("%s: kind %s, through the mount %s", p, o.Kind, v.Kind)
+		case o.Kind != "l" && o.Mode != v.Mode:
+			return fmt.Sprintf("%s: mode %s, through the mount %s", p, o.Mode, v.Mode)
+		case o.UID != v.UID || o.GID != v.GID:
+			return fmt.Sprintf("%s: owner %s:%s, through the mount %s:%s", p, o.UID, o.GID, v.UID, v.GID)
+		case o.Kind == "l" && o.Link != v.Link:
+			return fmt.Sprintf("%s: link to %q, through the mount %q", p, o.Link, v.Link)
+		case o.Kind == "f" && o.Size != v.Size && o.MTime < settled:
+			return fmt.Sprintf("%s: %d bytes, through the mount %d", p, o.Size, v.Size)
+		}
+		return ""
+	}, func(p string, v *ManifestEntry) string {
+		if v.MTime < settled {
+			return "only seen through the mount: " + p
+		}
+		return ""
+	})
+}
+
+// diffManifests walks a's entries in path order against b's, sockets left
+// out on both sides (they do not survive a copy and mean nothing once their
+// daemon is stopped): missing says what an entry of a that b lacks means,
+// differ what an entry both list means, extra what one only b lists means;
+// "" is no difference. The extras come last, sorted.
+func diffManifests(a, b Manifest, missing func(p string, e *ManifestEntry) string, differ func(p string, x, y *ManifestEntry) string, extra func(p string, e *ManifestEntry) string) []string {
+	var diffs, extras []string
+	for _, p := range a.Paths() {
+		x := a[p]
+		if x.Kind == "s" {
 			continue
 		}
-		v, ok := view[p]
-		switch {
-		case !ok:
-			if o.MTime < settled {
-				diffs = append(diffs, "not seen through the mount: "+p)
+		d := ""
+		if y, ok := b[p]; ok {
+			d = differ(p, x, y)
+		} else {
+			d = missing(p, x)
+		}
+		if d != "" {
+			diffs = append(diffs, d)
+		}
+	}
+	for p, y := range b {
+		if _, ok := a[p]; !ok && y.Kind != "s" {
+			if d := extra(p, y); d != "" {
+				extras = append(extras, d)
 			}
-		case o.Kind != v.Kind:
-			diffs = append(diffs, fmt.Sprintf("%s: kind %s, through the mount %s", p, o.Kind, v.Kind))
-		case o.Kind != "l" && o.Mode != v.Mode:
-			diffs = append(diffs, fmt.Sprintf("%s: mode %s, through the mount %s", p, o.Mode, v.Mode))
-		case o.UID != v.UID || o.GID != v.GID:
-			diffs = append(diffs, fmt.Sprintf("%s: owner %s:%s, through the mount %s:%s", p, o.UID, o.GID, v.UID, v.GID))
-		case o.Kind == "l" && o.Link != v.Link:
-			diffs = append(diffs, fmt.Sprintf("%s: link to %q, through the mount %q", p, o.Link, v.Link))
-		case o.Kind == "f" && o.Size != v.Size && o.MTime < settled:
-			diffs = append(diffs, fmt.Sprintf("%s: %d bytes, through the mount %d", p, o.Size, v.Size))
 		}
 	}
-	for p, v := range view {
-		if _, ok := srv[p]; !ok && v.Kind != "s" && v.MTime < settled {
-			diffs = append(diffs, "only seen through the mount: "+p)
-		}
-	}
-	return diffs
+	sort.Strings(extras)
+	return append(diffs, extras...)
 }
 
 // fixOnServer finishes a copy on the state server (gridha's root session
@@ -1302,45 +1329,29 @@ type CompareOptions struct {
 
 // CompareManifestsWith is CompareManifests with options.
 func CompareManifestsWith(orig, cp Manifest, opt CompareOptions) []string {
-	owners := opt.Owners
-	var diffs []string
-	paths := orig.Paths()
-	for _, p := range paths {
-		o := orig[p]
-		if o.Kind == "s" {
-			continue
-		}
-		c, ok := cp[p]
-		if !ok {
-			diffs = append(diffs, "missing "+p)
-			continue
-		}
+	return diffManifests(orig, cp, func(p string, _ *ManifestEntry) string {
+		return "missing " + p
+	}, func(p string, o, c *ManifestEntry) string {
 		switch {
 		case o.Kind != c.Kind:
-			diffs = append(diffs, fmt.Sprintf("%s: kind %s, copy %s", p, o.Kind, c.Kind))
-			continue
+			return fmt.Sprintf("%s: kind %s, copy %s", p, o.Kind, c.Kind)
 		case o.Kind != "l" && o.Mode != c.Mode:
-			diffs = append(diffs, fmt.Sprintf("%s: mode %s, copy %s", p, o.Mode, c.Mode))
+			return fmt.Sprintf("%s: mode %s, copy %s", p, o.Mode, c.Mode)
 		case o.Kind == "f" && (o.Size != c.Size || (!opt.NodeView && o.SHA256 != c.SHA256)):
-			diffs = append(diffs, fmt.Sprintf("%s: content differs (%d bytes, copy %d)", p, o.Size, c.Size))
+			return fmt.Sprintf("%s: content differs (%d bytes, copy %d)", p, o.Size, c.Size)
 		case o.Kind == "l" && o.Link != c.Link:
-			diffs = append(diffs, fmt.Sprintf("%s: link to %s, copy to %s", p, o.Link, c.Link))
+			return fmt.Sprintf("%s: link to %s, copy to %s", p, o.Link, c.Link)
 		case (o.Kind != "l" || opt.LinkTimes) && p != "." && o.MTime != c.MTime:
-			diffs = append(diffs, fmt.Sprintf("%s: modified %d, copy %d", p, o.MTime, c.MTime))
+			return fmt.Sprintf("%s: modified %d, copy %d", p, o.MTime, c.MTime)
 		case !opt.NodeView && o.HardLink != c.HardLink:
-			diffs = append(diffs, fmt.Sprintf("%s: hard link of %q, copy of %q", p, o.HardLink, c.HardLink))
-		case owners && (o.UID != c.UID || o.GID != c.GID):
-			diffs = append(diffs, fmt.Sprintf("%s: owner %s:%s, copy %s:%s", p, o.UID, o.GID, c.UID, c.GID))
+			return fmt.Sprintf("%s: hard link of %q, copy of %q", p, o.HardLink, c.HardLink)
+		case opt.Owners && (o.UID != c.UID || o.GID != c.GID):
+			return fmt.Sprintf("%s: owner %s:%s, copy %s:%s", p, o.UID, o.GID, c.UID, c.GID)
 		}
-	}
-	var extra []string
-	for p, c := range cp {
-		if _, ok := orig[p]; !ok && c.Kind != "s" {
-			extra = append(extra, "extra "+p)
-		}
-	}
-	sort.Strings(extra)
-	return append(diffs, extra...)
+		return ""
+	}, func(p string, _ *ManifestEntry) string {
+		return "extra " + p
+	})
 }
 
 func firstN(s []string, n int) []string {
