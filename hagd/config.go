@@ -27,6 +27,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gridha/gridha/internal/nearest"
 )
 
 // DefaultConfigPath is where install rb-node renders hagd.conf (slide 12).
@@ -783,35 +785,10 @@ func readSecretFile(path string) ([]byte, error) {
 
 // suggest returns the known key nearest to k, if it is near enough.
 func suggest(k string) string {
-	best, bestD := "", 1<<30
+	names := make([]string, 0, len(keys))
 	for name := range keys {
-		d := levenshtein(k, name)
-		if d < bestD || (d == bestD && name < best) {
-			best, bestD = name, d
-		}
+		names = append(names, name)
 	}
-	if bestD <= max(2, len(k)/3) {
-		return best
-	}
-	return ""
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	sort.Strings(names)
+	return nearest.Word(k, names)
 }

@@ -459,13 +459,13 @@ func (d *decoder) unknownKey(k *yaml.Node, path, key string, fs []fieldInfo) {
 			}
 		}
 		msg := fmt.Sprintf("unknown key %s: secrets are never inline, and this section has no %s_file", quoteValue(key), key)
-		if s := nearest(key, keys); s != "" {
+		if s := Nearest(key, keys); s != "" {
 			msg += fmt.Sprintf(" (did you mean %s?)", quoteValue(s))
 		}
 		d.errorf(k, path, "%s", msg)
 		return
 	}
-	if s := nearest(key, keys); s != "" {
+	if s := Nearest(key, keys); s != "" {
 		d.errorf(k, path, "unknown key %s, did you mean %s?", quoteValue(key), quoteValue(s))
 		return
 	}

@@ -43,7 +43,7 @@ func (inv *Inventory) ResolveLimit(names []string) ([]string, error) {
 		if matched {
 			continue
 		}
-		if s := nearest(w, all); s != "" {
+		if s := Nearest(w, all); s != "" {
 			problems = append(problems, fmt.Sprintf("--limit: no host %s in %s, did you mean %s?", quoteValue(w), inv.Path, quoteValue(s)))
 		} else {
 			problems = append(problems, fmt.Sprintf("--limit: no host %s in %s (hosts: %s)", quoteValue(w), inv.Path, strings.Join(all, ", ")))

@@ -264,7 +264,7 @@ func (d *decoder) buildHosts(inv *Inventory, entries OrderedMap[hostEntry]) {
 			case seen[r]:
 				d.errorAt(at(fmt.Sprintf("roles[%d]", i)), rp, "role %s is listed twice", quoteValue(r))
 			case !contains(known, r):
-				if s := nearest(r, known); s != "" {
+				if s := Nearest(r, known); s != "" {
 					d.errorAt(at(fmt.Sprintf("roles[%d]", i)), rp, "unknown role %s, did you mean %s?", quoteValue(r), quoteValue(s))
 				} else {
 					d.errorAt(at(fmt.Sprintf("roles[%d]", i)), rp, "unknown role %s (known roles: %s)", quoteValue(r), strings.Join(known, ", "))

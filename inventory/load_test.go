@@ -308,8 +308,8 @@ func TestNearest(t *testing.T) {
 		"adress": "address", "identity-file": "identity_file", "identityfile": "identity_file",
 		"role": "roles", "Hostname": "hostname", "timeout": "", "zzz": "",
 	} {
-		if got := nearest(in, keys); got != want {
-			t.Errorf("nearest(%q) = %q, want %q", in, got, want)
+		if got := Nearest(in, keys); got != want {
+			t.Errorf("Nearest(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
