@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -263,7 +264,7 @@ func (d *decoder) buildHosts(inv *Inventory, entries OrderedMap[hostEntry]) {
 			switch {
 			case seen[r]:
 				d.errorAt(at(fmt.Sprintf("roles[%d]", i)), rp, "role %s is listed twice", quoteValue(r))
-			case !contains(known, r):
+			case !slices.Contains(known, r):
 				if s := Nearest(r, known); s != "" {
 					d.errorAt(at(fmt.Sprintf("roles[%d]", i)), rp, "unknown role %s, did you mean %s?", quoteValue(r), quoteValue(s))
 				} else {
@@ -350,15 +351,6 @@ func mergeSSH(def, own SSH, has func(key string) bool) SSH {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func expandHome(p string) string {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -174,7 +175,7 @@ func positionalValues(d Deps, cmd *cli.Command, given []string) []string {
 	case "install", "verify", "plan":
 		var out []string
 		for _, r := range d.Registry.Names() {
-			if !contains(given, r) {
+			if !slices.Contains(given, r) {
 				out = append(out, r)
 			}
 		}
@@ -203,7 +204,7 @@ func valuesWithPrefix(d Deps, name, prefix, val string, words []string) []string
 	}
 	var out []string
 	for _, v := range vals {
-		if strings.HasPrefix(v, val) && !contains(done, v) {
+		if strings.HasPrefix(v, val) && !slices.Contains(done, v) {
 			out = append(out, prefix+v)
 		}
 	}
@@ -256,15 +257,6 @@ func findFlag(flags []cli.Flag, name string) cli.Flag {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // runComplete prints the candidates for `gridha __complete WORD...`.

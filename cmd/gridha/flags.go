@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -102,9 +103,9 @@ func readGlobals(c *cli.Context) (globals, error) {
 	switch {
 	case g.Concurrency < 1:
 		return g, badInputf("--concurrency must be at least 1, got %d", g.Concurrency)
-	case !contains(hostKeyPolicies(), g.HostKeyPolicy):
+	case !slices.Contains(hostKeyPolicies(), g.HostKeyPolicy):
 		return g, badInputf("--host-key-policy must be one of %s, got %q", strings.Join(hostKeyPolicies(), ", "), g.HostKeyPolicy)
-	case !contains(report.Formats, g.Output):
+	case !slices.Contains(report.Formats, g.Output):
 		return g, badInputf("--output must be one of %s, got %q", strings.Join(report.Formats, ", "), g.Output)
 	case g.Inventory == "":
 		return g, badInputf("--inventory: no file given")
