@@ -46,14 +46,10 @@ from converging the same host at once.`,
 			&cli.BoolFlag{Name: "rotate-key", Usage: "dns role: generate a new TSIG key and switch every host to it (primaries accept both until every updater switched); rb-node role: the same for the hagd key (every node accepts both until every node signs with the new one)"},
 			&cli.StringFlag{Name: "state-from", Usage: "rb-node role: the rb `NODE` whose local state wins when it and the state server's copy disagree"},
 		),
-		BashComplete: func(c *cli.Context) {
-			for _, n := range d.Registry.Names() {
-				fmt.Fprintln(c.App.Writer, n)
-			}
-		},
+		BashComplete: completeRoles(d),
 		Action: func(c *cli.Context) error {
-			names := c.Args().Slice()
-			if err := noStrayFlags(names); err != nil {
+			names, err := roleArgs(c)
+			if err != nil {
 				return err
 			}
 			if len(names) == 0 {
@@ -97,19 +93,15 @@ setup differs from the inventory), CRITICAL (2: failed/unreachable), UNKNOWN (3)
 
 Roles:
 ` + strings.TrimRight(roleList(d.Registry), "\n"),
-		Flags: globalFlags(),
-		BashComplete: func(c *cli.Context) {
-			for _, n := range d.Registry.Names() {
-				fmt.Fprintln(c.App.Writer, n)
-			}
-		},
+		Flags:        globalFlags(),
+		BashComplete: completeRoles(d),
 		Action: func(c *cli.Context) error {
 			g, err := readGlobals(c)
 			if err != nil {
 				return err
 			}
-			names := c.Args().Slice()
-			if err := noStrayFlags(names); err != nil {
+			names, err := roleArgs(c)
+			if err != nil {
 				return err
 			}
 			cmd := "verify"
@@ -147,6 +139,21 @@ func completionCommand() *cli.Command {
 
 // noStrayFlags catches a flag left among the role names (only "-i" at the
 // very end, without its value, gets there).
+// completeRoles completes ROLE arguments: the registered roles.
+func completeRoles(d Deps) cli.BashCompleteFunc {
+	return func(c *cli.Context) {
+		for _, n := range d.Registry.Names() {
+			fmt.Fprintln(c.App.Writer, n)
+		}
+	}
+}
+
+// roleArgs are the command's ROLE arguments, none of them a flag.
+func roleArgs(c *cli.Context) ([]string, error) {
+	names := c.Args().Slice()
+	return names, noStrayFlags(names)
+}
+
 func noStrayFlags(args []string) error {
 	for _, a := range args {
 		if strings.HasPrefix(a, "-") {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/gridha/gridha/pipeline"
@@ -45,15 +43,11 @@ and lists, per host, the steps install and verify would run, phase by phase, eac
 with the role that planned it. Nothing is written and no host is contacted, so it
 cannot say which steps would change anything: install ROLE --check does. Like
 ansible-playbook --list-hosts --list-tasks. Exit 0, or 3 on bad input.`,
-		Flags: globalFlags(),
-		BashComplete: func(c *cli.Context) {
-			for _, n := range d.Registry.Names() {
-				fmt.Fprintln(c.App.Writer, n)
-			}
-		},
+		Flags:        globalFlags(),
+		BashComplete: completeRoles(d),
 		Action: func(c *cli.Context) error {
-			names := c.Args().Slice()
-			if err := noStrayFlags(names); err != nil {
+			names, err := roleArgs(c)
+			if err != nil {
 				return err
 			}
 			// Role names need no inventory: say so before reading flags.
