@@ -11,18 +11,12 @@ import (
 // (secrets redacted), each host's recap counts and SSH use, the totals and
 // the exit code. With --verbose, progress goes to stderr as plain lines.
 type jsonReporter struct {
-	o   Options
-	log *text
+	o Options
+	verboseLog
 }
 
 func newJSON(o Options) *jsonReporter {
-	j := &jsonReporter{o: o}
-	if o.Verbose {
-		lo := o
-		lo.Out, lo.Live, lo.Color = o.Err, false, false
-		j.log = newText(lo)
-	}
-	return j
+	return &jsonReporter{o: o, verboseLog: newVerboseLog(o)}
 }
 
 // JSONSchemaVersion is the schema_version of --output json: it changes in
@@ -68,12 +62,6 @@ func statusCounts(c map[installer.Status]int) map[string]int {
 		out[string(s)] = c[s]
 	}
 	return out
-}
-
-func (j *jsonReporter) Event(e installer.Event) {
-	if j.log != nil {
-		j.log.Event(e)
-	}
 }
 
 func (j *jsonReporter) Finish(r *installer.Report, mode installer.Mode) (int, error) {

@@ -13,18 +13,12 @@ import (
 // <testcase> per step. Drift and missing state are <failure>s, failed steps
 // and unreachable hosts are <error>s, skipped steps are <skipped/>.
 type junit struct {
-	o   Options
-	log *text
+	o Options
+	verboseLog
 }
 
 func newJUnit(o Options) *junit {
-	j := &junit{o: o}
-	if o.Verbose {
-		lo := o
-		lo.Out, lo.Live, lo.Color = o.Err, false, false
-		j.log = newText(lo)
-	}
-	return j
+	return &junit{o: o, verboseLog: newVerboseLog(o)}
 }
 
 type junitSuites struct {
@@ -68,12 +62,6 @@ type junitProblem struct {
 
 type junitSkipped struct {
 	Message string `xml:"message,attr,omitempty"`
-}
-
-func (j *junit) Event(e installer.Event) {
-	if j.log != nil {
-		j.log.Event(e)
-	}
 }
 
 func (j *junit) Finish(r *installer.Report, mode installer.Mode) (int, error) {

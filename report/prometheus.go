@@ -24,24 +24,12 @@ import (
 // `verify dns` written to two files do not collide. The process exit code
 // is gridha's (0, 1 drift, 2 failed, 3, 130).
 type prometheus struct {
-	o   Options
-	log *text
+	o Options
+	verboseLog
 }
 
 func newPrometheus(o Options) *prometheus {
-	p := &prometheus{o: o}
-	if o.Verbose {
-		lo := o
-		lo.Out, lo.Live, lo.Color = o.Err, false, false
-		p.log = newText(lo)
-	}
-	return p
-}
-
-func (p *prometheus) Event(e installer.Event) {
-	if p.log != nil {
-		p.log.Event(e)
-	}
+	return &prometheus{o: o, verboseLog: newVerboseLog(o)}
 }
 
 // promStatuses are the step statuses of gridha_steps; unreachable counts

@@ -68,6 +68,27 @@ func statusColor(s installer.Status) string {
 }
 
 // Event implements Reporter.
+// verboseLog is what the document reporters (json, junit, prometheus)
+// show while the run goes: with --verbose the text reporter's plain lines
+// on stderr, else nothing (their stdout is the document alone).
+type verboseLog struct{ log *text }
+
+func newVerboseLog(o Options) verboseLog {
+	if !o.Verbose {
+		return verboseLog{}
+	}
+	lo := o
+	lo.Out, lo.Live, lo.Color = o.Err, false, false
+	return verboseLog{newText(lo)}
+}
+
+// Event implements Reporter.
+func (v verboseLog) Event(e installer.Event) {
+	if v.log != nil {
+		v.log.Event(e)
+	}
+}
+
 func (t *text) Event(e installer.Event) {
 	p := progressOf(e, t.o.Now)
 	if p.Host == "" {
