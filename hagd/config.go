@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/gridha/gridha/internal/nearest"
+	"github.com/gridha/gridha/internal/privatefile"
 )
 
 // DefaultConfigPath is where install rb-node renders hagd.conf (slide 12).
@@ -753,30 +754,17 @@ func (c *Config) ReadMySQLPassword() (string, error) {
 }
 
 func readSecretFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	b, err := privatefile.Read(path, privatefile.Rules{
+		TooOpen: func(m fs.FileMode) error {
+			return fmt.Errorf("%s has mode %04o: group and others must not have access (chmod 0600)", path, m)
+		},
+		Regular: true,
+		Limit:   4096,
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if m := st.Mode().Perm(); m&0o077 != 0 {
-		return nil, fmt.Errorf("%s has mode %04o: group and others must not have access (chmod 0600)", path, m)
-	}
-	b := make([]byte, 4097)
-	n, err := f.Read(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if n > 4096 {
-		return nil, fmt.Errorf("%s is larger than 4096 bytes", path)
-	}
-	v := bytes.TrimSpace(b[:n])
+	v := bytes.TrimSpace(b)
 	if len(v) == 0 {
 		return nil, fmt.Errorf("%s is empty", path)
 	}

@@ -2,9 +2,11 @@ package inventory
 
 import (
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/gridha/gridha/internal/privatefile"
 )
 
 // Conventions every role settings struct (inventory/<role>.go) follows:
@@ -64,19 +66,9 @@ func (s SecretRef) Read() (string, error) {
 // key: the error names the file, its mode and the chmod to run. The mode is
 // checked on the opened file, so it is the one whose content is returned.
 func ReadPrivateFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%s has mode %04o: group or others may read it, and gridha (like ssh) refuses such a secret file; run: chmod 600 %s", path, perm, path)
-	}
-	return io.ReadAll(f)
+	return privatefile.Read(path, privatefile.Rules{TooOpen: func(perm fs.FileMode) error {
+		return fmt.Errorf("%s has mode %04o: group or others may read it, and gridha (like ssh) refuses such a secret file; run: chmod 600 %s", path, perm, path)
+	}})
 }
 
 // ParseSecretRef parses "env:NAME" or a path (made absolute against dir).
