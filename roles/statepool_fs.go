@@ -322,6 +322,20 @@ func glusterProbe(key, args string) installer.Probe {
 	return installer.Probe{Key: key, Script: glusterCLI + " " + args + " 2>&1"}
 }
 
+// glusterFact reads fact p for step id (probed again when fresh). ok is
+// false when it could not be read, with the result to report: missing in a
+// check, a failure in a run.
+func glusterFact(ctx context.Context, env *installer.Env, id string, p installer.Probe, apply, fresh bool) (o *glusterCLIOut, res installer.Result, ok bool) {
+	o, err := glusterGet(ctx, env, p, fresh)
+	if err != nil {
+		if !apply {
+			return nil, installer.Missing(err.Error()), false
+		}
+		return nil, installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, id, err)), false
+	}
+	return o, installer.Result{}, true
+}
+
 func glusterGet(ctx context.Context, env *installer.Env, p installer.Probe, fresh bool) (*glusterCLIOut, error) {
 	if fresh {
 		if err := env.Reprobe(ctx, p); err != nil {
@@ -387,12 +401,9 @@ func (g *glusterPeers) CheckApply(ctx context.Context, env *installer.Env, apply
 	fail := func(err error) installer.Result {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, g.ID(), err))
 	}
-	o, err := glusterGet(ctx, env, g.probe(), apply)
-	if err != nil {
-		if !apply {
-			return installer.Missing(err.Error())
-		}
-		return fail(err)
+	o, res, ok := glusterFact(ctx, env, g.ID(), g.probe(), apply, apply)
+	if !ok {
+		return res
 	}
 	absent, down := g.missing(o)
 	if len(absent) == 0 && len(down) == 0 {
@@ -416,7 +427,7 @@ func (g *glusterPeers) CheckApply(ctx context.Context, env *installer.Env, apply
 	// A probed peer takes a moment to become "Peer in Cluster".
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		o, err = glusterGet(ctx, env, g.probe(), true)
+		o, err := glusterGet(ctx, env, g.probe(), true)
 		if err == nil {
 			if a, d := g.missing(o); len(a) == 0 && len(d) == 0 {
 				break
@@ -488,14 +499,12 @@ func (g *glusterVolume) CheckApply(ctx context.Context, env *installer.Env, appl
 	fail := func(err error) installer.Result {
 		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, g.ID(), err))
 	}
-	o, err := glusterGet(ctx, env, g.probe(), false)
-	if err != nil {
-		if !apply {
-			return installer.Missing(err.Error())
-		}
-		if o, err = glusterGet(ctx, env, g.probe(), true); err != nil {
-			return fail(err)
-		}
+	o, res, ok := glusterFact(ctx, env, g.ID(), g.probe(), apply, false)
+	if !ok && apply {
+		o, res, ok = glusterFact(ctx, env, g.ID(), g.probe(), apply, true)
+	}
+	if !ok {
+		return res
 	}
 	st := g.state(o)
 	var did []string
@@ -522,7 +531,8 @@ func (g *glusterVolume) CheckApply(ctx context.Context, env *installer.Env, appl
 			return fail(err)
 		}
 		did = append(did, "created ("+g.layout()+")")
-		if o, err = glusterGet(ctx, env, g.probe(), true); err != nil {
+		o, err := glusterGet(ctx, env, g.probe(), true)
+		if err != nil {
 			return fail(err)
 		}
 		if st = g.state(o); st == nil {
@@ -653,12 +663,9 @@ func (g *glusterBricksOnline) CheckApply(ctx context.Context, env *installer.Env
 	}
 	// In a run the volume may have been created or started by the step
 	// before: fresh facts.
-	o, err := glusterGet(ctx, env, g.probe(), apply)
-	if err != nil {
-		if !apply {
-			return installer.Missing(err.Error())
-		}
-		return fail(err)
+	o, res, ok := glusterFact(ctx, env, g.ID(), g.probe(), apply, apply)
+	if !ok {
+		return res
 	}
 	off := g.offline(o)
 	if len(off) == 0 {
@@ -673,7 +680,8 @@ func (g *glusterBricksOnline) CheckApply(ctx context.Context, env *installer.Env
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if o, err = glusterGet(ctx, env, g.probe(), true); err == nil && len(g.offline(o)) == 0 {
+		o, err := glusterGet(ctx, env, g.probe(), true)
+		if err == nil && len(g.offline(o)) == 0 {
 			return installer.Changed(msg + ": started")
 		}
 		if time.Now().After(deadline) {
@@ -720,16 +728,11 @@ func healCounts(o *glusterCLIOut) (pending, split int, unreadable []string) {
 }
 
 // healSummary reads volume's heal summary for step id (probed again when
-// fresh). ok is false when there is none to judge, with the result to
-// report: a fact that could not be read is missing in a check and a
-// failure in a run; a summary without bricks is missing.
+// fresh) as glusterFact does; a summary without bricks is missing too.
 func healSummary(ctx context.Context, env *installer.Env, id, volume string, apply, fresh bool) (o *glusterCLIOut, res installer.Result, ok bool) {
-	o, err := glusterGet(ctx, env, healProbe(volume), fresh)
-	if err != nil {
-		if !apply {
-			return nil, installer.Missing(err.Error()), false
-		}
-		return nil, installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, id, err)), false
+	o, res, ok = glusterFact(ctx, env, id, healProbe(volume), apply, fresh)
+	if !ok {
+		return nil, res, false
 	}
 	if len(o.HealBricks) == 0 {
 		return nil, installer.Missing("no heal information for volume " + volume), false
