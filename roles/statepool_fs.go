@@ -150,6 +150,10 @@ func poolFSPhases(inv *inventory.Inventory, opts Options) ([]installer.Phase, er
 		vol := &glusterVolume{Name: p.Volume, Bricks: GlusterBricks(inv), Members: names, BrickPath: path.Join(p.BrickDir, p.Volume),
 			Arbiter: p.Arbiter != "", Options: GlusterOptions(inv)}
 		out = append(out, installer.Phase{Name: PhasePoolVolume, Steps: map[string][]installer.Step{first.Name: {
+			// A renewed certificate (or a new secure-access) in use:
+			// stale gluster daemons restarted one member at a time
+			// (statepool_glusterd.go).
+			&glusterdFresh{Members: names},
 			&glusterPeers{Peers: others},
 			vol,
 			&glusterDetach{Members: append([]string{GlusterServer(first)}, others...)},

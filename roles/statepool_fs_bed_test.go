@@ -330,6 +330,64 @@ func TestStatePoolFilesOnBed(t *testing.T) {
 		}
 	})
 
+	t.Run("certificate renewed", func(t *testing.T) {
+		// fs2's certificate renewed as the README says (its two files
+		// removed from the secrets folder, install run once): its
+		// glusterd and brick present the new one at once; fs1 and fs3,
+		// whose files did not change, keep their daemons.
+		serial := func(h *testbed.Host, script string) string {
+			out, err := h.Sh(ctx, script+" | openssl x509 -noout -serial")
+			if err != nil {
+				t.Fatalf("%s: %s: %v %s", h.Name, script, err, out)
+			}
+			return strings.TrimSpace(out)
+		}
+		onDisk := "openssl x509 -in /etc/ssl/glusterfs.pem"
+		served := func(port string) string {
+			return "timeout 20 openssl s_client -connect " + fs2.Addr + ":" + port + " -cert /etc/ssl/glusterfs.pem -key /etc/ssl/glusterfs.key -CAfile /etc/ssl/glusterfs.ca </dev/null 2>/dev/null"
+		}
+		brickPort := func() string {
+			out, err := fs2.Sh(ctx, "ss -Htlnp | awk '/glusterfsd/ {n = split($4, a, \":\"); print a[n]; exit}'")
+			if err != nil || strings.TrimSpace(out) == "" {
+				t.Fatalf("fs2: no brick listening: %q %v", out, err)
+			}
+			return strings.TrimSpace(out)
+		}
+		old := serial(fs2, onDisk)
+		if got := serial(fs1, served("24007")); got != old {
+			t.Fatalf("fs2's glusterd serves %s before the renewal, its file holds %s", got, old)
+		}
+		fs3Pid, _ := bed.Host("fs3").Sh(ctx, "pgrep -x glusterd")
+		for _, f := range []string{"fs2.pem", "fs2.key"} {
+			if err := os.Remove(filepath.Join(inv.SecretsDir, "glusterfs", f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep := bedRun(t, ctx, inv, StateServer{}, Options{}, installer.ModeApply)
+		requireNo(t, rep, installer.StatusFailed, installer.StatusUnreachable)
+		if r, _ := resultOf(rep, "fs1", "glusterfs daemons use the current TLS files"); r.Status != installer.StatusChanged || !strings.Contains(r.Message, "restarted the gluster daemons of fs2,") {
+			t.Errorf("the renewal's restart: %s %q, want fs2's daemons restarted", r.Status, r.Message)
+		}
+		renewed := serial(fs2, onDisk)
+		if renewed == old {
+			t.Fatalf("fs2's certificate not renewed (serial %s)", old)
+		}
+		if got := serial(fs1, served("24007")); got != renewed {
+			t.Errorf("fs2's glusterd serves %s after one run, the renewed certificate is %s", got, renewed)
+		}
+		if got := serial(fs1, served(brickPort())); got != renewed {
+			t.Errorf("fs2's brick serves %s after one run, the renewed certificate is %s", got, renewed)
+		}
+		if now, _ := bed.Host("fs3").Sh(ctx, "pgrep -x glusterd"); now != fs3Pid {
+			t.Errorf("fs3's glusterd restarted (pid %q, was %q): its files did not change", now, fs3Pid)
+		}
+		// The pool whole again, and the next run changes nothing.
+		waitHealed(t, ctx, fs2)
+		if r, _ := resultOf(bedRun(t, ctx, inv, StateServer{}, Options{}, installer.ModeApply), "fs1", "glusterfs daemons use the current TLS files"); r.Status != installer.StatusOK {
+			t.Errorf("the run after the renewal: %s %q", r.Status, r.Message)
+		}
+	})
+
 	t.Run("foreign volume and brick refused", func(t *testing.T) {
 		// A volume gridha did not create, under the name the inventory
 		// gives: refused, and left as it is.

@@ -170,7 +170,7 @@ func TestPoolFSPlan(t *testing.T) {
 	for _, s := range plan.Phases[1].Steps["fs1"] {
 		ids = append(ids, s.ID())
 	}
-	if got := strings.Join(ids, "|"); got != "glusterfs peers connected|glusterfs volume rbstate|glusterfs former members detached|glusterfs bricks online|glusterfs pending heals|glusterfs split-brain entries" {
+	if got := strings.Join(ids, "|"); got != "glusterfs daemons use the current TLS files|glusterfs peers connected|glusterfs volume rbstate|glusterfs former members detached|glusterfs bricks online|glusterfs pending heals|glusterfs split-brain entries" {
 		t.Errorf("volume phase: %s", got)
 	}
 	// The nodes mount with the other members as volume-file servers.
@@ -203,5 +203,47 @@ func TestParseGlusterHeal(t *testing.T) {
 	}
 	if _, err := parseGlusterXML([]byte("Connection failed. Please check if gluster daemon is operational.\n")); err == nil || !strings.Contains(err.Error(), "Connection failed") {
 		t.Errorf("no XML: %v", err)
+	}
+}
+
+// TestCheckHAGDStoppedForPool: hagd is stopped only on a node that still
+// has a single server's share mounted (sshfs or its bindfs view) while it
+// runs; never on a node already on the volume or with nothing mounted.
+func TestCheckHAGDStoppedForPool(t *testing.T) {
+	for _, c := range []struct {
+		probe string
+		ok    bool
+	}{
+		{"fs=fuse.bindfs\nhagd=running\n", false},
+		{"fs=fuse.sshfs\nhagd=running\n", false},
+		{"fs=fuse.bindfs\n", true},
+		{"fs=fuse.glusterfs\nhagd=running\n", true},
+		{"fs=\nhagd=running\n", true},
+		{"fs=\n", true},
+	} {
+		if ok, msg := checkHAGDStoppedForPool(c.probe, "/mnt/rb-state"); ok != c.ok {
+			t.Errorf("%q: ok %v (%s), want %v", c.probe, ok, msg, c.ok)
+		}
+	}
+}
+
+// TestGlusterStale: a gluster daemon started before the newest TLS file
+// (renewed certificate, new CA or secure-access) is stale; one started
+// after it, or within the times' resolution, is not.
+func TestGlusterStale(t *testing.T) {
+	files := "file=1000 /etc/ssl/glusterfs.ca\nfile=5000 /etc/ssl/glusterfs.pem\nfile=1000 /var/lib/glusterd/secure-access\n"
+	for _, c := range []struct {
+		procs string
+		stale string
+	}{
+		{"proc=6000 glusterd\nproc=6001 glusterfsd\n", ""},
+		{"proc=4999 glusterd\nproc=5000 glusterfsd\n", ""},
+		{"proc=6000 glusterd\nproc=4000 glusterfsd\nproc=4000 glusterfs\n", "glusterfsd, glusterfs started before /etc/ssl/glusterfs.pem"},
+		{"", ""},
+	} {
+		got := glusterStale("now=7000\n" + c.procs + files)
+		if (c.stale == "") != (got == "") || !strings.HasPrefix(got, c.stale) {
+			t.Errorf("%q: %q, want %q", c.procs, got, c.stale)
+		}
 	}
 }
