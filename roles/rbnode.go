@@ -89,12 +89,18 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 
 	// A hagd key rotation replaces the key on every node: none may be left
 	// out (it would refuse the others' heartbeats once they switched).
+	// A state pool's members run hagd with the same key (statepool_ha.go):
+	// the rotation covers them too.
+	keyHosts := append([]*inventory.Host(nil), all...)
+	if rb.SharedFS == "glusterfs" {
+		keyHosts = append(keyHosts, inventory.PoolMembers(inv)...)
+	}
 	var rot *hagdRotation
 	if !r.withoutHA {
-		if _, err := os.Stat(PendingHAGDKeyPath(inv)); (opts.RotateKey || err == nil) && len(nodes) < len(all) {
-			for _, n := range all {
+		if _, err := os.Stat(PendingHAGDKeyPath(inv)); opts.RotateKey || err == nil {
+			for _, n := range keyHosts {
 				if !opts.InLimit(n.Name) {
-					return nil, fmt.Errorf("rb-node: a hagd key rotation (--rotate-key, or one under way: %s) replaces the key on every node: %s is outside --limit (run without --limit)",
+					return nil, fmt.Errorf("rb-node: a hagd key rotation (--rotate-key, or one under way: %s) replaces the key on every rb node and pool member: %s is outside --limit (run without --limit)",
 						PendingHAGDKeyPath(inv), n.Name)
 				}
 			}
@@ -119,6 +125,16 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 			return nil, err
 		}
 		poolPhases = pp.Phases
+		if !r.withoutHA && len(poolPhases) > 0 && poolPhases[0].Name == PhasePoolMembers {
+			// Before anything moves or restarts (statepool_upgrade.go,
+			// the Galera seed): a node switching from a single server's
+			// share has its hagd stopped (hagdStoppedForPool); the HA
+			// phase starts it again. In the pool's first phase, so that
+			// `install state-server rb-node` merges it there too.
+			for _, n := range nodes {
+				poolPhases[0].Steps[n.Name] = append(poolPhases[0].Steps[n.Name], hagdStoppedForPool(inv))
+			}
+		}
 	} else if opts.InLimit(srv.Name) {
 		srvSteps, err = StateServer{}.hostSteps(inv, srv, all, cfg, rb, opts)
 		if err != nil {
@@ -190,8 +206,10 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 	if len(ha) > 0 {
 		plan.Phases = append(plan.Phases, installer.Phase{Name: PhaseRBHA, Steps: ha})
 		if rot != nil {
+			// Every host running hagd with the key (the check above: all
+			// of them in --limit).
 			var names []string
-			for _, n := range nodes {
+			for _, n := range keyHosts {
 				names = append(names, n.Name)
 			}
 			plan.Phases = append(plan.Phases, hagdRotationPhases(inv, rot, names)...)

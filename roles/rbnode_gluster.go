@@ -70,3 +70,54 @@ func GlusterMount(inv *inventory.Inventory) *steps.Mount {
 		SourceSuffix: ":/" + p.Volume,
 	}
 }
+
+// hagdStoppedForPool is an rb node's first step when the site turns from a
+// single state server into a pool (phase "state pool: members", before the
+// export moves and the single server's MariaDB restarts as the Galera
+// seed): while the node still has the single server's share mounted
+// (sshfs, or its bindfs view) and hagd runs, hagd is stopped. Stopping it
+// stops the RB services it runs and removes the group's service IP (hagd
+// does both before it exits), so the services no longer hold the old
+// mount (the prepare phase replaces it), nothing writes into an export
+// about to be fenced and moved, and no node is master while the lease's
+// database restarts: for the switch the group has no master at all, never
+// two. The HA phase starts hagd again with the lease at the pool's service
+// IP. A node already on the volume, or with nothing mounted, is left alone:
+// this never stops the service of a running pool.
+func hagdStoppedForPool(inv *inventory.Inventory) steps.Exec {
+	q := installer.ShellQuote
+	mp := inv.Roles.RBNode.MountPoint
+	return steps.Exec{
+		Name: "hagd stopped for the switch to the state pool",
+		Probe: `awk -v m=` + q(mp) + ` '$2 == m {t = $3} END {print "fs=" t}' /proc/mounts
+[ -x ` + q(HAGDInitScript) + ` ] && ` + q(HAGDInitScript) + ` status >/dev/null 2>&1 && echo hagd=running
+exit 0`,
+		Check: func(r installer.ProbeResult) (bool, string) {
+			return checkHAGDStoppedForPool(string(r.Stdout), mp)
+		},
+		Apply: q(HAGDInitScript) + ` stop >&2 || exit 1
+` + q(HAGDInitScript) + ` status >/dev/null 2>&1 && { echo 'hagd still runs after stop' >&2; exit 1; }
+exit 0`,
+	}
+}
+
+// checkHAGDStoppedForPool reads hagdStoppedForPool's probe: ok unless the
+// mount point still holds a single server's share while hagd runs.
+func checkHAGDStoppedForPool(out, mp string) (bool, string) {
+	var fs string
+	running := false
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "fs="); ok {
+			fs = v
+		} else if l == "hagd=running" {
+			running = true
+		}
+	}
+	switch {
+	case fs == "" || fs == "fuse.glusterfs":
+		return true, "no single-server share mounted on " + mp + ": nothing to switch"
+	case !running:
+		return true, "hagd not running while " + mp + " (" + fs + ") is switched to the pool's volume; the HA phase starts it"
+	}
+	return false, "hagd runs its groups on the single server's share (" + mp + ": " + fs + "): stopped for the switch to the pool's volume (its services and service IP with it), started again by the HA phase"
+}

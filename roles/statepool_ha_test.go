@@ -3,6 +3,7 @@ package roles
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -118,6 +119,65 @@ func TestPoolHAClientConfQuotes(t *testing.T) {
 	for _, want := range []string{"password=\"a\\\"b\\\\c#d\"\n", "socket=\"/run/my sql.sock\"\n", "user=" + PoolLeaseUser + "\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("option file lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// TestPoolRBNodePlan: on a pool, install rb-node stops a node's hagd for
+// the switch from a single server in the pool's first phase (before the
+// export moves, merged there with install state-server's phase), and a
+// hagd key rotation covers the pool members, which run hagd with the same
+// key: each of its phases has steps on every member and node, and a
+// --limit leaving a member out is refused.
+func TestPoolRBNodePlan(t *testing.T) {
+	inv := poolTestInventory(t, "")
+	plan, err := (RBNode{}).Plan(inv, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Phases[0].Name != PhasePoolMembers {
+		t.Fatalf("first phase %s", plan.Phases[0].Name)
+	}
+	for _, n := range []string{"rb1", "rb2"} {
+		var ids []string
+		for _, s := range plan.Phases[0].Steps[n] {
+			ids = append(ids, s.ID())
+		}
+		if !slices.Contains(ids, "exec hagd stopped for the switch to the state pool") {
+			t.Errorf("%s in phase %s: %q", n, PhasePoolMembers, ids)
+		}
+	}
+	if _, err := LoadHAGDKey(inv, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (RBNode{}).Plan(inv, Options{RotateKey: true, Limit: []string{"rb1", "rb2"}}); err == nil || !strings.Contains(err.Error(), "fs1 is outside --limit") {
+		t.Fatalf("--rotate-key with the pool members outside --limit: %v", err)
+	}
+	plan, err = (RBNode{}).Plan(inv, Options{RotateKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(plan.Phases)
+	for i, name := range []string{phaseHAGDKeyAccept, phaseHAGDKeySwitch, phaseHAGDKeyFinish} {
+		ph := plan.Phases[n-4+i]
+		if ph.Name != name {
+			t.Fatalf("phase %d: %s, want %s", n-4+i, ph.Name, name)
+		}
+		for _, h := range []string{"fs1", "fs2", "fs3", "rb1", "rb2"} {
+			if len(ph.Steps[h]) == 0 {
+				t.Errorf("%s: no steps on %s", name, h)
+			}
+		}
+	}
+	// The pool's hagd phase leaves the key file to the rotation.
+	for _, ph := range plan.Phases {
+		if ph.Name != PhasePoolHAGD {
+			continue
+		}
+		for _, s := range ph.Steps["fs2"] {
+			if strings.Contains(s.ID(), HAGDKeyPath(inv.Roles.RBNode)) {
+				t.Errorf("pool hagd phase writes the key during a rotation: %s", s.ID())
+			}
 		}
 	}
 }
