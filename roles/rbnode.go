@@ -93,7 +93,11 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 	// the rotation covers them too.
 	keyHosts := append([]*inventory.Host(nil), all...)
 	if rb.SharedFS == "glusterfs" {
-		keyHosts = append(keyHosts, inventory.PoolMembers(inv)...)
+		for _, m := range inventory.PoolMembers(inv) {
+			if m.Name != cfg.Pool.Arbiter { // the arbiter runs no hagd
+				keyHosts = append(keyHosts, m)
+			}
+		}
 	}
 	var rot *hagdRotation
 	if !r.withoutHA {
