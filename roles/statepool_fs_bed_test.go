@@ -103,7 +103,7 @@ var poolHealthSteps = []string{"glusterfs peers connected", "glusterfs bricks on
 func TestStatePoolFilesOnBed(t *testing.T) {
 	// fs4: the fresh host that replaces fs3 in the last subtest.
 	bed := testbed.New(t, "fs1", "fs2", "fs3", "rb1", "fs4")
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	fs1, fs2, rb1 := bed.Host("fs1"), bed.Host("fs2"), bed.Host("rb1")
 	seedRBState(t, ctx, rb1)
@@ -441,6 +441,10 @@ func TestStatePoolFilesOnBed(t *testing.T) {
 
 	// Last: fs3 is lost for good and replaced by fs4 (statepool_replace_bed_test.go).
 	t.Run("member lost for good replaced by editing the inventory", func(t *testing.T) {
+		// Its own bound (the replacement's SST and full heal take minutes
+		// on a loaded machine), not what the subtests before left of ctx.
+		ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+		defer cancel()
 		replaceLostMember(t, ctx, bed, inv)
 	})
 }
