@@ -309,11 +309,39 @@ func poolServiceIP(t *testing.T, ctx context.Context, inv *inventory.Inventory, 
 				hh = m
 			}
 		}
+		// rb1 knows the address at the holder's MAC (a neighbour entry,
+		// reachable for 15-45 s and then kept stale until rb1 sends).
+		if out, err := rb1.Sh(ctx, "ping -c 1 -W 5 "+ip+" >/dev/null; ip neigh show "+ip); err != nil || !strings.Contains(out, "lladdr") {
+			t.Fatalf("rb1: no neighbour entry for %s: %q %v", ip, out, err)
+		}
 		if out, err := hh.Sh(ctx, "kill -9 $(cat "+GaleraPIDFile+")"); err != nil {
 			t.Fatalf("%s: kill -9 mariadbd: %s %v", hh.Name, out, err)
 		}
 		next, took := waitOne(t, holder, bound)
 		t.Logf("service IP moved from %s to %s %.1f s after kill -9 of its mariadbd (bound %s)", holder, next, took.Seconds(), bound)
+		// The new holder announced it (gratuitous ARP from the pool's
+		// service script): rb1's entry points at its MAC within seconds,
+		// with no traffic from rb1 (else rb1 would send to the old MAC
+		// until the entry expired: up to ~50 s).
+		var nh *testbed.Host
+		for _, m := range fs {
+			if m.Name == next {
+				nh = m
+			}
+		}
+		mac, err := nh.Sh(ctx, "cat /sys/class/net/eth0/address")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var neigh string
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if neigh, _ = rb1.Sh(ctx, "ip neigh show "+ip); strings.Contains(neigh, "lladdr "+strings.TrimSpace(mac)) {
+				break
+			}
+		}
+		if !strings.Contains(neigh, "lladdr "+strings.TrimSpace(mac)) {
+			t.Errorf("rb1's neighbour entry for %s 5 s after it moved to %s (%s): %q: no gratuitous ARP", ip, next, strings.TrimSpace(mac), neigh)
+		}
 		// The next install brings the killed member back (IST); all
 		// three Synced again for the faults that follow.
 		rep := bedRun(t, ctx, inv, poolDBRole{}, Options{}, installer.ModeApply)

@@ -69,15 +69,28 @@ func poolHAScript() []byte {
 # SCRIPT start|stop|status GROUP. hagd adds and removes the service IP; this
 # only says whether this member may hold it: its MariaDB is in the Primary
 # component and Synced. stop leaves the database running.
-case "$1" in
+op=$1
+case "$op" in
 start|status)
 	m=$(command -v mariadb || command -v mysql) || { echo "no mariadb client" >&2; exit 1; }
 	out=$("$m" --defaults-extra-file=` + installer.ShellQuote(PoolHAClientConf) + ` -N -B -e "` + q + `" 2>&1) || { echo "MariaDB does not answer: $out" >&2; exit 1; }
 	# ordered by name: wsrep_cluster_status, then wsrep_local_state_comment
 	set -- $out
-	if [ "$1" = Primary ] && [ "$2" = Synced ]; then exit 0; fi
-	echo "not Primary and Synced:" "$@" >&2
-	exit 1
+	if [ "$1" != Primary ] || [ "$2" != Synced ]; then
+		echo "not Primary and Synced:" "$@" >&2
+		exit 1
+	fi
+	# On start (hagd has just added the address): announce it. Without a
+	# gratuitous ARP the rb nodes keep sending to the previous holder's
+	# MAC until their neighbour entry expires (15-45 s reachable, then
+	# about 8 s of probes): the rb group's lease and L&B connections
+	# stalled that long after a member crashed. In the background:
+	# arping waits, start must not.
+	if [ "$op" = start ] && [ -n "$HAGD_SERVICE_IP" ] && command -v arping >/dev/null 2>&1; then
+		cidr=${HAGD_SERVICE_IP%@*} dev=${HAGD_SERVICE_IP#*@}
+		arping -U -c 2 -I "$dev" "${cidr%/*}" >/dev/null 2>&1 9>&- </dev/null &
+	fi
+	exit 0
 	;;
 stop)
 	exit 0
