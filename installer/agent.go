@@ -724,29 +724,28 @@ func (n *idNames) load() error {
 }
 
 func (n *idNames) user(uid uint32) (string, error) {
-	if err := n.load(); err != nil {
-		return "", err
-	}
-	if s, ok := n.users[uid]; ok {
-		return s, nil
-	}
-	if n.onlyUsers {
-		return "UNKNOWN", nil
-	}
-	return "", fmt.Errorf("%w: uid %d is not in /etc/passwd", errAgentUnsure, uid)
+	return n.name(func() (map[uint32]string, bool) { return n.users, n.onlyUsers }, "uid", uid, "/etc/passwd")
 }
 
 func (n *idNames) group(gid uint32) (string, error) {
+	return n.name(func() (map[uint32]string, bool) { return n.groups, n.onlyGrps }, "gid", gid, "/etc/group")
+}
+
+// name is id's name in the table that table returns once the files are
+// loaded: "UNKNOWN" when files are NSS's only source, errAgentUnsure when
+// another source might know it.
+func (n *idNames) name(table func() (map[uint32]string, bool), kind string, id uint32, file string) (string, error) {
 	if err := n.load(); err != nil {
 		return "", err
 	}
-	if s, ok := n.groups[gid]; ok {
+	names, only := table()
+	if s, ok := names[id]; ok {
 		return s, nil
 	}
-	if n.onlyGrps {
+	if only {
 		return "UNKNOWN", nil
 	}
-	return "", fmt.Errorf("%w: gid %d is not in /etc/group", errAgentUnsure, gid)
+	return "", fmt.Errorf("%w: %s %d is not in %s", errAgentUnsure, kind, id, file)
 }
 
 // nssFilesFirst reads db's line of nsswitch.conf: its first source must

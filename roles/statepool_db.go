@@ -788,15 +788,23 @@ func (g *galeraCluster) start(ctx context.Context, env *installer.Env, c install
 // Primary: Galera's documented repair of a cluster that lost quorum with
 // its members running (planQuorumRepair chose this member).
 func (g *galeraCluster) pcBootstrap(ctx context.Context, c installer.Conn) error {
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	return g.adminExec(ctx, c, 30*time.Second, "pc.bootstrap", "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'")
+}
+
+// adminExec runs statements in order as the admin on the member behind c,
+// all within timeout; an error names what they do.
+func (g *galeraCluster) adminExec(ctx context.Context, c installer.Conn, timeout time.Duration, what string, stmts ...string) error {
+	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	db, err := g.Admin.Open(qctx, c)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(qctx, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"); err != nil {
-		return fmt.Errorf("pc.bootstrap: %w", err)
+	for _, q := range stmts {
+		if _, err := db.ExecContext(qctx, q); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
 	}
 	return nil
 }
@@ -992,26 +1000,13 @@ func (g *galeraCluster) ensureSSTAccount(ctx context.Context, env *installer.Env
 	if err != nil {
 		return err
 	}
-	qctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	db, err := g.Admin.Open(qctx, c)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
 	hash := steps.MySQLNativeHash(g.SSTPassword)
 	account := "'" + GaleraSSTUser + "'@'localhost'"
-	for _, q := range []string{
-		"CREATE USER IF NOT EXISTS " + account + " IDENTIFIED BY PASSWORD '" + hash + "'",
-		"ALTER USER " + account + " IDENTIFIED BY PASSWORD '" + hash + "'",
-		"REVOKE ALL PRIVILEGES, GRANT OPTION FROM " + account,
-		"GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO " + account,
-	} {
-		if _, err := db.ExecContext(qctx, q); err != nil {
-			return fmt.Errorf("SST account %s: %w", account, err)
-		}
-	}
-	return nil
+	return g.adminExec(ctx, c, 60*time.Second, "SST account "+account,
+		"CREATE USER IF NOT EXISTS "+account+" IDENTIFIED BY PASSWORD '"+hash+"'",
+		"ALTER USER "+account+" IDENTIFIED BY PASSWORD '"+hash+"'",
+		"REVOKE ALL PRIVILEGES, GRANT OPTION FROM "+account,
+		"GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO "+account)
 }
 
 // galeraStatus reports one wsrep status variable of a member against what
