@@ -49,7 +49,47 @@ const (
 	// galeraStartLog receives what mariadbd prints before its error log is
 	// open (gridha starts it itself where there is no systemd).
 	galeraStartLog = GaleraLogDir + "/gridha-start.log"
+	// GaleraTLSDir holds the member's copy of its pool certificate, key
+	// and the pool CA for Galera's replication (socket.ssl), IST and SST:
+	// mariadbd (user mysql) and garbd (user nobody) cannot read the root-only
+	// key GlusterFS uses.
+	GaleraTLSDir = "/etc/mysql/gridha-tls"
+	// GarbdTLSDir is the same on the arbiter (which has no MariaDB).
+	GarbdTLSDir = "/etc/gridha/garbd-tls"
 )
+
+// galeraTLSFiles are the CA, certificate and key in a TLS folder.
+func galeraTLSFiles(dir string) (ca, cert, key string) {
+	return dir + "/ca.pem", dir + "/cert.pem", dir + "/key.pem"
+}
+
+// galeraSSLOptions are the wsrep provider options that make Galera's
+// group communication (replication, IST) TLS with the pool CA: a host
+// without a certificate of gridha's CA cannot join the cluster (and so
+// cannot ask for the database by SST).
+func galeraSSLOptions(dir string) string {
+	ca, cert, key := galeraTLSFiles(dir)
+	return "socket.ssl_cert=" + cert + ";socket.ssl_key=" + key + ";socket.ssl_ca=" + ca
+}
+
+// galeraTLSSteps install the TLS files Galera reads on a member (owner:
+// the account the Galera process runs as), or say none was made yet.
+func galeraTLSSteps(inv *inventory.Inventory, h *inventory.Host, dir, owner, group string, opts Options) ([]installer.Step, error) {
+	ca, cert, key := galeraTLSFiles(dir)
+	t, err := LoadPoolTLS(inv, h, !opts.ReadOnly)
+	if err != nil {
+		if opts.ReadOnly && errors.Is(err, fs.ErrNotExist) {
+			return []installer.Step{steps.Pending{Name: "file " + cert, Why: "no TLS certificate made for " + h.Name + " yet (install state-server makes it)"}}, nil
+		}
+		return nil, err
+	}
+	return []installer.Step{
+		&steps.Dir{Path: dir, Mode: 0o750, Owner: "root", Group: group},
+		steps.File{Path: ca, Content: t.CAPEM, Mode: 0o644, Owner: "root", Group: "root"},
+		steps.File{Path: cert, Content: t.CertPEM, Mode: 0o644, Owner: "root", Group: "root"},
+		steps.File{Path: key, Content: t.KeyPEM, Mode: 0o400, Owner: owner, Group: group, Secret: true},
+	}, nil
+}
 
 // Phases of the database half of a state-server install on a pool (after
 // the files half's phases).
@@ -97,6 +137,9 @@ type galeraCnf struct {
 	Members                   []string
 	NodeAddress, NodeName     string
 	SSTAuthFile               string
+	// ProviderOptions: Galera's TLS (socket.ssl_*); TLSCA, TLSCert and
+	// TLSKey encrypt and authenticate state transfers (mariabackup's socat).
+	ProviderOptions, TLSCA, TLSCert, TLSKey string
 }
 
 // poolDBPhases are the database half of the pool: every member's option
@@ -112,7 +155,11 @@ func poolDBPhases(inv *inventory.Inventory, opts Options) ([]installer.Phase, er
 		}
 		if m.Name == cfg.Pool.Arbiter {
 			// The arbiter runs garbd: no MariaDB, no L&B rows.
-			files.Steps[m.Name] = garbdSteps(inv, m)
+			gs, err := garbdSteps(inv, m, opts)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", m.Name, err)
+			}
+			files.Steps[m.Name] = gs
 			continue
 		}
 		mine, names := servedNodes(inv, m, nodes)
@@ -182,7 +229,7 @@ func (n notRunningYet) CheckApply(ctx context.Context, env *installer.Env, apply
 // work folders (it runs as nobody) and the garb service enabled at boot.
 // The galera step starts it once a Primary component runs: garbd alone
 // cannot form one and exits.
-func garbdSteps(inv *inventory.Inventory, arb *inventory.Host) []installer.Step {
+func garbdSteps(inv *inventory.Inventory, arb *inventory.Host, opts Options) ([]installer.Step, error) {
 	cfg := inv.Roles.StateServer
 	var nodes []string
 	for _, m := range inventory.PoolMembers(inv) {
@@ -194,10 +241,10 @@ func garbdSteps(inv *inventory.Inventory, arb *inventory.Host) []installer.Step 
 		"# votes in the cluster's quorum and holds no data. Read by the garb service.\n" +
 		"GALERA_NODES=\"" + strings.Join(nodes, ",") + "\"\n" +
 		"GALERA_GROUP=\"" + cfg.Pool.ClusterName + "\"\n" +
-		"GALERA_OPTIONS=\"gmcast.listen_addr=tcp://" + arb.Address + ":4567\"\n" +
+		"GALERA_OPTIONS=\"gmcast.listen_addr=tcp://" + arb.Address + ":4567;" + galeraSSLOptions(GarbdTLSDir) + "\"\n" +
 		"LOG_FILE=\"" + GarbdLog + "\"\n" +
 		"WORK_DIR=\"" + GarbdWorkDir + "\"\n"
-	return []installer.Step{
+	out := []installer.Step{
 		&steps.Exec{
 			Name:  "galera-arbitrator-4 installed",
 			Probe: "command -v garbd >/dev/null 2>&1 && [ -x /etc/init.d/garb ]",
@@ -208,8 +255,12 @@ func garbdSteps(inv *inventory.Inventory, arb *inventory.Host) []installer.Step 
 		&steps.Dir{Path: GarbdLogDir, Mode: 0o750, Owner: "nobody", Group: "adm"},
 		&steps.Dir{Path: GarbdWorkDir, Mode: 0o750, Owner: "nobody", Group: "nogroup"},
 		steps.File{Path: GarbdConfig, Content: []byte(conf), Mode: 0o644, Owner: "root", Group: "root"},
-		&optionalService{svc: steps.Service{Name: "garb", Boot: steps.BootEnabled}, required: true},
 	}
+	tls, err := galeraTLSSteps(inv, arb, GarbdTLSDir, "nobody", "nogroup", opts)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(out, tls...), &optionalService{svc: steps.Service{Name: "garb", Boot: steps.BootEnabled}, required: true}), nil
 }
 
 // garbdRunning is the arbiter's health in verify: garbd runs (the data
@@ -242,18 +293,25 @@ func poolMemberFiles(inv *inventory.Inventory, srv *inventory.Host, opts Options
 		// The arbiter's garbd listens on Galera's port too.
 		addrs = append(addrs, m.Address)
 	}
+	tca, tcert, tkey := galeraTLSFiles(GaleraTLSDir)
 	cnf, err := templates.Render("galera-gridha.cnf.tmpl", galeraCnf{
+		TLSCA: tca, TLSCert: tcert, TLSKey: tkey,
 		Port: cfg.MySQL.Port, Socket: cfg.MySQL.Socket, PIDFile: GaleraPIDFile, ErrorLog: GaleraErrorLog,
 		Provider: GaleraProvider, ClusterName: cfg.Pool.ClusterName, Members: addrs,
 		NodeAddress: srv.Address, NodeName: srv.Name, SSTAuthFile: GaleraSSTAuthFile(cfg),
+		ProviderOptions: galeraSSLOptions(GaleraTLSDir),
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := []installer.Step{
+	tls, err := galeraTLSSteps(inv, srv, GaleraTLSDir, "mysql", "mysql", opts)
+	if err != nil {
+		return nil, err
+	}
+	out := append(tls,
 		&steps.Dir{Path: GaleraLogDir, Mode: 0o750, Owner: "mysql", Group: "adm"},
 		&steps.File{Path: cfg.MySQL.Config, Content: cnf, Mode: 0o644, Owner: "root", Group: "root"},
-	}
+	)
 	pw, err := LoadSSTPassword(inv, !opts.ReadOnly)
 	switch {
 	case err == nil:

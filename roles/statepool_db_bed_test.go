@@ -188,6 +188,60 @@ func TestStatePoolDBOnBed(t *testing.T) {
 		}
 	})
 
+	t.Run("a host without the pool CA's certificate cannot join the cluster", func(t *testing.T) {
+		// An adversary on the pool's network runs a Galera node of its own
+		// (garbd: joining is all it does) against fs1: in plain TCP, then
+		// over TLS with a certificate of its own. Either would receive every
+		// write-set (and a full node the whole database by SST) if it got
+		// in; it must not, and the cluster stays the three members.
+		if _, err := rb1.Sh(ctx, "cd /tmp && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout rogue.key -out rogue.pem -subj /CN=rogue -days 1 2>/dev/null"); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ name, opts string }{
+			{"plain", ""},
+			{"own certificate", "socket.ssl_cert=/tmp/rogue.pem;socket.ssl_key=/tmp/rogue.key;socket.ssl_ca=/tmp/rogue.pem"},
+		} {
+			cmd := "timeout 15 garbd -a gcomm://" + fs[0].Addr + ":4567 -g " + inv.Roles.StateServer.Pool.ClusterName + " -l /tmp/rogue-garbd.log"
+			if tc.opts != "" {
+				cmd += " -o '" + tc.opts + "'"
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				rb1.Sh(ctx, cmd+" >/dev/null 2>&1")
+			}()
+			samples := 0
+			for i := 0; i < 40; i++ {
+				select {
+				case <-done:
+					i = 40
+					continue
+				case <-time.After(500 * time.Millisecond):
+				}
+				samples++
+				if n := wsrep(ctx, fs[0], "wsrep_cluster_size"); n != "3" {
+					log, _ := rb1.Sh(ctx, "tail -n 5 /tmp/rogue-garbd.log")
+					t.Fatalf("%s: a rogue garbd on rb1 changed fs1's cluster size to %q (it joined):\n%s", tc.name, n, log)
+				}
+			}
+			<-done
+			// garbd keeps trying for the 15 s of its timeout: one that gave
+			// up at once (a bad option) would prove nothing.
+			if samples < 10 {
+				log, _ := rb1.Sh(ctx, "tail -n 5 /tmp/rogue-garbd.log")
+				t.Fatalf("%s: the rogue garbd ended after %d samples; it did not try to join:\n%s", tc.name, samples, log)
+			}
+		}
+		if n := wsrep(ctx, fs[0], "wsrep_cluster_size"); n != "3" {
+			t.Fatalf("cluster size %q after the rogue joins, want 3", n)
+		}
+		for _, m := range fs {
+			if out, err := m.Sh(ctx, "stat -c '%n %a %U' /etc/mysql/gridha-tls/key.pem"); err != nil || out != "/etc/mysql/gridha-tls/key.pem 400 mysql\n" {
+				t.Errorf("%s: Galera TLS key %q %v", m.Name, out, err)
+			}
+		}
+	})
+
 	t.Run("the rb node's L&B account reaches only its database", func(t *testing.T) {
 		sqlFrom := func(user, pw, host, q string) (string, error) {
 			return rb1.Sh(ctx, fmt.Sprintf("MYSQL_PWD=%s mariadb -h %s -u %s -N -B -e %s 2>&1",

@@ -260,7 +260,7 @@ func TestPoolArbiterPlan(t *testing.T) {
 	}
 	conf := fileStep(t, phases[0].Steps["fs3"], GarbdConfig)
 	for _, want := range []string{`GALERA_NODES="198.18.0.11:4567,198.18.0.12:4567"`, `GALERA_GROUP="` + inv.Roles.StateServer.Pool.ClusterName + `"`,
-		`GALERA_OPTIONS="gmcast.listen_addr=tcp://198.18.0.13:4567"`, `LOG_FILE="/var/log/garbd/garbd.log"`} {
+		`GALERA_OPTIONS="gmcast.listen_addr=tcp://198.18.0.13:4567;socket.ssl_cert=/etc/gridha/garbd-tls/cert.pem;socket.ssl_key=/etc/gridha/garbd-tls/key.pem;socket.ssl_ca=/etc/gridha/garbd-tls/ca.pem"`, `LOG_FILE="/var/log/garbd/garbd.log"`} {
 		if !strings.Contains(string(conf.Content), want+"\n") {
 			t.Errorf("%s lacks %s:\n%s", GarbdConfig, want, conf.Content)
 		}
@@ -273,5 +273,21 @@ func TestPoolArbiterPlan(t *testing.T) {
 	}
 	if !strings.Contains(string(cnf), "gcomm://198.18.0.11,198.18.0.12,198.18.0.13\n") {
 		t.Errorf("fs1's gcomm list:\n%s", cnf)
+	}
+	// Replication, IST and SST over TLS with the pool CA (a host without
+	// its certificate cannot join and ask for the data).
+	for _, want := range []string{
+		`wsrep_provider_options = "socket.ssl_cert=/etc/mysql/gridha-tls/cert.pem;socket.ssl_key=/etc/mysql/gridha-tls/key.pem;socket.ssl_ca=/etc/mysql/gridha-tls/ca.pem"`,
+		"encrypt = 3\nssl-mode = VERIFY_CA\ntca = /etc/mysql/gridha-tls/ca.pem\ntcert = /etc/mysql/gridha-tls/cert.pem\ntkey = /etc/mysql/gridha-tls/key.pem\n",
+	} {
+		if !strings.Contains(string(cnf), want) {
+			t.Errorf("fs1's option file lacks %q:\n%s", want, cnf)
+		}
+	}
+	if k := fileStep(t, phases[0].Steps["fs1"], "/etc/mysql/gridha-tls/key.pem"); k.Mode != 0o400 || k.Owner != "mysql" || !k.Secret {
+		t.Errorf("fs1's Galera key: mode %v owner %s secret %v", k.Mode, k.Owner, k.Secret)
+	}
+	if k := fileStep(t, phases[0].Steps["fs3"], "/etc/gridha/garbd-tls/key.pem"); k.Mode != 0o400 || k.Owner != "nobody" || !k.Secret {
+		t.Errorf("arbiter's garbd key: mode %v owner %s secret %v", k.Mode, k.Owner, k.Secret)
 	}
 }
