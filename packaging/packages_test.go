@@ -277,8 +277,18 @@ func TestDebOnBed(t *testing.T) {
 
 	// The hosts run no systemd: the units are checked by systemd's own
 	// parser (unknown keys, bad values, an ExecStart that is not there).
+	// It also reads the other units on the host and warns about them
+	// (Debian's garb.service: "Special user nobody"); only what it says
+	// of ours counts.
 	for _, u := range []string{"hagd.service", "gridha-dns-updater.service"} {
-		if out, err := h.Sh(ctx, "systemd-analyze verify /usr/lib/systemd/system/"+u+" 2>&1"); err != nil || strings.TrimSpace(out) != "" {
+		out, err := h.Sh(ctx, "systemd-analyze verify /usr/lib/systemd/system/"+u+" 2>&1")
+		var ours []string
+		for _, l := range lines(out) {
+			if strings.Contains(l, u) {
+				ours = append(ours, l)
+			}
+		}
+		if err != nil || len(ours) > 0 {
 			t.Errorf("systemd-analyze verify %s: %v\n%s", u, err, out)
 		}
 	}
