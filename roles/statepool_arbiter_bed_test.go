@@ -3,7 +3,6 @@ package roles
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,10 +18,7 @@ import (
 // arbiter (GlusterFS arbiter brick, garbd), rb1 an rb node.
 func arbiterInventory(t *testing.T, bed *testbed.Bed, dir string) *inventory.Inventory {
 	t.Helper()
-	pwFile := filepath.Join(dir, "lb-password")
-	if err := os.WriteFile(pwFile, []byte("arbiter-LB-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pwFile := writeLBPassword(t, dir, "arbiter-LB-secret")
 	body := fmt.Sprintf(`secrets_dir: %s
 %sroles:
   state-server:
@@ -43,14 +39,7 @@ func arbiterInventory(t *testing.T, bed *testbed.Bed, dir string) *inventory.Inv
 `, filepath.Join(dir, "secrets"), bed.HostsYAML(map[string][]string{
 		"fs1": {"state-server"}, "fs2": {"state-server"}, "fs3": {"state-server"}, "rb1": {"rb-node"},
 	}), pwFile, bed.SpareAddr(1), bed.SpareAddr(0))
-	p := filepath.Join(dir, "gridha.yaml")
-	if err := os.WriteFile(p, []byte(bed.DefaultsYAML()+body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	inv, err := inventory.Load(p)
-	if err != nil {
-		t.Fatalf("inventory:\n%s\n%v", body, err)
-	}
+	inv := loadBedInventory(t, bed, dir, body)
 	return inv
 }
 

@@ -18,10 +18,7 @@ import (
 // state pool, rb1 is an rb node.
 func galeraPoolInventory(t *testing.T, bed *testbed.Bed, dir string) *inventory.Inventory {
 	t.Helper()
-	pwFile := filepath.Join(dir, "lb-password")
-	if err := os.WriteFile(pwFile, []byte("pool-LB-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pwFile := writeLBPassword(t, dir, "pool-LB-secret")
 	net := strings.TrimSuffix(bed.Subnet, ".0/24")
 	body := fmt.Sprintf(`secrets_dir: %s
 %sroles:
@@ -42,8 +39,27 @@ func galeraPoolInventory(t *testing.T, bed *testbed.Bed, dir string) *inventory.
 `, filepath.Join(dir, "secrets"), bed.HostsYAML(map[string][]string{
 		"fs1": {"state-server"}, "fs2": {"state-server"}, "fs3": {"state-server"}, "rb1": {"rb-node"},
 	}), pwFile, net, net)
+	inv := loadBedInventory(t, bed, dir, body)
+	return inv
+}
+
+// writeLBPassword writes the L&B password file of a bed test's inventory
+// (dir/lb-password, 0600) and returns its path.
+func writeLBPassword(t *testing.T, dir, secret string) string {
+	t.Helper()
+	p := filepath.Join(dir, "lb-password")
+	if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// loadBedInventory writes the bed's defaults and body as dir/gridha.yaml
+// and loads it.
+func loadBedInventory(t *testing.T, b *testbed.Bed, dir, body string) *inventory.Inventory {
+	t.Helper()
 	p := filepath.Join(dir, "gridha.yaml")
-	if err := os.WriteFile(p, []byte(bed.DefaultsYAML()+body), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte(b.DefaultsYAML()+body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	inv, err := inventory.Load(p)

@@ -31,36 +31,7 @@ import (
 // as its rb node (group rb-a).
 func poolInventory(t *testing.T, b *testbed.Bed, dir string) *inventory.Inventory {
 	t.Helper()
-	pwFile := filepath.Join(dir, "lb-password")
-	if err := os.WriteFile(pwFile, []byte("LB-secret-for-pool\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	body := fmt.Sprintf(`secrets_dir: %s
-%sroles:
-  state-server:
-    export: /srv/rb-state
-    mysql:
-      password_file: %s
-    pool:
-      service_ip: %s/24
-      iface: eth0
-  rb-node:
-    services: [%s]
-    groups:
-      rb-a: {service_ip: %s/24, iface: eth0}
-    nodes:
-      rb1: {rb-a: 100}
-`, filepath.Join(dir, "secrets"), b.HostsYAML(map[string][]string{
-		"fs1": {"state-server"}, "fs2": {"state-server"}, "fs3": {"state-server"}, "rb1": {"rb-node"},
-	}), pwFile, b.SpareAddr(2), strings.Join(rbTestServices, ", "), b.SpareAddr(1))
-	p := filepath.Join(dir, "gridha.yaml")
-	if err := os.WriteFile(p, []byte(b.DefaultsYAML()+body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	inv, err := inventory.Load(p)
-	if err != nil {
-		t.Fatalf("inventory:\n%s\n%v", body, err)
-	}
+	inv := upgradeInventory(t, b, dir, 3)
 	if inv.Roles.RBNode.SharedFS != "glusterfs" {
 		t.Fatalf("shared_fs with a pool: %q, want glusterfs by default", inv.Roles.RBNode.SharedFS)
 	}
@@ -453,10 +424,7 @@ func TestStatePoolFilesOnBed(t *testing.T) {
 // state servers: 1 (fs1 alone, the single server, sshfs) or 3 (the pool).
 func upgradeInventory(t *testing.T, b *testbed.Bed, dir string, members int) *inventory.Inventory {
 	t.Helper()
-	pwFile := filepath.Join(dir, "lb-password")
-	if err := os.WriteFile(pwFile, []byte("LB-secret-for-pool\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pwFile := writeLBPassword(t, dir, "LB-secret-for-pool")
 	roles := map[string][]string{"rb1": {"rb-node"}}
 	for _, m := range []string{"fs1", "fs2", "fs3"}[:members] {
 		roles[m] = []string{"state-server"}
@@ -477,15 +445,7 @@ func upgradeInventory(t *testing.T, b *testbed.Bed, dir string, members int) *in
     nodes:
       rb1: {rb-a: 100}
 `, filepath.Join(dir, "secrets"), b.HostsYAML(roles), pwFile, b.SpareAddr(2), strings.Join(rbTestServices, ", "), b.SpareAddr(1))
-	p := filepath.Join(dir, "gridha.yaml")
-	if err := os.WriteFile(p, []byte(b.DefaultsYAML()+body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	inv, err := inventory.Load(p)
-	if err != nil {
-		t.Fatalf("inventory:\n%s\n%v", body, err)
-	}
-	return inv
+	return loadBedInventory(t, b, dir, body)
 }
 
 // TestStatePoolUpgradeOnBed: a single state server whose rb node moved its
