@@ -724,25 +724,24 @@ func (n *idNames) load() error {
 }
 
 func (n *idNames) user(uid uint32) (string, error) {
-	return n.name(func() (map[uint32]string, bool) { return n.users, n.onlyUsers }, "uid", uid, "/etc/passwd")
+	return n.name(&n.users, &n.onlyUsers, "uid", uid, "/etc/passwd")
 }
 
 func (n *idNames) group(gid uint32) (string, error) {
-	return n.name(func() (map[uint32]string, bool) { return n.groups, n.onlyGrps }, "gid", gid, "/etc/group")
+	return n.name(&n.groups, &n.onlyGrps, "gid", gid, "/etc/group")
 }
 
-// name is id's name in the table that table returns once the files are
-// loaded: "UNKNOWN" when files are NSS's only source, errAgentUnsure when
-// another source might know it.
-func (n *idNames) name(table func() (map[uint32]string, bool), kind string, id uint32, file string) (string, error) {
+// name is id's name in *names (filled, with *only, by load):
+// "UNKNOWN" when files are NSS's only source, errAgentUnsure when another
+// source might know it.
+func (n *idNames) name(names *map[uint32]string, only *bool, kind string, id uint32, file string) (string, error) {
 	if err := n.load(); err != nil {
 		return "", err
 	}
-	names, only := table()
-	if s, ok := names[id]; ok {
+	if s, ok := (*names)[id]; ok {
 		return s, nil
 	}
-	if only {
+	if *only {
 		return "UNKNOWN", nil
 	}
 	return "", fmt.Errorf("%w: %s %d is not in %s", errAgentUnsure, kind, id, file)
