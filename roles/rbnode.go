@@ -486,14 +486,14 @@ func pidfileInit(head, pidFile, start string, stopWait bool, restart string) []b
 		wait = "\ti=0\n\twhile running && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n"
 	}
 	return []byte(head + `PIDFILE=` + pidFile + `
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+running() { pid=; [ -f "$PIDFILE" ] && { read -r pid < "$PIDFILE"; } 2>/dev/null; [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
 case "$1" in
 start)
 	running && exit 0
 	` + start + `
 	running ;;
 stop)
-	running && kill "$(cat "$PIDFILE")"
+	running && kill "$pid"
 ` + wait + `	rm -f "$PIDFILE"
 	exit 0 ;;
 status)
