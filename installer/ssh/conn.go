@@ -252,16 +252,20 @@ func (c *Conn) wrap(script, marker string, stdinFree bool) (cmd, viaStdin string
 // group) kills the command's process group when the SSH connection that
 // started it is gone: sshd does not kill a session's processes when the
 // client dies (gridha killed with SIGKILL, the link cut), and a copy or a
-// dump must not go on without anyone to see its end. It polls every 0.2 s
-// for its own shell (it leaves when the command ends) and for the sshd
-// process serving the connection (the shell's parent, or sudo's parent with
-// become). It holds none of the session's descriptors: the session closes
+// dump must not go on without anyone to see its end. It looks for its own
+// shell (it leaves when the command ends) and for the sshd process serving
+// the connection (the shell's parent, or sudo's parent with become) after
+// 1 s, then every 0.2 s: every poll is a sleep process, and most commands
+// (a verify's one fact batch) end within the first second, so they pay for
+// one sleep instead of one per 0.2 s of their run (a verify of a loaded
+// node ran 10 of them). A command that runs on after its connection died is
+// killed within about 1.2 s. It holds none of the session's descriptors: the session closes
 // when the command ends. [ -d /proc/N ] rather than kill -0: a non-root
 // login may not signal sshd. Without /proc (not Linux) there is no watcher.
 // The parent's name is read with the shell's read, not cat: every command
 // of every run pays for the prelude.
 const sessionWatcher = `if [ -d /proc/$$ ] && [ -d /proc/$PPID ]; then _gw=$PPID; _gn=; { read -r _gn < /proc/$_gw/comm; } 2>/dev/null; if [ "$_gn" = sudo ]; then read -r _gp _gc _gs _gw _gr < /proc/$_gw/stat; fi; ` +
-	`(while [ -d /proc/$$ ]; do [ -d /proc/$_gw ] || { kill -9 -$g; exit 0; }; sleep 0.2; done) </dev/null >/dev/null 2>&1 & fi`
+	`(sleep 1; while [ -d /proc/$$ ]; do [ -d /proc/$_gw ] || { kill -9 -$g; exit 0; }; sleep 0.2; done) </dev/null >/dev/null 2>&1 & fi`
 
 // maxInlineScript bounds the command line sent to sshd: scripts longer
 // than a quarter of it (escaping may quadruple them) go on stdin when they
