@@ -133,12 +133,14 @@ func (s StateDir) Probes() []installer.Probe {
 	q := installer.ShellQuote
 	// Few processes (a verify runs this on every node for every state
 	// dir): /proc/mounts and the share's entries and marker are read by sh
-	// itself; readlink, and timeout + sh for the share, are the only ones
-	// once the state has moved.
+	// itself, the link's target is a typed file fact (the fact agent's
+	// readlink, or the batch's one readlink for all paths: not one process
+	// per state dir); timeout + sh for the share are the only ones once
+	// the state has moved.
 	script := fmt.Sprintf(`L=%s; S=%s; T=%s; MP=%s; m=
 while read -r _d _mp _r; do if [ "$_mp" = "$MP" ]; then m=1; fi; done < /proc/mounts
 if [ -n "$m" ]; then echo mounted=1; fi
-if [ -L "$L" ]; then echo local=link; printf 'target='; readlink "$L"
+if [ -L "$L" ]; then echo local=link
 elif [ -d "$L" ]; then echo local=dir
   echo "files=$(find "$L" -xdev -type f | wc -l)"
   echo "bytes=$(find "$L" -xdev -type f -printf '%%s\n' | awk '{ s += $1 } END { printf "%%d", s }')"
@@ -150,14 +152,53 @@ for a in "$L"%s*; do [ -e "$a" ] && echo "aside=$a"; done
 	if sp, ok := s.sharesProbe(); ok {
 		// The share is looked at by the node's one probe of all its
 		// shares (one timeout and one sh for all, not per state dir).
-		return []installer.Probe{{Key: s.probeKey(), Script: script + "exit 0"}, sp}
+		return []installer.Probe{{Key: s.probeKey(), Script: script + "exit 0"}, sp, installer.FileMetaProbe(s.Path)}
 	}
 	script += `if [ -n "$m" ]; then
   # A hung network file system must not hang the whole fact batch.
   timeout 60 sh -c ` + q(shareCheckScript) + ` sh "$S" "$T" || echo unanswered=1
 fi
 exit 0`
-	return []installer.Probe{{Key: s.probeKey(), Script: script}}
+	return []installer.Probe{{Key: s.probeKey(), Script: script}, installer.FileMetaProbe(s.Path)}
+}
+
+// gathered reads the step's facts: its own probe's, its part of the
+// shares probe's, the link target from Path's file fact.
+func (s StateDir) gathered(facts *installer.Facts) (StateDirFacts, error) {
+	pr, ok := facts.Get(s.probeKey())
+	if !ok {
+		return StateDirFacts{}, fmt.Errorf("no fact gathered for %s", s.Path)
+	}
+	out := string(pr.Stdout)
+	if sp, ok := s.sharesProbe(); ok {
+		spr, ok := facts.Get(sp.Key)
+		if !ok {
+			return StateDirFacts{}, fmt.Errorf("no fact gathered for the shares of %s", s.Path)
+		}
+		out += "\n" + s.shareFacts(string(spr.Stdout))
+	}
+	f := ParseStateDirFacts(out)
+	s.linkTarget(facts, &f)
+	return f, nil
+}
+
+// linkTarget fills f.LinkTarget, for a local folder the probe found a
+// symlink, from the typed file fact of Path. Facts that hold none (older
+// probe output carries target=) keep what the probe said; a file fact that
+// is no symlink (the path changed between the two looks) leaves the target
+// empty, which Decide refuses.
+func (s StateDir) linkTarget(facts *installer.Facts, f *StateDirFacts) {
+	if f.Local != "link" {
+		return
+	}
+	ff, err := facts.FileMeta(s.Path)
+	if err != nil {
+		return
+	}
+	f.LinkTarget = ""
+	if ff.Kind == installer.KindSymlink {
+		f.LinkTarget = ff.LinkTarget
+	}
 }
 
 // shareCheckBody prints what a share folder $S and the temporary folder $T
@@ -409,6 +450,11 @@ func (s StateDir) Decide(f StateDirFacts) StateDirPlan {
 	owner := MarkerNode(f.Marker)
 	switch f.Local {
 	case "link":
+		if f.LinkTarget == "" {
+			// No symlink has an empty target: the path changed between
+			// the probe's look and the file fact's.
+			return StateDirPlan{Refuse: fmt.Sprintf("%s changed while gridha looked at it (a symlink, then not); re-run", s.Path)}
+		}
 		if accepted(f.LinkTarget) {
 			return StateDirPlan{Why: "linked to " + f.LinkTarget}
 		}
@@ -485,19 +531,10 @@ func oneLine(s string) string {
 
 // CheckApply implements installer.Step.
 func (s StateDir) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	pr, ok := env.Facts.Get(s.probeKey())
-	if !ok {
-		return failed(env, s.ID(), fmt.Errorf("no fact gathered for %s", s.Path))
+	f, err := s.gathered(env.Facts)
+	if err != nil {
+		return failed(env, s.ID(), err)
 	}
-	out := string(pr.Stdout)
-	if sp, ok := s.sharesProbe(); ok {
-		spr, ok := env.Facts.Get(sp.Key)
-		if !ok {
-			return failed(env, s.ID(), fmt.Errorf("no fact gathered for the shares of %s", s.Path))
-		}
-		out += "\n" + s.shareFacts(string(spr.Stdout))
-	}
-	f := ParseStateDirFacts(out)
 	if !apply && !f.Mounted && f.Local != "link" {
 		// --check before the mount exists: say what would happen.
 		return installer.Missing(fmt.Sprintf("%s (%s) would move to %s once %s is mounted", s.Path, f.Local, s.Share, s.Mount))

@@ -2,6 +2,9 @@ package steps
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -28,6 +31,7 @@ func TestStateDirDecide(t *testing.T) {
 	}{
 		{name: "linked", f: StateDirFacts{Local: "link", LinkTarget: "/mnt/rb-state/rb-a/edgwl"}},
 		{name: "linked to another group of the node (service script)", f: StateDirFacts{Local: "link", LinkTarget: "/mnt/rb-state/rb-b/edgwl"}},
+		{name: "link whose target is unknown (changed between the looks)", f: StateDirFacts{Local: "link"}, refuse: "changed while"},
 		{name: "foreign link", f: StateDirFacts{Local: "link", LinkTarget: "/data/edgwl"}, refuse: "refusing to change it"},
 		{name: "a file", f: StateDirFacts{Local: "other", Mounted: true}, refuse: "neither a folder"},
 		{name: "not mounted", f: StateDirFacts{Local: "dir", Files: 3}, refuse: "is not mounted"},
@@ -101,14 +105,17 @@ func TestStateDirProbeScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := StateDir{Path: local, Share: share, Mount: "/", Node: "rb1"}
-	out, err := exec.Command("/bin/sh", "-c", s.Probes()[0].Script).Output()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	f := ParseStateDirFacts(string(out))
+	f := gatherStateDir(t, s)
 	if !f.Mounted || f.Local != "link" || f.LinkTarget != share || f.Share != "dir" || f.ShareEntries != 4 ||
 		f.Marker != "node=rb1\ntime=x\nlast line without newline\n" || MarkerNode(f.Marker) != "rb1" || f.Tmp || f.Unanswered {
-		t.Errorf("probe output %q parsed as %+v", out, f)
+		t.Errorf("probe gathered as %+v", f)
+	}
+	// The path is no symlink by the time its file fact is taken: the
+	// target is unknown, and Decide refuses rather than guess.
+	facts := installer.NewFacts(map[string]installer.ProbeResult{s.probeKey(): {Stdout: []byte("mounted=1\nlocal=link\n")}})
+	facts.SetFileMeta(installer.FileFact{Path: local, Exists: true, Kind: installer.KindDir})
+	if f, err := s.gathered(facts); err != nil || f.LinkTarget != "" || !strings.Contains(s.Decide(f).Refuse, "changed while") {
+		t.Errorf("link gone between the looks: %+v %v, plan %+v", f, err, s.Decide(f))
 	}
 }
 
@@ -300,19 +307,18 @@ func TestStateDirSharesProbe(t *testing.T) {
 		batched := alone
 		batched.Shares = shares
 		ps := batched.Probes()
-		if len(ps) != 2 || strings.Contains(ps[0].Script, "timeout") {
-			t.Fatalf("%s: probes %+v: want the local probe without timeout and the shares probe", sh, ps)
+		if len(ps) != 3 || strings.Contains(ps[0].Script, "timeout") || strings.Contains(ps[0].Script, "readlink") || ps[2] != installer.FileMetaProbe(local) {
+			t.Fatalf("%s: probes %+v: want the local probe without timeout or readlink, the shares probe and the local path's file fact", sh, ps)
 		}
 		if sharesKey != "" && ps[1].Key != sharesKey {
 			t.Errorf("%s: shares probe key %s, the first step's %s: the batch would run it twice", sh, ps[1].Key, sharesKey)
 		}
 		sharesKey = ps[1].Key
-		want := ParseStateDirFacts(run(alone.Probes()[0]))
-		facts := installer.NewFacts(map[string]installer.ProbeResult{
-			ps[0].Key: {Stdout: []byte(run(ps[0]))}, ps[1].Key: {Stdout: []byte(run(ps[1]))}})
-		pr, _ := facts.Get(ps[0].Key)
-		spr, _ := facts.Get(ps[1].Key)
-		got := ParseStateDirFacts(string(pr.Stdout) + "\n" + batched.shareFacts(string(spr.Stdout)))
+		want := gatherStateDir(t, alone)
+		got := gatherStateDir(t, batched)
+		if want.LinkTarget != sh {
+			t.Errorf("%s: link target %q", local, want.LinkTarget)
+		}
 		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 			t.Errorf("%s: batched %+v, alone %+v", sh, got, want)
 		}
@@ -383,9 +389,8 @@ func TestStateDirSharesProbe(t *testing.T) {
 	for i, sh := range withD {
 		s := StateDir{Path: locals[i], Share: sh, Mount: "/", Node: "rb1", Shares: withD, Locals: locals}
 		alone := StateDir{Path: locals[i], Share: sh, Mount: "/", Node: "rb1"}
-		ps := s.Probes()
-		got := ParseStateDirFacts(run(ps[0]) + "\n" + s.shareFacts(run(ps[1])))
-		want := ParseStateDirFacts(run(alone.Probes()[0]))
+		got := gatherStateDir(t, s)
+		want := gatherStateDir(t, alone)
 		if sh == d {
 			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 				t.Errorf("%s behind a real folder: %+v, alone %+v", sh, got, want)
@@ -498,4 +503,37 @@ func TestManifestScriptChecksums(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shellConn runs commands with /bin/sh on this machine: enough for the
+// fact gatherer (installer.Gather), which is all these tests use it for.
+type shellConn struct{ installer.Conn }
+
+func (shellConn) Host() string { return "local" }
+func (shellConn) Run(ctx context.Context, cmd string, stdin io.Reader) (installer.CmdResult, error) {
+	var out, errb bytes.Buffer
+	x := exec.CommandContext(ctx, "/bin/sh", "-c", cmd)
+	x.Stdin, x.Stdout, x.Stderr = stdin, &out, &errb
+	err := x.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return installer.CmdResult{Stdout: out.Bytes(), Stderr: errb.Bytes(), ExitCode: ee.ExitCode()}, nil
+	}
+	return installer.CmdResult{Stdout: out.Bytes(), Stderr: errb.Bytes()}, err
+}
+
+// gatherStateDir gathers s's probes (its script, the shares probe, the
+// local path's file fact) with the real shell and reads them as
+// CheckApply does.
+func gatherStateDir(t *testing.T, s StateDir) StateDirFacts {
+	t.Helper()
+	facts, err := installer.Gather(context.Background(), shellConn{}, s.Probes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.gathered(facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
