@@ -3,11 +3,11 @@ package steps
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
