@@ -34,8 +34,6 @@ type LBCopy struct {
 // ID implements installer.Step.
 func (c *LBCopy) ID() string { return "L&B database " + c.Database + " copied to " + c.Server }
 
-func (c *LBCopy) probeKey() string { return "lbcopy-socket:" + c.Local.Socket }
-
 // LBCopyRecordDir holds, on a node, the record of its L&B copy (or of the
 // decision to leave its L&B data local): once the node logs to the state
 // server its local database is stale, and comparing it again would call the
@@ -44,9 +42,31 @@ const LBCopyRecordDir = "/var/lib/gridha"
 
 func (c *LBCopy) record() string { return LBCopyRecordDir + "/lb-copied-" + c.Database }
 
-// Probes implements installer.Step.
+// Probes implements installer.Step. The socket is a typed fact (the fact
+// agent answers it in-process): a verify of a node that copied its L&B
+// data long ago stops at the record, and a shell probe would cost it a
+// subshell for nothing.
 func (c *LBCopy) Probes() []installer.Probe {
-	return []installer.Probe{{Key: c.probeKey(), Script: "test -S " + installer.ShellQuote(c.Local.Socket)}, installer.FileProbe(c.record())}
+	return []installer.Probe{installer.FileMetaProbe(c.Local.Socket), installer.FileProbe(c.record())}
+}
+
+// localSocket says whether the node has a local MySQL socket, as test -S
+// would: what lstat calls a file, a folder or nothing is none; what it
+// calls a symlink or a special file (socket, fifo) is asked on the host
+// (rare: only until the L&B data is copied or kept, see record).
+func (c *LBCopy) localSocket(ctx context.Context, env *installer.Env) (bool, error) {
+	ff, err := env.Facts.FileMeta(c.Local.Socket)
+	if err != nil {
+		return false, err
+	}
+	if !ff.Exists || ff.Kind == installer.KindFile || ff.Kind == installer.KindDir {
+		return false, nil
+	}
+	res, err := env.Conn.Run(ctx, "test -S "+installer.ShellQuote(c.Local.Socket), nil)
+	if err != nil {
+		return false, err
+	}
+	return res.ExitCode == 0, nil
 }
 
 // writeRecord keeps what was decided on the node.
@@ -157,7 +177,9 @@ func (c *LBCopy) CheckApply(ctx context.Context, env *installer.Env, apply bool)
 	if ff, err := env.Facts.File(c.record()); err == nil && ff.Exists {
 		return installer.OK(strings.TrimSpace(string(ff.Content)) + " (" + c.record() + ")")
 	}
-	if pr, ok := env.Facts.Get(c.probeKey()); !ok || pr.ExitCode != 0 {
+	if sock, err := c.localSocket(ctx, env); err != nil {
+		return fail(fmt.Errorf("local MySQL socket %s: %w", c.Local.Socket, err))
+	} else if !sock {
 		return installer.OK("no local MySQL at " + c.Local.Socket + ": nothing to copy")
 	}
 	local, err := c.Local.Open(ctx, env.Conn)
