@@ -17,16 +17,12 @@ type Absent struct {
 // ID implements installer.Step.
 func (a Absent) ID() string { return "absent " + a.Path }
 
-func dirEmptyKey(path string) string { return "dir-empty:" + path }
-
-// Probes implements installer.Step.
+// Probes implements installer.Step: the path only, a typed fact (the fact
+// agent answers it in-process). Whether a folder is empty is asked only
+// when the path is a folder (see CheckApply): a verify, where the path is
+// almost always absent, pays no subshell for it.
 func (a Absent) Probes() []installer.Probe {
-	q := installer.ShellQuote(a.Path)
-	return []installer.Probe{
-		installer.FileProbe(a.Path),
-		// Prints the first entry of a directory (nothing when empty).
-		{Key: dirEmptyKey(a.Path), Script: fmt.Sprintf("[ -d %s ] && [ ! -L %s ] && ls -A %s | head -n 1", q, q, q)},
-	}
+	return []installer.Probe{installer.FileProbe(a.Path)}
 }
 
 // CheckApply implements installer.Step.
@@ -41,15 +37,19 @@ func (a Absent) CheckApply(ctx context.Context, env *installer.Env, apply bool) 
 	q := installer.ShellQuote(a.Path)
 	script := "rm -f " + q
 	if ff.Kind == installer.KindDir {
-		pr, _ := env.Facts.Get(dirEmptyKey(a.Path))
-		empty := len(pr.Stdout) == 0
-		switch {
-		case a.Recursive:
-			script = "rm -rf " + q
-		case empty:
+		script = "rm -rf " + q
+		if !a.Recursive {
+			// Prints the first entry (nothing when empty). Read-only, so
+			// a verify asks it too and reports the refusal install would
+			// make; rmdir refuses a folder filled meanwhile on its own.
+			res, err := sh(ctx, env, "list "+a.Path, "ls -A "+q+" | head -n 1", nil)
+			if err != nil {
+				return failed(env, a.ID(), err)
+			}
+			if len(res.Stdout) > 0 {
+				return failed(env, a.ID(), fmt.Errorf("%s is a non-empty directory; refusing to remove it (not recursive)", a.Path))
+			}
 			script = "rmdir " + q
-		default:
-			return failed(env, a.ID(), fmt.Errorf("%s is a non-empty directory; refusing to remove it (not recursive)", a.Path))
 		}
 	}
 	msg := fmt.Sprintf("%s exists (%s), want it absent", a.Path, kindName(ff))
