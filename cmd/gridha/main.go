@@ -19,7 +19,10 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	code := Run(ctx, os.Args, DefaultDeps())
+	code, done := serveFactsDirect(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	if !done {
+		code = Run(ctx, os.Args, DefaultDeps())
+	}
 	stop()
 	os.Exit(code)
 }
