@@ -5,10 +5,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"github.com/gridha/gridha/internal/lazyre"
 	"net"
 	"net/netip"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -105,7 +105,7 @@ func LoadConfig(path string) (*Config, error) {
 	return ParseConfig(path, b)
 }
 
-var keyRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+var keyRe = lazyre.New(`^[a-z][a-z0-9_]*$`)
 
 // ParseConfig parses the key = value format (README.md). Unknown keys,
 // repeated single-valued keys and bad values are errors naming the line.
@@ -131,7 +131,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 			return nil, errf(lineNo, "expected key = value, got %q", clip(line))
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if !keyRe.MatchString(k) {
+		if !keyRe().MatchString(k) {
 			return nil, errf(lineNo, "bad key %q", clip(k))
 		}
 		if v == "" {
@@ -319,7 +319,7 @@ func parseHostPort(v string, defPort int) (string, error) {
 }
 
 // bdiiNameRe: a host name, an inventory name or an address (':' for IPv6).
-var bdiiNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
+var bdiiNameRe = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
 
 // parseBDII parses "NAME ADDRESS [PORT]".
 func parseBDII(v string) (BDII, error) {
@@ -327,7 +327,7 @@ func parseBDII(v string) (BDII, error) {
 	if len(f) < 2 || len(f) > 3 {
 		return BDII{}, fmt.Errorf("want NAME ADDRESS [PORT], got %q", clip(v))
 	}
-	if !bdiiNameRe.MatchString(f[0]) {
+	if !bdiiNameRe().MatchString(f[0]) {
 		return BDII{}, fmt.Errorf("bad BDII name %q (letters, digits, . _ - :)", clip(f[0]))
 	}
 	a, err := netip.ParseAddr(f[1])
@@ -533,9 +533,9 @@ type TSIGKey struct {
 	Secret    string // base64, as miekg/dns wants it
 }
 
-var bindKeyRe = regexp.MustCompile(`(?s)key\s+"?([A-Za-z0-9._-]+)"?\s*\{(.*?)\}\s*;`)
-var bindAlgRe = regexp.MustCompile(`algorithm\s+"?([A-Za-z0-9-]+)"?\s*;`)
-var bindSecretRe = regexp.MustCompile(`secret\s+"([A-Za-z0-9+/=]+)"\s*;`)
+var bindKeyRe = lazyre.New(`(?s)key\s+"?([A-Za-z0-9._-]+)"?\s*\{(.*?)\}\s*;`)
+var bindAlgRe = lazyre.New(`algorithm\s+"?([A-Za-z0-9-]+)"?\s*;`)
+var bindSecretRe = lazyre.New(`secret\s+"([A-Za-z0-9+/=]+)"\s*;`)
 
 // LoadKey reads the TSIG secret from c.TSIGKeyFile: either the base64 secret
 // alone or a BIND key file (`key "name" { algorithm hmac-sha256; secret
@@ -571,20 +571,20 @@ func ParseKey(b []byte, name, alg string) (*TSIGKey, error) {
 		alg = DefaultAlgorithm
 	}
 	k := &TSIGKey{Name: name}
-	if m := bindKeyRe.FindStringSubmatch(s); m != nil {
+	if m := bindKeyRe().FindStringSubmatch(s); m != nil {
 		fileName := dns.Fqdn(strings.ToLower(m[1]))
 		if name != "" && fileName != name {
 			return nil, fmt.Errorf("key file names key %s, configuration says %s", fileName, name)
 		}
 		k.Name = fileName
-		am := bindAlgRe.FindStringSubmatch(m[2])
+		am := bindAlgRe().FindStringSubmatch(m[2])
 		if am == nil {
 			return nil, fmt.Errorf("key %s: no algorithm", fileName)
 		}
 		if strings.ToLower(am[1]) != alg {
 			return nil, fmt.Errorf("key %s: algorithm %s, configuration says %s", fileName, am[1], alg)
 		}
-		sm := bindSecretRe.FindStringSubmatch(m[2])
+		sm := bindSecretRe().FindStringSubmatch(m[2])
 		if sm == nil {
 			return nil, fmt.Errorf("key %s: no secret \"...\"; statement", fileName)
 		}

@@ -18,11 +18,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/gridha/gridha/internal/lazyre"
 	"io/fs"
 	"net"
 	"net/netip"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -184,18 +184,18 @@ type keyDef struct {
 	set  func(c *Config, v string) error
 }
 
-var groupNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-var nodeIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+var groupNameRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var nodeIDRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 
 // NodeIDOK says whether s can be a node ID (the id key; install rb-node
 // uses the inventory host name).
-func NodeIDOK(s string) bool { return nodeIDRE.MatchString(s) }
+func NodeIDOK(s string) bool { return nodeIDRE().MatchString(s) }
 
 // keys is the table of hagd.conf keys. It is read-only after package
 // initialisation.
 var keys = map[string]keyDef{
 	"id": {"node ID, unique in the multigroup (default: host name)", func(c *Config, v string) error {
-		if !nodeIDRE.MatchString(v) {
+		if !nodeIDRE().MatchString(v) {
 			return fmt.Errorf("%q is not a node ID (letters, digits, . _ : -, at most 64)", v)
 		}
 		c.ID = v
@@ -215,7 +215,7 @@ var keys = map[string]keyDef{
 			if !ok {
 				return fmt.Errorf("%q: want name:rank", f)
 			}
-			if !groupNameRE.MatchString(name) {
+			if !groupNameRE().MatchString(name) {
 				return fmt.Errorf("%q is not a group name (letters, digits, . _ -, at most 64)", name)
 			}
 			rank, err := strconv.Atoi(r)
@@ -371,11 +371,11 @@ func setAbsPath(field func(*Config) *string) func(*Config, string) error {
 	}
 }
 
-var wordRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+var wordRE = lazyre.New(`^[A-Za-z0-9_.-]{1,64}$`)
 
 func setWord(field func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		if !wordRE.MatchString(v) {
+		if !wordRE().MatchString(v) {
 			return fmt.Errorf("%q: letters, digits, _ . - only", v)
 		}
 		*field(c) = v
@@ -517,7 +517,7 @@ func (c *Config) setDefaults() {
 	if c.ID == "" {
 		if h, err := os.Hostname(); err == nil {
 			c.ID = strings.SplitN(h, ".", 2)[0]
-			if !nodeIDRE.MatchString(c.ID) {
+			if !nodeIDRE().MatchString(c.ID) {
 				c.ID = ""
 			}
 		}

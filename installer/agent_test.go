@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +27,12 @@ func TestMain(m *testing.M) {
 	if os.Getenv(agentTestEnv) != "" && len(os.Args) == 4 && os.Args[1] == "facts" && os.Args[2] == "--protocol" {
 		n, err := strconv.Atoi(os.Args[3])
 		if err != nil {
+			os.Exit(3)
+		}
+		// The gatherer starts the agent single-threaded, without
+		// collections (gatherScript): refused otherwise, so every test
+		// that wants the agent's answer checks that too.
+		if runtime.GOMAXPROCS(0) != 1 || os.Getenv("GOGC") != "off" || os.Getenv("GOMEMLIMIT") == "" {
 			os.Exit(3)
 		}
 		err = ServeFacts(context.Background(), n, os.Stdin, os.Stdout)

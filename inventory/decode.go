@@ -2,9 +2,9 @@ package inventory
 
 import (
 	"fmt"
+	"github.com/gridha/gridha/internal/lazyre"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,7 +57,7 @@ var (
 	durationType  = reflect.TypeFor[time.Duration]()
 	secretRefType = reflect.TypeFor[SecretRef]()
 	orderedType   = reflect.TypeFor[interface{ isOrderedMap() }]()
-	envNameRe     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	envNameRe     = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 func (d *decoder) at(n *yaml.Node) Pos { return Pos{File: d.file, Line: n.Line, Column: n.Column} }
@@ -275,7 +275,7 @@ func (d *decoder) decodeSecret(n *yaml.Node, v reflect.Value, path string) {
 		d.errorf(n, path, "%v", err)
 		return
 	}
-	if ref.Env != "" && !envNameRe.MatchString(ref.Env) {
+	if ref.Env != "" && !envNameRe().MatchString(ref.Env) {
 		d.errorf(n, path, "%s is not an environment variable name", quoteValue(ref.Env))
 		return
 	}

@@ -26,7 +26,7 @@ func HostList(data []byte) []NamedHost {
 		hosts := root.Content[i+1].Content
 		for j := 0; j+1 < len(hosts); j += 2 {
 			k, v := hosts[j], hosts[j+1]
-			if k.Kind != yaml.ScalarNode || k.Value == "<<" || !hostNameRe.MatchString(k.Value) {
+			if k.Kind != yaml.ScalarNode || k.Value == "<<" || !hostNameRe().MatchString(k.Value) {
 				continue
 			}
 			h := NamedHost{Name: k.Value}

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/gridha/gridha/internal/lazyre"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,7 +63,7 @@ func KnownRoles() []string {
 	return out
 }
 
-var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLineRe = lazyre.New(`^yaml: line (\d+): (.*)$`)
 
 // yamlParserProblems are the messages of yaml's parser (parserc.go), as
 // opposed to its scanner. yaml (gopkg.in/yaml.v3 and go.yaml.in/yaml/v3 up
@@ -93,7 +93,7 @@ func yamlParserProblem(msg string) bool {
 func syntaxError(file string, err error) error {
 	msg := err.Error()
 	p := Pos{File: file}
-	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+	if m := yamlLineRe().FindStringSubmatch(msg); m != nil {
 		p.Line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 		if yamlParserProblem(msg) {
@@ -190,7 +190,7 @@ func Parse(file string, data []byte) (*Inventory, error) {
 	return inv, nil
 }
 
-var hostNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+var hostNameRe = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 func (d *decoder) buildHosts(inv *Inventory, entries OrderedMap[hostEntry]) {
 	if len(entries) == 0 && !d.bad["hosts"] {
@@ -214,7 +214,7 @@ func (d *decoder) buildHosts(inv *Inventory, entries OrderedMap[hostEntry]) {
 			h.Pos = fp.Key
 		}
 
-		if !hostNameRe.MatchString(e.Name) {
+		if !hostNameRe().MatchString(e.Name) {
 			d.errorAt(h.Pos, path, "host name %s may only hold letters, digits, '.', '-' and '_'", quoteValue(e.Name))
 		}
 

@@ -1,9 +1,9 @@
 package inventory
 
 import (
+	"github.com/gridha/gridha/internal/lazyre"
 	"net/netip"
 	"path"
-	"regexp"
 	"time"
 )
 
@@ -119,10 +119,10 @@ func (s *StateServer) SetDefaults() {
 }
 
 var (
-	sqlNameRE  = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
-	unixNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	sqlNameRE  = lazyre.New(`^[A-Za-z0-9_]{1,64}$`)
+	unixNameRE = lazyre.New(`^[a-z_][a-z0-9_-]{0,31}$`)
 	// GlusterFS volume names and hagd group names: no shell or path characters.
-	glusterNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	glusterNameRE = lazyre.New(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
 // Validate checks names that end up in SQL, paths and user databases.
@@ -132,19 +132,19 @@ func (s *StateServer) Validate(c *Checker) {
 	} else if path.Dir(s.Export) == "/" {
 		c.Errorf("export", "needs a folder of its own below / (gridha makes the export's parent root-only), e.g. /export%s, got %q", s.Export, s.Export)
 	}
-	if !unixNameRE.MatchString(s.SnfsUser) {
+	if !unixNameRE().MatchString(s.SnfsUser) {
 		c.Errorf("snfs_user", "not a valid user name: %q", s.SnfsUser)
 	}
 	if !path.IsAbs(s.SnfsHome) {
 		c.Errorf("snfs_home", "must be an absolute path, got %q", s.SnfsHome)
 	}
-	if !sqlNameRE.MatchString(s.MySQL.Database) {
+	if !sqlNameRE().MatchString(s.MySQL.Database) {
 		c.Errorf("mysql.database", "must be 1-64 letters, digits or _, got %q", s.MySQL.Database)
 	}
-	if !sqlNameRE.MatchString(s.MySQL.User) || len(s.MySQL.User) > 32 {
+	if !sqlNameRE().MatchString(s.MySQL.User) || len(s.MySQL.User) > 32 {
 		c.Errorf("mysql.user", "must be 1-32 letters, digits or _, got %q", s.MySQL.User)
 	}
-	if !sqlNameRE.MatchString(s.MySQL.AdminUser) {
+	if !sqlNameRE().MatchString(s.MySQL.AdminUser) {
 		c.Errorf("mysql.admin_user", "must be letters, digits or _, got %q", s.MySQL.AdminUser)
 	}
 	if s.MySQL.Port < 1 || s.MySQL.Port > 65535 {
@@ -184,13 +184,13 @@ func (p *StatePool) Validate(c *Checker) {
 	if p.CertDays < 1 || p.CertDays > 3650 {
 		c.Errorf("cert_days", "must be 1-3650, got %d", p.CertDays)
 	}
-	if !glusterNameRE.MatchString(p.ClusterName) {
+	if !glusterNameRE().MatchString(p.ClusterName) {
 		c.Errorf("cluster_name", "must be 1-64 letters, digits, _ or -, got %q", p.ClusterName)
 	}
-	if !glusterNameRE.MatchString(p.Volume) {
+	if !glusterNameRE().MatchString(p.Volume) {
 		c.Errorf("volume", "must be 1-64 letters, digits, _ or -, got %q", p.Volume)
 	}
-	if !glusterNameRE.MatchString(p.HAGroup) {
+	if !glusterNameRE().MatchString(p.HAGroup) {
 		c.Errorf("ha_group", "must be 1-64 letters, digits, _ or -, got %q", p.HAGroup)
 	}
 	if !path.IsAbs(p.BrickDir) || path.Clean(p.BrickDir) != p.BrickDir || p.BrickDir == "/" {

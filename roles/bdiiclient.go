@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"fmt"
+	"github.com/gridha/gridha/internal/lazyre"
 	"regexp"
 	"strings"
 
@@ -140,7 +141,7 @@ func cshCheck(vars []EnvVar) func([]byte) error {
 					continue
 				}
 				for _, cmd := range strings.Split(line, ";") {
-					if m := cshAssign.FindStringSubmatch(cmd); m != nil && m[1] == v.Name {
+					if m := cshAssign().FindStringSubmatch(cmd); m != nil && m[1] == v.Name {
 						where = append(where, fmt.Sprint(i+1))
 					}
 				}
@@ -167,13 +168,13 @@ func cshLine(v EnvVar) string {
 // YAIM's grid-env-funcs `gridenv_set "VAR" "..."` / `gridenv_setind` (both
 // shells).
 var (
-	shAssign  = regexp.MustCompile(`^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=`)
-	cshAssign = regexp.MustCompile(`^\s*setenv\s+([A-Za-z_][A-Za-z0-9_]*)(?:\s|$)`)
-	yaimSet   = regexp.MustCompile(`^\s*gridenv_set(?:ind)?\s+["']?([A-Za-z_][A-Za-z0-9_]*)["']?(?:\s|$)`)
+	shAssign  = lazyre.New(`^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=`)
+	cshAssign = lazyre.New(`^\s*setenv\s+([A-Za-z_][A-Za-z0-9_]*)(?:\s|$)`)
+	yaimSet   = lazyre.New(`^\s*gridenv_set(?:ind)?\s+["']?([A-Za-z_][A-Za-z0-9_]*)["']?(?:\s|$)`)
 )
 
 func shOwns(vars []EnvVar) func(string) (string, bool) {
-	owns := envOwns(vars, shAssign, yaimSet)
+	owns := envOwns(vars, shAssign(), yaimSet())
 	return func(line string) (string, bool) {
 		if k, ok := owns(line); ok {
 			return k, ok
@@ -203,7 +204,7 @@ func wantedVar(vars []EnvVar, name string) bool {
 }
 
 func cshOwns(vars []EnvVar) func(string) (string, bool) {
-	return envOwns(vars, cshAssign, yaimSet)
+	return envOwns(vars, cshAssign(), yaimSet())
 }
 
 func envOwns(vars []EnvVar, res ...*regexp.Regexp) func(string) (string, bool) {

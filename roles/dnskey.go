@@ -5,10 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/gridha/gridha/internal/lazyre"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/gridha/gridha/internal/atomicfile"
@@ -46,17 +46,17 @@ func (k TSIGKey) BINDFile() []byte {
 }
 
 var (
-	keyNameRe   = regexp.MustCompile(`(?m)^\s*key\s+"?([A-Za-z0-9._-]+?)\.?"?\s*\{`)
-	keyAlgRe    = regexp.MustCompile(`(?m)^\s*algorithm\s+"?([A-Za-z0-9-]+)"?\s*;`)
-	keySecretRe = regexp.MustCompile(`(?m)^\s*secret\s+"([A-Za-z0-9+/=]+)"\s*;`)
+	keyNameRe   = lazyre.New(`(?m)^\s*key\s+"?([A-Za-z0-9._-]+?)\.?"?\s*\{`)
+	keyAlgRe    = lazyre.New(`(?m)^\s*algorithm\s+"?([A-Za-z0-9-]+)"?\s*;`)
+	keySecretRe = lazyre.New(`(?m)^\s*secret\s+"([A-Za-z0-9+/=]+)"\s*;`)
 )
 
 // ParseBINDKey reads a key file written by BINDFile (or tsig-keygen). The
 // error never quotes the file.
 func ParseBINDKey(data []byte) (TSIGKey, error) {
-	n := keyNameRe.FindSubmatch(data)
-	a := keyAlgRe.FindSubmatch(data)
-	s := keySecretRe.FindSubmatch(data)
+	n := keyNameRe().FindSubmatch(data)
+	a := keyAlgRe().FindSubmatch(data)
+	s := keySecretRe().FindSubmatch(data)
 	if n == nil || a == nil || s == nil {
 		return TSIGKey{}, errors.New("not a BIND key statement (key \"name\" { algorithm ...; secret \"...\"; };)")
 	}

@@ -2,7 +2,7 @@ package roles
 
 import (
 	"fmt"
-	"regexp"
+	"github.com/gridha/gridha/internal/lazyre"
 	"strings"
 
 	"github.com/gridha/gridha/installer"
@@ -67,7 +67,7 @@ func (l PlanErrors) Error() string {
 }
 
 // fieldRe finds an inventory field path in a message.
-var fieldRe = regexp.MustCompile(`\b(?:roles|hosts|defaults)\.[A-Za-z0-9_.\[\]-]*[A-Za-z0-9_\]]`)
+var fieldRe = lazyre.New(`\b(?:roles|hosts|defaults)\.[A-Za-z0-9_.\[\]-]*[A-Za-z0-9_\]]`)
 
 func (l *PlanErrors) add(inv *inventory.Inventory, role string, err error) {
 	msg := err.Error()
@@ -80,7 +80,7 @@ func (l *PlanErrors) add(inv *inventory.Inventory, role string, err error) {
 		}
 	}
 	pe := &PlanError{Roles: []string{role}, Msg: msg}
-	if f := fieldRe.FindString(msg); f != "" && inv != nil {
+	if f := fieldRe().FindString(msg); f != "" && inv != nil {
 		pe.Pos = inv.FieldPos(f)
 	}
 	*l = append(*l, pe)

@@ -7,8 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/gridha/gridha/internal/lazyre"
 	"net"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -118,20 +118,20 @@ func MySQLNativeHash(password string) string {
 }
 
 var (
-	mysqlIdentRE   = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
-	mysqlHostRE    = regexp.MustCompile(`^[A-Za-z0-9_.:%-]{1,255}$`)
-	mysqlHashRE    = regexp.MustCompile(`^\*[0-9A-F]{40}$`)
-	grantPasswdRE  = regexp.MustCompile(` IDENTIFIED (BY PASSWORD|VIA) .*$`)
-	grantPasswdRE2 = regexp.MustCompile(` IDENTIFIED BY PASSWORD '[^']*'`)
+	mysqlIdentRE   = lazyre.New(`^[A-Za-z0-9_]{1,64}$`)
+	mysqlHostRE    = lazyre.New(`^[A-Za-z0-9_.:%-]{1,255}$`)
+	mysqlHashRE    = lazyre.New(`^\*[0-9A-F]{40}$`)
+	grantPasswdRE  = lazyre.New(` IDENTIFIED (BY PASSWORD|VIA) .*$`)
+	grantPasswdRE2 = lazyre.New(` IDENTIFIED BY PASSWORD '[^']*'`)
 )
 
 // mysqlAccount renders 'user'@'host' after checking both are plain names:
 // they go into statements that cannot take placeholders.
 func mysqlAccount(user, host string) (string, error) {
-	if !mysqlIdentRE.MatchString(user) {
+	if !mysqlIdentRE().MatchString(user) {
 		return "", fmt.Errorf("refusing MySQL user name %q", user)
 	}
-	if !mysqlHostRE.MatchString(host) {
+	if !mysqlHostRE().MatchString(host) {
 		return "", fmt.Errorf("refusing MySQL host %q", host)
 	}
 	return "'" + user + "'@'" + host + "'", nil
@@ -151,7 +151,7 @@ func (s *MySQLDatabase) Probes() []installer.Probe { return nil }
 
 // CheckApply creates the database when missing.
 func (s *MySQLDatabase) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	if !mysqlIdentRE.MatchString(s.Name) {
+	if !mysqlIdentRE().MatchString(s.Name) {
 		return installer.Failed(fmt.Errorf("refusing database name %q", s.Name))
 	}
 	db, release, err := s.Admin.session(ctx, env)
@@ -208,7 +208,7 @@ func (s *MySQLUser) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	if err != nil {
 		return installer.Failed(err)
 	}
-	if !mysqlIdentRE.MatchString(s.Database) {
+	if !mysqlIdentRE().MatchString(s.Database) {
 		return installer.Failed(fmt.Errorf("refusing database name %q", s.Database))
 	}
 	hash := MySQLNativeHash(s.Password)
@@ -280,7 +280,7 @@ func (s *MySQLUser) CheckApply(ctx context.Context, env *installer.Env, apply bo
 		return r
 	}
 	if !passwordOK {
-		if !mysqlHashRE.MatchString(hash) {
+		if !mysqlHashRE().MatchString(hash) {
 			return installer.Failed(fmt.Errorf("internal: bad password hash"))
 		}
 		if _, err := db.ExecContext(ctx, "ALTER USER "+account+" IDENTIFIED BY PASSWORD '"+hash+"'"); err != nil {
@@ -431,8 +431,8 @@ func MySQLGrants(ctx context.Context, db *sql.DB, account string) ([]string, err
 // NormalizeGrant drops the password part of a SHOW GRANTS line so grants
 // can be compared (and reported) without the hash.
 func NormalizeGrant(g string) string {
-	g = grantPasswdRE2.ReplaceAllString(g, "")
-	g = grantPasswdRE.ReplaceAllString(g, "")
+	g = grantPasswdRE2().ReplaceAllString(g, "")
+	g = grantPasswdRE().ReplaceAllString(g, "")
 	return strings.TrimSpace(g)
 }
 
