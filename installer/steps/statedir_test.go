@@ -307,8 +307,8 @@ func TestStateDirSharesProbe(t *testing.T) {
 		batched := alone
 		batched.Shares = shares
 		ps := batched.Probes()
-		if len(ps) != 3 || strings.Contains(ps[0].Script, "timeout") || strings.Contains(ps[0].Script, "readlink") || ps[2] != installer.FileMetaProbe(local) {
-			t.Fatalf("%s: probes %+v: want the local probe without timeout or readlink, the shares probe and the local path's file fact", sh, ps)
+		if len(ps) != 4 || strings.Contains(ps[0].Script, "timeout") || strings.Contains(ps[0].Script, "readlink") || strings.Contains(ps[0].Script, "/proc/mounts") || ps[2] != installer.FileMetaProbe(local) || ps[3] != installer.MountsProbe() {
+			t.Fatalf("%s: probes %+v: want the local probe without timeout, readlink or /proc/mounts, the shares probe, the local path's file fact and the mount table", sh, ps)
 		}
 		if sharesKey != "" && ps[1].Key != sharesKey {
 			t.Errorf("%s: shares probe key %s, the first step's %s: the batch would run it twice", sh, ps[1].Key, sharesKey)
