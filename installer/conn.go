@@ -12,6 +12,25 @@ import (
 	"net"
 )
 
+// ReadOnlyRunner is a Conn that can run a command that changes nothing on
+// the host and ends by itself (a fact batch) more cheaply: without the
+// session watcher that kills a command whose connection died (see
+// installer/ssh), which would cost the host a process or more per run.
+// Left running after its client died, such a command only finishes its
+// reads.
+type ReadOnlyRunner interface {
+	RunReadOnly(ctx context.Context, cmd string, stdin io.Reader) (CmdResult, error)
+}
+
+// runReadOnly runs cmd on conn as a ReadOnlyRunner when it is one, else
+// with Run.
+func runReadOnly(ctx context.Context, conn Conn, cmd string, stdin io.Reader) (CmdResult, error) {
+	if r, ok := conn.(ReadOnlyRunner); ok {
+		return r.RunReadOnly(ctx, cmd, stdin)
+	}
+	return conn.Run(ctx, cmd, stdin)
+}
+
 // Conn is the transport to one host: one SSH connection reused for the whole
 // run. installer/ssh implements it; tests may use a local implementation.
 //

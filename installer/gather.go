@@ -266,7 +266,9 @@ func gatherBatch(ctx context.Context, conn Conn, probes []Probe, prelude, agents
 	m := newNonce()
 	// The script as the command itself, not "sh -s" on stdin: one shell
 	// process fewer per session (the transport passes a long one on stdin).
-	res, err := conn.Run(ctx, gatherScript(prelude, paths, meta, others, m, agents), nil)
+	// Read-only and bounded (a hung share is cut by timeout 60): no
+	// session watcher, see ReadOnlyRunner.
+	res, err := runReadOnly(ctx, conn, gatherScript(prelude, paths, meta, others, m, agents), nil)
 	if err != nil {
 		return nil, res, fmt.Errorf("gather facts: %w", err)
 	}

@@ -98,7 +98,7 @@ func (c *Conn) connect(ctx context.Context) error {
 // checkSudo fails early, with a hint, when become: sudo cannot work
 // without a password or a terminal.
 func (c *Conn) checkSudo(ctx context.Context) error {
-	res, err := c.run(ctx, "true", nil, nil)
+	res, err := c.run(ctx, "true", nil, nil, false)
 	if err != nil {
 		return fmt.Errorf("become: sudo: %w", err)
 	}
@@ -230,9 +230,13 @@ func (c *Conn) become() bool { return c.target.become == "sudo" && c.target.user
 // script too long for one argument (Linux allows 128 KiB) travels on stdin
 // instead when the caller has no stdin of its own: wrap then returns it as
 // viaStdin, and the script's commands find stdin at its end, as usual.
-func (c *Conn) wrap(script, marker string, stdinFree bool) (cmd, viaStdin string) {
+func (c *Conn) wrap(script, marker string, stdinFree, watch bool) (cmd, viaStdin string) {
+	watcher := ""
+	if watch {
+		watcher = sessionWatcher + "; "
+	}
 	report := `g=$$; if [ -r /proc/$$/stat ]; then read -r _gp _gc _gs _gpp g _gr < /proc/$$/stat || g=$$; fi; ` +
-		`echo "` + marker + `$g" >&2; ` + sessionWatcher + `; unset g _gp _gc _gs _gpp _gr _gw`
+		`echo "` + marker + `$g" >&2; ` + watcher + `unset g _gp _gc _gs _gpp _gr _gw`
 	inner := report
 	switch {
 	case stdinFree && len(script) > maxInlineScript/4:
@@ -320,7 +324,17 @@ func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
 // SIGKILL (its whole process group, through a second session), the session
 // is closed and ctx.Err() is returned.
 func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader) (installer.CmdResult, error) {
-	res, err := c.run(ctx, cmd, stdin, nil)
+	res, err := c.run(ctx, cmd, stdin, nil, true)
+	if err != nil {
+		return res, fmt.Errorf("%s: run: %w", c.host, c.closedErr(err))
+	}
+	return res, nil
+}
+
+// RunReadOnly is Run without the session watcher (installer.ReadOnlyRunner):
+// for a command that changes nothing and ends by itself.
+func (c *Conn) RunReadOnly(ctx context.Context, cmd string, stdin io.Reader) (installer.CmdResult, error) {
+	res, err := c.run(ctx, cmd, stdin, nil, false)
 	if err != nil {
 		return res, fmt.Errorf("%s: run: %w", c.host, c.closedErr(err))
 	}
@@ -331,14 +345,16 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader) (installer.
 // (CmdResult.Stdout stays empty): a stream too big to hold, such as a tar
 // of a state folder relayed from one host to another.
 func (c *Conn) RunStream(ctx context.Context, cmd string, stdin io.Reader, stdout io.Writer) (installer.CmdResult, error) {
-	res, err := c.run(ctx, cmd, stdin, stdout)
+	res, err := c.run(ctx, cmd, stdin, stdout, true)
 	if err != nil {
 		return res, fmt.Errorf("%s: run: %w", c.host, c.closedErr(err))
 	}
 	return res, nil
 }
 
-func (c *Conn) run(ctx context.Context, script string, stdin io.Reader, out io.Writer) (installer.CmdResult, error) {
+// run runs script in a session; watch adds the session watcher to its
+// prelude (see sessionWatcher).
+func (c *Conn) run(ctx context.Context, script string, stdin io.Reader, out io.Writer, watch bool) (installer.CmdResult, error) {
 	var res installer.CmdResult
 	if err := ctx.Err(); err != nil {
 		return res, err
@@ -364,7 +380,7 @@ func (c *Conn) run(ctx context.Context, script string, stdin io.Reader, out io.W
 		s.Stdout = out
 	}
 	s.Stderr = stderr
-	cmd, viaStdin := c.wrap(script, marker, stdin == nil)
+	cmd, viaStdin := c.wrap(script, marker, stdin == nil, watch)
 	switch {
 	case viaStdin != "":
 		s.Stdin = strings.NewReader(viaStdin)

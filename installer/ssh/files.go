@@ -100,7 +100,7 @@ func (c *Conn) readSFTP(ctx context.Context, p string) ([]byte, error) {
 func (c *Conn) readShell(ctx context.Context, p string) ([]byte, error) {
 	q := installer.ShellQuote(p)
 	script := fmt.Sprintf("if [ ! -e %s ]; then exit %d; fi; exec cat -- %s", q, exitNotExist, q)
-	res, err := c.run(ctx, script, nil, nil)
+	res, err := c.run(ctx, script, nil, nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +179,7 @@ func (c *Conn) writeShell(ctx context.Context, p string, data []byte, mode fs.Fi
 		fmt.Fprintf(&b, "chmod %s -- \"$t\"\n", installer.OctalMode(mode))
 	}
 	b.WriteString("mv -f -- \"$t\" \"$p\"\ntrap - EXIT\n")
-	res, err := c.run(ctx, b.String(), bytes.NewReader(data), nil)
+	res, err := c.run(ctx, b.String(), bytes.NewReader(data), nil, true)
 	if err != nil {
 		return err
 	}
@@ -339,7 +339,7 @@ func (c *Conn) lookupID(ctx context.Context, s *sftp.Client, db, name string) (i
 	if n, ok := c.ids.ids[key]; ok {
 		return n, nil
 	}
-	res, err := c.run(ctx, "getent "+db+" "+installer.ShellQuote(name), nil, nil)
+	res, err := c.run(ctx, "getent "+db+" "+installer.ShellQuote(name), nil, nil, false)
 	if err != nil {
 		return 0, err
 	}

@@ -77,13 +77,17 @@ func TestMarkedBuffer(t *testing.T) {
 
 func TestWrap(t *testing.T) {
 	c := &Conn{target: &target{user: "edguser", become: "sudo"}}
-	w, _ := c.wrap("echo 'hi'", "@@m:", true)
+	w, _ := c.wrap("echo 'hi'", "@@m:", true, true)
 	if !strings.HasPrefix(w, "exec sudo -n -- /bin/sh -c '") || !strings.Contains(w, `echo '\''hi'\''`) {
 		t.Errorf("become wrap: %s", w)
 	}
 	c.target.user = "root" // root needs no sudo
-	if w, _ := c.wrap("true", "@@m:", true); !strings.HasPrefix(w, "exec /bin/sh -c '") {
+	if w, _ := c.wrap("true", "@@m:", true, true); !strings.HasPrefix(w, "exec /bin/sh -c '") || !strings.Contains(w, "kill -9") {
 		t.Errorf("root wrap: %s", w)
+	}
+	// A read-only command (a fact batch) has no watcher.
+	if w, _ := c.wrap("true", "@@m:", true, false); !strings.HasPrefix(w, "exec /bin/sh -c '") || strings.Contains(w, "kill -9") || strings.Contains(w, "sleep") {
+		t.Errorf("read-only wrap: %s", w)
 	}
 	if c.shellFileOps() {
 		t.Error("root with become uses shell file operations, want SFTP")
