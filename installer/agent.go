@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // The fact agent: `gridha facts` on a host where gridha is installed (rb
@@ -36,7 +37,9 @@ import (
 // Change it whenever either changes (or a typed fact's script changes what
 // it prints): a host's gridha of another version then refuses, and the
 // shell script answers.
-const AgentProtocol = 1
+//
+// 2: the shares probe (SharesProbe).
+const AgentProtocol = 2
 
 // agentPaths is where the gatherer looks for the agent: where the rb-node
 // and DNS updater roles install gridha (inventory.GridhaBinary), then where
@@ -52,10 +55,10 @@ const (
 
 // agentKind says which probe kinds other than files the agent answers.
 func agentKind(k factKind) bool {
-	return k == factFileHash || k == factService || k == factMounts || k == factUser
+	return k == factFileHash || k == factService || k == factMounts || k == factUser || k == factShares
 }
 
-var agentKindNames = map[factKind]string{factFileHash: "hash", factService: "service", factMounts: "mounts", factUser: "user"}
+var agentKindNames = map[factKind]string{factFileHash: "hash", factService: "service", factMounts: "mounts", factUser: "user", factShares: "shares"}
 
 // agentWorth says whether the agent costs the host less than the shell
 // script would for req. Starting gridha (a 20 MB Go binary: runtime and
@@ -80,6 +83,8 @@ func agentWorth(req agentRequest) bool {
 			cost += 6
 		case factMounts:
 			cost++
+		case factShares:
+			cost += 3 // timeout, sh, find
 		}
 	}
 	return cost >= agentMinCost
@@ -259,6 +264,8 @@ func ServeFacts(ctx context.Context, protocol int, in io.Reader, out io.Writer) 
 // real files. Tests give other ones.
 type hostSystem struct {
 	passwd, group, nsswitch, mounts string
+	sharesTimeout                   time.Duration // SharesTimeout when 0
+	sharesHang                      chan struct{} // the shares' walk waits for it: a hung mount
 }
 
 func (s hostSystem) path(p, def string) string {
@@ -295,6 +302,8 @@ func answerAgent(ctx context.Context, req agentRequest, sys hostSystem) ([]byte,
 			rc = agentMounts(&out, sys.path(sys.mounts, "/proc/mounts"))
 		case factUser:
 			err = agentUser(&out, p.arg, names)
+		case factShares:
+			err = agentShares(&out, p.arg, names, sys)
 		}
 		if err != nil {
 			return nil, err
@@ -743,6 +752,25 @@ func (n *idNames) name(names *map[uint32]string, only *bool, kind string, id uin
 	}
 	if *only {
 		return "UNKNOWN", nil
+	}
+	return "", fmt.Errorf("%w: %s %d is not in %s", errAgentUnsure, kind, id, file)
+}
+
+// findName is find's %u (group false) or %g of id: its name, or the
+// number when NSS has no other source than files to know it by.
+func (n *idNames) findName(id uint32, group bool) (string, error) {
+	if err := n.load(); err != nil {
+		return "", err
+	}
+	names, only, kind, file := n.users, n.onlyUsers, "uid", "/etc/passwd"
+	if group {
+		names, only, kind, file = n.groups, n.onlyGrps, "gid", "/etc/group"
+	}
+	if s, ok := names[id]; ok {
+		return s, nil
+	}
+	if only {
+		return strconv.FormatUint(uint64(id), 10), nil
 	}
 	return "", fmt.Errorf("%w: %s %d is not in %s", errAgentUnsure, kind, id, file)
 }

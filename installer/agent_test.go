@@ -373,9 +373,10 @@ func TestAgentNSS(t *testing.T) {
 // renders back to a request that parses to the same.
 func FuzzAgentRequest(f *testing.F) {
 	f.Add([]byte(renderAgentRequest(agentRequest{marker: fuzzNonce, paths: []string{"/etc/a b", "/x"}, meta: map[string]bool{"/x": true},
-		probes: []agentProbe{{3, factFileHash, "/bin/gridha"}, {4, factService, "rb-jobd"}, {7, factMounts, ""}}})))
-	f.Add([]byte("gridha-facts 1 @@GRIDHA-ab\n.\n"))
-	f.Add([]byte("gridha-facts 1 @@GRIDHA-ab\nP 2 \"/x\"\nB -1 hash \"\\x00\"\n"))
+		probes: []agentProbe{{3, factFileHash, "/bin/gridha"}, {4, factService, "rb-jobd"}, {7, factMounts, ""},
+			{8, factShares, SharesProbe("/mnt/rb state", []Share{{"/var/edgwl", "/mnt/rb state/rb/edgwl", "/mnt/rb state/rb/.edgwl.tmp"}, {"", "/x\ny", "/z"}}).arg}}})))
+	f.Add([]byte(fmt.Sprintf("gridha-facts %d @@GRIDHA-ab\n.\n", AgentProtocol)))
+	f.Add([]byte(fmt.Sprintf("gridha-facts %d @@GRIDHA-ab\nP 2 \"/x\"\nB -1 hash \"\\x00\"\nB 1 shares \"/\\x00\"\n", AgentProtocol)))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := parseAgentRequest(in)
 		if err != nil {

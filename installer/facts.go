@@ -45,6 +45,7 @@ const (
 	factService
 	factUser
 	factMounts
+	factShares
 )
 
 // id is what makes two probes the same fact.
@@ -66,6 +67,8 @@ func (p Probe) script() string {
 		return userScript(p.arg)
 	case factMounts:
 		return mountsScript
+	case factShares:
+		return sharesScript(p.arg)
 	}
 	return p.Script
 }
@@ -136,6 +139,8 @@ func (f *Facts) record(p Probe, r ProbeResult) {
 	case factMounts:
 		f.SetMounts(ParseMounts(string(r.Stdout)))
 	default:
+		// Generic shell probes, and the shares probe (its output is
+		// what steps read, as the script printed it).
 		f.results[p.Key] = r
 	}
 }

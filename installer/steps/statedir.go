@@ -3,7 +3,6 @@ package steps
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -94,7 +93,7 @@ type StateDir struct {
 // StateMarker and OwnersFile are the files gridha keeps at the top of a
 // populated share folder.
 const (
-	StateMarker = ".gridha-state"
+	StateMarker = installer.ShareMarker
 	OwnersFile  = ".gridha-owners"
 	// AsideInfix names a state folder moved aside: <path>.gridha-local-<time>.
 	AsideInfix = ".gridha-local-"
@@ -213,42 +212,12 @@ func (s StateDir) linkTarget(facts *installer.Facts, f *StateDirFacts) {
 	}
 }
 
-// shareCheckBody prints what a share folder $S and the temporary folder $T
-// next to it hold (share=, entries=, marker lines, tmp=, tmpmarker=).
-var shareCheckBody = fmt.Sprintf(`if [ -d "$S" ]; then echo share=dir; n=0
-  for e in "$S"/* "$S"/.[!.]* "$S"/..?*; do if [ -e "$e" ] || [ -L "$e" ]; then n=$((n+1)); fi; done
-  echo "entries=$n"
-  if [ -f "$S/%s" ]; then echo marker=; while IFS= read -r l || [ -n "$l" ]; do echo "markerline=$l"; done < "$S/%s"; fi
-elif [ -e "$S" ]; then echo share=other; fi
-if [ -d "$T" ]; then echo tmp=dir; if [ -f "$T/%s" ]; then echo tmpmarker=1; fi; fi
-`, StateMarker, StateMarker, StateMarker)
-
-// shareCheckScript is shareCheckBody for one share: sh -c SCRIPT sh S T.
-var shareCheckScript = "S=$1 T=$2\n" + shareCheckBody + "exit 0"
-
-// sharesCheckScript is shareCheckBody for every share S (with T next to
-// it) of its arguments, each answer between "@@share I" and "@@shared I" (I from 0); then
-// "@@views" and the listing through the mount of every share that holds a
-// state marker (or is behind a symlink, below), one find for all
-// (multiListCmd), NUL-separated. The
-// listing is what checkNodeView compares with the share on the state
-// server; read here it costs no session of its own on the node (a verify's
-// second session there: a login shell, the session prelude, a watcher, a
-// find per share). The text answers come first and hold no NUL: the first
-// "\n@@views" ends them.
-//
-// The arguments are triples L S T (L: the node's local state folder, ""
-// when unknown). A share whose local folder is already a symlink gets no
-// share=/entries=/marker/tmp answer but "linked=1": Decide settles a link
-// before it looks at any of those, and each of them is a walk through the
-// mount, that is SFTP requests the state server serves (about forty per node
-// and verify, four times the listing's own); its listing is made whatever
-// its marker says (checkNodeView compares it with the server's).
-var sharesCheckScript = "i=0 np=$(($#/3))\nwhile [ $i -lt $np ]; do eval \"L=\\${$((3*i+1))} S=\\${$((3*i+2))} T=\\${$((3*i+3))}\"\necho \"@@share $i\"\n" +
-	"if [ -n \"$L\" ] && [ -L \"$L\" ]; then echo linked=1; else\n" + shareCheckBody + "fi\n" +
-	"echo \"@@shared $i\"\ni=$((i+1))\ndone\n" +
-	"i=0\nwhile [ $i -lt $np ]; do L=$1 S=$2; shift 3; if { [ -n \"$L\" ] && [ -L \"$L\" ]; } || [ -f \"$S/" + StateMarker + "\" ]; then set -- \"$@\" \"$S/\"; fi; i=$((i+1)); done\n" +
-	"if [ $# -gt 0 ]; then printf '@@views\\000'; " + multiListCmd(`"$@"`) + "; fi\nexit 0"
+// shareCheckScript is installer.ShareCheckBody for one share: sh -c
+// SCRIPT sh S T. The node's probe of all its shares (sharesProbe) is
+// installer.SharesProbe: its listing is what checkNodeView compares with
+// the share on the state server; read there it costs no session of its
+// own on the node.
+var shareCheckScript = "S=$1 T=$2\n" + installer.ShareCheckBody + "exit 0"
 
 // shareIndex is where Share is in Shares (-1: not there).
 func (s StateDir) shareIndex() int {
@@ -267,25 +236,15 @@ func (s StateDir) sharesProbe() (installer.Probe, bool) {
 	if len(s.Shares) < 2 || s.shareIndex() < 0 {
 		return installer.Probe{}, false
 	}
-	q := installer.ShellQuote
-	var args strings.Builder
+	var shares []installer.Share
 	for i, sh := range s.Shares {
-		t := path.Join(path.Dir(sh), "."+path.Base(sh)+".gridha-tmp-"+s.Node)
 		local := ""
 		if len(s.Locals) == len(s.Shares) {
 			local = s.Locals[i]
 		}
-		args.WriteString(" " + q(local) + " " + q(sh) + " " + q(t))
+		shares = append(shares, installer.Share{Local: local, Path: sh, Tmp: path.Join(path.Dir(sh), "."+path.Base(sh)+".gridha-tmp-"+s.Node)})
 	}
-	script := fmt.Sprintf(`MP=%s; m=
-while read -r _d _mp _r; do if [ "$_mp" = "$MP" ]; then m=1; fi; done < /proc/mounts
-if [ -n "$m" ]; then
-  # A hung network file system must not hang the whole fact batch.
-  timeout 60 sh -c %s sh%s || echo unanswered=1
-fi
-exit 0`, q(s.Mount), q(sharesCheckScript), args.String())
-	sum := sha256.Sum256([]byte(script))
-	return installer.Probe{Key: "statedir-shares:" + hex.EncodeToString(sum[:8]), Script: script}, true
+	return installer.SharesProbe(s.Mount, shares), true
 }
 
 // shareFacts returns this step's part of the shares probe's output, as the

@@ -75,14 +75,12 @@ func readViewBatch(ctx context.Context, c installer.Conn, dirs []string) map[str
 
 // multiListFormat is manifestMetaScript's record with the starting point
 // (%H) first and the path relative to it (%P, "" for the folder itself).
-const multiListFormat = `'%H\0%y\0%m\0%T@\0%s\0%i\0%n\0%U\0%G\0%u\0%g\0%l\0%P\0'`
+const multiListFormat = installer.ShareListFormat
 
 // multiListCmd lists the folders named by args (shell words, each ending
 // in "/": the folder behind a symlink) with one find, then "@@END <exit
 // code>".
-func multiListCmd(args string) string {
-	return "find " + args + " -printf " + multiListFormat + " 2>/dev/null </dev/null; printf '@@END %d\\000' $?"
-}
+func multiListCmd(args string) string { return installer.ShareListCmd(args) }
 
 func multiListScript(dirs []string) string {
 	var args strings.Builder
