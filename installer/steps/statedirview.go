@@ -73,13 +73,10 @@ func readViewBatch(ctx context.Context, c installer.Conn, dirs []string) map[str
 	return parseViewBatch(res.Stdout, mk, dirs)
 }
 
-// multiListFormat is manifestMetaScript's record with the starting point
-// (%H) first and the path relative to it (%P, "" for the folder itself).
-const multiListFormat = installer.ShareListFormat
-
 // multiListCmd lists the folders named by args (shell words, each ending
 // in "/": the folder behind a symlink) with one find, then "@@END <exit
-// code>".
+// code>": installer.ShareListFormat, manifestMetaScript's record with the
+// starting point first and the path relative to it.
 func multiListCmd(args string) string { return installer.ShareListCmd(args) }
 
 func multiListScript(dirs []string) string {

@@ -20,7 +20,7 @@ func TestNew(t *testing.T) {
 			t.Fatal("match")
 		}
 	}
-	if re() != re() {
+	if first, again := re(), re(); first != again {
 		t.Error("compiled twice")
 	}
 	bad := New(`(`)
