@@ -152,8 +152,21 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 		support = map[string]string{srv.Name: fmt.Sprintf("outside --limit: only its SSH host key is read (pinned in the known_hosts of %s) and its connection kept for their state and L&B copies; its own state-server steps are not %s",
 			strings.Join(names, ", "), map[bool]string{true: "verified", false: "converged"}[opts.ReadOnly])}
 	}
+	// Every share folder the named nodes link to, as the state server sees
+	// it: a verify reads them there in one find, in the server's own fact
+	// batch (hostKeyStep), not in a session per node or of their own.
+	var serverPaths []string
+	seen := map[string]bool{}
+	for _, n := range nodes {
+		for _, d := range rb.StateDirs {
+			if p := path.Join(cfg.Export, inventory.ShareDir(rb.PrimaryGroup(n.Name), d)); !seen[p] {
+				seen[p] = true
+				serverPaths = append(serverPaths, p)
+			}
+		}
+	}
 	if rb.SharedFS != "glusterfs" {
-		srvSteps = append(srvSteps, &hostKeyStep{Server: srv.Name, Path: sshHostKeyPath})
+		srvSteps = append(srvSteps, &hostKeyStep{Server: srv.Name, Path: sshHostKeyPath, Views: serverPaths})
 		poolPhases = []installer.Phase{{Name: PhaseRBStateServer, Steps: map[string][]installer.Step{srv.Name: srvSteps}}}
 	}
 
@@ -188,18 +201,6 @@ func (r RBNode) Plan(inv *inventory.Inventory, opts Options) (*installer.Plan, e
 		byGroup[g] = append(byGroup[g], n)
 	}
 	plan := &installer.Plan{Phases: append(poolPhases, installer.Phase{Name: PhaseRBPrepare, Steps: prepare}), Support: support}
-	// Every share folder the named nodes link to, as the state server sees
-	// it: a verify reads them there in one session, not one per node.
-	var serverPaths []string
-	seen := map[string]bool{}
-	for _, n := range nodes {
-		for _, d := range rb.StateDirs {
-			if p := path.Join(cfg.Export, inventory.ShareDir(rb.PrimaryGroup(n.Name), d)); !seen[p] {
-				seen[p] = true
-				serverPaths = append(serverPaths, p)
-			}
-		}
-	}
 	for k, pos := range RankOrder(rb, byGroup) {
 		st := map[string][]installer.Step{}
 		for _, n := range pos {
@@ -571,14 +572,20 @@ func (r RBNode) stateSteps(inv *inventory.Inventory, n, srv *inventory.Host, rem
 var sshHostKey = installer.NewValue[string]("ssh-host-key")
 
 // hostKeyStep reads the state server's SSH host key for the nodes' snfs
-// known_hosts (pinned: StrictHostKeyChecking=yes).
+// known_hosts (pinned: StrictHostKeyChecking=yes). Its probes also list the
+// share folders Views on the server for the nodes' StateDir steps of later
+// phases (steps.PrimeServerViews): in the batch the server runs anyway.
 type hostKeyStep struct {
 	Server string
 	Path   string
+	Views  []string
 }
 
 func (h *hostKeyStep) ID() string { return "ssh host key " + h.Path + " (pinned on the rb nodes)" }
 func (h *hostKeyStep) Probes() []installer.Probe {
+	if len(h.Views) > 0 {
+		return []installer.Probe{installer.FileProbe(h.Path), steps.ServerViewsProbe(h.Views)}
+	}
 	return []installer.Probe{installer.FileProbe(h.Path)}
 }
 func (h *hostKeyStep) Produces() []installer.ValueRef {
@@ -594,6 +601,9 @@ func (h *hostKeyStep) CheckApply(ctx context.Context, env *installer.Env, apply 
 		return installer.Failed(fmt.Errorf("%s: no SSH host key at %s (the rb nodes pin it)", env.Host, h.Path))
 	}
 	sshHostKey.Set(env, f[0]+" "+f[1])
+	// Not listed (a share folder missing yet, say): each node's step reads
+	// them itself, as it would without this.
+	steps.PrimeServerViews(env, h.Views)
 	return installer.OK(f[0] + " ..." + f[1][max(0, len(f[1])-12):])
 }
 

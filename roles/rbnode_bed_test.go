@@ -447,8 +447,21 @@ func TestRBNodeOnBed(t *testing.T) {
 	if c := changedSteps(bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)); len(c) > 0 {
 		t.Fatalf("second run changed:\n%s", strings.Join(c, "\n"))
 	}
-	if c := changedSteps(bedRun(t, ctx, inv, role, Options{ReadOnly: true}, installer.ModeAudit)); len(c) > 0 {
+	verified := bedRun(t, ctx, inv, role, Options{ReadOnly: true}, installer.ModeAudit)
+	if c := changedSteps(verified); len(c) > 0 {
 		t.Fatalf("verify after install:\n%s", strings.Join(c, "\n"))
+	}
+	// The nodes' views were compared with the server's folders, listed in
+	// the server's own fact batch: the verify cost the state server one
+	// session, whatever the number of nodes.
+	views := 0
+	for _, r := range verified.Results {
+		if strings.Contains(r.Message, "the view through the mount equals the share on state1") {
+			views++
+		}
+	}
+	if views == 0 || verified.Hosts["state1"].Stats.Sessions != 1 {
+		t.Errorf("verify: %d state dirs compared with the server, state1 used %+v, want some and 1 session", views, verified.Hosts["state1"].Stats)
 	}
 
 	// A second EDG_WL_BKSERVERD_ADDOPTS appended to /etc/sysconfig/edg wins

@@ -145,7 +145,7 @@ func (s *sshdConfine) ID() string { return "sshd confinement of " + s.User }
 
 func (s *sshdConfine) effectiveScript() string {
 	var b strings.Builder
-	b.WriteString("command -v sshd >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin\n")
+	b.WriteString("command -v sshd >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin\nsame=0\n")
 	addrs := s.Addrs
 	if len(addrs) == 0 {
 		addrs = []string{"192.0.2.1"}
@@ -155,12 +155,14 @@ func (s *sshdConfine) effectiveScript() string {
 	// addresses: the first run is made with -ddd, which logs every Match
 	// line sshd evaluated (its own parse, Includes followed); if none of
 	// them names an Address or Host criterion, the same settings hold for
-	// every node address and that output stands for the others. Any doubt
-	// (no Match line seen, a log line in another format) runs sshd per
-	// address as before. One grep for all of them, and getent only for a
-	// node named by DNS name (every address it has on this server): an
-	// IPv4 address in canonical form is its own only address.
-	b.WriteString("{\nsame=0\n")
+	// every node address: the others get "@@same" (effectiveDiffs gives
+	// them the first one's settings). Any doubt (no Match line seen, a log
+	// line in another format) runs sshd per address as before. The shell
+	// reads sshd's log itself (was awk, and a grep of everything: processes
+	// the state server paid for on every verify); effectiveDiffs picks the
+	// settings out of what sshd printed. getent only for a node named by
+	// DNS name (every address it has on this server): an IPv4 address in
+	// canonical form is its own only address.
 	for i, n := range addrs {
 		ipv4 := false
 		if ip := net.ParseIP(n); ip != nil && ip.To4() != nil && ip.String() == n {
@@ -169,19 +171,32 @@ func (s *sshdConfine) effectiveScript() string {
 		switch {
 		case i == 0 && ipv4:
 			fmt.Fprintf(&b, "t=$(sshd -ddd -T -C 'user=%s,host=%s,addr=%s' 2>&1)\n", s.User, n, n)
-			// One awk reads sshd's log of the Match lines (was grep,
-			// sed, tr and grep: processes the state server pays for on
-			// every verify).
-			b.WriteString(`same=$(printf '%s\n' "$t" | awk -v q="'" '{ i = index($0, "checking match for " q); if (!i) next; seen = 1; s = substr($0, i + 20); sub(q " user .*", "", s); n = split(s, w, /[ \t=,]+/); for (k = 1; k <= n; k++) { x = tolower(w[k]); if (x == "address" || x == "host") bad = 1 } } END { print (seen && !bad) ? 1 : 0 }')` + "\n")
+			// sshd logs "checking match for '<criteria>' user ...": the
+			// criteria's words, split at blanks, '=' and ',', name no
+			// Address or Host (any case).
+			b.WriteString(`seen=0 bad=0 q="'" nl='
+'
+set -f; IFS=$nl
+for l in $t; do
+  case $l in *"checking match for $q"*)
+    seen=1; c=${l#*"checking match for $q"}; c=${c%%"$q user "*}
+    IFS=' 	=,'
+    for w in $c; do case $w in [Aa][Dd][Dd][Rr][Ee][Ss][Ss]|[Hh][Oo][Ss][Tt]) bad=1;; esac; done
+    IFS=$nl;;
+  esac
+done
+unset IFS; set +f
+if [ $seen = 1 ] && [ $bad = 0 ]; then same=1; fi
+`)
 			fmt.Fprintf(&b, "echo '@@addr %s'; printf '%%s\\n' \"$t\"\n", n)
 		case ipv4:
-			fmt.Fprintf(&b, "echo '@@addr %s'; if [ $same = 1 ]; then printf '%%s\\n' \"$t\"; else sshd -T -C 'user=%s,host=%s,addr=%s' 2>&1; fi\n", n, s.User, n, n)
+			fmt.Fprintf(&b, "echo '@@addr %s'; if [ $same = 1 ]; then echo @@same; else sshd -T -C 'user=%s,host=%s,addr=%s' 2>&1; fi\n", n, s.User, n, n)
 		default:
 			fmt.Fprintf(&b, "for a in $(getent ahosts %s | awk '{ print $1 }' | sort -u); do echo \"@@addr $a\"; sshd -T -C \"user=%s,host=%s,addr=$a\" 2>&1; done\n",
 				installer.ShellQuote(n), s.User, n)
 		}
 	}
-	fmt.Fprintf(&b, "} | grep -iE '^(@@addr|%s) '\n", strings.Join(slices.Sorted(maps.Keys(confinement(s.User, s.Export, s.Driver))), "|"))
+	b.WriteString("exit 0\n")
 	return b.String()
 }
 
@@ -195,7 +210,11 @@ func (s *sshdConfine) effectiveDiffs(out string) []string {
 	var diffs []string
 	addr := ""
 	got := map[string]string{}
+	var first map[string]string // the first address's settings, for "@@same"
 	flush := func() {
+		if first == nil && addr != "" {
+			first = got
+		}
 		if addr == "" {
 			return
 		}
@@ -209,6 +228,10 @@ func (s *sshdConfine) effectiveDiffs(out string) []string {
 		if a, ok := strings.CutPrefix(l, "@@addr "); ok {
 			flush()
 			addr, got = a, map[string]string{}
+			continue
+		}
+		if l == "@@same" && first != nil {
+			got = maps.Clone(first)
 			continue
 		}
 		k, v, ok := strings.Cut(strings.TrimSpace(l), " ")
@@ -318,11 +341,11 @@ func snfsAccount(user, export, home, driver string) installer.Step {
 		return &steps.User{Name: user, Home: home, Shell: "/bin/sh", System: true}
 	}
 	return &steps.Exec{
-		Name:  user + " is uid 0, home " + export + ", shell " + nologinShell,
-		Probe: "getent passwd " + q(user) + "; echo; getent shadow " + q(user) + " | cut -d: -f2",
+		Name:     user + " is uid 0, home " + export + ", shell " + nologinShell,
+		ProbeKey: accountProbeKey(user),
+		Probe:    accountProbe(user),
 		Check: func(r installer.ProbeResult) (bool, string) {
-			pw, shadow, _ := strings.Cut(string(r.Stdout), "\n\n")
-			f := strings.Split(strings.TrimSpace(pw), ":")
+			f, shadow := parseAccountProbe(r.Stdout)
 			if len(f) < 7 {
 				return false, "no account " + user
 			}
@@ -336,7 +359,7 @@ func snfsAccount(user, export, home, driver string) installer.Step {
 			if f[6] != nologinShell {
 				d = append(d, "shell "+f[6]+", want "+nologinShell)
 			}
-			if strings.HasPrefix(strings.TrimSpace(shadow), "!") {
+			if shadow == "locked" {
 				d = append(d, "locked (sshd refuses its keys)")
 			}
 			return len(d) == 0, strings.Join(d, "; ")
@@ -388,27 +411,115 @@ func currentBlock(content string) string {
 // parent that holds anything else than the export: that would cut local
 // users off from folders gridha did not create.
 func exportParentSealed(export string) installer.Step {
-	parent := path.Dir(export)
+	return &sealedParent{Parent: path.Dir(export), Export: path.Base(export)}
+}
+
+// sealedParent is exportParentSealed's step. Its facts cost no process of
+// their own: the parent's mode and owner come with the fact batch's one
+// stat of every path, its entries from the shell's own globs (was stat, ls
+// and grep on every verify).
+type sealedParent struct {
+	Parent string // the export's parent folder
+	Export string // the export's name in it
+}
+
+func (s *sealedParent) ID() string {
+	return "exec export's parent " + s.Parent + " root-only (0700)"
+}
+
+func (s *sealedParent) entriesKey() string { return "sealed-parent-entries:" + s.Parent }
+
+// entriesScript prints every entry of Parent but the export and a file
+// system's lost+found, one per line (what ls -A | grep -vxF printed): the
+// three globs cover every name but . and .. (a glob that matches nothing
+// stays as it is and is skipped).
+func (s *sealedParent) entriesScript() string {
 	q := installer.ShellQuote
-	return &steps.Exec{
-		Name: "export's parent " + parent + " root-only (0700)",
-		// Mode, owner, then every entry other than the export (and a
-		// file system's lost+found), one per line.
-		Probe: "stat -c '%a %U:%G' " + q(parent) + " && ls -A " + q(parent) + " | grep -vxF -e " + q(path.Base(export)) + " -e lost+found; exit 0",
-		Check: func(r installer.ProbeResult) (bool, string) {
-			lines := strings.Split(strings.TrimSpace(string(r.Stdout)), "\n")
-			if lines[0] == "" {
-				return false, parent + " missing"
-			}
-			found := "mode " + lines[0]
-			if len(lines) > 1 {
-				found += ", also holds " + strings.Join(lines[1:], ", ")
-			}
-			return lines[0] == "700 root:root" && len(lines) == 1, found
-		},
-		Apply: "set -e; p=" + q(parent) + "\n" +
-			"other=$(ls -A \"$p\" | grep -vxF -e " + q(path.Base(export)) + " -e lost+found || true)\n" +
-			"if [ -n \"$other\" ]; then echo \"$p holds more than the export (\"$other\"): gridha makes the export's parent root-only (0700) so that no local account reaches what the nodes write as root; give the export a folder of its own, e.g. $p/gridha/" + path.Base(export) + "\" >&2; exit 1; fi\n" +
-			"chown root:root \"$p\"; chmod 0700 \"$p\"",
+	return "p=" + q(s.Parent) + `
+for f in "$p"/* "$p"/.[!.]* "$p"/..?*; do
+  [ -e "$f" ] || [ -L "$f" ] || continue
+  case ${f##*/} in ` + q(s.Export) + `|lost+found) ;; *) printf '%s\n' "${f##*/}";; esac
+done
+exit 0`
+}
+
+func (s *sealedParent) Probes() []installer.Probe {
+	return []installer.Probe{installer.FileMetaProbe(s.Parent), {Key: s.entriesKey(), Script: s.entriesScript()}}
+}
+
+// check says whether Parent is sealed, and what was found.
+func (s *sealedParent) check(env *installer.Env) (bool, string, error) {
+	ff, err := env.Facts.FileMeta(s.Parent)
+	if err != nil {
+		return false, "", err
 	}
+	pr, ok := env.Facts.Get(s.entriesKey())
+	if !ok {
+		return false, "", fmt.Errorf("no fact gathered for the entries of %s", s.Parent)
+	}
+	ok, found := sealedCheck(s.Parent, ff, string(pr.Stdout))
+	return ok, found, nil
+}
+
+// sealedCheck: root-only (700 root:root, as stat -c '%a %U:%G' gives it)
+// and holding nothing but the export (entries: one name per line).
+func sealedCheck(parent string, ff installer.FileFact, entries string) (bool, string) {
+	if !ff.Exists {
+		return false, parent + " missing"
+	}
+	mode := strings.TrimLeft(installer.OctalMode(ff.Mode), "0")
+	if mode == "" {
+		mode = "0"
+	}
+	mode += " " + ff.Owner + ":" + ff.Group
+	found := "mode " + mode
+	var other []string
+	for _, l := range strings.Split(entries, "\n") {
+		if l != "" {
+			other = append(other, l)
+		}
+	}
+	if len(other) > 0 {
+		found += ", also holds " + strings.Join(other, ", ")
+	}
+	return mode == "700 root:root" && len(other) == 0, found
+}
+
+func (s *sealedParent) apply() string {
+	q := installer.ShellQuote
+	return "set -e; p=" + q(s.Parent) + "\n" +
+		"other=$(ls -A \"$p\" | grep -vxF -e " + q(s.Export) + " -e lost+found || true)\n" +
+		"if [ -n \"$other\" ]; then echo \"$p holds more than the export (\"$other\"): gridha makes the export's parent root-only (0700) so that no local account reaches what the nodes write as root; give the export a folder of its own, e.g. $p/gridha/" + s.Export + "\" >&2; exit 1; fi\n" +
+		"chown root:root \"$p\"; chmod 0700 \"$p\""
+}
+
+func (s *sealedParent) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
+	fail := func(err error) installer.Result {
+		return installer.Failed(fmt.Errorf("%s: %s: %w", env.Host, s.ID(), err))
+	}
+	name := "export's parent " + s.Parent + " root-only (0700)"
+	ok, found, err := s.check(env)
+	if err != nil {
+		return fail(err)
+	}
+	if ok {
+		return installer.OK("")
+	}
+	if !apply {
+		return installer.Drift(name+": "+found, "", found)
+	}
+	res, err := env.Conn.Run(ctx, s.apply(), nil)
+	if err != nil {
+		return fail(err)
+	}
+	if err := res.Err(name); err != nil {
+		return fail(err)
+	}
+	if err := env.Reprobe(ctx, s.Probes()...); err != nil {
+		return fail(err)
+	}
+	if ok, after, err := s.check(env); err != nil || !ok {
+		return fail(fmt.Errorf("%s: still not as wanted after applying: %s", name, after))
+	}
+	return installer.Changed(name + ": was " + found)
 }

@@ -4,11 +4,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gridha/gridha/installer"
-	"github.com/gridha/gridha/installer/steps"
 )
 
 func TestSetSSHDBlock(t *testing.T) {
@@ -61,6 +61,10 @@ func TestSSHDEffectiveDiffs(t *testing.T) {
 	bad := strings.Replace(good, "allowtcpforwarding no", "allowtcpforwarding yes", 1)
 	if d := s.effectiveDiffs(bad); len(d) != 1 || !strings.Contains(d[0], `from 10.0.0.1: allowtcpforwarding is "yes", want "no"`) {
 		t.Fatalf("forwarding allowed: %v", d)
+	}
+	// "@@same" before any address stands for nothing: every setting drifts.
+	if d := s.effectiveDiffs("@@same\n@@addr 10.0.0.1\n@@same\n"); len(d) != len(confinement("snfs", "/x", "sshfs")) {
+		t.Fatalf("@@same with no first address: %v", d)
 	}
 	// sshd -T failing (bad config) prints nothing useful: every setting drifts.
 	if d := s.effectiveDiffs("@@addr 10.0.0.1\n/etc/ssh/sshd_config line 3: Bad configuration option\n"); len(d) != len(confinement("snfs", "/x", "sshfs")) {
@@ -130,8 +134,14 @@ func TestSSHDEffectiveOneRun(t *testing.T) {
 		return string(out), strings.Count(string(c), "x")
 	}
 	out, n := run(SetSSHDBlock("Match User other\n\tX11Forwarding yes\n", block))
-	if d := s.effectiveDiffs(out); len(d) > 0 || n != 1 || strings.Count(out, "@@addr ") != 3 || strings.Count(out, "chrootdirectory /x\n") != 3 {
+	if d := s.effectiveDiffs(out); len(d) > 0 || n != 1 || strings.Count(out, "@@addr ") != 3 || strings.Count(out, "\n@@same\n") != 2 || strings.Count(out, "chrootdirectory /x\n") != 1 {
 		t.Errorf("no Match on addresses: %d sshd runs, diffs %v\n%s", n, d, out)
+	}
+	// The others stand for the first: what differs there differs from
+	// every address.
+	d0 := s.effectiveDiffs(strings.Replace(out, "chrootdirectory /x\n", "chrootdirectory none\n", 1))
+	if len(d0) != 3 || d0[2] != `from 10.0.0.3: chrootdirectory is "none", want "/x"` {
+		t.Errorf("first address drifting: diffs %v", d0)
 	}
 	out, n = run(SetSSHDBlock("Match Address 10.0.0.2\n\tX11Forwarding yes\n", block))
 	d := s.effectiveDiffs(out)
@@ -148,21 +158,92 @@ func TestSSHDEffectiveOneRun(t *testing.T) {
 // TestExportParentSealedCheck: the sealed parent passes only when root-only
 // and holding nothing but the export; what else it holds is named.
 func TestExportParentSealedCheck(t *testing.T) {
-	s := exportParentSealed("/export/rb-state").(*steps.Exec)
+	dir := func(mode uint32, owner string) installer.FileFact {
+		return installer.FileFact{Path: "/export", Exists: true, Kind: installer.KindDir, Mode: installer.UnixFileMode(mode), Owner: owner, Group: "root"}
+	}
 	for _, c := range []struct {
-		out  string
-		ok   bool
-		find string
+		ff      installer.FileFact
+		entries string
+		ok      bool
+		find    string
 	}{
-		{"700 root:root\n", true, "mode 700 root:root"},
-		{"755 root:root\n", false, "mode 755 root:root"},
-		{"700 root:root\nhome\nscratch\n", false, "also holds home, scratch"},
-		{"700 adm:root\n", false, "mode 700 adm:root"},
-		{"", false, "/export missing"},
+		{dir(0o700, "root"), "", true, "mode 700 root:root"},
+		{dir(0o755, "root"), "", false, "mode 755 root:root"},
+		{dir(0o1700, "root"), "", false, "mode 1700 root:root"},
+		{dir(0o700, "root"), "home\nscratch\n", false, "also holds home, scratch"},
+		{dir(0o700, "adm"), "", false, "mode 700 adm:root"},
+		{installer.FileFact{Path: "/export"}, "", false, "/export missing"},
 	} {
-		ok, found := s.Check(installer.ProbeResult{Stdout: []byte(c.out)})
+		ok, found := sealedCheck("/export", c.ff, c.entries)
 		if ok != c.ok || !strings.Contains(found, c.find) {
-			t.Errorf("%q: got %v %q, want %v containing %q", c.out, ok, found, c.ok, c.find)
+			t.Errorf("%+v %q: got %v %q, want %v containing %q", c.ff, c.entries, ok, found, c.ok, c.find)
+		}
+	}
+}
+
+// TestSealedParentEntries runs the entries probe on a folder of the test's
+// own: every entry but the export and lost+found, dotfiles included, one
+// per line, as ls -A | grep -vxF printed them.
+func TestSealedParentEntries(t *testing.T) {
+	dir := t.TempDir()
+	s := &sealedParent{Parent: dir, Export: "rb state"}
+	run := func() string {
+		out, err := exec.Command("sh", "-c", s.entriesScript()).Output()
+		if err != nil {
+			t.Fatalf("entries script: %v", err)
+		}
+		return string(out)
+	}
+	if out := run(); out != "" {
+		t.Fatalf("empty folder: %q", out)
+	}
+	for _, n := range []string{"rb state", "lost+found", "home", ".hidden", "..dots", "*"} {
+		if err := os.Mkdir(filepath.Join(dir, n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/nowhere", filepath.Join(dir, "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Fields(run())
+	slices.Sort(got)
+	if want := []string{"*", "..dots", ".hidden", "dangling", "home"}; !slices.Equal(got, want) {
+		t.Fatalf("entries %q, want %q", got, want)
+	}
+}
+
+// TestAccountProbe runs the shared account probe for root and for an
+// account that does not exist: the passwd fields and the password field's
+// lock state, never the field itself.
+func TestAccountProbe(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root (getent shadow)")
+		}
+		t.Skip("needs root (getent shadow)")
+	}
+	out, err := exec.Command("sh", "-c", accountProbe("root")).Output()
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	pw, shadow := parseAccountProbe(out)
+	if len(pw) != 7 || pw[0] != "root" || pw[2] != "0" || (shadow != "open" && shadow != "locked") {
+		t.Fatalf("root: %q %q (output %q)", pw, shadow, out)
+	}
+	if strings.Contains(string(out), "$") {
+		t.Fatalf("a password hash left the host: %q", out)
+	}
+	out, _ = exec.Command("sh", "-c", accountProbe("no-such-gridha-user")).Output()
+	if pw, shadow := parseAccountProbe(out); pw != nil || shadow != "" || len(out) != 0 {
+		t.Fatalf("missing account: %q %q (output %q)", pw, shadow, out)
+	}
+	for _, c := range []struct{ out, shadow string }{
+		{"pw=snfs:x:0:0::/srv:/usr/sbin/nologin\nshadow=locked\n", "locked"},
+		{"pw=snfs:x:0:0::/srv:/usr/sbin/nologin\nshadow=open\n", "open"},
+		{"pw=snfs:x:0:0::/srv:/usr/sbin/nologin\n", ""},
+	} {
+		if pw, shadow := parseAccountProbe([]byte(c.out)); len(pw) != 7 || shadow != c.shadow {
+			t.Errorf("%q: %q %q", c.out, pw, shadow)
 		}
 	}
 }

@@ -267,21 +267,50 @@ func (e *exportsEntry) CheckApply(ctx context.Context, env *installer.Env, apply
 	return installer.Changed(strings.TrimSpace("exported " + e.Path + " to " + e.Client + " " + string(res.Stdout)))
 }
 
+// accountProbeKey and accountProbe are the one probe of the nodes' account
+// that snfsAccount and keyLoginAllowed share (the fact batch runs it once
+// for both): its passwd entry ("pw=" line) and whether its password field
+// is locked ("shadow=locked" or "shadow=open"; no line: no shadow entry).
+// Only that of the field leaves the host, not the field itself, and no cut
+// or pipe runs: two getent in all, where each step's own probe ran three
+// getent and two cut on every verify.
+func accountProbeKey(user string) string { return "account:" + user }
+
+func accountProbe(user string) string {
+	q := installer.ShellQuote(user)
+	return `if e=$(getent passwd ` + q + `); then printf 'pw=%s\n' "$e"; fi
+if s=$(getent shadow ` + q + `); then case ${s#*:} in '!'*) echo shadow=locked;; *) echo shadow=open;; esac; fi`
+}
+
+// parseAccountProbe reads accountProbe's output: the passwd entry's fields
+// (nil: no account) and "locked", "open" or "" (no shadow entry).
+func parseAccountProbe(out []byte) (passwd []string, shadow string) {
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(l, "pw="); ok && passwd == nil {
+			passwd = strings.Split(v, ":")
+		} else if v, ok := strings.CutPrefix(l, "shadow="); ok && shadow == "" {
+			shadow = v
+		}
+	}
+	return passwd, shadow
+}
+
 // keyLoginAllowed unlocks a service account's password field ("!" from
 // useradd becomes "*": still no password, but sshd without PAM refuses key
 // logins to a locked account).
 func keyLoginAllowed(user string) installer.Step {
 	return &steps.Exec{
-		Name:  user + " accepts key logins",
-		Probe: "getent shadow " + installer.ShellQuote(user) + " | cut -d: -f2",
+		Name:     user + " accepts key logins",
+		ProbeKey: accountProbeKey(user),
+		Probe:    accountProbe(user),
 		Check: func(r installer.ProbeResult) (bool, string) {
-			pw := strings.TrimSpace(string(r.Stdout))
-			if pw == "" {
+			_, shadow := parseAccountProbe(r.Stdout)
+			if shadow == "" {
 				// Facts are gathered before the phase: a user created by
 				// the step before this one is not seen yet.
 				return false, "no such account yet"
 			}
-			if strings.HasPrefix(pw, "!") {
+			if shadow == "locked" {
 				return false, "account locked (password field starts with !): sshd refuses its keys"
 			}
 			return true, ""

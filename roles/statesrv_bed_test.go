@@ -199,6 +199,45 @@ func TestStateServerOnBed(t *testing.T) {
 		t.Fatalf("after removing the Match Address block:\n%s", strings.Join(c, "\n"))
 	}
 
+	// A locked account (sshd refuses its keys), an export parent opened to
+	// everybody and holding a folder of its own: drift of each step that
+	// checks it (their facts come from one shared probe, the batch's stat
+	// and the shell's globs); install unlocks and seals again once the
+	// parent holds only the export.
+	if _, err := srv.Sh(ctx, "usermod -L snfs && chmod 0755 /srv && mkdir /srv/.scratch"); err != nil {
+		t.Fatal(err)
+	}
+	drift := map[string]string{}
+	for _, r := range bedRun(t, ctx, inv, role, Options{ReadOnly: true}, installer.ModeAudit).Results {
+		if r.Status != installer.StatusOK {
+			drift[r.Step] = string(r.Status) + ": " + r.Message
+		}
+	}
+	for step, want := range map[string]string{
+		"exec snfs is uid 0, home /srv/rb-state, shell /usr/sbin/nologin": "locked (sshd refuses its keys)",
+		"exec snfs accepts key logins":                                    "account locked",
+		"exec export's parent /srv root-only (0700)":                      "mode 755 root:root, also holds .scratch",
+	} {
+		if !strings.Contains(drift[step], "drift: ") || !strings.Contains(drift[step], want) {
+			t.Errorf("%s: %q, want drift saying %q (all: %v)", step, drift[step], want, drift)
+		}
+	}
+	if len(drift) != 3 {
+		t.Errorf("drift beyond the three steps: %v", drift)
+	}
+	if _, err := srv.Sh(ctx, "rmdir /srv/.scratch"); err != nil {
+		t.Fatal(err)
+	}
+	// The account's step unlocks it too (usermod -p '*'); the key-login
+	// step then sees the fresh shared probe and has nothing left to do.
+	if c := changedSteps(bedRun(t, ctx, inv, role, Options{}, installer.ModeApply)); len(c) != 2 ||
+		!strings.HasPrefix(c[0], "state1 exec snfs is uid 0") || !strings.HasPrefix(c[1], "state1 exec export's parent /srv") {
+		t.Fatalf("install after locking and opening: changed %d steps, want the account's and the parent's:\n%s", len(c), strings.Join(c, "\n"))
+	}
+	if out, err := srv.Sh(ctx, "stat -c '%a %U:%G' /srv; getent shadow snfs | cut -d: -f2"); err != nil || out != "700 root:root\n*\n" {
+		t.Fatalf("after install: /srv and snfs's password field %q %v, want 700 root:root and *", out, err)
+	}
+
 	// A wider grant added by hand is drift, revoked on install.
 	if _, err := srv.MySQL(ctx, fmt.Sprintf("GRANT SELECT ON mysql.* TO 'lbserver'@'%s'", rb1.Addr)); err != nil {
 		t.Fatal(err)

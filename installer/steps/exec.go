@@ -28,12 +28,18 @@ type Exec struct {
 	// NoRecheck skips checking the probe again after Apply (for effects the
 	// probe cannot see at once).
 	NoRecheck bool
+	// ProbeKey names the fact when steps share one Probe (the same Key and
+	// Script): the batch runs it once for all of them. "" keys it by Name.
+	ProbeKey string
 }
 
 // ID implements installer.Step.
 func (e Exec) ID() string { return "exec " + e.Name }
 
 func (e Exec) probe() installer.Probe {
+	if e.ProbeKey != "" {
+		return installer.Probe{Key: e.ProbeKey, Script: e.Probe}
+	}
 	return installer.Probe{Key: "exec:" + e.Name, Script: e.Probe}
 }
 

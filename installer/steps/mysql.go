@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -33,10 +34,19 @@ type MySQLAdmin struct {
 
 // session returns a connection pool for a step: the run's shared one for
 // this host and server (one MySQL login per run, however many steps), or,
-// outside a run (installer.Shared), a fresh one. release is what the step defers.
-func (a MySQLAdmin) session(ctx context.Context, env *installer.Env) (db *sql.DB, release func(), err error) {
+// outside a run (installer.Shared), a fresh one. release is what the step
+// defers. The shared login is pinged by the first step that uses it, so a
+// server that is down fails with where and as whom; later audits (apply
+// false) go straight to their query: a ping is a round trip through the
+// SSH connection that costs the server's sshd and mysqld as much as the
+// query, once per rb node's account. A converging step pings every time
+// (a restart by MySQLListen leaves the pool's connection dead).
+func (a MySQLAdmin) session(ctx context.Context, env *installer.Env, apply bool) (db *sql.DB, release func(), err error) {
 	key := fmt.Sprintf("mysql\x00%s\x00%s\x00%s\x00%s", env.Host, a.Socket, a.Addr, a.User)
-	db, shared, err := installer.Shared(env, key, func() (*sql.DB, error) { return a.pool(env.Conn) })
+	sess, shared, err := installer.Shared(env, key, func() (*mysqlSession, error) {
+		db, err := a.pool(env.Conn)
+		return &mysqlSession{DB: db}, err
+	})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -47,12 +57,21 @@ func (a MySQLAdmin) session(ctx context.Context, env *installer.Env) (db *sql.DB
 		}
 		return db, func() { db.Close() }, nil
 	}
-	// Opening the pool does no I/O; the first use logs in. Ping here so a
-	// server that is down fails with where and as whom.
-	if err := db.PingContext(ctx); err != nil {
-		return nil, nil, a.describe(err)
+	// Opening the pool does no I/O; the first use logs in.
+	if apply || !sess.pinged.Load() {
+		if err := sess.PingContext(ctx); err != nil {
+			return nil, nil, a.describe(err)
+		}
+		sess.pinged.Store(true)
 	}
-	return db, func() {}, nil
+	return sess.DB, func() {}, nil
+}
+
+// mysqlSession is a run's shared MySQL login (closed by the runner at the
+// end of the run: Close comes with the DB).
+type mysqlSession struct {
+	*sql.DB
+	pinged atomic.Bool // a ping went through
 }
 
 // Open connects through conn. The caller closes the DB.
@@ -154,7 +173,7 @@ func (s *MySQLDatabase) CheckApply(ctx context.Context, env *installer.Env, appl
 	if !mysqlIdentRE().MatchString(s.Name) {
 		return installer.Failed(fmt.Errorf("refusing database name %q", s.Name))
 	}
-	db, release, err := s.Admin.session(ctx, env)
+	db, release, err := s.Admin.session(ctx, env, apply)
 	if err != nil {
 		return installer.Failed(err)
 	}
@@ -213,7 +232,7 @@ func (s *MySQLUser) CheckApply(ctx context.Context, env *installer.Env, apply bo
 	}
 	hash := MySQLNativeHash(s.Password)
 	env.Secrets.Add(s.Password, hash)
-	db, release, err := s.Admin.session(ctx, env)
+	db, release, err := s.Admin.session(ctx, env, apply)
 	if err != nil {
 		return installer.Failed(err)
 	}
@@ -453,7 +472,7 @@ func (s *MySQLUserHosts) Probes() []installer.Probe { return nil }
 
 // CheckApply drops accounts of User from hosts not in Hosts.
 func (s *MySQLUserHosts) CheckApply(ctx context.Context, env *installer.Env, apply bool) installer.Result {
-	db, release, err := s.Admin.session(ctx, env)
+	db, release, err := s.Admin.session(ctx, env, apply)
 	if err != nil {
 		return installer.Failed(err)
 	}
@@ -530,7 +549,7 @@ func (s *MySQLListen) CheckApply(ctx context.Context, env *installer.Env, apply 
 		// shared login: one MySQL login per run, not one more here.
 		var db *sql.DB
 		var release func()
-		db, release, err = s.Admin.session(ctx, env)
+		db, release, err = s.Admin.session(ctx, env, apply)
 		if err != nil {
 			return installer.Failed(err)
 		}

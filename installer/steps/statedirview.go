@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"strconv"
@@ -38,14 +39,57 @@ func readViews(ctx context.Context, env *installer.Env, c installer.Conn, side, 
 	if len(dirs) == 0 {
 		return nil, false
 	}
-	key := "statedir-views\x00" + side + "\x00" + c.Host() + "\x00" + strings.Join(dirs, "\x00")
-	b, shared, err := installer.Shared(env, key, func() (*viewBatch, error) { return &viewBatch{}, nil })
+	b, shared, err := installer.Shared(env, viewsKey(side, c.Host(), dirs), func() (*viewBatch, error) { return &viewBatch{}, nil })
 	if err != nil || !shared {
 		return nil, false
 	}
 	b.once.Do(func() { b.m = readViewBatch(ctx, c, dirs) })
 	m, ok := b.m[dir]
 	return m, ok
+}
+
+// viewsKey names the run's batch of dirs read on host (side "server" or
+// "node").
+func viewsKey(side, host string, dirs []string) string {
+	return "statedir-views\x00" + side + "\x00" + host + "\x00" + strings.Join(dirs, "\x00")
+}
+
+// ServerViewsProbe lists dirs (StateDir.ServerPaths: every share folder the
+// run's nodes compare their view with) in the state server's own fact
+// batch, and PrimeServerViews hands that listing to the nodes' StateDir
+// steps of later phases: the one find runs in the session the server opens
+// anyway, instead of a session of its own when the first node asks (an SSH
+// channel, a login shell, sh and the session's prelude on the server, every
+// verify). Like any batch read it is a snapshot: a node whose view differs
+// from it reads both sides again (checkNodeView).
+func ServerViewsProbe(dirs []string) installer.Probe {
+	sum := sha256.Sum256([]byte(strings.Join(dirs, "\x00")))
+	return installer.Probe{Key: "statedir-server-views:" + hex.EncodeToString(sum[:8]), Script: multiListScript(dirs)}
+}
+
+// PrimeServerViews keeps what ServerViewsProbe(dirs) found on env's host
+// (the state server, in its own step) as the run's batch of those folders
+// on that host. false: nothing kept (no complete listing, no run; a node
+// then reads them itself).
+func PrimeServerViews(env *installer.Env, dirs []string) bool {
+	if len(dirs) == 0 || env.Facts == nil || env.Conn == nil {
+		return false
+	}
+	pr, ok := env.Facts.Get(ServerViewsProbe(dirs).Key)
+	if !ok || pr.ExitCode != 0 {
+		return false
+	}
+	got, ok := parseMultiList(pr.Stdout, dirs)
+	if !ok {
+		return false
+	}
+	b, shared, err := installer.Shared(env, viewsKey("server", env.Conn.Host(), dirs), func() (*viewBatch, error) { return &viewBatch{}, nil })
+	if err != nil || !shared {
+		return false
+	}
+	primed := false
+	b.once.Do(func() { b.m, primed = got, true })
+	return primed
 }
 
 // readViewBatch lists dirs on c in one session (manifestMetaScript for each,
