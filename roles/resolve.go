@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 
@@ -46,7 +47,9 @@ func (r *resolveNames) Produces() []installer.ValueRef {
 func (r *resolveNames) Probes() []installer.Probe {
 	var b strings.Builder
 	for _, n := range r.Names {
-		fmt.Fprintf(&b, "echo '@@ %s'; getent ahosts %s | awk '{ print $1 }' | sort -u\n", n, installer.ShellQuote(n))
+		// getent's lines as they are (the address is the first field;
+		// ParseResolved keeps each once): one process per name, not three.
+		fmt.Fprintf(&b, "echo '@@ %s'; getent ahosts %s\n", n, installer.ShellQuote(n))
 	}
 	b.WriteString("exit 0\n")
 	return []installer.Probe{{Key: r.probeKey(), Script: b.String()}}
@@ -63,12 +66,14 @@ func ParseResolved(out string) map[string][]string {
 			m[cur] = nil
 			continue
 		}
-		if cur != "" && isIP(l) {
-			m[cur] = append(m[cur], l)
+		// getent ahosts: "ADDRESS  STREAM name", "ADDRESS  DGRAM", ...
+		if f := strings.Fields(l); cur != "" && len(f) > 0 && isIP(f[0]) {
+			m[cur] = append(m[cur], f[0])
 		}
 	}
 	for n := range m {
 		sort.Strings(m[n])
+		m[n] = slices.Compact(m[n])
 	}
 	return m
 }

@@ -145,7 +145,6 @@ func (s *sshdConfine) ID() string { return "sshd confinement of " + s.User }
 
 func (s *sshdConfine) effectiveScript() string {
 	var b strings.Builder
-	b.WriteString("command -v sshd >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin\nsame=0\n")
 	addrs := s.Addrs
 	if len(addrs) == 0 {
 		addrs = []string{"192.0.2.1"}
@@ -155,46 +154,63 @@ func (s *sshdConfine) effectiveScript() string {
 	// addresses: the first run is made with -ddd, which logs every Match
 	// line sshd evaluated (its own parse, Includes followed); if none of
 	// them names an Address or Host criterion, the same settings hold for
-	// every node address: the others get "@@same" (effectiveDiffs gives
-	// them the first one's settings). Any doubt (no Match line seen, a log
-	// line in another format) runs sshd per address as before. The shell
-	// reads sshd's log itself (was awk, and a grep of everything: processes
-	// the state server paid for on every verify); effectiveDiffs picks the
-	// settings out of what sshd printed. getent only for a node named by
-	// DNS name (every address it has on this server): an IPv4 address in
-	// canonical form is its own only address.
-	for i, n := range addrs {
-		ipv4 := false
-		if ip := net.ParseIP(n); ip != nil && ip.To4() != nil && ip.String() == n {
-			ipv4 = true
-		}
-		switch {
-		case i == 0 && ipv4:
-			fmt.Fprintf(&b, "t=$(sshd -ddd -T -C 'user=%s,host=%s,addr=%s' 2>&1)\n", s.User, n, n)
-			// sshd logs "checking match for '<criteria>' user ...": the
-			// criteria's words, split at blanks, '=' and ',', name no
-			// Address or Host (any case).
-			b.WriteString(`seen=0 bad=0 q="'" nl='
+	// every node address, named nodes' too: the others get "@@same"
+	// (effectiveDiffs gives them the first one's settings). Any doubt (no
+	// Match line seen, a log line in another format) runs sshd per address
+	// as before. The shell reads sshd's log itself (was awk, and a grep of
+	// everything: processes the state server paid for on every verify);
+	// effectiveDiffs picks the settings out of what sshd printed. A node
+	// named by DNS name costs one getent (every address it has on this
+	// server; was getent, awk and sort, and an sshd per address); an IPv4
+	// address in canonical form is its own only address.
+	b.WriteString(`command -v sshd >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin
+same=0 first=1 q="'" nl='
 '
-set -f; IFS=$nl
-for l in $t; do
-  case $l in *"checking match for $q"*)
-    seen=1; c=${l#*"checking match for $q"}; c=${c%%"$q user "*}
-    IFS=' 	=,'
-    for w in $c; do case $w in [Aa][Dd][Dd][Rr][Ee][Ss][Ss]|[Hh][Oo][Ss][Tt]) bad=1;; esac; done
-    IFS=$nl;;
-  esac
-done
-unset IFS; set +f
-if [ $seen = 1 ] && [ $bad = 0 ]; then same=1; fi
+# a ADDR HOST USER: sshd's settings for a login of USER from ADDR (HOST).
+a() {
+  echo "@@addr $1"
+  if [ $first = 1 ]; then
+    first=0
+    t=$(sshd -ddd -T -C "user=$3,host=$2,addr=$1" 2>&1)
+    # sshd logs "checking match for '<criteria>' user ...": the criteria's
+    # words, split at blanks, '=' and ',', name no Address or Host.
+    seen=0 bad=0
+    set -f; IFS=$nl
+    for l in $t; do
+      case $l in *"checking match for $q"*)
+        seen=1; c=${l#*"checking match for $q"}; c=${c%%"$q user "*}
+        IFS=' 	=,'
+        for w in $c; do case $w in [Aa][Dd][Dd][Rr][Ee][Ss][Ss]|[Hh][Oo][Ss][Tt]) bad=1;; esac; done
+        IFS=$nl;;
+      esac
+    done
+    unset IFS; set +f
+    if [ $seen = 1 ] && [ $bad = 0 ]; then same=1; fi
+    printf '%s\n' "$t"
+  elif [ $same = 1 ]; then
+    echo @@same
+  else
+    sshd -T -C "user=$3,host=$2,addr=$1" 2>&1
+  fi
+}
 `)
-			fmt.Fprintf(&b, "echo '@@addr %s'; printf '%%s\\n' \"$t\"\n", n)
-		case ipv4:
-			fmt.Fprintf(&b, "echo '@@addr %s'; if [ $same = 1 ]; then echo @@same; else sshd -T -C 'user=%s,host=%s,addr=%s' 2>&1; fi\n", n, s.User, n, n)
-		default:
-			fmt.Fprintf(&b, "for a in $(getent ahosts %s | awk '{ print $1 }' | sort -u); do echo \"@@addr $a\"; sshd -T -C \"user=%s,host=%s,addr=$a\" 2>&1; done\n",
-				installer.ShellQuote(n), s.User, n)
+	q := installer.ShellQuote
+	for _, n := range addrs {
+		if ip := net.ParseIP(n); ip != nil && ip.To4() != nil && ip.String() == n {
+			fmt.Fprintf(&b, "a %s %s %s\n", n, n, q(s.User))
+			continue
 		}
+		// Every address once, in getent's order (its first field).
+		fmt.Fprintf(&b, `if r=$(getent ahosts %s); then
+  got=; set -f; IFS=$nl
+  for l in $r; do
+    x=${l%%%%[ 	]*}
+    case " $got " in *" $x "*) continue;; esac
+    got="$got $x"; a "$x" %s %s
+  done
+  unset IFS; set +f
+fi
+`, q(n), q(n), q(s.User))
 	}
 	b.WriteString("exit 0\n")
 	return b.String()

@@ -83,6 +83,11 @@ func TestParseResolved(t *testing.T) {
 	if strings.Join(got["rb2"], ",") != "10.0.0.3" {
 		t.Errorf("rb2: %v", got["rb2"])
 	}
+	// getent ahosts as it prints: the address first, each address once.
+	got = ParseResolved("@@ rb4\n10.0.0.4        STREAM rb4.example.org\n10.0.0.4        DGRAM  \n10.0.0.4        RAW    \n2001:db8::4     STREAM \n")
+	if strings.Join(got["rb4"], ",") != "10.0.0.4,2001:db8::4" {
+		t.Errorf("rb4: %v", got["rb4"])
+	}
 }
 
 func FuzzParseResolved(f *testing.F) {
@@ -143,6 +148,25 @@ func TestSSHDEffectiveOneRun(t *testing.T) {
 	if len(d0) != 3 || d0[2] != `from 10.0.0.3: chrootdirectory is "none", want "/x"` {
 		t.Errorf("first address drifting: diffs %v", d0)
 	}
+	// A node named by DNS name: each address getent gives once, the same
+	// one sshd run standing for them; with a Match on Address, sshd per
+	// address, the name's included.
+	named := &sshdConfine{User: "snfs", Export: "/x", Driver: "sshfs", Addrs: []string{"10.0.0.1", "localhost"}}
+	runNamed := func(conf string) (string, int) {
+		saved := s
+		s = named
+		defer func() { s = saved }()
+		return run(conf)
+	}
+	out, n = runNamed(SetSSHDBlock("Match User other\n\tX11Forwarding yes\n", block))
+	if d := named.effectiveDiffs(out); len(d) > 0 || n != 1 || !strings.Contains(out, "@@addr 127.0.0.1\n@@same\n") || strings.Count(out, "@@addr 127.0.0.1\n") != 1 {
+		t.Errorf("named node, no Match on addresses: %d sshd runs, diffs %v\n%s", n, d, out)
+	}
+	out, n = runNamed(SetSSHDBlock("Match Address 127.0.0.1\n\tX11Forwarding yes\n", block))
+	if d := named.effectiveDiffs(out); n != strings.Count(out, "@@addr ") || n < 2 || len(d) != 1 || d[0] != `from 127.0.0.1: x11forwarding is "yes", want "no"` {
+		t.Errorf("named node, Match Address 127.0.0.1: %d sshd runs, diffs %v\n%s", n, d, out)
+	}
+
 	out, n = run(SetSSHDBlock("Match Address 10.0.0.2\n\tX11Forwarding yes\n", block))
 	d := s.effectiveDiffs(out)
 	if n != 3 || len(d) != 1 || d[0] != `from 10.0.0.2: x11forwarding is "yes", want "no"` {
