@@ -657,6 +657,27 @@ func globQuote(s string) string {
 // stderr dropped, in dir when set) and returns its stdout and the exit
 // status sh would give: 127 not found, 126 not executable, 128+N killed by
 // signal N. A script without #! line runs with /bin/sh, as sh's exec does.
+// agentEnv is what the gatherer's script puts in the agent's environment
+// alone (see gatherScript): a short-lived, single-threaded Go process
+// needs no garbage collector. The programs the agent runs (init scripts'
+// status) get the session's environment, as the shell fallback runs them.
+var agentEnv = []string{"GOMAXPROCS", "GOGC", "GOMEMLIMIT"}
+
+// withoutAgentEnv is env without agentEnv's variables.
+func withoutAgentEnv(env []string) []string {
+	out := env[:0:0]
+next:
+	for _, kv := range env {
+		for _, k := range agentEnv {
+			if strings.HasPrefix(kv, k+"=") {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
 func runQuiet(ctx context.Context, dir string, prog string, args ...string) ([]byte, int) {
 	path := prog
 	if !strings.Contains(prog, "/") {
@@ -670,6 +691,7 @@ func runQuiet(ctx context.Context, dir string, prog string, args ...string) ([]b
 	run := func(name string, argv ...string) error {
 		c := exec.CommandContext(ctx, name, argv...)
 		c.Dir = dir
+		c.Env = withoutAgentEnv(os.Environ())
 		c.Stdout = &buf
 		return c.Run()
 	}
