@@ -17,8 +17,11 @@ STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: build test unit deps demo demo-bdii bench lint clean dist
 
+# Static, as make dist builds it: gridha copies itself to the nodes (hagd,
+# the fact agent), which need no particular libc, and start faster without
+# the dynamic loader.
 build:
-	go build -ldflags "$(LDFLAGS)" -o bin/gridha ./cmd/gridha
+	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o bin/gridha ./cmd/gridha
 
 deps:
 	bash scripts/install-deps.sh
