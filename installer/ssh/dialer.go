@@ -155,6 +155,9 @@ type target struct {
 	proxyJump        string
 	become           string
 	timeout          time.Duration
+	// kex, ciphers, macs: ssh_config's KexAlgorithms, Ciphers, MACs (nil:
+	// Go's defaults).
+	kex, ciphers, macs []string
 }
 
 type identity struct {
@@ -298,6 +301,15 @@ func (d *Dialer) resolve(name, address string, s inventory.SSH, isJump, mergeDef
 			t.globalKnownHosts = ""
 		} else if v != "" {
 			t.globalKnownHosts = d.localPath(expandTokens(strings.Fields(v)[0], tokens), false)
+		}
+	}
+	for _, a := range sshConfigAlgorithms {
+		if v := cfg.get(address, a.key); v != "" {
+			l, err := algorithmList(v, a.defaults(ssh.SupportedAlgorithms()), allAlgorithms(a.defaults))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s %s for %s: %w", cfg.path, a.key, v, address, err)
+			}
+			a.set(t, l)
 		}
 	}
 	if strings.EqualFold(cfg.get(address, "HashKnownHosts"), "yes") {
@@ -489,5 +501,6 @@ func (d *Dialer) clientConfig(t *target) (*ssh.ClientConfig, *hostKeyCheck, func
 		HostKeyAlgorithms: hk.algorithms,
 		Timeout:           t.timeout,
 		ClientVersion:     "SSH-2.0-gridha",
+		Config:            ssh.Config{KeyExchanges: t.kex, Ciphers: t.ciphers, MACs: t.macs},
 	}, hk, closeAuth, nil
 }
