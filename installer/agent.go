@@ -653,23 +653,20 @@ func globQuote(s string) string {
 	return b.String()
 }
 
-// runQuiet runs a program as the probe's shell would (stdin /dev/null,
-// stderr dropped, in dir when set) and returns its stdout and the exit
-// status sh would give: 127 not found, 126 not executable, 128+N killed by
-// signal N. A script without #! line runs with /bin/sh, as sh's exec does.
 // agentEnv is what the gatherer's script puts in the agent's environment
 // alone (see gatherScript): a short-lived, single-threaded Go process
-// needs no garbage collector. The programs the agent runs (init scripts'
-// status) get the session's environment, as the shell fallback runs them.
-var agentEnv = []string{"GOMAXPROCS", "GOGC", "GOMEMLIMIT"}
+// needs one P and no garbage collection below 64 MiB of heap. The programs
+// the agent runs (init scripts' status) get the session's environment, as
+// the shell fallback runs them (withoutAgentEnv).
+var agentEnv = []string{"GOMAXPROCS=1", "GOGC=off", "GOMEMLIMIT=64MiB"}
 
 // withoutAgentEnv is env without agentEnv's variables.
 func withoutAgentEnv(env []string) []string {
 	out := env[:0:0]
 next:
 	for _, kv := range env {
-		for _, k := range agentEnv {
-			if strings.HasPrefix(kv, k+"=") {
+		for _, a := range agentEnv {
+			if strings.HasPrefix(kv, a[:strings.IndexByte(a, '=')+1]) {
 				continue next
 			}
 		}
@@ -678,6 +675,10 @@ next:
 	return out
 }
 
+// runQuiet runs a program as the probe's shell would (stdin /dev/null,
+// stderr dropped, in dir when set) and returns its stdout and the exit
+// status sh would give: 127 not found, 126 not executable, 128+N killed by
+// signal N. A script without #! line runs with /bin/sh, as sh's exec does.
 func runQuiet(ctx context.Context, dir string, prog string, args ...string) ([]byte, int) {
 	path := prog
 	if !strings.Contains(prog, "/") {

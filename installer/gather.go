@@ -224,19 +224,17 @@ func gatherScript(prelude string, paths []string, meta map[string]bool, others [
 	if typed != "" && agents != "" && agentWorth(req) {
 		// The delimiter holds the nonce: no request line (all start
 		// with a letter and a blank) can end the here-document early.
-		// The agent is a short single-threaded job: one P (no idle
-		// threads to start and wake), no collection below 64 MiB of
-		// heap (a request's replies hold a few MiB at most), set for
-		// it alone.
+		// The agent is a short single-threaded job: agentEnv, set for
+		// it alone (a request's replies hold a few MiB at most).
 		eof := "GRIDHA_REQ_" + strings.TrimPrefix(m, probeMarker)
 		fmt.Fprintf(&b, `g=
 for g in %s; do if [ -x "$g" ]; then break; fi; g=; done
-if [ -n "$g" ] && GOMAXPROCS=1 GOGC=off GOMEMLIMIT=64MiB "$g" facts --protocol %d 2>/dev/null 9>&- <<'%s'
+if [ -n "$g" ] && %s "$g" facts --protocol %d 2>/dev/null 9>&- <<'%s'
 %s%s
 then :; else
 printf '\n%s R\n'
 %sfi
-`, agents, AgentProtocol, eof, renderAgentRequest(req), eof, m, typed)
+`, agents, strings.Join(agentEnv, " "), AgentProtocol, eof, renderAgentRequest(req), eof, m, typed)
 	} else {
 		b.WriteString(typed)
 	}
