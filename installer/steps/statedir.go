@@ -174,7 +174,8 @@ func (s StateDir) gathered(facts *installer.Facts) (StateDirFacts, error) {
 		return StateDirFacts{}, fmt.Errorf("no fact gathered for %s", s.Path)
 	}
 	out := string(pr.Stdout)
-	if sp, ok := s.sharesProbe(); ok {
+	sp, shared := s.sharesProbe()
+	if shared {
 		spr, ok := facts.Get(sp.Key)
 		if !ok {
 			return StateDirFacts{}, fmt.Errorf("no fact gathered for the shares of %s", s.Path)
@@ -182,7 +183,7 @@ func (s StateDir) gathered(facts *installer.Facts) (StateDirFacts, error) {
 		out += "\n" + s.shareFacts(string(spr.Stdout))
 	}
 	f := ParseStateDirFacts(out)
-	if _, ok := s.sharesProbe(); ok {
+	if shared {
 		mounts, err := facts.Mounts()
 		if err != nil {
 			return StateDirFacts{}, err
